@@ -1,0 +1,179 @@
+/*
+ * transport.h - the one transport interface of ORFA.
+ *
+ * A transport moves ORFA messages (frame header + body, then a data
+ * segment) between two peers.  Client and server use only the wrappers
+ * below and never know whether TCP (transport_tcp.c) or RDMA verbs
+ * (transport_rdma.c) is underneath.  The transport does not interpret the
+ * body; it reads the 24-byte frame header to know how much follows, and
+ * checks the lengths against the limits it was given before allocating.
+ *
+ * Two modes, chosen when the connection is made:
+ *  - blocking (client): orfa_conn_send blocks until the message is handed
+ *    to the kernel/NIC (or the send timeout expires); orfa_conn_recv
+ *    blocks until a whole message arrived.  Any number of threads may
+ *    send at once (the transport serialises them); one thread receives.
+ *  - non-blocking (server, ORFA_TP_NONBLOCK): orfa_conn_send never blocks:
+ *    what the socket does not take is queued inside the transport and
+ *    written by orfa_conn_flush when orfa_conn_fd() is writable;
+ *    orfa_conn_recv returns -EAGAIN until a whole message is there.  The
+ *    event loop polls orfa_conn_fd() for reading, and for writing while
+ *    orfa_conn_want_write() is true.  Send may still be called from any
+ *    thread; recv and flush belong to the loop thread.
+ *
+ * Errors are negative errno values: -EAGAIN (non-blocking, nothing yet),
+ * -ECONNRESET (peer closed or died; also returned for an orderly EOF),
+ * -ETIMEDOUT (send timeout), -EMSGSIZE / -EBADMSG / -EPROTO (the peer sent
+ * a frame that breaks the limits; the connection is then unusable and
+ * orfa_conn_last_error() says why), -ENOTCONN after shutdown.
+ */
+#ifndef ORFA_TRANSPORT_H
+#define ORFA_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "orfa_proto.h"
+
+struct orfa_conn;
+struct orfa_listener;
+
+/* Options for connect / listen. */
+#define ORFA_TP_NONBLOCK	(1u << 0)
+
+struct orfa_tp_opts {
+	unsigned flags;			/* ORFA_TP_* */
+	uint32_t max_body;		/* refuse larger bodies (<= ORFA_MAX_BODY) */
+	uint32_t max_data;		/* refuse larger data segments */
+	int connect_timeout_ms;		/* 0: default (10 s) */
+	int send_timeout_ms;		/* blocking mode; 0: no timeout */
+	size_t rdma_buf_size;		/* RDMA: pre-posted receive size (64 KiB) */
+	unsigned rdma_credits;		/* RDMA: receives pre-posted per side */
+};
+void orfa_tp_opts_default(struct orfa_tp_opts *o);
+
+/*
+ * A message to send: the header segment (24-byte frame header followed by
+ * the body, already encoded) and an optional data segment, either memory
+ * (iov) or a file range (fd, off, len: TCP uses sendfile).  hdr/body are
+ * copied if the transport must queue them; the data segment is not: the
+ * transport calls done(done_arg) once it no longer needs the data memory
+ * or fd (possibly before orfa_conn_send returns, possibly from the loop
+ * thread later; also on error and on close).  done may be NULL.
+ */
+struct orfa_txmsg {
+	const uint8_t *head;		/* frame header + body */
+	size_t head_len;
+	const struct iovec *iov;	/* data from memory, or NULL */
+	int iovcnt;
+	int fd;				/* data from a file when iov == NULL and fd >= 0 */
+	off_t fd_off;
+	size_t fd_len;
+	void (*done)(void *done_arg);
+	void *done_arg;
+};
+
+/*
+ * A received message.  body (hdr.body_len bytes) is lent by the transport;
+ * data (hdr.data_len bytes) is lent by the transport or is the caller's
+ * sink (see orfa_sink_fn).  Both stay valid until orfa_conn_recv_done(),
+ * which every successful orfa_conn_recv must be paired with.  body and
+ * data are writable (the codec NUL-checks names in place).
+ */
+struct orfa_rxmsg {
+	struct orfa_hdr hdr;		/* decoded frame header */
+	uint8_t *head;			/* raw frame header + body (head_len bytes) */
+	size_t head_len;
+	uint8_t *body;			/* = head + ORFA_HDR_SIZE */
+	void *data;			/* NULL when data_len == 0 */
+	int data_in_sink;		/* 1 when data was written into the sink */
+	void *tp_priv;			/* transport bookkeeping */
+};
+
+/*
+ * Sink resolver (client side): called by the receiving thread once a frame
+ * header with data_len > 0 has arrived, to ask where the data segment
+ * should land.  Return a buffer of at least hdr->data_len bytes to receive
+ * straight into it (no copy), or NULL to let the transport lend one.  The
+ * buffer must stay valid until orfa_conn_recv_done for that message.
+ */
+typedef void *(*orfa_sink_fn)(void *arg, const struct orfa_hdr *hdr);
+
+/* The table every transport fills in with designated initializers. */
+struct orfa_transport_ops {
+	const char *name;		/* "tcp", "rdma" */
+	int (*connect)(const char *host, const char *port,
+		       const struct orfa_tp_opts *o, struct orfa_conn **out);
+	int (*listen)(const char *host, const char *port,
+		      const struct orfa_tp_opts *o, struct orfa_listener **out);
+	int (*accept)(struct orfa_listener *l, struct orfa_conn **out);
+	int (*listener_fd)(struct orfa_listener *l);
+	void (*listener_close)(struct orfa_listener *l);
+
+	int (*send)(struct orfa_conn *c, const struct orfa_txmsg *m);
+	int (*recv)(struct orfa_conn *c, struct orfa_rxmsg *m);
+	void (*recv_done)(struct orfa_conn *c, struct orfa_rxmsg *m);
+	int (*flush)(struct orfa_conn *c);
+	int (*want_write)(struct orfa_conn *c);
+	size_t (*queued_bytes)(struct orfa_conn *c);
+	int (*fd)(struct orfa_conn *c);
+	void (*set_sink)(struct orfa_conn *c, orfa_sink_fn fn, void *arg);
+	void (*set_limits)(struct orfa_conn *c, uint32_t max_body, uint32_t max_data);
+	void (*shutdown)(struct orfa_conn *c);
+	void (*destroy)(struct orfa_conn *c);
+};
+
+/* The connection object every transport embeds as its first member. */
+struct orfa_conn {
+	const struct orfa_transport_ops *ops;
+	int refs;			/* atomic; see orfa_conn_get/put */
+	int last_err;			/* negative errno of the first failure */
+	char why[128];			/* human-readable reason for last_err */
+	char peer[64];			/* "addr:port" for logs */
+};
+
+/* Transports by name ("tcp", "rdma"); NULL when not built in. */
+const struct orfa_transport_ops *orfa_transport_find(const char *name);
+extern const struct orfa_transport_ops orfa_tcp_transport;
+
+/*
+ * Split "HOST:PORT", "[V6]:PORT", "HOST" (port = defport) and an optional
+ * "tcp://" or "rdma://" prefix.  Writes the transport name ("tcp" unless a
+ * prefix says otherwise), host and port.  Returns 0 or -EINVAL.
+ */
+int orfa_parse_address(const char *spec, const char *defport,
+		       char *tp, size_t tpsz, char *host, size_t hostsz,
+		       char *port, size_t portsz);
+
+/* Wrappers: see the contracts at the top of this file. */
+int orfa_conn_connect(const char *transport, const char *host,
+		      const char *port, const struct orfa_tp_opts *o,
+		      struct orfa_conn **out);
+int orfa_listener_open(const char *transport, const char *host,
+		       const char *port, const struct orfa_tp_opts *o,
+		       struct orfa_listener **out,
+		       const struct orfa_transport_ops **ops_out);
+int orfa_conn_send(struct orfa_conn *c, const struct orfa_txmsg *m);
+int orfa_conn_recv(struct orfa_conn *c, struct orfa_rxmsg *m);
+void orfa_conn_recv_done(struct orfa_conn *c, struct orfa_rxmsg *m);
+int orfa_conn_flush(struct orfa_conn *c);
+int orfa_conn_want_write(struct orfa_conn *c);
+size_t orfa_conn_queued_bytes(struct orfa_conn *c);
+int orfa_conn_fd(struct orfa_conn *c);
+void orfa_conn_set_sink(struct orfa_conn *c, orfa_sink_fn fn, void *arg);
+void orfa_conn_set_limits(struct orfa_conn *c, uint32_t max_body,
+			  uint32_t max_data);
+/* Wake a blocked receiver and fail further sends with -ENOTCONN. */
+void orfa_conn_shutdown(struct orfa_conn *c);
+/* References: the creator holds one; the last put destroys the connection
+ * and clears *cp. */
+void orfa_conn_get(struct orfa_conn *c);
+void orfa_conn_put(struct orfa_conn **cp);
+const char *orfa_conn_last_error(const struct orfa_conn *c);
+/* Record the first failure on c (keeps an earlier one); returns err. */
+int orfa_conn_fail(struct orfa_conn *c, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#endif /* ORFA_TRANSPORT_H */

@@ -1,0 +1,196 @@
+/*
+ * backend.h - the one storage backend interface of orfad.
+ *
+ * A backend is a node-based file system, shaped like FUSE's low-level API:
+ * nodes are named by 64-bit ids the backend hands out (lookup counts as in
+ * FUSE: every call that returns a struct orfa_entry adds one reference,
+ * forget takes them back), open files and directories by an opaque
+ * per-open pointer the backend allocates in open/create/opendir and frees
+ * in release/releasedir.  Two implementations: backend_native.c (a real
+ * directory, confined to its root with *at() calls on O_PATH descriptors)
+ * and backend_ramfs.c (an in-memory POSIX file system).
+ *
+ * Contract for every operation:
+ *  - returns 0 or a negative errno (never sets errno for the caller);
+ *  - cred is the caller's identity; the backend enforces permissions as the
+ *    file system would for that user (native: by switching the thread's
+ *    fsuid/fsgid/groups when orfad runs as root; ramfs: by its own checks),
+ *    and applies cred->umask to the mode of anything it creates;
+ *  - names are NUL-terminated, namelen = strlen(name); a name containing
+ *    '/' is refused with -EINVAL, one longer than NAME_MAX with
+ *    -ENAMETOOLONG; "." and ".." resolve within the export and never
+ *    above its root;
+ *  - an unknown or stale node id gives -ESTALE;
+ *  - operations may be called from several threads at once; the backend
+ *    does its own locking.
+ * Locks (GETLK/SETLK/FLOCK) are not backend operations: the server keeps
+ * them in server/locks.c so both backends share one implementation.
+ * Every slot is filled: orfa_backend_fill_defaults() puts an -ENOSYS
+ * stub into each NULL slot, so callers never test for NULL.
+ */
+#ifndef ORFA_BACKEND_H
+#define ORFA_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "orfa_proto.h"
+
+#define ORFA_ROOT_NODEID	1u	/* every backend's root node */
+#define ORFA_READ_MAX_IOV	64
+
+struct orfa_backend;
+
+/*
+ * Where read data is.  The caller passes a buffer of at least size bytes in
+ * buf.  The backend either fills buf and points iov[0] at it, or points
+ * iov[] at its own memory and sets release/hold so the caller can return it
+ * once sent, or (native backend) sets fd/off for sendfile, leaving iovcnt 0.
+ * len is the byte count (0 at or beyond end of file).
+ */
+struct orfa_read_out {
+	struct iovec iov[ORFA_READ_MAX_IOV];
+	int iovcnt;
+	int fd;				/* -1 unless data is a file range */
+	off_t off;
+	size_t len;
+	void (*release)(void *hold);	/* NULL if nothing to release */
+	void *hold;
+};
+
+/*
+ * Directory listing callback.  Called once per entry, in cookie order,
+ * starting after the given cookie; e is non-NULL for READDIRPLUS (and then
+ * carries one lookup reference).  Returns 0 to continue, 1 when the reply
+ * is full: the entry was not taken, and the callback itself has already
+ * given back e's reference, so the backend just stops.
+ */
+typedef int (*orfa_fill_fn)(void *ctx, const char *name, uint32_t namelen,
+			    uint32_t type, uint64_t ino, uint64_t next_cookie,
+			    const struct orfa_entry *e);
+
+struct orfa_backend_ops {
+	const char *name;
+	void (*destroy)(struct orfa_backend *be);
+
+	int (*lookup)(struct orfa_backend *be, const struct orfa_cred *cr,
+		      uint64_t parent, const char *name, uint32_t namelen,
+		      struct orfa_entry *out);
+	void (*forget)(struct orfa_backend *be, uint64_t nodeid,
+		       uint64_t nlookup);
+	int (*getattr)(struct orfa_backend *be, const struct orfa_cred *cr,
+		       uint64_t nodeid, void *fh, struct orfa_attr *out);
+	int (*setattr)(struct orfa_backend *be, const struct orfa_cred *cr,
+		       uint64_t nodeid, void *fh,
+		       const struct orfa_setattr_req *in, struct orfa_attr *out);
+	/* Writes the target, not NUL-terminated, and its length to *len. */
+	int (*readlink)(struct orfa_backend *be, const struct orfa_cred *cr,
+			uint64_t nodeid, char *buf, size_t bufsize,
+			size_t *len);
+	int (*mknod)(struct orfa_backend *be, const struct orfa_cred *cr,
+		     uint64_t parent, const char *name, uint32_t namelen,
+		     uint32_t mode, uint64_t rdev, struct orfa_entry *out);
+	int (*mkdir)(struct orfa_backend *be, const struct orfa_cred *cr,
+		     uint64_t parent, const char *name, uint32_t namelen,
+		     uint32_t mode, struct orfa_entry *out);
+	int (*unlink)(struct orfa_backend *be, const struct orfa_cred *cr,
+		      uint64_t parent, const char *name, uint32_t namelen);
+	int (*rmdir)(struct orfa_backend *be, const struct orfa_cred *cr,
+		     uint64_t parent, const char *name, uint32_t namelen);
+	int (*symlink)(struct orfa_backend *be, const struct orfa_cred *cr,
+		       uint64_t parent, const char *name, uint32_t namelen,
+		       const char *target, uint32_t targetlen,
+		       struct orfa_entry *out);
+	int (*rename)(struct orfa_backend *be, const struct orfa_cred *cr,
+		      uint64_t parent, const char *name, uint32_t namelen,
+		      uint64_t newparent, const char *newname,
+		      uint32_t newnamelen, uint32_t flags);
+	int (*link)(struct orfa_backend *be, const struct orfa_cred *cr,
+		    uint64_t nodeid, uint64_t newparent, const char *newname,
+		    uint32_t newnamelen, struct orfa_entry *out);
+
+	/* open/create: *fh receives the backend's per-open state (may be
+	 * NULL-valued but is always passed back to release). */
+	int (*open)(struct orfa_backend *be, const struct orfa_cred *cr,
+		    uint64_t nodeid, uint32_t flags, void **fh,
+		    struct orfa_attr *attr);
+	int (*create)(struct orfa_backend *be, const struct orfa_cred *cr,
+		      uint64_t parent, const char *name, uint32_t namelen,
+		      uint32_t mode, uint32_t flags, struct orfa_entry *out,
+		      void **fh);
+	int (*read)(struct orfa_backend *be, uint64_t nodeid, void *fh,
+		    uint64_t offset, uint32_t size, void *buf,
+		    struct orfa_read_out *out);
+	int (*write)(struct orfa_backend *be, const struct orfa_cred *cr,
+		     uint64_t nodeid, void *fh, uint64_t offset,
+		     const struct iovec *iov, int iovcnt, uint32_t flags,
+		     uint64_t *written, struct orfa_attr *attr);
+	int (*flush)(struct orfa_backend *be, uint64_t nodeid, void *fh);
+	void (*release)(struct orfa_backend *be, uint64_t nodeid, void *fh);
+	int (*fsync)(struct orfa_backend *be, uint64_t nodeid, void *fh,
+		     int datasync);
+
+	int (*opendir)(struct orfa_backend *be, const struct orfa_cred *cr,
+		       uint64_t nodeid, uint32_t flags, void **dh);
+	/* plus != 0: READDIRPLUS (fill gets an entry with a reference). */
+	int (*readdir)(struct orfa_backend *be, const struct orfa_cred *cr,
+		       uint64_t nodeid, void *dh, uint64_t cookie, int plus,
+		       orfa_fill_fn fill, void *ctx);
+	void (*releasedir)(struct orfa_backend *be, uint64_t nodeid, void *dh);
+	int (*fsyncdir)(struct orfa_backend *be, uint64_t nodeid, void *dh,
+			int datasync);
+
+	int (*statfs)(struct orfa_backend *be, uint64_t nodeid,
+		      struct orfa_statfs_out *out);
+	int (*setxattr)(struct orfa_backend *be, const struct orfa_cred *cr,
+			uint64_t nodeid, const char *name, const void *value,
+			size_t size, uint32_t flags);
+	/* size 0: only *len (the value's size) is returned; a buffer that is
+	 * too small gives -ERANGE. */
+	int (*getxattr)(struct orfa_backend *be, const struct orfa_cred *cr,
+			uint64_t nodeid, const char *name, void *buf,
+			size_t size, size_t *len);
+	int (*listxattr)(struct orfa_backend *be, const struct orfa_cred *cr,
+			 uint64_t nodeid, void *buf, size_t size, size_t *len);
+	int (*removexattr)(struct orfa_backend *be, const struct orfa_cred *cr,
+			   uint64_t nodeid, const char *name);
+	int (*access)(struct orfa_backend *be, const struct orfa_cred *cr,
+		      uint64_t nodeid, uint32_t mask);
+	int (*fallocate)(struct orfa_backend *be, const struct orfa_cred *cr,
+			 uint64_t nodeid, void *fh, uint32_t mode,
+			 uint64_t offset, uint64_t length,
+			 struct orfa_attr *attr);
+	int (*lseek)(struct orfa_backend *be, uint64_t nodeid, void *fh,
+		     uint64_t offset, uint32_t whence, uint64_t *result);
+	int (*copy_file_range)(struct orfa_backend *be,
+			       const struct orfa_cred *cr, uint64_t nodeid_in,
+			       void *fh_in, uint64_t off_in,
+			       uint64_t nodeid_out, void *fh_out,
+			       uint64_t off_out, uint64_t len, uint32_t flags,
+			       uint64_t *copied, struct orfa_attr *attr_out);
+};
+
+/* Every backend instance begins with this. */
+struct orfa_backend {
+	const struct orfa_backend_ops *ops;
+};
+
+/* Fill NULL slots of ops with -ENOSYS stubs (call once at start-up on a
+ * writable copy, or use a table that is already complete). */
+void orfa_backend_fill_defaults(struct orfa_backend_ops *ops);
+
+/* Constructors.  Return 0 and *out, or a negative errno; a message for
+ * the user is logged. */
+int backend_native_create(const char *root, struct orfa_backend **out);
+int backend_ramfs_create(uint64_t size_limit, struct orfa_backend **out);
+
+/* Destroy any backend (NULL is fine). */
+static inline void orfa_backend_destroy(struct orfa_backend *be)
+{
+	if (be)
+		be->ops->destroy(be);
+}
+
+#endif /* ORFA_BACKEND_H */
