@@ -73,6 +73,12 @@ struct orfa_txmsg {
 	size_t fd_len;
 	void (*done)(void *done_arg);
 	void *done_arg;
+	/* Client requests that expect a reply data segment (READ, READDIR,
+	 * ...): where that data should land.  RDMA advertises it to the peer
+	 * (address + rkey) so the server can RDMA-WRITE straight into it; TCP
+	 * ignores it (it uses the sink resolver).  NULL when unused. */
+	void *reply_buf;
+	size_t reply_buf_len;
 };
 
 /*
@@ -110,6 +116,8 @@ struct orfa_transport_ops {
 		      const struct orfa_tp_opts *o, struct orfa_listener **out);
 	int (*accept)(struct orfa_listener *l, struct orfa_conn **out);
 	int (*listener_fd)(struct orfa_listener *l);
+	/* Bound address as "host:port" (port 0 resolved), for --port-file. */
+	int (*listener_addr)(struct orfa_listener *l, char *buf, size_t size);
 	void (*listener_close)(struct orfa_listener *l);
 
 	int (*send)(struct orfa_conn *c, const struct orfa_txmsg *m);
@@ -134,6 +142,11 @@ struct orfa_conn {
 	char peer[64];			/* "addr:port" for logs */
 };
 
+/* The listener object every transport embeds as its first member. */
+struct orfa_listener {
+	const struct orfa_transport_ops *ops;
+};
+
 /* Transports by name ("tcp", "rdma"); NULL when not built in. */
 const struct orfa_transport_ops *orfa_transport_find(const char *name);
 extern const struct orfa_transport_ops orfa_tcp_transport;
@@ -155,6 +168,11 @@ int orfa_listener_open(const char *transport, const char *host,
 		       const char *port, const struct orfa_tp_opts *o,
 		       struct orfa_listener **out,
 		       const struct orfa_transport_ops **ops_out);
+/* Accept one pending connection: 0, or -EAGAIN when none is pending. */
+int orfa_listener_accept(struct orfa_listener *l, struct orfa_conn **out);
+int orfa_listener_fd(struct orfa_listener *l);
+int orfa_listener_addr(struct orfa_listener *l, char *buf, size_t size);
+void orfa_listener_close(struct orfa_listener *l);
 int orfa_conn_send(struct orfa_conn *c, const struct orfa_txmsg *m);
 int orfa_conn_recv(struct orfa_conn *c, struct orfa_rxmsg *m);
 void orfa_conn_recv_done(struct orfa_conn *c, struct orfa_rxmsg *m);
