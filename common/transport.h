@@ -19,7 +19,15 @@
  *    orfa_conn_recv returns -EAGAIN until a whole message is there.  The
  *    event loop polls orfa_conn_fd() for reading, and for writing while
  *    orfa_conn_want_write() is true.  Send may still be called from any
- *    thread; recv and flush belong to the loop thread.
+ *    thread; recv and flush belong to the loop thread.  The transport
+ *    reads ahead, so once the fd is readable the loop must call
+ *    orfa_conn_recv until it returns -EAGAIN (or an error): messages may
+ *    be buffered that the fd no longer signals.
+ *
+ * orfa_conn_send calls the message's done() exactly once, also when it
+ * fails.  Received messages may stay on loan (several at once) and
+ * orfa_conn_recv_done may be called from any thread, but all of them must
+ * be returned before the last orfa_conn_put.
  *
  * Errors are negative errno values: -EAGAIN (non-blocking, nothing yet),
  * -ECONNRESET (peer closed or died; also returned for an orderly EOF),
