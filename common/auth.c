@@ -1,0 +1,164 @@
+/*
+ * auth.c - key files and handshake proofs (see auth.h).  All cryptography
+ * is libsodium's.
+ */
+#include "auth.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define KEYFILE_MAX 4096
+
+int orfa_auth_init(void)
+{
+	return sodium_init() < 0 ? -EIO : 0;
+}
+
+int orfa_key_load(const char *file, struct orfa_key *key, char *err,
+		  size_t errsz)
+{
+	uint8_t buf[KEYFILE_MAX + 1];
+	struct stat st;
+	ssize_t n;
+	int fd, rc = 0;
+
+	if (orfa_auth_init())
+		return -EIO;
+	fd = open(file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		rc = -errno;
+		snprintf(err, errsz, "%s: %s", file, strerror(-rc));
+		return rc;
+	}
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+		snprintf(err, errsz, "%s: %s", file, strerror(-rc));
+		goto out_close;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = -EINVAL;
+		snprintf(err, errsz, "%s: not a regular file", file);
+		goto out_close;
+	}
+	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		rc = -EPERM;
+		snprintf(err, errsz,
+			 "%s: key file is accessible by others (mode %04o); "
+			 "chmod 600 it", file, (unsigned)(st.st_mode & 07777));
+		goto out_close;
+	}
+	n = read(fd, buf, sizeof(buf));
+	if (n < 0) {
+		rc = -errno;
+		snprintf(err, errsz, "%s: %s", file, strerror(-rc));
+		goto out_wipe;
+	}
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' ||
+			 buf[n - 1] == ' ' || buf[n - 1] == '\t'))
+		n--;
+	if (n < 16 || n > KEYFILE_MAX) {
+		rc = -EINVAL;
+		snprintf(err, errsz, "%s: key must be 16 to %d bytes, found %zd",
+			 file, KEYFILE_MAX, n);
+		goto out_wipe;
+	}
+	crypto_generichash(key->k, sizeof(key->k), buf, (size_t)n,
+			   (const uint8_t *)"orfa-key-v1", 11);
+out_wipe:
+	sodium_memzero(buf, sizeof(buf));
+out_close:
+	close(fd);
+	return rc;
+}
+
+int orfa_key_generate(const char *file, char *err, size_t errsz)
+{
+	uint8_t raw[32];
+	char hex[2 * sizeof(raw) + 2];
+	int fd, rc = 0;
+
+	if (orfa_auth_init())
+		return -EIO;
+	fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = -errno;
+		snprintf(err, errsz, "%s: %s", file, strerror(-rc));
+		return rc;
+	}
+	randombytes_buf(raw, sizeof(raw));
+	sodium_bin2hex(hex, sizeof(hex) - 1, raw, sizeof(raw));
+	strcat(hex, "\n");
+	if (write(fd, hex, strlen(hex)) != (ssize_t)strlen(hex)) {
+		rc = -EIO;
+		snprintf(err, errsz, "%s: short write", file);
+		unlink(file);
+	}
+	sodium_memzero(raw, sizeof(raw));
+	sodium_memzero(hex, sizeof(hex));
+	close(fd);
+	return rc;
+}
+
+void orfa_auth_nonce(uint8_t nonce[ORFA_AUTH_NONCE_SIZE])
+{
+	orfa_auth_init();
+	randombytes_buf(nonce, ORFA_AUTH_NONCE_SIZE);
+}
+
+static void mac_state(crypto_auth_hmacsha512256_state *st,
+		      const struct orfa_key *key, enum orfa_auth_role role,
+		      const uint8_t *cnonce, const uint8_t *snonce,
+		      const char *export_path)
+{
+	static const char *const label[] = {
+		[ORFA_AUTH_CLIENT] = "orfa-auth-client-v1",
+		[ORFA_AUTH_SERVER] = "orfa-auth-server-v1",
+	};
+	const char *l = label[role == ORFA_AUTH_SERVER ? ORFA_AUTH_SERVER
+						       : ORFA_AUTH_CLIENT];
+	uint8_t len[4];
+	size_t elen = export_path ? strlen(export_path) : 0;
+
+	crypto_auth_hmacsha512256_init(st, key->k, sizeof(key->k));
+	crypto_auth_hmacsha512256_update(st, (const uint8_t *)l, strlen(l) + 1);
+	crypto_auth_hmacsha512256_update(st, cnonce, ORFA_AUTH_NONCE_SIZE);
+	crypto_auth_hmacsha512256_update(st, snonce, ORFA_AUTH_NONCE_SIZE);
+	for (int i = 0; i < 4; i++)
+		len[i] = (uint8_t)(elen >> (8 * i));
+	crypto_auth_hmacsha512256_update(st, len, sizeof(len));
+	if (elen)
+		crypto_auth_hmacsha512256_update(st, (const uint8_t *)export_path,
+						 elen);
+}
+
+void orfa_auth_proof(const struct orfa_key *key, enum orfa_auth_role role,
+		     const uint8_t cnonce[ORFA_AUTH_NONCE_SIZE],
+		     const uint8_t snonce[ORFA_AUTH_NONCE_SIZE],
+		     const char *export_path, uint8_t mac[ORFA_AUTH_MAC_SIZE])
+{
+	crypto_auth_hmacsha512256_state st;
+
+	mac_state(&st, key, role, cnonce, snonce, export_path);
+	crypto_auth_hmacsha512256_final(&st, mac);
+	sodium_memzero(&st, sizeof(st));
+}
+
+int orfa_auth_verify(const struct orfa_key *key, enum orfa_auth_role role,
+		     const uint8_t cnonce[ORFA_AUTH_NONCE_SIZE],
+		     const uint8_t snonce[ORFA_AUTH_NONCE_SIZE],
+		     const char *export_path,
+		     const uint8_t mac[ORFA_AUTH_MAC_SIZE])
+{
+	uint8_t expect[ORFA_AUTH_MAC_SIZE];
+	int ok;
+
+	orfa_auth_proof(key, role, cnonce, snonce, export_path, expect);
+	ok = sodium_memcmp(expect, mac, sizeof(expect)) == 0;
+	sodium_memzero(expect, sizeof(expect));
+	return ok ? 0 : -EACCES;
+}

@@ -1,0 +1,66 @@
+/*
+ * auth.h - shared-key mutual authentication for the ORFA handshake.
+ *
+ * Both sides hold the same secret key (a file readable only by its owner).
+ * The handshake (PROTOCOL.md, "Authentication") exchanges fresh random
+ * nonces, then each side proves it knows the key with a MAC over the role,
+ * both nonces and the export name.  The key never crosses the wire; a
+ * recorded handshake cannot be replayed because the peer's nonce is new
+ * each time; the two roles are domain-separated so a proof cannot be
+ * reflected back.  The primitives are libsodium's (HMAC-SHA-512-256 via
+ * crypto_auth, randombytes, constant-time verification): nothing here is
+ * hand-written cryptography.
+ */
+#ifndef ORFA_AUTH_H
+#define ORFA_AUTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ORFA_AUTH_KEY_SIZE	32u
+#define ORFA_AUTH_NONCE_SIZE	32u
+#define ORFA_AUTH_MAC_SIZE	32u
+
+enum orfa_auth_role {
+	ORFA_AUTH_CLIENT = 1,	/* proof sent by the client */
+	ORFA_AUTH_SERVER = 2,	/* proof sent by the server */
+};
+
+struct orfa_key {
+	uint8_t k[ORFA_AUTH_KEY_SIZE];
+};
+
+/* Initialise libsodium; 0 or -EIO.  Safe to call more than once. */
+int orfa_auth_init(void);
+
+/*
+ * Load a key file.  The file must be a regular file with no group or other
+ * permission bits (mode 0600 or 0400), else -EPERM.  Its content is any
+ * secret of 16 to 4096 bytes (typically 64 hex digits from
+ * orfa_key_generate); trailing white space is ignored; it is hashed down to
+ * the 32-byte key.  Returns 0 or a negative errno, with a reason in err.
+ */
+int orfa_key_load(const char *file, struct orfa_key *key, char *err,
+		  size_t errsz);
+
+/* Write a new random key file (64 hex digits) with mode 0600; fails with
+ * -EEXIST rather than overwrite. */
+int orfa_key_generate(const char *file, char *err, size_t errsz);
+
+/* Fill a nonce with random bytes. */
+void orfa_auth_nonce(uint8_t nonce[ORFA_AUTH_NONCE_SIZE]);
+
+/* mac = MAC_key(role || client_nonce || server_nonce || export). */
+void orfa_auth_proof(const struct orfa_key *key, enum orfa_auth_role role,
+		     const uint8_t cnonce[ORFA_AUTH_NONCE_SIZE],
+		     const uint8_t snonce[ORFA_AUTH_NONCE_SIZE],
+		     const char *export_path, uint8_t mac[ORFA_AUTH_MAC_SIZE]);
+
+/* Constant-time check of a peer's proof: 0 when valid, -EACCES if not. */
+int orfa_auth_verify(const struct orfa_key *key, enum orfa_auth_role role,
+		     const uint8_t cnonce[ORFA_AUTH_NONCE_SIZE],
+		     const uint8_t snonce[ORFA_AUTH_NONCE_SIZE],
+		     const char *export_path,
+		     const uint8_t mac[ORFA_AUTH_MAC_SIZE]);
+
+#endif /* ORFA_AUTH_H */
