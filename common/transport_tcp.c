@@ -1007,12 +1007,16 @@ static ssize_t sendfile_nosig(int sock, int fd, off_t *off, size_t n)
 	was_pending = sigismember(&pending, SIGPIPE);
 	r = sendfile(sock, fd, off, n);
 	err = errno;
-	if (r < 0 && err == EPIPE && !was_pending) {
+	/* A dead peer raises SIGPIPE even when sendfile still returns a
+	 * short count, so look whenever it did not send everything. */
+	if (!was_pending && (r < 0 || (size_t)r < n)) {
 		struct timespec zero = { 0, 0 };
 
-		while (sigtimedwait(&pipe_set, NULL, &zero) < 0 &&
-		       errno == EINTR)
-			;
+		sigpending(&pending);
+		if (sigismember(&pending, SIGPIPE))
+			while (sigtimedwait(&pipe_set, NULL, &zero) < 0 &&
+			       errno == EINTR)
+				;
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return r < 0 ? -err : r;
