@@ -66,8 +66,8 @@ struct layout {
  * orfa_args, expanded twice: once into the field array, once into a
  * constant sum of field sizes that must equal sizeof the struct.  Since
  * every struct in orfa_proto.h has explicit padding, that equality means
- * the list covers every byte and the wire offset of each field equals its
- * host offset.  The round-trip tests catch a field listed twice.
+ * the list covers every byte (a field listed twice in place of another
+ * would leave that other one out of the round-trip tests).
  */
 #define FLD(path, z) { offsetof(union orfa_args, path), \
 		       sizeof(((union orfa_args *)0)->path), z },
@@ -527,27 +527,48 @@ static void field_store(union orfa_args *a, const struct field *f, uint64_t v)
 	}
 }
 
-/* Must-be-zero fields are written as zero whatever the host struct holds. */
+/*
+ * The wire image of a struct is its field list laid out at the host offsets
+ * (offsetof), each field little-endian: with no implicit padding and the
+ * sizes summing to sizeof, that is exactly the declared layout, whatever
+ * order the list is written in.  Must-be-zero fields are written as zero
+ * whatever the host struct holds.
+ */
 static void layout_encode(struct wcur *c, const struct layout *l,
 			  const union orfa_args *a)
 {
+	uint8_t *q = wcur_take(c, l->size);
+
+	if (!q)
+		return;
 	for (unsigned i = 0; i < l->nfields; i++) {
 		const struct field *f = &l->f[i];
+		uint64_t v = f->mbz ? 0 : field_load(a, f);
 
-		wcur_uint(c, f->size, f->mbz ? 0 : field_load(a, f));
+		if (f->size == 4)
+			orfa_put_le32(q + f->off, (uint32_t)v);
+		else
+			orfa_put_le64(q + f->off, v);
 	}
 }
 
-/* Returns false when a must-be-zero field is not (checked by the caller
- * only once the cursor is known not to have overrun). */
+/*
+ * Fills a from the next l->size bytes; on overrun a is left untouched (the
+ * caller zeroed it) and the cursor records why.  Returns false when a
+ * must-be-zero field is not zero.
+ */
 static bool layout_decode(struct rcur *c, const struct layout *l,
 			  union orfa_args *a, const char *why)
 {
+	const uint8_t *q = rcur_take(c, l->size, why);
 	bool pads_ok = true;
 
+	if (!q)
+		return true;
 	for (unsigned i = 0; i < l->nfields; i++) {
 		const struct field *f = &l->f[i];
-		uint64_t v = rcur_uint(c, f->size, why);
+		uint64_t v = f->size == 4 ? orfa_get_le32(q + f->off)
+					  : orfa_get_le64(q + f->off);
 
 		if (f->mbz && v)
 			pads_ok = false;
