@@ -42,8 +42,6 @@ _Static_assert(sizeof(struct orfa_hello_rep) == 128, "orfa_hello_rep");
 _Static_assert(ORFA_MAX_FORGET * ORFA_FORGET_ONE_SIZE <= ORFA_DEFAULT_MAX_DATA,
 	       "a full FORGET fits in the default data segment");
 
-#define ORFA_MAX_EXPORT 4096u	/* longest HELLO export path */
-
 /* ---- the message table ------------------------------------------------- */
 
 /* One wire field: where it lives in union orfa_args and how wide it is. */

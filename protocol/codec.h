@@ -98,7 +98,9 @@ const char *orfa_op_name(unsigned opcode);
  * returns 0, -EMSGSIZE (body_len or data_len above the limits), -EBADMSG
  * (unknown flags), -ENOSYS (opcode unknown; the header is still filled in,
  * so the caller can answer with ENOSYS and skip the frame).
- * *why (may be NULL) receives a static string naming the problem.
+ * *why (may be NULL) receives a static string naming the problem (NULL on
+ * success).  lim may be NULL: the hard caps ORFA_MAX_BODY and
+ * ORFA_MAX_DATA_LIMIT apply (they apply anyway above any lim).
  */
 void orfa_hdr_encode(uint8_t out[ORFA_HDR_SIZE], const struct orfa_hdr *h);
 int orfa_hdr_decode(const uint8_t in[ORFA_HDR_SIZE], struct orfa_hdr *h,
@@ -112,6 +114,12 @@ int orfa_hdr_decode(const uint8_t in[ORFA_HDR_SIZE], struct orfa_hdr *h,
  * -EINVAL when m is inconsistent (name too long, too many groups),
  * -ENOSYS on an unknown opcode.  Replies with hdr.status != 0 have an empty
  * body, except HELLO.
+ * Names come from m->name/namelen and m->name2/name2len; the encoder
+ * writes those lengths into the argument length fields (namelen,
+ * targetlen, export_len...), so callers need not fill them twice.  Pad
+ * fields are sent as zero whatever m holds.  orfa_req_encode refuses
+ * ORFA_F_REPLY (-EINVAL); orfa_rep_encode sets ORFA_F_REPLY, clears
+ * ORFA_F_NOREPLY, and refuses FORGET and a status above 4095 (-EINVAL).
  */
 ssize_t orfa_req_encode(struct orfa_msg *m, uint8_t *buf, size_t cap);
 ssize_t orfa_rep_encode(struct orfa_msg *m, uint8_t *buf, size_t cap);
@@ -123,6 +131,11 @@ ssize_t orfa_rep_encode(struct orfa_msg *m, uint8_t *buf, size_t cap);
  * structure or names it announces), -EPROTO (inconsistent: trailing bytes,
  * missing NUL, NUL or '/' inside a name, ngroups too large, a length field
  * that disagrees with data_len, non-zero pad), -ENOSYS (unknown opcode).
+ * Also -EPROTO: ORFA_F_REPLY set on a request or missing on a reply,
+ * ORFA_F_NOREPLY outside a FORGET request, non-zero status on a request,
+ * an error reply with a body or data (HELLO excepted), a bad HELLO reply
+ * magic, a data segment where the opcode allows none; -EBADMSG: unknown
+ * flag bits.  m->data_len is set to hdr.data_len.
  * The data pointer is not touched; set m->data yourself.
  */
 int orfa_req_decode(struct orfa_msg *m, uint8_t *body, const char **why);
@@ -134,9 +147,10 @@ void orfa_msg_init(struct orfa_msg *m, unsigned opcode, uint64_t req_id);
 /*
  * Directory entry records (READDIR/READDIRPLUS reply data).
  * orfa_dirent_size: bytes one record takes.  orfa_dirent_put appends a
- * record at buf+*off if it fits in cap, advancing *off; returns 0 or
- * -ENOSPC when it does not fit (nothing written).  e may be NULL for plain
- * READDIR.  orfa_dirent_next parses the record at *off of a data segment
+ * record at buf+*off if it fits in cap, advancing *off; returns 0,
+ * -ENOSPC when it does not fit (nothing written), or -EINVAL when
+ * d->namelen is 0 or above ORFA_MAX_NAME.  e may be NULL (plain READDIR;
+ * for READDIRPLUS a zeroed entry is sent).  orfa_dirent_next parses the record at *off of a data segment
  * of len bytes: returns 1 and advances *off, 0 at the end, -EPROTO on a
  * malformed record.  *name is NOT NUL-terminated; use *namelen.
  */

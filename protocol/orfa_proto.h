@@ -8,7 +8,7 @@
  *
  * Every structure below is laid out on the wire exactly as declared here:
  * fields in declaration order, little-endian, no implicit padding (explicit
- * pad fields are sent as zero and ignored on receipt).  All structures are a
+ * pad fields are sent as zero; a receiver refuses non-zero padding, EPROTO).  All structures are a
  * multiple of 8 bytes so that consecutive structures stay 64-bit aligned, as
  * in the ORFA design (no XDR).
  *
@@ -36,13 +36,15 @@
 #define ORFA_MAX_XATTR_NAME	255u
 #define ORFA_MAX_XATTR_VALUE	65536u
 #define ORFA_MAX_FORGET		4096u		/* entries in one FORGET */
+#define ORFA_MAX_EXPORT		4096u		/* HELLO export path */
 
 #define ORFA_ROOT_ID_NONE	0u		/* node id 0 is never valid */
 #define ORFA_FH_NONE		0u		/* file id 0 means "no file" */
 
 /* Header flags. */
 #define ORFA_F_REPLY		0x0001u		/* message is a reply */
-#define ORFA_F_NOREPLY		0x0002u		/* request expects no reply (FORGET) */
+#define ORFA_F_NOREPLY		0x0002u		/* request expects no reply
+						 * (FORGET only) */
 
 /* Feature bits exchanged in HELLO (intersection is used). */
 #define ORFA_FEAT_READDIRPLUS	(1ull << 0)
@@ -105,7 +107,8 @@ struct orfa_hdr {
 	uint32_t data_len;	/* <= negotiated max_data */
 	uint16_t opcode;	/* enum orfa_opcode */
 	uint16_t flags;		/* ORFA_F_* */
-	uint32_t status;	/* replies: 0 or a positive Linux errno */
+	uint32_t status;	/* replies: 0 or a positive Linux errno
+				 * (1..4095); requests: 0 */
 	uint64_t req_id;	/* chosen by the requester, echoed in the reply */
 };
 
