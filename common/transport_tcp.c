@@ -50,7 +50,7 @@
 #define RX_SMALL_KEEP	64		/* small buffers kept per connection */
 #define RX_BIG_KEEP	8		/* large buffers kept per connection */
 #define RX_BIG_KEEP_BYTES (32u << 20)	/* ... and their total size */
-#define RX_BIG_ROUND	(64u * 1024)	/* large buffers round up to this */
+#define RX_BIG_ROUND	4096u		/* large buffers round up to this */
 #define RX_DATA_ALIGN	64u		/* data offset inside a buffer */
 #define TX_IOV_MAX	64		/* iovecs per sendmsg */
 #define TX_ZERO_SIZE	(64u * 1024)	/* zero padding block */
@@ -165,9 +165,16 @@ static int format_addr(const struct sockaddr *sa, char *buf, size_t size)
 	} else if (sa->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
 
-		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
 		port = ntohs(in6->sin6_port);
-		n = snprintf(buf, size, "[%s]:%u", ip, port);
+		if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+			/* IPv4 peer of a dual-stack socket: show it as such. */
+			inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], ip,
+				  sizeof(ip));
+			n = snprintf(buf, size, "%s:%u", ip, port);
+		} else {
+			inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+			n = snprintf(buf, size, "[%s]:%u", ip, port);
+		}
 	} else {
 		return -EAFNOSUPPORT;
 	}
@@ -213,10 +220,13 @@ static void sock_tune(int fd)
 	 * kernel's buffer autotuning, which does better on loopback and LAN. */
 }
 
+/* 0 means the default; nothing goes above the protocol's hard caps. */
 static void clamp_limits(uint32_t *max_body, uint32_t *max_data)
 {
 	if (*max_body == 0 || *max_body > ORFA_MAX_BODY)
 		*max_body = ORFA_MAX_BODY;
+	if (*max_data == 0)
+		*max_data = ORFA_DEFAULT_MAX_DATA;
 	if (*max_data > ORFA_MAX_DATA_LIMIT)
 		*max_data = ORFA_MAX_DATA_LIMIT;
 }
@@ -547,21 +557,47 @@ static struct rxbuf *rxbuf_get(struct tcp_conn *c, size_t need)
 	return b;
 }
 
+static void pool_push_big(struct tcp_conn *c, struct rxbuf *b)
+{
+	b->next = c->pool_big;
+	c->pool_big = b;
+	c->n_big++;
+	c->big_bytes += b->cap;
+}
+
+/* Keep b for reuse if the pool has room.  A full large-buffer pool gives
+ * up its smallest buffer for a bigger one, so a stream of big messages
+ * after many medium ones stops hitting malloc. */
 static void rxbuf_put(struct tcp_conn *c, struct rxbuf *b)
 {
+	struct rxbuf **pp, **small = NULL, *victim;
+
 	pthread_mutex_lock(&c->pool_lock);
-	if (b->cap == RX_SMALL_CAP && c->n_small < RX_SMALL_KEEP) {
-		b->next = c->pool_small;
-		c->pool_small = b;
-		c->n_small++;
-		b = NULL;
-	} else if (b->cap > RX_SMALL_CAP && c->n_big < RX_BIG_KEEP &&
+	if (b->cap == RX_SMALL_CAP) {
+		if (c->n_small < RX_SMALL_KEEP) {
+			b->next = c->pool_small;
+			c->pool_small = b;
+			c->n_small++;
+			b = NULL;
+		}
+	} else if (c->n_big < RX_BIG_KEEP &&
 		   c->big_bytes + b->cap <= RX_BIG_KEEP_BYTES) {
-		b->next = c->pool_big;
-		c->pool_big = b;
-		c->n_big++;
-		c->big_bytes += b->cap;
+		pool_push_big(c, b);
 		b = NULL;
+	} else {
+		for (pp = &c->pool_big; *pp; pp = &(*pp)->next)
+			if (!small || (*pp)->cap < (*small)->cap)
+				small = pp;
+		if (small && (*small)->cap < b->cap &&
+		    c->big_bytes - (*small)->cap + b->cap <=
+		    RX_BIG_KEEP_BYTES) {
+			victim = *small;
+			*small = victim->next;
+			c->n_big--;
+			c->big_bytes -= victim->cap;
+			pool_push_big(c, b);
+			b = victim;
+		}
 	}
 	pthread_mutex_unlock(&c->pool_lock);
 	free(b);

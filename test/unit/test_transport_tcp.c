@@ -483,6 +483,127 @@ START_TEST(test_file_shrunk_is_zero_padded)
 }
 END_TEST
 
+/* ---- lending and gathering --------------------------------------------- */
+
+#define LENT_MSGS	100
+
+static size_t lent_len(int i)
+{
+	return i % 10 == 9 ? 300000 + (size_t)i : (size_t)i * 37;
+}
+
+struct return_job {
+	struct orfa_conn *c;
+	struct orfa_rxmsg *m;
+	int n;
+};
+
+static void *return_all(void *arg)
+{
+	struct return_job *j = arg;
+
+	for (int i = 0; i < j->n; i++)
+		orfa_conn_recv_done(j->c, &j->m[i]);
+	return NULL;
+}
+
+static void *lent_sender(void *arg)
+{
+	struct mt_job *j = arg;
+	uint8_t *buf = malloc(300000 + LENT_MSGS);
+
+	for (int round = 0; round < 2; round++)
+		for (int i = 0; i < LENT_MSGS; i++) {
+			fill(buf, lent_len(i), (uint64_t)i, 0);
+			if (send_mem(j->c, (uint64_t)i, (uint32_t)i, buf,
+				     lent_len(i), NULL) != 0)
+				j->failures++;
+		}
+	free(buf);
+	return NULL;
+}
+
+START_TEST(test_many_messages_on_loan)
+{
+	static struct orfa_rxmsg m[LENT_MSGS];
+	struct mt_job sj = { 0 };
+	struct return_job rj;
+	struct pair p;
+	pthread_t t, r;
+	struct seen s;
+
+	pair_open(&p, 0, 0);
+	sj.c = p.cli;
+	thread_start(&t, lent_sender, &sj);
+	/* Keep every message of the first round: none may be overwritten
+	 * by a later one. */
+	for (int i = 0; i < LENT_MSGS; i++)
+		ck_assert_int_eq(orfa_conn_recv(p.srv, &m[i]), 0);
+	for (int i = 0; i < LENT_MSGS; i++) {
+		ck_assert_uint_eq(m[i].hdr.req_id, (uint64_t)i);
+		ck_assert(matches(m[i].body, (size_t)i, body_seed((uint64_t)i),
+				  0));
+		ck_assert(lent_len(i) == 0 ||
+			  matches(m[i].data, lent_len(i), (uint64_t)i, 0));
+	}
+	/* Give them back from another thread, then reuse the pool. */
+	rj = (struct return_job){ .c = p.srv, .m = m, .n = LENT_MSGS };
+	thread_start(&r, return_all, &rj);
+	pthread_join(r, NULL);
+	for (int i = 0; i < LENT_MSGS; i++) {
+		recv_check(p.srv, 0, 0, &s);
+		ck_seen(&s, (uint64_t)i, (uint32_t)i, lent_len(i));
+	}
+	pthread_join(t, NULL);
+	ck_assert_int_eq(sj.failures, 0);
+	pair_close(&p);
+}
+END_TEST
+
+START_TEST(test_many_iovecs_gathered)
+{
+	enum { NIOV = 200 };
+	struct iovec iov[NIOV];
+	uint8_t head[ORFA_HDR_SIZE + 8], *data;
+	struct orfa_txmsg m = { .head = head, .head_len = sizeof(head),
+				.iov = iov, .iovcnt = NIOV, .fd = -1 };
+	size_t total = 0, off = 0;
+	struct pair p;
+	struct seen s;
+
+	for (int i = 0; i < NIOV; i++)
+		total += (size_t)(i % 7) * 100;	/* some are empty */
+	data = malloc(total);
+	fill(data, total, 77, 0);
+	for (int i = 0; i < NIOV; i++) {
+		iov[i].iov_base = data + off;
+		iov[i].iov_len = (size_t)(i % 7) * 100;
+		off += iov[i].iov_len;
+	}
+	pair_open(&p, 0, 0);
+	make_head(head, 77, 8, (uint32_t)total);
+	ck_assert_int_eq(orfa_conn_send(p.cli, &m), 0);
+	recv_check(p.srv, 0, 0, &s);
+	ck_seen(&s, 77, 8, total);
+	pair_close(&p);
+	free(data);
+}
+END_TEST
+
+START_TEST(test_peer_names)
+{
+	struct pair p;
+	char want[32];
+
+	pair_open(&p, 0, 0);
+	snprintf(want, sizeof(want), "127.0.0.1:%s", p.port);
+	ck_assert_str_eq(p.cli->peer, want);
+	ck_assert_int_eq(strncmp(p.srv->peer, "127.0.0.1:", 10), 0);
+	ck_assert_str_eq(orfa_conn_last_error(p.cli), "no error");
+	pair_close(&p);
+}
+END_TEST
+
 /* ---- non-blocking sender ----------------------------------------------- */
 
 #define NB_MSGS		64
@@ -1219,6 +1340,9 @@ static Suite *tcp_suite(void)
 	tcase_add_test(io, test_concurrent_senders_keep_order);
 	tcase_add_test(io, test_file_data_sendfile);
 	tcase_add_test(io, test_file_shrunk_is_zero_padded);
+	tcase_add_test(io, test_many_messages_on_loan);
+	tcase_add_test(io, test_many_iovecs_gathered);
+	tcase_add_test(io, test_peer_names);
 	tcase_add_test(io, test_nonblock_queue_and_flush);
 	tcase_add_test(io, test_nonblock_mixed_file_and_memory_order);
 	tcase_add_test(io, test_destroy_calls_pending_done);
