@@ -1,0 +1,1229 @@
+/*
+ * dispatch.c - what orfad does with each request: a table indexed by
+ * opcode of handlers that take the decoded arguments, check the file ids
+ * and node references of the connection, call the backend or the lock
+ * manager, and send the reply (header + body, then the data segment as a
+ * separate segment: memory through writev, a file range through
+ * sendfile).  HELLO, which sets a connection up, is here too.
+ *
+ * Handlers run on any thread (workers, loop thread, connection threads)
+ * and return a negative errno to be answered as an error, 0 once they have
+ * answered themselves, or SREQ_PARKED when the request waits for a lock.
+ * Not here: reading, queueing and connection lifetimes (server.c).
+ */
+#include "dispatch.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+
+#include "log.h"
+#include "server_impl.h"
+
+#define BE(r)		((r)->conn->srv->be)
+#define OPS(r)		(BE(r)->ops)
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static void rep_init(struct orfa_msg *rep)
+{
+	memset(rep, 0, sizeof(*rep));
+}
+
+/* Reply with an entry: the connection now holds one more lookup
+ * reference on e->nodeid. */
+static int reply_entry(struct sreq *r, const struct orfa_entry *e)
+{
+	struct orfa_msg rep;
+
+	if (nmap_add(&r->conn->nodes, e->nodeid, 1) < 0) {
+		OPS(r)->forget(BE(r), e->nodeid, 1);
+		return -ENOMEM;
+	}
+	rep_init(&rep);
+	rep.a.entry = *e;
+	sreq_reply(r, &rep, NULL);
+	return 0;
+}
+
+static int reply_attr(struct sreq *r, const struct orfa_attr *a)
+{
+	struct orfa_msg rep;
+
+	rep_init(&rep);
+	rep.a.attr = *a;
+	sreq_reply(r, &rep, NULL);
+	return 0;
+}
+
+static int reply_empty(struct sreq *r)
+{
+	sreq_reply(r, NULL, NULL);
+	return 0;
+}
+
+/*
+ * Reply data the transport may keep after sreq_reply returns (it copies
+ * header and body, not the data segment nor its iovec array): both live
+ * in one heap block freed by the done callback.
+ */
+struct data_blk {
+	struct iovec iov;
+	uint8_t data[];
+};
+
+static struct data_blk *blk_new(size_t cap)
+{
+	return malloc(sizeof(struct data_blk) + cap);
+}
+
+/* Send rep (may be NULL) with the first len bytes of b; b is consumed. */
+static int reply_blk(struct sreq *r, struct orfa_msg *rep,
+		     struct data_blk *b, size_t len)
+{
+	struct orfa_txmsg tx = { .fd = -1 };
+
+	if (len == 0) {
+		free(b);
+		sreq_reply(r, rep, NULL);
+		return 0;
+	}
+	b->iov.iov_base = b->data;
+	b->iov.iov_len = len;
+	tx.iov = &b->iov;
+	tx.iovcnt = 1;
+	tx.done = free;
+	tx.done_arg = b;
+	sreq_reply(r, rep, &tx);
+	return 0;
+}
+
+enum { F_FILE, F_DIR, F_ANY };
+
+/*
+ * The open file behind id, with a reference for the caller.  -EBADF when
+ * the id is unknown, of the wrong kind, or was opened on another node
+ * (nodeid 0 skips that check).
+ */
+static int file_get(struct sreq *r, uint64_t nodeid, uint64_t id, int kind,
+		    struct sfile **out)
+{
+	struct sfile *f = ftab_get(&r->conn->files, id);
+
+	*out = NULL;
+	if (!f)
+		return -EBADF;
+	if ((kind == F_FILE && f->is_dir) || (kind == F_DIR && !f->is_dir) ||
+	    (nodeid && nodeid != f->nodeid)) {
+		sfile_put(&f);
+		return -EBADF;
+	}
+	*out = f;
+	return 0;
+}
+
+/* Optional file id (GETATTR, SETATTR): the backend's per-open state of a
+ * regular file, or NULL. */
+static int file_opt(struct sreq *r, uint64_t nodeid, uint64_t id,
+		    struct sfile **out)
+{
+	*out = NULL;
+	if (id == ORFA_FH_NONE)
+		return 0;
+	return file_get(r, nodeid, id, F_ANY, out);
+}
+
+static void *fh_of(const struct sfile *f)
+{
+	return f && !f->is_dir ? f->fh : NULL;
+}
+
+static struct orfa_lk_owner lk_owner(struct sreq *r, uint64_t id)
+{
+	struct orfa_lk_owner o = { r->conn->id, id };
+
+	return o;
+}
+
+/* ---- nodes --------------------------------------------------------------- */
+
+static int h_lookup(struct sreq *r)
+{
+	const struct orfa_lookup_req *a = &r->m.a.lookup;
+	struct orfa_entry e;
+	int ret;
+
+	ret = OPS(r)->lookup(BE(r), &r->m.cred, a->parent, r->m.name,
+			     r->m.namelen, &e);
+	return ret ? ret : reply_entry(r, &e);
+}
+
+static int h_forget(struct sreq *r)
+{
+	const uint8_t *d = r->m.data;
+
+	for (uint32_t i = 0; i < r->m.a.forget.count; i++) {
+		struct orfa_forget_one f;
+		uint64_t took;
+
+		orfa_forget_get(d, i, &f);
+		took = nmap_sub(&r->conn->nodes, f.nodeid, f.nlookup);
+		if (took)
+			OPS(r)->forget(BE(r), f.nodeid, took);
+		if (took < f.nlookup)
+			log_debug("%s: FORGET node %llu: %llu references "
+				  "asked, %llu held", r->conn->peer,
+				  (unsigned long long)f.nodeid,
+				  (unsigned long long)f.nlookup,
+				  (unsigned long long)took);
+	}
+	return 0;
+}
+
+static int h_getattr(struct sreq *r)
+{
+	const struct orfa_getattr_req *a = &r->m.a.getattr;
+	struct orfa_attr attr;
+	struct sfile *f;
+	int ret;
+
+	ret = file_opt(r, a->nodeid, a->fh, &f);
+	if (ret)
+		return ret;
+	ret = OPS(r)->getattr(BE(r), &r->m.cred, a->nodeid, fh_of(f), &attr);
+	sfile_put(&f);
+	return ret ? ret : reply_attr(r, &attr);
+}
+
+static int h_setattr(struct sreq *r)
+{
+	const struct orfa_setattr_req *a = &r->m.a.setattr;
+	struct orfa_attr attr;
+	struct sfile *f;
+	int ret;
+
+	if (a->valid & ~ORFA_SET_ALL)
+		return -EINVAL;
+	ret = file_opt(r, a->nodeid, a->fh, &f);
+	if (ret)
+		return ret;
+	ret = OPS(r)->setattr(BE(r), &r->m.cred, a->nodeid, fh_of(f), a,
+			      &attr);
+	sfile_put(&f);
+	return ret ? ret : reply_attr(r, &attr);
+}
+
+static int h_readlink(struct sreq *r)
+{
+	struct data_blk *b = blk_new(ORFA_MAX_SYMLINK);
+	size_t len = 0;
+	int ret;
+
+	if (!b)
+		return -ENOMEM;
+	ret = OPS(r)->readlink(BE(r), &r->m.cred, r->m.a.node.nodeid,
+			       (char *)b->data, ORFA_MAX_SYMLINK, &len);
+	if (ret == 0 && len > ORFA_MAX_SYMLINK)
+		ret = -EIO;
+	if (ret) {
+		free(b);
+		return ret;
+	}
+	return reply_blk(r, NULL, b, len);
+}
+
+static int h_mknod(struct sreq *r)
+{
+	const struct orfa_mknod_req *a = &r->m.a.mknod;
+	struct orfa_entry e;
+	int ret;
+
+	ret = OPS(r)->mknod(BE(r), &r->m.cred, a->parent, r->m.name,
+			    r->m.namelen, a->mode, a->rdev, &e);
+	return ret ? ret : reply_entry(r, &e);
+}
+
+static int h_mkdir(struct sreq *r)
+{
+	const struct orfa_mkdir_req *a = &r->m.a.mkdir;
+	struct orfa_entry e;
+	int ret;
+
+	ret = OPS(r)->mkdir(BE(r), &r->m.cred, a->parent, r->m.name,
+			    r->m.namelen, a->mode, &e);
+	return ret ? ret : reply_entry(r, &e);
+}
+
+static int h_unlink(struct sreq *r)
+{
+	const struct orfa_unlink_req *a = &r->m.a.unlink;
+	int ret;
+
+	if (r->m.hdr.opcode == ORFA_OP_RMDIR)
+		ret = OPS(r)->rmdir(BE(r), &r->m.cred, a->parent, r->m.name,
+				    r->m.namelen);
+	else
+		ret = OPS(r)->unlink(BE(r), &r->m.cred, a->parent, r->m.name,
+				     r->m.namelen);
+	return ret ? ret : reply_empty(r);
+}
+
+static int h_symlink(struct sreq *r)
+{
+	const struct orfa_symlink_req *a = &r->m.a.symlink;
+	struct orfa_entry e;
+	int ret;
+
+	ret = OPS(r)->symlink(BE(r), &r->m.cred, a->parent, r->m.name,
+			      r->m.namelen, r->m.name2, r->m.name2len, &e);
+	return ret ? ret : reply_entry(r, &e);
+}
+
+static int h_rename(struct sreq *r)
+{
+	const struct orfa_rename_req *a = &r->m.a.rename;
+	int ret;
+
+	if (a->flags & ~(ORFA_RENAME_NOREPLACE | ORFA_RENAME_EXCHANGE))
+		return -EINVAL;
+	ret = OPS(r)->rename(BE(r), &r->m.cred, a->parent, r->m.name,
+			     r->m.namelen, a->newparent, r->m.name2,
+			     r->m.name2len, a->flags);
+	return ret ? ret : reply_empty(r);
+}
+
+static int h_link(struct sreq *r)
+{
+	const struct orfa_link_req *a = &r->m.a.link;
+	struct orfa_entry e;
+	int ret;
+
+	ret = OPS(r)->link(BE(r), &r->m.cred, a->nodeid, a->newparent,
+			   r->m.name, r->m.namelen, &e);
+	return ret ? ret : reply_entry(r, &e);
+}
+
+/* ---- open files ----------------------------------------------------------- */
+
+/* Give the backend state fh of nodeid a file id.  On failure the state is
+ * released.  0 and *id, or a negative errno. */
+static int file_install(struct sreq *r, uint64_t nodeid, void *fh, int is_dir,
+			uint32_t flags, uint64_t *id)
+{
+	struct sfile *f = sfile_new(BE(r), nodeid, fh, is_dir, flags);
+	int ret;
+
+	if (!f) {
+		if (is_dir)
+			OPS(r)->releasedir(BE(r), nodeid, fh);
+		else
+			OPS(r)->release(BE(r), nodeid, fh);
+		return -ENOMEM;
+	}
+	ret = ftab_add(&r->conn->files, f, id);
+	sfile_put(&f);		/* the table holds it now, or nobody */
+	return ret;
+}
+
+static int h_open(struct sreq *r)
+{
+	const struct orfa_open_req *a = &r->m.a.open;
+	struct orfa_msg rep;
+	void *fh = NULL;
+	int ret;
+
+	rep_init(&rep);
+	ret = OPS(r)->open(BE(r), &r->m.cred, a->nodeid, a->flags, &fh,
+			   &rep.a.open_rep.attr);
+	if (ret)
+		return ret;
+	ret = file_install(r, a->nodeid, fh, 0, a->flags, &rep.a.open_rep.fh);
+	if (ret)
+		return ret;
+	sreq_reply(r, &rep, NULL);
+	return 0;
+}
+
+static int h_opendir(struct sreq *r)
+{
+	const struct orfa_open_req *a = &r->m.a.open;
+	struct orfa_msg rep;
+	void *dh = NULL;
+	int ret;
+
+	rep_init(&rep);
+	ret = OPS(r)->opendir(BE(r), &r->m.cred, a->nodeid, a->flags, &dh);
+	if (ret)
+		return ret;
+	/* Attributes for close-to-open; a failure here is not the
+	 * opendir's. */
+	if (OPS(r)->getattr(BE(r), &r->m.cred, a->nodeid, NULL,
+			    &rep.a.open_rep.attr))
+		memset(&rep.a.open_rep.attr, 0, sizeof(rep.a.open_rep.attr));
+	ret = file_install(r, a->nodeid, dh, 1, a->flags, &rep.a.open_rep.fh);
+	if (ret)
+		return ret;
+	sreq_reply(r, &rep, NULL);
+	return 0;
+}
+
+static int h_create(struct sreq *r)
+{
+	const struct orfa_create_req *a = &r->m.a.create;
+	struct orfa_msg rep;
+	void *fh = NULL;
+	int ret;
+
+	rep_init(&rep);
+	ret = OPS(r)->create(BE(r), &r->m.cred, a->parent, r->m.name,
+			     r->m.namelen, a->mode, a->flags,
+			     &rep.a.create_rep.entry, &fh);
+	if (ret)
+		return ret;
+	ret = file_install(r, rep.a.create_rep.entry.nodeid, fh, 0, a->flags,
+			   &rep.a.create_rep.fh);
+	if (ret == 0)
+		ret = nmap_add(&r->conn->nodes, rep.a.create_rep.entry.nodeid,
+			       1);
+	if (ret) {
+		struct sfile *f = ftab_remove(&r->conn->files,
+					      rep.a.create_rep.fh);
+
+		sfile_put(&f);
+		OPS(r)->forget(BE(r), rep.a.create_rep.entry.nodeid, 1);
+		return ret;
+	}
+	sreq_reply(r, &rep, NULL);
+	return 0;
+}
+
+/* Read data in flight: freed by the transport's done callback. */
+struct read_ctx {
+	struct sfile *f;
+	void (*release)(void *hold);
+	void *hold;
+	struct iovec iov[ORFA_READ_MAX_IOV];
+	uint8_t buf[];
+};
+
+static void read_done(void *arg)
+{
+	struct read_ctx *rc = arg;
+
+	if (rc->release)
+		rc->release(rc->hold);
+	sfile_put(&rc->f);
+	free(rc);
+}
+
+static int h_read(struct sreq *r)
+{
+	const struct orfa_read_req *a = &r->m.a.read;
+	struct orfa_txmsg tx = { .fd = -1 };
+	struct orfa_read_out out;
+	struct read_ctx *rc;
+	struct sfile *f;
+	size_t len = 0;
+	int ret;
+
+	if (a->size > r->conn->max_data)
+		return -EINVAL;
+	ret = file_get(r, a->nodeid, a->fh, F_FILE, &f);
+	if (ret)
+		return ret;
+	if ((f->flags & O_ACCMODE) == O_WRONLY) {
+		sfile_put(&f);
+		return -EBADF;
+	}
+	rc = malloc(sizeof(*rc) + a->size);
+	if (!rc) {
+		sfile_put(&f);
+		return -ENOMEM;
+	}
+	rc->f = f;
+	rc->release = NULL;
+	rc->hold = NULL;
+	memset(&out, 0, sizeof(out));
+	out.fd = -1;
+	ret = OPS(r)->read(BE(r), f->nodeid, f->fh, a->offset, a->size,
+			   rc->buf, &out);
+	rc->release = out.release;
+	rc->hold = out.hold;
+	if (ret == 0) {
+		if (out.iovcnt > 0 && out.iovcnt <= ORFA_READ_MAX_IOV) {
+			for (int i = 0; i < out.iovcnt; i++) {
+				rc->iov[i] = out.iov[i];
+				len += out.iov[i].iov_len;
+			}
+			tx.iov = rc->iov;
+			tx.iovcnt = out.iovcnt;
+		} else if (out.iovcnt == 0 && out.fd >= 0) {
+			len = out.len;
+			tx.fd = out.fd;
+			tx.fd_off = out.off;
+			tx.fd_len = out.len;
+		} else if (out.iovcnt != 0 || out.len != 0) {
+			ret = -EIO;
+		}
+		if (len > a->size) {
+			log_err("%s: backend read returned %zu bytes for %u",
+				r->conn->peer, len, a->size);
+			ret = -EIO;
+		}
+	}
+	if (ret) {
+		read_done(rc);
+		return ret;
+	}
+	if (len == 0) {
+		read_done(rc);
+		return reply_empty(r);
+	}
+	tx.done = read_done;
+	tx.done_arg = rc;
+	sreq_reply(r, NULL, &tx);
+	return 0;
+}
+
+static int h_write(struct sreq *r)
+{
+	const struct orfa_write_req *a = &r->m.a.write;
+	struct orfa_msg rep;
+	struct iovec iov;
+	struct sfile *f;
+	int ret;
+
+	ret = file_get(r, a->nodeid, a->fh, F_FILE, &f);
+	if (ret)
+		return ret;
+	if ((f->flags & O_ACCMODE) == O_RDONLY) {
+		sfile_put(&f);
+		return -EBADF;
+	}
+	rep_init(&rep);
+	iov.iov_base = (void *)r->m.data;
+	iov.iov_len = r->m.data_len;
+	ret = OPS(r)->write(BE(r), &r->m.cred, f->nodeid, f->fh, a->offset,
+			    &iov, r->m.data_len ? 1 : 0, a->flags,
+			    &rep.a.write_rep.written, &rep.a.write_rep.attr);
+	sfile_put(&f);
+	if (ret)
+		return ret;
+	sreq_reply(r, &rep, NULL);
+	return 0;
+}
+
+static int h_flush(struct sreq *r)
+{
+	const struct orfa_fh_req *a = &r->m.a.fh;
+	struct orfa_lk_owner o = lk_owner(r, a->lock_owner);
+	struct sfile *f;
+	int ret;
+
+	ret = file_get(r, a->nodeid, a->fh, F_FILE, &f);
+	if (ret)
+		return ret;
+	/* close(2) drops the POSIX locks of the closing owner. */
+	orfa_locks_drop_posix(r->conn->srv->locks, f->nodeid, &o);
+	ret = OPS(r)->flush(BE(r), f->nodeid, f->fh);
+	sfile_put(&f);
+	return ret ? ret : reply_empty(r);
+}
+
+/* RELEASE and RELEASEDIR. */
+static int h_release(struct sreq *r)
+{
+	const struct orfa_fh_req *a = &r->m.a.fh;
+	int dir = r->m.hdr.opcode == ORFA_OP_RELEASEDIR;
+	struct orfa_lk_owner po = lk_owner(r, a->lock_owner);
+	struct orfa_lk_owner fo = lk_owner(r, a->fh);
+	struct sfile *f;
+	int ret;
+
+	ret = file_get(r, a->nodeid, a->fh, dir ? F_DIR : F_FILE, &f);
+	if (ret)
+		return ret;
+	sfile_put(&f);
+	f = ftab_remove(&r->conn->files, a->fh);
+	if (!f)
+		return -EBADF;		/* released twice at once */
+	if (!dir)
+		orfa_locks_drop_posix(r->conn->srv->locks, f->nodeid, &po);
+	orfa_locks_drop_flock(r->conn->srv->locks, f->nodeid, &fo);
+	/* The backend's release runs once reads still in flight are sent. */
+	sfile_put(&f);
+	return reply_empty(r);
+}
+
+/* FSYNC and FSYNCDIR. */
+static int h_fsync(struct sreq *r)
+{
+	const struct orfa_fh_req *a = &r->m.a.fh;
+	int dir = r->m.hdr.opcode == ORFA_OP_FSYNCDIR;
+	struct sfile *f;
+	int ret;
+
+	ret = file_get(r, a->nodeid, a->fh, dir ? F_DIR : F_FILE, &f);
+	if (ret)
+		return ret;
+	if (dir)
+		ret = OPS(r)->fsyncdir(BE(r), f->nodeid, f->fh, a->flags & 1);
+	else
+		ret = OPS(r)->fsync(BE(r), f->nodeid, f->fh, a->flags & 1);
+	sfile_put(&f);
+	return ret ? ret : reply_empty(r);
+}
+
+/* ---- directories ----------------------------------------------------------- */
+
+struct dir_fill {
+	struct sreq *r;
+	uint8_t *buf;
+	size_t cap, off;
+	int plus;
+	int full;
+};
+
+struct dir_ctx {
+	struct sfile *f;
+	struct iovec iov;
+	uint8_t buf[];
+};
+
+static void dir_done(void *arg)
+{
+	struct dir_ctx *dc = arg;
+
+	sfile_put(&dc->f);
+	free(dc);
+}
+
+static int dir_fill_cb(void *ctx, const char *name, uint32_t namelen,
+		       uint32_t type, uint64_t ino, uint64_t next_cookie,
+		       const struct orfa_entry *e)
+{
+	struct dir_fill *df = ctx;
+	struct sreq *r = df->r;
+	struct orfa_dirent d = { .ino = ino, .cookie = next_cookie,
+				 .type = type, .namelen = namelen };
+	int ret;
+
+	ret = orfa_dirent_put(df->buf, df->cap, &df->off, df->plus, &d,
+			      df->plus ? e : NULL, name);
+	if (ret == -ENOSPC) {
+		if (df->plus && e)
+			OPS(r)->forget(BE(r), e->nodeid, 1);
+		df->full = 1;
+		return 1;
+	}
+	if (ret < 0) {
+		/* A name the wire cannot carry: skip it. */
+		if (df->plus && e)
+			OPS(r)->forget(BE(r), e->nodeid, 1);
+		return 0;
+	}
+	if (df->plus && e && e->nodeid &&
+	    nmap_add(&r->conn->nodes, e->nodeid, 1) < 0)
+		OPS(r)->forget(BE(r), e->nodeid, 1);
+	return 0;
+}
+
+/* READDIR and READDIRPLUS. */
+static int h_readdir(struct sreq *r)
+{
+	const struct orfa_readdir_req *a = &r->m.a.readdir;
+	struct orfa_txmsg tx = { .fd = -1 };
+	struct dir_fill df;
+	struct dir_ctx *dc;
+	struct sfile *f;
+	size_t cap;
+	int ret;
+
+	if (a->size == 0)
+		return -EINVAL;
+	cap = a->size < r->conn->max_data ? a->size : r->conn->max_data;
+	ret = file_get(r, a->nodeid, a->fh, F_DIR, &f);
+	if (ret)
+		return ret;
+	dc = malloc(sizeof(*dc) + cap);
+	if (!dc) {
+		sfile_put(&f);
+		return -ENOMEM;
+	}
+	dc->f = f;
+	memset(&df, 0, sizeof(df));
+	df.r = r;
+	df.buf = dc->buf;
+	df.cap = cap;
+	df.plus = r->m.hdr.opcode == ORFA_OP_READDIRPLUS;
+	ret = OPS(r)->readdir(BE(r), &r->m.cred, f->nodeid, f->fh, a->cookie,
+			      df.plus, dir_fill_cb, &df);
+	if (df.off == 0 && (ret < 0 || df.full)) {
+		/* Nothing to show: an error, or the first entry alone does
+		 * not fit (an empty reply would mean end of directory). */
+		dir_done(dc);
+		return ret < 0 ? ret : -EINVAL;
+	}
+	/* Entries already taken (and their references) are sent even when
+	 * the backend failed further on. */
+	if (df.off == 0) {
+		dir_done(dc);
+		return reply_empty(r);
+	}
+	dc->iov.iov_base = dc->buf;
+	dc->iov.iov_len = df.off;
+	tx.iov = &dc->iov;
+	tx.iovcnt = 1;
+	tx.done = dir_done;
+	tx.done_arg = dc;
+	sreq_reply(r, NULL, &tx);
+	return 0;
+}
+
+/* ---- file system, xattrs, access ------------------------------------------ */
+
+static int h_statfs(struct sreq *r)
+{
+	struct orfa_msg rep;
+	int ret;
+
+	rep_init(&rep);
+	ret = OPS(r)->statfs(BE(r), r->m.a.node.nodeid, &rep.a.statfs);
+	if (ret)
+		return ret;
+	sreq_reply(r, &rep, NULL);
+	return 0;
+}
+
+static int h_setxattr(struct sreq *r)
+{
+	const struct orfa_setxattr_req *a = &r->m.a.setxattr;
+	int ret;
+
+	ret = OPS(r)->setxattr(BE(r), &r->m.cred, a->nodeid, r->m.name,
+			       r->m.data, r->m.data_len, a->flags);
+	return ret ? ret : reply_empty(r);
+}
+
+/* GETXATTR and LISTXATTR. */
+static int h_getxattr(struct sreq *r)
+{
+	const struct orfa_getxattr_req *a = &r->m.a.getxattr;
+	int list = r->m.hdr.opcode == ORFA_OP_LISTXATTR;
+	struct orfa_msg rep;
+	size_t cap = a->size, len = 0;
+	struct data_blk *b;
+	void *buf = NULL;
+	int ret;
+
+	if (cap > r->conn->max_data)
+		cap = r->conn->max_data;
+	b = blk_new(cap);
+	if (!b)
+		return -ENOMEM;
+	if (cap)
+		buf = b->data;
+	if (list)
+		ret = OPS(r)->listxattr(BE(r), &r->m.cred, a->nodeid, buf, cap,
+					&len);
+	else
+		ret = OPS(r)->getxattr(BE(r), &r->m.cred, a->nodeid,
+				       r->m.name, buf, cap, &len);
+	if (ret == 0 && cap && len > cap)
+		ret = -ERANGE;
+	if (ret) {
+		free(b);
+		return ret;
+	}
+	rep_init(&rep);
+	rep.a.xattr_rep.size = len;
+	return reply_blk(r, &rep, b, cap ? len : 0);
+}
+
+static int h_removexattr(struct sreq *r)
+{
+	const struct orfa_removexattr_req *a = &r->m.a.removexattr;
+	int ret;
+
+	ret = OPS(r)->removexattr(BE(r), &r->m.cred, a->nodeid, r->m.name);
+	return ret ? ret : reply_empty(r);
+}
+
+static int h_access(struct sreq *r)
+{
+	const struct orfa_access_req *a = &r->m.a.access;
+	int ret;
+
+	ret = OPS(r)->access(BE(r), &r->m.cred, a->nodeid, a->mask);
+	return ret ? ret : reply_empty(r);
+}
+
+/* ---- locks ----------------------------------------------------------------- */
+
+static int h_getlk(struct sreq *r)
+{
+	const struct orfa_lk_req *a = &r->m.a.lk;
+	struct orfa_lk_owner o = lk_owner(r, a->owner);
+	struct orfa_msg rep;
+	int ret;
+
+	rep_init(&rep);
+	rep.a.lock = a->lock;
+	ret = orfa_locks_getlk(r->conn->srv->locks, a->nodeid, &o,
+			       &rep.a.lock);
+	if (ret)
+		return ret;
+	sreq_reply(r, &rep, NULL);
+	return 0;
+}
+
+/* A parked SETLK/FLOCK got its lock (status 0) or its connection went
+ * away (-ECANCELED: no answer). */
+static void lock_wake(struct orfa_lk_waiter *w, int status)
+{
+	struct sreq *r = w->arg;
+	struct sconn *c = r->conn;
+
+	pthread_mutex_lock(&c->lock);
+	c->parked--;
+	pthread_mutex_unlock(&c->lock);
+	log_debug("%s: %s #%llu %s", c->peer, orfa_op_name(r->m.hdr.opcode),
+		  (unsigned long long)r->m.hdr.req_id,
+		  status ? "cancelled" : "granted after wait");
+	if (status == 0)
+		reply_empty(r);
+	sreq_finish(r);
+}
+
+/* Park r while the lock manager may queue its waiter.  Counted before the
+ * call: the grant may come from another thread before it returns. */
+static struct orfa_lk_waiter *park_begin(struct sreq *r)
+{
+	pthread_mutex_lock(&r->conn->lock);
+	r->conn->parked++;
+	pthread_mutex_unlock(&r->conn->lock);
+	r->waiter.wake = lock_wake;
+	r->waiter.arg = r;
+	return &r->waiter;
+}
+
+static int park_end(struct sreq *r, int ret)
+{
+	if (ret == -EINPROGRESS)
+		return SREQ_PARKED;
+	pthread_mutex_lock(&r->conn->lock);
+	r->conn->parked--;
+	pthread_mutex_unlock(&r->conn->lock);
+	return ret ? ret : reply_empty(r);
+}
+
+static int h_setlk(struct sreq *r)
+{
+	const struct orfa_lk_req *a = &r->m.a.lk;
+	struct orfa_lk_owner o = lk_owner(r, a->owner);
+	struct orfa_locks *lt = r->conn->srv->locks;
+	int ret;
+
+	if (a->flags & ~ORFA_LK_WAIT)
+		return -EINVAL;
+	if (!(a->flags & ORFA_LK_WAIT) || a->lock.type == F_UNLCK) {
+		ret = orfa_locks_setlk(lt, a->nodeid, &o, &a->lock, NULL);
+		return ret ? ret : reply_empty(r);
+	}
+	ret = orfa_locks_setlk(lt, a->nodeid, &o, &a->lock, park_begin(r));
+	return park_end(r, ret);
+}
+
+static int h_flock(struct sreq *r)
+{
+	const struct orfa_flock_req *a = &r->m.a.flock;
+	struct orfa_lk_owner o = lk_owner(r, a->fh);
+	struct orfa_locks *lt = r->conn->srv->locks;
+	uint32_t op = a->op & ~(uint32_t)LOCK_NB;
+	struct sfile *f;
+	uint64_t nodeid;
+	int ret;
+
+	if ((a->op & ~(uint32_t)(LOCK_SH | LOCK_EX | LOCK_UN | LOCK_NB)) ||
+	    (op != LOCK_SH && op != LOCK_EX && op != LOCK_UN))
+		return -EINVAL;
+	ret = file_get(r, a->nodeid, a->fh, F_ANY, &f);
+	if (ret)
+		return ret;
+	nodeid = f->nodeid;
+	sfile_put(&f);
+	if ((a->op & LOCK_NB) || op == LOCK_UN) {
+		ret = orfa_locks_flock(lt, nodeid, &o, op, NULL);
+		return ret ? ret : reply_empty(r);
+	}
+	ret = orfa_locks_flock(lt, nodeid, &o, op, park_begin(r));
+	return park_end(r, ret);
+}
+
+/* ---- ranges ------------------------------------------------------------------ */
+
+static int h_fallocate(struct sreq *r)
+{
+	const struct orfa_fallocate_req *a = &r->m.a.fallocate;
+	struct orfa_attr attr;
+	struct sfile *f;
+	int ret;
+
+	ret = file_get(r, a->nodeid, a->fh, F_FILE, &f);
+	if (ret)
+		return ret;
+	ret = OPS(r)->fallocate(BE(r), &r->m.cred, f->nodeid, f->fh, a->mode,
+				a->offset, a->length, &attr);
+	sfile_put(&f);
+	return ret ? ret : reply_attr(r, &attr);
+}
+
+static int h_lseek(struct sreq *r)
+{
+	const struct orfa_lseek_req *a = &r->m.a.lseek;
+	struct orfa_msg rep;
+	struct sfile *f;
+	int ret;
+
+	ret = file_get(r, a->nodeid, a->fh, F_FILE, &f);
+	if (ret)
+		return ret;
+	rep_init(&rep);
+	ret = OPS(r)->lseek(BE(r), f->nodeid, f->fh, a->offset, a->whence,
+			    &rep.a.lseek_rep.offset);
+	sfile_put(&f);
+	if (ret)
+		return ret;
+	sreq_reply(r, &rep, NULL);
+	return 0;
+}
+
+static int h_copy_file_range(struct sreq *r)
+{
+	const struct orfa_copy_range_req *a = &r->m.a.copy;
+	struct sfile *fin, *fout;
+	struct orfa_msg rep;
+	int ret;
+
+	ret = file_get(r, a->nodeid_in, a->fh_in, F_FILE, &fin);
+	if (ret)
+		return ret;
+	ret = file_get(r, a->nodeid_out, a->fh_out, F_FILE, &fout);
+	if (ret) {
+		sfile_put(&fin);
+		return ret;
+	}
+	if ((fin->flags & O_ACCMODE) == O_WRONLY ||
+	    (fout->flags & O_ACCMODE) == O_RDONLY) {
+		ret = -EBADF;
+		goto out;
+	}
+	rep_init(&rep);
+	ret = OPS(r)->copy_file_range(BE(r), &r->m.cred, fin->nodeid,
+				      fin->fh, a->off_in, fout->nodeid,
+				      fout->fh, a->off_out, a->len, a->flags,
+				      &rep.a.copy_rep.copied,
+				      &rep.a.copy_rep.attr);
+	if (ret == 0)
+		sreq_reply(r, &rep, NULL);
+out:
+	sfile_put(&fin);
+	sfile_put(&fout);
+	return ret;
+}
+
+static int h_ping(struct sreq *r)
+{
+	return reply_empty(r);
+}
+
+/* ---- the table ------------------------------------------------------------- */
+
+struct op_entry {
+	int (*fn)(struct sreq *r);
+	const char *name;
+};
+
+#define OP(id, fn) [ORFA_OP_##id] = { fn, #id }
+static const struct op_entry op_table[ORFA_OP_MAX] = {
+	/* HELLO is handled by dispatch_hello on the receiving thread. */
+	OP(LOOKUP, h_lookup),
+	OP(FORGET, h_forget),
+	OP(GETATTR, h_getattr),
+	OP(SETATTR, h_setattr),
+	OP(READLINK, h_readlink),
+	OP(MKNOD, h_mknod),
+	OP(MKDIR, h_mkdir),
+	OP(UNLINK, h_unlink),
+	OP(RMDIR, h_unlink),
+	OP(SYMLINK, h_symlink),
+	OP(RENAME, h_rename),
+	OP(LINK, h_link),
+	OP(OPEN, h_open),
+	OP(CREATE, h_create),
+	OP(READ, h_read),
+	OP(WRITE, h_write),
+	OP(FLUSH, h_flush),
+	OP(RELEASE, h_release),
+	OP(FSYNC, h_fsync),
+	OP(OPENDIR, h_opendir),
+	OP(READDIR, h_readdir),
+	OP(READDIRPLUS, h_readdir),
+	OP(RELEASEDIR, h_release),
+	OP(FSYNCDIR, h_fsync),
+	OP(STATFS, h_statfs),
+	OP(SETXATTR, h_setxattr),
+	OP(GETXATTR, h_getxattr),
+	OP(LISTXATTR, h_getxattr),
+	OP(REMOVEXATTR, h_removexattr),
+	OP(ACCESS, h_access),
+	OP(GETLK, h_getlk),
+	OP(SETLK, h_setlk),
+	OP(FLOCK, h_flock),
+	OP(FALLOCATE, h_fallocate),
+	OP(LSEEK, h_lseek),
+	OP(COPY_FILE_RANGE, h_copy_file_range),
+	OP(PING, h_ping),
+};
+#undef OP
+
+const char *dispatch_op_name(unsigned opcode)
+{
+	if (opcode >= ORFA_OP_MAX || !op_table[opcode].fn)
+		return NULL;
+	return op_table[opcode].name;
+}
+
+/* Errors clients cause in normal use: not worth a log line. */
+static int routine_error(int err)
+{
+	switch (err) {
+	case ENOENT: case EEXIST: case ENOTEMPTY: case EACCES: case EPERM:
+	case ENOTDIR: case EISDIR: case ENODATA: case ERANGE: case EAGAIN:
+	case EBADF: case ESTALE: case EINVAL: case ENAMETOOLONG: case ENOSPC:
+	case EXDEV: case ENOSYS: case EOPNOTSUPP: case ELOOP: case EROFS:
+	case EFBIG: case EDQUOT: case EMLINK: case ETXTBSY: case EINTR:
+	case E2BIG: case EOVERFLOW: case ENXIO: case ENOTTY:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+void dispatch_request(struct sreq *r)
+{
+	unsigned op = r->m.hdr.opcode;
+	const struct op_entry *e = op < ORFA_OP_MAX ? &op_table[op] : NULL;
+	int ret;
+
+	log_debug("%s: %s #%llu", r->conn->peer, e && e->fn ? e->name : "?",
+		  (unsigned long long)r->m.hdr.req_id);
+	ret = e && e->fn ? e->fn(r) : -ENOSYS;
+	if (ret == SREQ_PARKED)
+		return;
+	if (ret < 0) {
+		if (!routine_error(-ret))
+			log_warn("%s: %s on node %llu failed: %s",
+				 r->conn->peer, e && e->fn ? e->name : "?",
+				 (unsigned long long)r->m.a.getattr.nodeid,
+				 strerror(-ret));
+		else
+			log_debug("%s: %s #%llu: %s", r->conn->peer,
+				  e && e->fn ? e->name : "?",
+				  (unsigned long long)r->m.hdr.req_id,
+				  strerror(-ret));
+		if (!(r->m.hdr.flags & ORFA_F_NOREPLY))
+			sreq_reply_err(r, -ret);
+	}
+	sreq_finish(r);
+}
+
+/* ---- HELLO ------------------------------------------------------------------ */
+
+/* Refuse a HELLO: status err, our version in the body, reason as data. */
+static void hello_refuse(struct sreq *r, int err, const char *reason)
+{
+	struct sconn *c = r->conn;
+	size_t len = strlen(reason);
+	struct data_blk *b = blk_new(len);
+	struct orfa_msg rep;
+
+	log_warn("%s: HELLO refused: %s", c->peer, reason);
+	rep_init(&rep);
+	rep.hdr.status = (uint32_t)err;
+	rep.a.hello_rep.magic = ORFA_MAGIC;
+	rep.a.hello_rep.version = ORFA_PROTO_VERSION;
+	rep.a.hello_rep.max_data = c->srv->cfg.max_data;
+	rep.a.hello_rep.features = ORFA_FEAT_ALL;
+	if (b) {
+		memcpy(b->data, reason, len);
+		reply_blk(r, &rep, b, len);
+	} else {
+		sreq_reply(r, &rep, NULL);
+	}
+	c->close_after_flush = 1;
+}
+
+/* Walk the export path from the root; *e gets the export's root node with
+ * one lookup reference held for the client (none for the real root). */
+static int hello_resolve(struct sreq *r, const char *path,
+			 struct orfa_entry *e, char *why, size_t whysz)
+{
+	const struct orfa_cred root = { 0 };
+	struct orfa_backend *be = BE(r);
+	char *copy = strdup(path), *save = NULL, *comp;
+	uint64_t cur = ORFA_ROOT_NODEID;
+	int ret = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	memset(e, 0, sizeof(*e));
+	for (comp = strtok_r(copy, "/", &save); comp;
+	     comp = strtok_r(NULL, "/", &save)) {
+		struct orfa_entry next;
+
+		if (strcmp(comp, ".") == 0)
+			continue;
+		if (strcmp(comp, "..") == 0) {
+			snprintf(why, whysz, "export path %s: '..' not allowed",
+				 path);
+			ret = -EINVAL;
+			break;
+		}
+		ret = be->ops->lookup(be, &root, cur, comp,
+				      (uint32_t)strlen(comp), &next);
+		if (ret == 0 && !S_ISDIR(next.attr.mode)) {
+			be->ops->forget(be, next.nodeid, 1);
+			ret = -ENOTDIR;
+		}
+		if (ret) {
+			snprintf(why, whysz, "export path %s: %s", path,
+				 strerror(-ret));
+			break;
+		}
+		if (cur != ORFA_ROOT_NODEID)
+			be->ops->forget(be, cur, 1);	/* intermediate */
+		cur = next.nodeid;
+		*e = next;
+	}
+	free(copy);
+	if (ret) {
+		if (cur != ORFA_ROOT_NODEID)
+			be->ops->forget(be, cur, 1);
+		return ret;
+	}
+	if (cur == ORFA_ROOT_NODEID) {
+		e->nodeid = ORFA_ROOT_NODEID;
+		ret = be->ops->getattr(be, &root, cur, NULL, &e->attr);
+		if (ret)
+			snprintf(why, whysz, "export root: %s", strerror(-ret));
+		return ret;
+	}
+	ret = nmap_add(&r->conn->nodes, cur, 1);
+	if (ret) {
+		be->ops->forget(be, cur, 1);
+		snprintf(why, whysz, "out of memory");
+	}
+	return ret;
+}
+
+void dispatch_hello(struct sreq *r)
+{
+	struct sconn *c = r->conn;
+	const uint8_t *body = r->head + ORFA_HDR_SIZE;
+	const struct orfa_hello_req *a = &r->m.a.hello;
+	char reason[320];
+	struct orfa_msg rep;
+	struct orfa_entry root;
+	const char *why = NULL;
+	uint32_t magic, version;
+	int ret;
+
+	/* Magic and version first, before the rest of a body whose layout
+	 * may belong to another version. */
+	if (r->m.hdr.body_len < 8) {
+		hello_refuse(r, EPROTO, "HELLO body too short");
+		return;
+	}
+	magic = orfa_get_le32(body);
+	version = orfa_get_le32(body + 4);
+	if (magic != ORFA_MAGIC) {
+		snprintf(reason, sizeof(reason),
+			 "bad magic 0x%08x in HELLO (expected 0x%08x)", magic,
+			 ORFA_MAGIC);
+		hello_refuse(r, EPROTONOSUPPORT, reason);
+		return;
+	}
+	if (version != ORFA_PROTO_VERSION) {
+		snprintf(reason, sizeof(reason),
+			 "client speaks protocol version %u, server speaks "
+			 "version %u", version, ORFA_PROTO_VERSION);
+		hello_refuse(r, EPROTONOSUPPORT, reason);
+		return;
+	}
+	ret = orfa_req_decode(&r->m, r->head + ORFA_HDR_SIZE, &why);
+	if (ret) {
+		snprintf(reason, sizeof(reason), "malformed HELLO: %s",
+			 why ? why : strerror(-ret));
+		hello_refuse(r, EPROTO, reason);
+		return;
+	}
+	if (a->max_data == 0) {
+		hello_refuse(r, EINVAL, "HELLO offers max_data 0");
+		return;
+	}
+	reason[0] = '\0';
+	ret = hello_resolve(r, r->m.name ? r->m.name : "/", &root, reason,
+			    sizeof(reason));
+	if (ret) {
+		hello_refuse(r, -ret, reason);
+		return;
+	}
+	c->max_data = a->max_data < c->srv->cfg.max_data ?
+		      (uint32_t)a->max_data : c->srv->cfg.max_data;
+	c->features = a->features & ORFA_FEAT_ALL;
+	c->hello_done = 1;
+	orfa_conn_set_limits(c->tc, ORFA_MAX_BODY, c->max_data);
+
+	rep_init(&rep);
+	rep.a.hello_rep.magic = ORFA_MAGIC;
+	rep.a.hello_rep.version = ORFA_PROTO_VERSION;
+	rep.a.hello_rep.max_data = c->max_data;
+	rep.a.hello_rep.features = c->features;
+	rep.a.hello_rep.root_nodeid = root.nodeid;
+	rep.a.hello_rep.root_generation = root.generation;
+	rep.a.hello_rep.root_attr = root.attr;
+	log_info("%s: HELLO: export %s, root node %llu, max_data %u, "
+		 "features %#llx", c->peer, r->m.name ? r->m.name : "/",
+		 (unsigned long long)root.nodeid, c->max_data,
+		 (unsigned long long)c->features);
+	sreq_reply(r, &rep, NULL);
+}
+
+/* ---- connection teardown ------------------------------------------------------ */
+
+static void cleanup_file(uint64_t id, struct sfile *f, void *arg)
+{
+	sfile_put(&f);
+}
+
+static void cleanup_node(uint64_t nodeid, uint64_t count, void *arg)
+{
+	struct orfa_backend *be = arg;
+
+	be->ops->forget(be, nodeid, count);
+}
+
+void dispatch_conn_cleanup(struct sconn *c)
+{
+	uint32_t nfiles = ftab_count(&c->files);
+
+	if (nfiles)
+		log_debug("%s: releasing %u open files", c->peer, nfiles);
+	ftab_destroy(&c->files, cleanup_file, NULL);
+	nmap_destroy(&c->nodes, cleanup_node, c->srv->be);
+}

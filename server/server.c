@@ -1,0 +1,973 @@
+/*
+ * server.c - connections, threads and the receive / process / send
+ * pipeline of orfad (server.h).
+ *
+ * Queue mode: the libevent loop thread accepts, reads whole frames from
+ * each connection (non-blocking transport, until -EAGAIN), copies and
+ * decodes them, and queues them to a pool of workers (mutex + condvar).
+ * A worker runs the request against the backend (dispatch.c) and sends
+ * the reply itself: non-blocking sends never stall it, the transport
+ * queues what the socket does not take.  Workers never touch libevent
+ * objects: when output is left queued, or a paused or closing connection
+ * needs attention, they activate that connection's wake event and the
+ * loop thread flushes (EV_WRITE while the transport wants it) or tears
+ * down.  Sequential mode runs requests on the loop thread instead;
+ * connection mode gives each connection a thread doing blocking receive /
+ * run / send, and the loop thread only accepts.
+ *
+ * Back-pressure: a connection stops being read while it has more than
+ * max_inflight requests unfinished or more than max_outq bytes of replies
+ * queued, and is read again once below; other connections are not
+ * affected.
+ *
+ * Teardown: a closing connection reads nothing more; once only parked lock
+ * requests are left its locks are dropped (which cancels those), once no
+ * request is left its files, lookup references and transport are released
+ * and it is freed, by the thread that owns it.
+ */
+#include "server_impl.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+/* Data segment limit before HELLO negotiates one: HELLO carries none. */
+#define PRE_HELLO_MAX_DATA	4096u
+
+struct zombie {
+	struct zombie *next;
+	pthread_t thread;
+};
+static struct zombie *zombies;	/* under srv->clock; one server per process */
+
+static void conn_progress(struct sconn *c);
+static void conn_read(struct sconn *c);
+
+/* ---- configuration ----------------------------------------------------- */
+
+void orfa_server_cfg_default(struct orfa_server_cfg *cfg)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->threading = ORFA_THREADING_QUEUE;
+	cfg->threads = n > 2 ? (unsigned)n * 2 : 4;
+	cfg->max_inflight = 256;
+	cfg->max_outq = 64u << 20;
+	cfg->max_data = ORFA_DEFAULT_MAX_DATA;
+}
+
+static const char *const threading_names[] = {
+	[ORFA_THREADING_QUEUE] = "queue",
+	[ORFA_THREADING_SEQUENTIAL] = "sequential",
+	[ORFA_THREADING_CONNECTION] = "connection",
+};
+
+int orfa_threading_parse(const char *s)
+{
+	for (unsigned i = 0; i < 3; i++)
+		if (strcmp(s, threading_names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+const char *orfa_threading_name(enum orfa_threading t)
+{
+	return (unsigned)t < 3 ? threading_names[t] : "?";
+}
+
+void orfa_server_listen_opts(const struct orfa_server_cfg *cfg,
+			     struct orfa_tp_opts *o)
+{
+	orfa_tp_opts_default(o);
+	/* Accepted connections inherit the listener's mode: blocking ones
+	 * for the connection threads, non-blocking for the event loop. */
+	o->flags = cfg->threading == ORFA_THREADING_CONNECTION ?
+		   0 : ORFA_TP_NONBLOCK;
+	o->max_body = ORFA_MAX_BODY;
+	o->max_data = PRE_HELLO_MAX_DATA;
+}
+
+/* ---- worker queue ------------------------------------------------------ */
+
+static void queue_push(struct orfa_server *srv, struct sreq *r)
+{
+	pthread_mutex_lock(&srv->qlock);
+	r->next = NULL;
+	*srv->qtail = r;
+	srv->qtail = &r->next;
+	pthread_cond_signal(&srv->qcond);
+	pthread_mutex_unlock(&srv->qlock);
+}
+
+static void *worker_main(void *arg)
+{
+	struct orfa_server *srv = arg;
+	struct sreq *r;
+
+	pthread_mutex_lock(&srv->qlock);
+	for (;;) {
+		while (!srv->qhead && !srv->qstop)
+			pthread_cond_wait(&srv->qcond, &srv->qlock);
+		r = srv->qhead;
+		if (!r)
+			break;		/* stopping and drained */
+		srv->qhead = r->next;
+		if (!srv->qhead)
+			srv->qtail = &srv->qhead;
+		pthread_mutex_unlock(&srv->qlock);
+		dispatch_request(r);
+		pthread_mutex_lock(&srv->qlock);
+	}
+	pthread_mutex_unlock(&srv->qlock);
+	return NULL;
+}
+
+static int workers_start(struct orfa_server *srv)
+{
+	unsigned n = srv->cfg.threads ? srv->cfg.threads : 1;
+
+	srv->workers = calloc(n, sizeof(*srv->workers));
+	if (!srv->workers)
+		return -ENOMEM;
+	for (unsigned i = 0; i < n; i++) {
+		char name[32];
+		int ret = pthread_create(&srv->workers[i], NULL, worker_main,
+					 srv);
+
+		if (ret) {
+			log_err("cannot start worker thread: %s", strerror(ret));
+			return -ret;
+		}
+		srv->nworkers++;
+		snprintf(name, sizeof(name), "orfad-w%u", i);
+		name[15] = '\0';
+		pthread_setname_np(srv->workers[i], name);
+	}
+	return 0;
+}
+
+static void workers_stop(struct orfa_server *srv)
+{
+	pthread_mutex_lock(&srv->qlock);
+	srv->qstop = 1;
+	pthread_cond_broadcast(&srv->qcond);
+	pthread_mutex_unlock(&srv->qlock);
+	for (unsigned i = 0; i < srv->nworkers; i++)
+		pthread_join(srv->workers[i], NULL);
+	srv->nworkers = 0;
+	free(srv->workers);
+	srv->workers = NULL;
+}
+
+/* ---- waking the owner of a connection ----------------------------------- */
+
+/* Caller holds c->lock. */
+static void conn_wake_locked(struct sconn *c)
+{
+	if (c->srv->cfg.threading == ORFA_THREADING_CONNECTION) {
+		pthread_cond_broadcast(&c->cond);
+		return;
+	}
+	if (!c->wake_pending) {
+		c->wake_pending = 1;
+		event_active(c->ev_wake, EV_READ, 0);
+	}
+}
+
+/* ---- replies and request completion -------------------------------------- */
+
+int sreq_reply(struct sreq *r, struct orfa_msg *rep, struct orfa_txmsg *tx)
+{
+	struct sconn *c = r->conn;
+	uint8_t head[ORFA_HDR_SIZE + 512];
+	struct orfa_txmsg none = { .fd = -1 };
+	struct orfa_msg empty;
+	size_t dlen = 0;
+	ssize_t n;
+	int ret;
+
+	if (!rep) {
+		memset(&empty, 0, sizeof(empty));
+		rep = &empty;
+	}
+	if (!tx)
+		tx = &none;
+	if (tx->iov) {
+		for (int i = 0; i < tx->iovcnt; i++)
+			dlen += tx->iov[i].iov_len;
+	} else if (tx->fd >= 0) {
+		dlen = tx->fd_len;
+	}
+	rep->hdr.opcode = r->m.hdr.opcode;
+	rep->hdr.req_id = r->m.hdr.req_id;
+	rep->hdr.flags = 0;
+	rep->hdr.data_len = (uint32_t)dlen;
+	n = orfa_rep_encode(rep, head + ORFA_HDR_SIZE,
+			    sizeof(head) - ORFA_HDR_SIZE);
+	if (n < 0) {
+		/* Our own bug, not the peer's: answer EIO instead. */
+		log_err("%s: cannot encode %s reply: %s", c->peer,
+			orfa_op_name(r->m.hdr.opcode), strerror((int)-n));
+		if (tx->done)
+			tx->done(tx->done_arg);
+		memset(&empty, 0, sizeof(empty));
+		rep = &empty;
+		rep->hdr.opcode = r->m.hdr.opcode;
+		rep->hdr.req_id = r->m.hdr.req_id;
+		rep->hdr.status = EIO;
+		tx = &none;
+		n = orfa_rep_encode(rep, head + ORFA_HDR_SIZE,
+				    sizeof(head) - ORFA_HDR_SIZE);
+		if (n < 0)
+			return (int)n;
+	}
+	orfa_hdr_encode(head, &rep->hdr);
+	tx->head = head;
+	tx->head_len = ORFA_HDR_SIZE + (size_t)n;
+	ret = orfa_conn_send(c->tc, tx);
+	if (c->srv->cfg.threading == ORFA_THREADING_CONNECTION) {
+		if (ret < 0 && ret != -ENOTCONN) {
+			pthread_mutex_lock(&c->lock);
+			c->send_failed = 1;
+			pthread_mutex_unlock(&c->lock);
+		}
+		return ret;
+	}
+	if (ret < 0 && ret != -ENOTCONN) {
+		pthread_mutex_lock(&c->lock);
+		c->send_failed = 1;
+		conn_wake_locked(c);
+		pthread_mutex_unlock(&c->lock);
+	} else if (ret == 0 && orfa_conn_want_write(c->tc)) {
+		pthread_mutex_lock(&c->lock);
+		conn_wake_locked(c);
+		pthread_mutex_unlock(&c->lock);
+	}
+	return ret;
+}
+
+void sreq_reply_err(struct sreq *r, int err)
+{
+	struct orfa_msg rep;
+
+	memset(&rep, 0, sizeof(rep));
+	rep.hdr.status = (uint32_t)err;
+	sreq_reply(r, &rep, NULL);
+}
+
+static void sreq_free(struct sreq *r);
+
+void sreq_finish(struct sreq *r)
+{
+	struct sconn *c = r->conn;
+
+	sreq_free(r);
+	/* Nothing may touch c after the unlock: once inflight reaches zero
+	 * on a closing connection its owner may free it. */
+	pthread_mutex_lock(&c->lock);
+	c->inflight--;
+	if (c->closing || c->read_paused)
+		conn_wake_locked(c);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* ---- connection objects --------------------------------------------------- */
+
+static struct sconn *conn_new(struct orfa_server *srv, struct orfa_conn *tc)
+{
+	struct sconn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->srv = srv;
+	c->tc = tc;
+	snprintf(c->peer, sizeof(c->peer), "%s",
+		 tc->peer[0] ? tc->peer : "?");
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->cond, NULL);
+	if (ftab_init(&c->files) || nmap_init(&c->nodes)) {
+		pthread_cond_destroy(&c->cond);
+		pthread_mutex_destroy(&c->lock);
+		free(c);
+		return NULL;
+	}
+	pthread_mutex_lock(&srv->clock);
+	c->id = ++srv->next_conn_id;
+	c->next = srv->conns;
+	if (srv->conns)
+		srv->conns->prev = c;
+	srv->conns = c;
+	srv->nconns++;
+	pthread_mutex_unlock(&srv->clock);
+	return c;
+}
+
+/* Last step of teardown, on the owning thread; nothing refers to c. */
+static void conn_free(struct sconn *c)
+{
+	struct orfa_server *srv = c->srv;
+
+	if (c->ev_read)
+		event_free(c->ev_read);
+	if (c->ev_write)
+		event_free(c->ev_write);
+	if (c->ev_wake)
+		event_free(c->ev_wake);
+	pthread_mutex_lock(&srv->clock);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		srv->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	srv->nconns--;
+	pthread_mutex_unlock(&srv->clock);
+	/* Transport first: queued replies let go of their file objects. */
+	orfa_conn_put(&c->tc);
+	dispatch_conn_cleanup(c);
+	log_debug("%s: connection %llu freed", c->peer,
+		  (unsigned long long)c->id);
+	pthread_cond_destroy(&c->cond);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+/*
+ * Stop reading c and start its teardown (receiving thread).  In loop
+ * modes the caller must not use c after its callback's final
+ * conn_progress, which completes the teardown.
+ */
+static void conn_close(struct sconn *c)
+{
+	if (c->closing)
+		return;
+	pthread_mutex_lock(&c->lock);
+	c->closing = 1;
+	pthread_mutex_unlock(&c->lock);
+	if (c->ev_read && c->read_on)
+		event_del(c->ev_read);
+	if (c->ev_write && c->write_on)
+		event_del(c->ev_write);
+	c->read_on = c->write_on = 0;
+	orfa_conn_shutdown(c->tc);
+}
+
+/* Loop modes: advance the teardown; returns 1 when c was freed. */
+static int conn_teardown_step(struct sconn *c)
+{
+	pthread_mutex_lock(&c->lock);
+	if (c->teardown_stage == 0) {
+		if (c->inflight > c->parked) {
+			pthread_mutex_unlock(&c->lock);
+			return 0;
+		}
+		c->teardown_stage = 1;
+		pthread_mutex_unlock(&c->lock);
+		/* No request of c is running: no lock or waiter of c can
+		 * appear any more.  Cancelled waiters finish here. */
+		orfa_locks_drop_conn(c->srv->locks, c->id);
+		pthread_mutex_lock(&c->lock);
+	}
+	if (c->inflight > 0) {
+		pthread_mutex_unlock(&c->lock);
+		return 0;
+	}
+	c->teardown_stage = 2;
+	pthread_mutex_unlock(&c->lock);
+	conn_free(c);
+	return 1;
+}
+
+/* Connection mode: the same, waiting instead of returning. */
+static void conn_teardown_wait(struct sconn *c)
+{
+	pthread_mutex_lock(&c->lock);
+	while (c->inflight > c->parked)
+		pthread_cond_wait(&c->cond, &c->lock);
+	c->teardown_stage = 1;
+	pthread_mutex_unlock(&c->lock);
+	orfa_locks_drop_conn(c->srv->locks, c->id);
+	pthread_mutex_lock(&c->lock);
+	while (c->inflight > 0)
+		pthread_cond_wait(&c->cond, &c->lock);
+	c->teardown_stage = 2;
+	pthread_mutex_unlock(&c->lock);
+	conn_free(c);
+}
+
+/* ---- receiving ------------------------------------------------------------ */
+
+/* A receive failed: say why (warning for bad input), then close. */
+static void conn_recv_failed(struct sconn *c, int err)
+{
+	const char *why = orfa_conn_last_error(c->tc);
+
+	if (!why || !*why)
+		why = strerror(-err);
+	/* An orderly close between frames, or our own shutdown, is routine;
+	 * a frame cut short or refused by the transport is bad input. */
+	if ((err == -ECONNRESET && strncmp(why, "truncated", 9) != 0) ||
+	    err == -ENOTCONN)
+		log_info("%s: connection closed: %s", c->peer, why);
+	else
+		log_warn("%s: dropping connection: %s", c->peer, why);
+	conn_close(c);
+}
+
+static void conn_drop(struct sconn *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void conn_drop(struct sconn *c, const char *fmt, ...)
+{
+	char why[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	log_warn("%s: dropping connection: %s", c->peer, why);
+	conn_close(c);
+}
+
+static void conn_inflight_inc(struct sconn *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->inflight++;
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Give a request's frame back to the transport and free the request. */
+static void sreq_free(struct sreq *r)
+{
+	if (r->rx.tp_priv || r->rx.head)
+		orfa_conn_recv_done(r->conn->tc, &r->rx);
+	free(r);
+}
+
+/*
+ * One received frame: check it, hand it on.  The frame stays on loan from
+ * the transport (which allows several at once, returned from any thread)
+ * until the request is finished, so file data is never copied here.
+ */
+static void conn_handle_frame(struct sconn *c, struct orfa_rxmsg *rx)
+{
+	size_t dlen = rx->hdr.data_len, hlen = rx->head_len;
+	unsigned op = rx->hdr.opcode;
+	const char *why = NULL;
+	struct sreq *r;
+	int ret;
+
+	if (hlen != ORFA_HDR_SIZE + (size_t)rx->hdr.body_len ||
+	    (dlen && !rx->data)) {
+		orfa_conn_recv_done(c->tc, rx);
+		conn_drop(c, "transport returned an inconsistent frame");
+		return;
+	}
+	r = calloc(1, sizeof(*r));
+	if (!r) {
+		orfa_conn_recv_done(c->tc, rx);
+		log_err("%s: out of memory for a request", c->peer);
+		conn_close(c);
+		return;
+	}
+	r->conn = c;
+	r->rx = *rx;
+	r->head = rx->head;
+	r->head_len = hlen;
+	r->data = rx->data;
+	r->m.hdr = rx->hdr;
+
+	if (!c->hello_done && op != ORFA_OP_HELLO) {
+		sreq_free(r);
+		conn_drop(c, "%s request (opcode %u) before HELLO",
+			  orfa_op_name(op), op);
+		return;
+	}
+	if (op == ORFA_OP_HELLO) {
+		if (c->hello_done) {
+			sreq_free(r);
+			conn_drop(c, "second HELLO");
+			return;
+		}
+		conn_inflight_inc(c);
+		dispatch_hello(r);
+		sreq_finish(r);
+		return;
+	}
+	ret = orfa_req_decode(&r->m, r->head + ORFA_HDR_SIZE, &why);
+	if (ret == -ENOSYS && (r->m.hdr.flags & ORFA_F_REPLY) == 0) {
+		log_debug("%s: unknown opcode %u: ENOSYS", c->peer, op);
+		conn_inflight_inc(c);
+		sreq_reply_err(r, ENOSYS);
+		sreq_finish(r);
+		return;
+	}
+	if (ret < 0) {
+		sreq_free(r);
+		conn_drop(c, "malformed %s request: %s", orfa_op_name(op),
+			  why ? why : strerror(-ret));
+		return;
+	}
+	r->m.data = r->data;
+	r->m.data_len = (uint32_t)dlen;
+	conn_inflight_inc(c);
+	if (c->srv->cfg.threading == ORFA_THREADING_QUEUE)
+		queue_push(c->srv, r);
+	else
+		dispatch_request(r);
+}
+
+/* Loop modes: may c be read now? */
+static int conn_may_read(struct sconn *c)
+{
+	unsigned inflight;
+
+	pthread_mutex_lock(&c->lock);
+	inflight = c->inflight;
+	pthread_mutex_unlock(&c->lock);
+	return inflight < c->srv->cfg.max_inflight &&
+	       orfa_conn_queued_bytes(c->tc) < c->srv->cfg.max_outq;
+}
+
+static void conn_pause(struct sconn *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->read_paused = 1;
+	pthread_mutex_unlock(&c->lock);
+	if (c->read_on)
+		event_del(c->ev_read);
+	c->read_on = 0;
+}
+
+/* Loop modes: read frames until the transport has no whole one left. */
+static void conn_read(struct sconn *c)
+{
+	struct orfa_rxmsg rx;
+	int ret;
+
+	while (!c->closing && c->read_on && !c->close_after_flush) {
+		if (!conn_may_read(c)) {
+			conn_pause(c);
+			break;
+		}
+		memset(&rx, 0, sizeof(rx));
+		ret = orfa_conn_recv(c->tc, &rx);
+		if (ret == -EAGAIN)
+			break;
+		if (ret < 0) {
+			conn_recv_failed(c, ret);
+			break;
+		}
+		conn_handle_frame(c, &rx);
+	}
+}
+
+/*
+ * Loop modes: bring c's events in line with its state: flush, watch for
+ * writability, resume reading, close, tear down.  Called last in every
+ * callback of c: c may be freed on return.
+ */
+static void conn_progress(struct sconn *c)
+{
+	int failed, ret, ww;
+
+	for (;;) {
+		if (c->closing) {
+			conn_teardown_step(c);
+			return;
+		}
+		pthread_mutex_lock(&c->lock);
+		failed = c->send_failed;
+		pthread_mutex_unlock(&c->lock);
+		if (failed) {
+			const char *why = orfa_conn_last_error(c->tc);
+
+			log_info("%s: connection lost: %s", c->peer,
+				 why && *why ? why : "send failed");
+			conn_close(c);
+			continue;
+		}
+		ww = orfa_conn_want_write(c->tc);
+		if (ww) {
+			ret = orfa_conn_flush(c->tc);
+			if (ret < 0 && ret != -EAGAIN) {
+				conn_recv_failed(c, ret);
+				continue;
+			}
+			ww = orfa_conn_want_write(c->tc);
+		}
+		if (ww && !c->write_on) {
+			event_add(c->ev_write, NULL);
+			c->write_on = 1;
+		} else if (!ww && c->write_on) {
+			event_del(c->ev_write);
+			c->write_on = 0;
+		}
+		if (c->close_after_flush) {
+			if (!ww) {
+				log_debug("%s: closing after refused HELLO",
+					  c->peer);
+				conn_close(c);
+				continue;
+			}
+			return;
+		}
+		if (!c->read_on && conn_may_read(c)) {
+			pthread_mutex_lock(&c->lock);
+			c->read_paused = 0;
+			pthread_mutex_unlock(&c->lock);
+			event_add(c->ev_read, NULL);
+			c->read_on = 1;
+			/* Whole frames may wait inside the transport already:
+			 * no EV_READ would announce them. */
+			conn_read(c);
+			continue;
+		}
+		return;
+	}
+}
+
+static void on_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct sconn *c = arg;
+
+	conn_read(c);
+	conn_progress(c);
+}
+
+static void on_write(evutil_socket_t fd, short what, void *arg)
+{
+	conn_progress(arg);
+}
+
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+	struct sconn *c = arg;
+
+	pthread_mutex_lock(&c->lock);
+	c->wake_pending = 0;
+	pthread_mutex_unlock(&c->lock);
+	conn_progress(c);
+}
+
+/* ---- connection threads (connection mode) -------------------------------- */
+
+static void *conn_thread(void *arg)
+{
+	struct sconn *c = arg;
+	struct orfa_server *srv = c->srv;
+	struct orfa_rxmsg rx;
+	struct zombie *z = malloc(sizeof(*z));
+	int ret, failed;
+
+	while (!c->closing) {
+		memset(&rx, 0, sizeof(rx));
+		ret = orfa_conn_recv(c->tc, &rx);
+		if (ret == -EAGAIN || ret == -EINTR)
+			continue;
+		if (ret < 0) {
+			conn_recv_failed(c, ret);
+			break;
+		}
+		conn_handle_frame(c, &rx);
+		if (c->close_after_flush)
+			break;		/* the refusal was sent (blocking) */
+		pthread_mutex_lock(&c->lock);
+		failed = c->send_failed;
+		pthread_mutex_unlock(&c->lock);
+		if (failed) {
+			log_info("%s: connection lost: %s", c->peer,
+				 orfa_conn_last_error(c->tc));
+			break;
+		}
+	}
+	conn_close(c);
+	conn_teardown_wait(c);
+	/* Hand our pthread_t to whoever joins threads (accept, stop). */
+	pthread_mutex_lock(&srv->clock);
+	if (z) {
+		z->thread = pthread_self();
+		z->next = zombies;
+		zombies = z;
+	} else {
+		pthread_detach(pthread_self());
+	}
+	srv->nthreads--;
+	pthread_cond_broadcast(&srv->ccond);
+	pthread_mutex_unlock(&srv->clock);
+	return NULL;
+}
+
+static void zombies_join(struct orfa_server *srv)
+{
+	struct zombie *z;
+
+	pthread_mutex_lock(&srv->clock);
+	z = zombies;
+	zombies = NULL;
+	pthread_mutex_unlock(&srv->clock);
+	while (z) {
+		struct zombie *next = z->next;
+
+		pthread_join(z->thread, NULL);
+		free(z);
+		z = next;
+	}
+}
+
+/* ---- accepting ---------------------------------------------------------- */
+
+static void conn_setup(struct orfa_server *srv, struct orfa_conn *tc)
+{
+	struct sconn *c = conn_new(srv, tc);
+	int fd = orfa_conn_fd(tc), ret;
+
+	if (!c) {
+		log_err("out of memory for a new connection");
+		orfa_conn_put(&tc);
+		return;
+	}
+	log_info("%s: connection %llu accepted", c->peer,
+		 (unsigned long long)c->id);
+	if (srv->cfg.threading == ORFA_THREADING_CONNECTION) {
+		char name[32];
+
+		pthread_mutex_lock(&srv->clock);
+		srv->nthreads++;
+		pthread_mutex_unlock(&srv->clock);
+		ret = pthread_create(&c->thread, NULL, conn_thread, c);
+		if (ret) {
+			pthread_mutex_lock(&srv->clock);
+			srv->nthreads--;
+			pthread_mutex_unlock(&srv->clock);
+			log_err("%s: cannot start connection thread: %s",
+				c->peer, strerror(ret));
+			c->closing = 1;
+			c->teardown_stage = 2;
+			conn_free(c);
+			return;
+		}
+		snprintf(name, sizeof(name), "orfad-c%llu",
+			 (unsigned long long)c->id);
+		name[15] = '\0';
+		pthread_setname_np(c->thread, name);
+		return;
+	}
+	c->ev_read = event_new(srv->base, fd, EV_READ | EV_PERSIST, on_read, c);
+	c->ev_write = event_new(srv->base, fd, EV_WRITE | EV_PERSIST, on_write,
+				c);
+	c->ev_wake = event_new(srv->base, -1, 0, on_wake, c);
+	if (!c->ev_read || !c->ev_write || !c->ev_wake) {
+		log_err("%s: out of memory for connection events", c->peer);
+		c->closing = 1;
+		conn_free(c);
+		return;
+	}
+	event_add(c->ev_read, NULL);
+	c->read_on = 1;
+}
+
+static void on_accept_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct orfa_server *srv = arg;
+
+	event_add(srv->ev_accept, NULL);
+}
+
+static void on_accept(evutil_socket_t fd, short what, void *arg)
+{
+	struct orfa_server *srv = arg;
+	struct orfa_conn *tc;
+	int ret;
+
+	for (int i = 0; i < 64; i++) {
+		ret = orfa_listener_accept(srv->lst, &tc);
+		if (ret == -EAGAIN)
+			break;
+		if (ret == -ECONNABORTED || ret == -EINTR)
+			continue;
+		if (ret < 0) {
+			struct timeval tv = { 1, 0 };
+
+			/* Out of descriptors or memory: stop accepting for
+			 * a second instead of spinning on the listener. */
+			log_warn("cannot accept a connection: %s",
+				 strerror(-ret));
+			event_del(srv->ev_accept);
+			event_add(srv->ev_accept_retry, &tv);
+			break;
+		}
+		conn_setup(srv, tc);
+	}
+	if (srv->cfg.threading == ORFA_THREADING_CONNECTION)
+		zombies_join(srv);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct orfa_server *srv = arg;
+
+	log_notice("caught signal %d, stopping", (int)sig);
+	orfa_server_stop(srv);
+}
+
+/* ---- server --------------------------------------------------------------- */
+
+int orfa_server_create(const struct orfa_server_cfg *cfg,
+		       struct orfa_backend *be, struct orfa_listener *lst,
+		       struct orfa_server **out)
+{
+	struct orfa_server *srv;
+	int ret;
+
+	*out = NULL;
+	/* Before the event base exists, so the base is created with locks
+	 * and a notification channel for event_active from workers. */
+	if (evthread_use_pthreads() < 0)
+		return -ENOMEM;
+	srv = calloc(1, sizeof(*srv));
+	if (!srv)
+		return -ENOMEM;
+	srv->cfg = *cfg;
+	if (srv->cfg.max_inflight == 0)
+		srv->cfg.max_inflight = 256;
+	if (srv->cfg.max_outq == 0)
+		srv->cfg.max_outq = 64u << 20;
+	if (srv->cfg.max_data == 0 || srv->cfg.max_data > ORFA_MAX_DATA_LIMIT)
+		srv->cfg.max_data = ORFA_DEFAULT_MAX_DATA;
+	srv->be = be;
+	srv->lst = lst;
+	srv->qtail = &srv->qhead;
+	pthread_mutex_init(&srv->qlock, NULL);
+	pthread_cond_init(&srv->qcond, NULL);
+	pthread_mutex_init(&srv->clock, NULL);
+	pthread_cond_init(&srv->ccond, NULL);
+	ret = orfa_locks_create(&srv->locks);
+	if (ret)
+		goto fail;
+	ret = -ENOMEM;
+	srv->base = event_base_new();
+	if (!srv->base)
+		goto fail;
+	srv->ev_accept = event_new(srv->base, orfa_listener_fd(lst),
+				   EV_READ | EV_PERSIST, on_accept, srv);
+	srv->ev_accept_retry = evtimer_new(srv->base, on_accept_retry, srv);
+	if (!srv->ev_accept || !srv->ev_accept_retry)
+		goto fail;
+	if (event_add(srv->ev_accept, NULL) < 0)
+		goto fail;
+	if (srv->cfg.threading == ORFA_THREADING_QUEUE) {
+		ret = workers_start(srv);
+		if (ret)
+			goto fail;
+	}
+	*out = srv;
+	return 0;
+fail:
+	orfa_server_destroy(srv);
+	return ret;
+}
+
+int orfa_server_catch_signals(struct orfa_server *srv)
+{
+	static const int sigs[2] = { SIGINT, SIGTERM };
+
+	for (int i = 0; i < 2; i++) {
+		srv->ev_sig[i] = evsignal_new(srv->base, sigs[i], on_signal,
+					      srv);
+		if (!srv->ev_sig[i] || event_add(srv->ev_sig[i], NULL) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+void orfa_server_stop(struct orfa_server *srv)
+{
+	event_base_loopbreak(srv->base);
+}
+
+static void on_keepalive(evutil_socket_t fd, short what, void *arg)
+{
+}
+
+/* After the loop was broken: close every connection and wait until all
+ * are torn down. */
+static void server_drain(struct orfa_server *srv)
+{
+	struct timeval tv = { 1, 0 };
+	struct event *keep;
+	struct sconn *c, *next;
+
+	srv->stopping = 1;
+	event_del(srv->ev_accept);
+	event_del(srv->ev_accept_retry);
+	if (srv->cfg.threading == ORFA_THREADING_CONNECTION) {
+		pthread_mutex_lock(&srv->clock);
+		for (c = srv->conns; c; c = c->next)
+			orfa_conn_shutdown(c->tc);
+		while (srv->nthreads)
+			pthread_cond_wait(&srv->ccond, &srv->clock);
+		pthread_mutex_unlock(&srv->clock);
+		zombies_join(srv);
+		return;
+	}
+	for (c = srv->conns; c; c = next) {
+		next = c->next;
+		conn_close(c);
+	}
+	for (c = srv->conns; c; c = next) {
+		next = c->next;
+		conn_progress(c);
+	}
+	/* Keeps the loop waiting (not spinning) while workers finish. */
+	keep = event_new(srv->base, -1, EV_PERSIST, on_keepalive, NULL);
+	if (keep)
+		event_add(keep, &tv);
+	while (srv->conns)
+		event_base_loop(srv->base, EVLOOP_ONCE);
+	if (keep)
+		event_free(keep);
+}
+
+int orfa_server_run(struct orfa_server *srv)
+{
+	int ret = event_base_dispatch(srv->base);
+
+	if (ret < 0)
+		log_err("event loop failed");
+	server_drain(srv);
+	if (srv->workers)
+		workers_stop(srv);
+	return ret < 0 ? -EIO : 0;
+}
+
+void orfa_server_destroy(struct orfa_server *srv)
+{
+	if (!srv)
+		return;
+	if (srv->workers)
+		workers_stop(srv);
+	for (int i = 0; i < 2; i++)
+		if (srv->ev_sig[i])
+			event_free(srv->ev_sig[i]);
+	if (srv->ev_accept)
+		event_free(srv->ev_accept);
+	if (srv->ev_accept_retry)
+		event_free(srv->ev_accept_retry);
+	if (srv->base)
+		event_base_free(srv->base);
+	orfa_locks_destroy(srv->locks);
+	pthread_cond_destroy(&srv->ccond);
+	pthread_mutex_destroy(&srv->clock);
+	pthread_cond_destroy(&srv->qcond);
+	pthread_mutex_destroy(&srv->qlock);
+	free(srv);
+}

@@ -1,0 +1,72 @@
+/*
+ * server.h - the orfad server: accepts connections on a transport listener
+ * and serves ORFA requests from a backend.
+ *
+ * Three threading modes, after the ORFA design:
+ *  - queue (default): one event-loop thread receives and sends, a pool of
+ *    worker threads runs the requests (receive / process / send pipeline);
+ *  - sequential: the loop thread runs every request itself;
+ *  - connection: one thread per connection doing blocking receive, run and
+ *    send; the loop thread only accepts.
+ * The listener must be opened with the options orfa_server_listen_opts
+ * gives for the chosen mode (non-blocking, or blocking accepted
+ * connections for the connection mode).
+ */
+#ifndef ORFA_SERVER_H
+#define ORFA_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct orfa_backend;
+struct orfa_listener;
+struct orfa_tp_opts;
+struct orfa_server;
+
+enum orfa_threading {
+	ORFA_THREADING_QUEUE,
+	ORFA_THREADING_SEQUENTIAL,
+	ORFA_THREADING_CONNECTION,
+};
+
+struct orfa_server_cfg {
+	enum orfa_threading threading;
+	unsigned threads;		/* queue mode workers (>= 1) */
+	unsigned max_inflight;		/* per connection: stop reading above */
+	size_t max_outq;		/* per connection queued reply bytes:
+					 * stop reading above */
+	uint32_t max_data;		/* largest data segment offered in HELLO */
+};
+
+/* Defaults: queue mode, 2 workers per CPU (at least 4), 256 requests and
+ * 64 MiB of output per connection, ORFA_DEFAULT_MAX_DATA. */
+void orfa_server_cfg_default(struct orfa_server_cfg *cfg);
+/* "queue", "sequential", "connection" -> enum value, or -1. */
+int orfa_threading_parse(const char *s);
+const char *orfa_threading_name(enum orfa_threading t);
+/* Transport options to open the listener with for cfg. */
+void orfa_server_listen_opts(const struct orfa_server_cfg *cfg,
+			     struct orfa_tp_opts *o);
+
+/*
+ * Create a server for backend be on listener lst (both borrowed: the
+ * caller closes/destroys them after orfa_server_destroy).  Creates the
+ * event base, so call it in the process that will run the server (after
+ * any fork).  Returns 0 or a negative errno.
+ */
+int orfa_server_create(const struct orfa_server_cfg *cfg,
+		       struct orfa_backend *be, struct orfa_listener *lst,
+		       struct orfa_server **out);
+/* Stop the server on SIGINT and SIGTERM (signal events of the loop). */
+int orfa_server_catch_signals(struct orfa_server *srv);
+/*
+ * Serve until orfa_server_stop or a caught signal, then close every
+ * connection (releasing its files, lookup references and locks) and stop
+ * the workers.  Returns 0 or a negative errno.
+ */
+int orfa_server_run(struct orfa_server *srv);
+/* Make orfa_server_run return; callable from any thread. */
+void orfa_server_stop(struct orfa_server *srv);
+void orfa_server_destroy(struct orfa_server *srv);
+
+#endif /* ORFA_SERVER_H */

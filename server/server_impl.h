@@ -1,0 +1,134 @@
+/*
+ * server_impl.h - what server.c and dispatch.c share: the server, the
+ * connection and the request objects, and the calls dispatch uses to
+ * answer and finish requests.  Not for use outside server/.
+ *
+ * Lifetimes.  A connection (struct sconn) lives until it is closing, no
+ * request of it is left (inflight == 0) and its final teardown ran on the
+ * thread that owns it (loop thread, or its own thread in connection mode).
+ * Each request (struct sreq) counts in its connection's inflight from the
+ * moment it is read until sreq_finish, so a request may always use
+ * r->conn.  A request keeps its received frame on loan from the
+ * transport (rx) until it is finished; the decoded message points into it.
+ *
+ * Lock order: sconn.lock, then libevent's base lock (event_active is
+ * called under sconn.lock).  The lock manager's mutex is never held while
+ * calling back into this code (see locks.h).
+ */
+#ifndef ORFA_SERVER_IMPL_H
+#define ORFA_SERVER_IMPL_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "codec.h"
+#include "locks.h"
+#include "server.h"
+#include "session.h"
+#include "transport.h"
+
+struct event;
+struct event_base;
+
+struct orfa_server {
+	struct orfa_server_cfg cfg;
+	struct orfa_backend *be;
+	struct orfa_listener *lst;
+	struct orfa_locks *locks;
+	struct event_base *base;
+	struct event *ev_accept;	/* loop thread */
+	struct event *ev_accept_retry;	/* loop thread: after EMFILE */
+	struct event *ev_sig[2];	/* SIGINT, SIGTERM */
+
+	/* Worker queue (queue mode). */
+	pthread_mutex_t qlock;		/* guards q*, stopping */
+	pthread_cond_t qcond;
+	struct sreq *qhead, **qtail;
+	int qstop;
+	pthread_t *workers;
+	unsigned nworkers;
+
+	/* Connections.  clock guards the list (the loop thread and, in
+	 * connection mode, the connection threads change it). */
+	pthread_mutex_t clock;
+	pthread_cond_t ccond;		/* connection mode: a thread ended */
+	struct sconn *conns;
+	unsigned nconns;
+	unsigned nthreads;		/* connection threads not yet ended */
+	uint64_t next_conn_id;
+	int stopping;			/* loop thread; clock for threads */
+};
+
+struct sconn {
+	struct orfa_server *srv;
+	struct sconn *prev, *next;	/* srv->conns, under srv->clock */
+	uint64_t id;			/* lock owner part, never reused */
+	struct orfa_conn *tc;
+	char peer[64];
+
+	/* Owned by the receiving thread (loop or connection thread). */
+	struct event *ev_read, *ev_write, *ev_wake;
+	int read_on, write_on;
+	int hello_done;
+	int close_after_flush;		/* HELLO refused: drain, then close */
+	int teardown_stage;		/* 0, 1 (locks dropped), 2 (done) */
+	uint32_t max_data;		/* negotiated in HELLO */
+	uint64_t features;
+
+	/* Guarded by lock. */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;		/* connection mode: inflight changed */
+	unsigned inflight;		/* read, not yet finished */
+	unsigned parked;		/* of which waiting for a lock */
+	int closing;			/* nothing more is read */
+	int read_paused;		/* back-pressure on */
+	int wake_pending;		/* ev_wake activated, not yet run */
+	int send_failed;		/* a worker's send hit a dead socket */
+
+	/* Connection mode. */
+	pthread_t thread;
+	int thread_done;		/* under srv->clock */
+
+	struct ftab files;
+	struct nmap nodes;
+};
+
+struct sreq {
+	struct sreq *next;		/* worker queue */
+	struct sconn *conn;
+	struct orfa_msg m;		/* decoded request; points into buf */
+	struct orfa_lk_waiter waiter;	/* parked SETLK / FLOCK */
+	struct orfa_rxmsg rx;		/* the frame, on loan */
+	size_t head_len;
+	uint8_t *head;			/* frame header + body (rx.head) */
+	void *data;			/* data segment (rx.data) or NULL */
+};
+
+/* Handler result meaning "parked: do not finish the request now". */
+#define SREQ_PARKED 1
+
+/*
+ * Send the reply to r.  rep (may be NULL for an empty body) holds the
+ * status (hdr.status, positive errno or 0) and reply arguments; opcode,
+ * req_id and lengths are filled in here.  tx (may be NULL) carries the
+ * data segment and its done callback, which the transport calls (also on
+ * failure).  Returns 0 or the negative errno of the send; failures are
+ * also noted on the connection, which the owning thread then closes.
+ */
+int sreq_reply(struct sreq *r, struct orfa_msg *rep, struct orfa_txmsg *tx);
+/* Empty error reply with status err (positive errno). */
+void sreq_reply_err(struct sreq *r, int err);
+/* The request is over: free it and let the connection progress. */
+void sreq_finish(struct sreq *r);
+
+/* dispatch.c: run one decoded request (any thread); answers it unless it
+ * is parked, then finishes it (sreq_finish) unless parked. */
+void dispatch_request(struct sreq *r);
+/* dispatch.c: HELLO, on the receiving thread.  Sets conn->hello_done, or
+ * conn->close_after_flush when refused.  Answers, does not finish. */
+void dispatch_hello(struct sreq *r);
+/* dispatch.c: give back every lookup reference and file of c (teardown). */
+void dispatch_conn_cleanup(struct sconn *c);
+
+#endif /* ORFA_SERVER_IMPL_H */
