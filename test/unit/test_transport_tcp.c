@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "log.h"
 #include "transport.h"
 
 #define MAX_TEST_BODY	1024u
@@ -606,11 +607,14 @@ END_TEST
 
 /* ---- non-blocking sender ----------------------------------------------- */
 
-#define NB_MSGS		64
+#define NB_MSGS		64		/* mixed test */
+#define NB_MAX		512		/* queue test, upper bound */
 #define NB_LEN		(512u * 1024)
+#define NB_SEED		0xda7aull
 
 struct nb_reader {
 	struct orfa_conn *c;
+	int expect;			/* messages to read */
 	int n, bad, rc;
 	/* for the mixed test: message i carries file data when fd_every
 	 * divides i */
@@ -632,10 +636,10 @@ static void *nb_read_all(void *arg)
 	struct nb_reader *r = arg;
 	struct seen s;
 
-	for (r->n = 0; r->n < NB_MSGS; r->n++) {
+	for (r->n = 0; r->n < r->expect; r->n++) {
 		int i = r->n, file = r->fd_every && i % r->fd_every == 0;
 
-		recv_check(r->c, file ? FILE_SEED : 0,
+		recv_check(r->c, file ? FILE_SEED : r->fd_every ? 0 : NB_SEED,
 			   file ? (size_t)mixed_off(i) : 0, &s);
 		if (s.rc) {
 			r->rc = s.rc;
@@ -663,44 +667,47 @@ static void flush_until_empty(struct orfa_conn *c)
 
 START_TEST(test_nonblock_queue_and_flush)
 {
-	static int done[NB_MSGS];
-	uint8_t *data[NB_MSGS];
+	static int done[NB_MAX];
+	uint8_t *data = malloc(NB_LEN);
 	struct nb_reader r = { 0 };
-	size_t prev = 0, q;
+	size_t prev = 0, q, at_first = 0;
 	struct pair p;
 	pthread_t t;
-	int total = 0;
+	int n, extra = 0, total = 0;
 
+	fill(data, NB_LEN, NB_SEED, 0);
 	pair_open(&p, 0, ORFA_TP_NONBLOCK);
-	/* Nobody reads: 32 MiB cannot all fit in the socket buffers, so
-	 * sends queue, never block, and the backlog only grows. */
-	for (int i = 0; i < NB_MSGS; i++) {
-		data[i] = malloc(NB_LEN);
-		fill(data[i], NB_LEN, (uint64_t)i + 1, 0);
-		done[i] = 0;
-		ck_assert_int_eq(send_mem(p.srv, (uint64_t)i + 1, 24, data[i],
-					  NB_LEN, &done[i]), 0);
+	/* Nobody reads: once the socket buffers are full, sends queue
+	 * instead of blocking and the backlog only grows.  Send until
+	 * something is queued, then 16 more. */
+	for (n = 0; n < NB_MAX && extra < 16; n++) {
+		done[n] = 0;
+		ck_assert_int_eq(send_mem(p.srv, (uint64_t)n + 1, 24, data,
+					  NB_LEN, &done[n]), 0);
 		q = orfa_conn_queued_bytes(p.srv);
 		ck_assert_uint_ge(q, prev);
 		prev = q;
+		if (q > 0 && extra++ == 0)
+			at_first = q;
 	}
-	ck_assert_uint_gt(prev, 0);
+	ck_assert_int_eq(extra, 16);
+	ck_assert_uint_ge(prev, at_first + 15 * (size_t)NB_LEN);
 	ck_assert_int_eq(orfa_conn_want_write(p.srv), 1);
-	for (int i = 0; i < NB_MSGS; i++)
+	for (int i = 0; i < n; i++)
 		total += done[i];
-	ck_assert_int_lt(total, NB_MSGS);
+	ck_assert_int_lt(total, n);
 
 	r.c = p.cli;
+	r.expect = n;
 	thread_start(&t, nb_read_all, &r);
 	flush_until_empty(p.srv);
 	pthread_join(t, NULL);
 	ck_assert_int_eq(r.rc, 0);
-	ck_assert_int_eq(r.n, NB_MSGS);
+	ck_assert_int_eq(r.n, n);
 	ck_assert_int_eq(r.bad, 0);
-	for (int i = 0; i < NB_MSGS; i++) {
+	for (int i = 0; i < n; i++)
 		ck_assert_int_eq(done[i], 1);
-		free(data[i]);
-	}
+	free(data);
 	pair_close(&p);
 }
 END_TEST
@@ -732,8 +739,8 @@ START_TEST(test_nonblock_mixed_file_and_memory_order)
 		ck_assert_int_eq(send_mem(p.srv, (uint64_t)i + 1, (uint32_t)i,
 					  data[i], len, &done[i]), 0);
 	}
-	ck_assert_int_eq(orfa_conn_want_write(p.srv), 1);
 	r.c = p.cli;
+	r.expect = NB_MSGS;
 	thread_start(&t, nb_read_all, &r);
 	flush_until_empty(p.srv);
 	pthread_join(t, NULL);
@@ -751,24 +758,21 @@ END_TEST
 
 START_TEST(test_destroy_calls_pending_done)
 {
-	static int done[16];
+	static int done[64];
 	uint8_t *data = malloc(4u << 20);
 	struct pair p;
-	int total = 0;
+	int n;
 
 	fill(data, 4u << 20, 1, 0);
 	pair_open(&p, 0, ORFA_TP_NONBLOCK);
-	for (int i = 0; i < 16; i++)
+	for (n = 0; n < 64 && (n < 4 || !orfa_conn_want_write(p.srv)); n++)
 		ck_assert_int_eq(send_mem(p.srv, 1, 0, data, 4u << 20,
-					  &done[i]), 0);
+					  &done[n]), 0);
 	ck_assert_int_eq(orfa_conn_want_write(p.srv), 1);
 	orfa_conn_put(&p.srv);
 	ck_assert_ptr_null(p.srv);
-	for (int i = 0; i < 16; i++) {
+	for (int i = 0; i < n; i++)
 		ck_assert_int_eq(done[i], 1);
-		total += done[i];
-	}
-	ck_assert_int_eq(total, 16);
 	pair_close(&p);
 	free(data);
 }
@@ -982,7 +986,7 @@ struct big_send_job {
 	struct orfa_conn *c;
 	uint8_t *data;
 	size_t len;
-	int rc, done;
+	int rc, done, calls;
 };
 
 static void *big_sender(void *arg)
@@ -990,6 +994,21 @@ static void *big_sender(void *arg)
 	struct big_send_job *j = arg;
 
 	j->rc = send_mem(j->c, 1, 0, j->data, j->len, &j->done);
+	return NULL;
+}
+
+/* Send big messages until one fails (at most 16): a peer that does not
+ * read makes that happen however large the socket buffers are. */
+static void *big_sender_until_failure(void *arg)
+{
+	struct big_send_job *j = arg;
+
+	for (int i = 0; i < 16; i++) {
+		j->calls++;
+		j->rc = send_mem(j->c, 1, 0, j->data, j->len, &j->done);
+		if (j->rc)
+			break;
+	}
 	return NULL;
 }
 
@@ -1064,19 +1083,20 @@ END_TEST
 
 START_TEST(test_shutdown_wakes_blocked_sender)
 {
-	struct big_send_job j = { .len = 48u << 20 };
+	struct big_send_job j = { .len = 64u << 20 };
 	struct pair p;
 	pthread_t t;
 
 	j.data = calloc(1, j.len);
 	pair_open(&p, 0, 0);
 	j.c = p.cli;
-	thread_start(&t, big_sender, &j);	/* nobody reads: it blocks */
+	/* Nobody reads: the sender blocks. */
+	thread_start(&t, big_sender_until_failure, &j);
 	usleep(200 * 1000);
 	orfa_conn_shutdown(p.cli);
 	pthread_join(t, NULL);
 	ck_assert_int_eq(j.rc, -ENOTCONN);
-	ck_assert_int_eq(j.done, 1);
+	ck_assert_int_eq(j.done, j.calls);	/* once per message */
 	pair_close(&p);
 	free(j.data);
 }
@@ -1088,8 +1108,8 @@ START_TEST(test_send_timeout)
 	struct orfa_listener *l;
 	struct orfa_conn *c, *s;
 	char port[16];
-	uint8_t *data = calloc(1, 48u << 20);
-	int done = 0;
+	uint8_t *data = calloc(1, 64u << 20);
+	int done = 0, rc = 0, sent;
 
 	orfa_tp_opts_default(&o);
 	ck_assert_int_eq(orfa_listener_open("tcp", "127.0.0.1", "0", &o, &l,
@@ -1100,8 +1120,10 @@ START_TEST(test_send_timeout)
 			 0);
 	ck_assert_int_eq(accept_wait(l, &s), 0);
 	/* Nobody reads s: the socket buffers fill and the send stalls. */
-	ck_assert_int_eq(send_mem(c, 1, 0, data, 48u << 20, &done), -ETIMEDOUT);
-	ck_assert_int_eq(done, 1);
+	for (sent = 0; sent < 16 && rc == 0; sent++)
+		rc = send_mem(c, 1, 0, data, 64u << 20, &done);
+	ck_assert_int_eq(rc, -ETIMEDOUT);
+	ck_assert_int_eq(done, sent);
 	ck_assert_ptr_nonnull(strstr(orfa_conn_last_error(c), "timed out"));
 	/* The frame was cut: the connection refuses further sends. */
 	ck_assert_int_ne(send_mem(c, 2, 0, NULL, 0, NULL), 0);
@@ -1165,6 +1187,13 @@ END_TEST
 
 /* ---- listener ---------------------------------------------------------- */
 
+static char logged[256];
+
+static void capture_log(enum orfa_log_level level, const char *msg, void *arg)
+{
+	snprintf(logged, sizeof(logged), "%s", msg);
+}
+
 START_TEST(test_listener_addr_and_addrinuse)
 {
 	struct orfa_listener *l, *l2 = NULL;
@@ -1182,9 +1211,14 @@ START_TEST(test_listener_addr_and_addrinuse)
 	ck_assert_int_eq(orfa_listener_accept(l, &c), -EAGAIN);
 	ck_assert_ptr_null(c);
 	listener_port(l, port, sizeof(port));
+	orfa_log_set_sink(capture_log, NULL);
 	ck_assert_int_eq(orfa_listener_open("tcp", "127.0.0.1", port, NULL,
 					    &l2, NULL), -EADDRINUSE);
+	orfa_log_set_sink(NULL, NULL);
 	ck_assert_ptr_null(l2);
+	/* orfad shows this to the user. */
+	ck_assert_ptr_nonnull(strstr(logged, "Address already in use"));
+	ck_assert_ptr_nonnull(strstr(logged, port));
 	orfa_listener_close(l);
 }
 END_TEST
