@@ -1,0 +1,152 @@
+# tests_orfa.sh - checks that only make sense for ORFA (the local target
+# reports them skipped): mounting through mount(8)/mount.fuse3 and fstab,
+# and a server killed under a reading client.
+# Sourced by harness.sh; see lib.sh.
+
+# ---- mount -t fuse.orfa / fstab ----------------------------------------
+# The client is found by mount.fuse3 through PATH: a temporary bin
+# directory with an "orfa" symlink goes first in PATH for these commands
+# only; nothing is installed system-wide.
+
+# helper_mount_check DIR: DIR is mounted, shows this test's marker file,
+# and unmounts with umount(8).
+helper_mount_check() {
+	local d=$1
+	wait_for 20 mounted "$d" || fail "$d not in /proc/mounts after mount returned 0"
+	expect_eq "marker via the helper mount" "$(timeout 30 cat "$d/t-$name/marker" 2>&1)" marker
+	run -t 30 umount "$d"
+	[ "$RC" -eq 0 ] || fail "umount $d failed: $OUT"
+	! mounted "$d" || fail "$d still mounted after umount"
+}
+
+helper_mount_setup() {
+	BIN=$(orfa_install_bin)
+	D=$S/mnt
+	mkdir -p "$D"
+	echo "$D" >> "$FS_TMP/mounts.list"
+	printf marker > "$W/marker" || fail "cannot write marker"
+}
+
+fs_test mount_t_fuse_orfa orfa
+t_mount_t_fuse_orfa() {
+	helper_mount_setup
+	PATH="$BIN:$PATH" run -t 30 mount -t fuse.orfa "$FS_ADDR:/" "$D"
+	[ "$RC" -eq 0 ] || fail "mount -t fuse.orfa $FS_ADDR:/ $D failed ($RC): $OUT"
+	helper_mount_check "$D"
+}
+
+fs_test mount_t_fuse_orfa_port_option orfa
+t_mount_t_fuse_orfa_port_option() {
+	helper_mount_setup
+	PATH="$BIN:$PATH" run -t 30 mount -t fuse.orfa 127.0.0.1:/ "$D" -o "port=${FS_ADDR##*:}"
+	[ "$RC" -eq 0 ] || fail "mount -t fuse.orfa 127.0.0.1:/ $D -o port=${FS_ADDR##*:} failed ($RC): $OUT"
+	helper_mount_check "$D"
+}
+
+fs_test mount_fstab_line orfa
+t_mount_fstab_line() {
+	helper_mount_setup
+	printf '%s %s fuse.orfa defaults,_netdev 0 0\n' "$FS_ADDR:/" "$D" > "$S/fstab"
+	PATH="$BIN:$PATH" run -t 30 mount --fstab "$S/fstab" "$D"
+	[ "$RC" -eq 0 ] || fail "mount --fstab ($(cat "$S/fstab")) failed ($RC): $OUT"
+	helper_mount_check "$D"
+}
+
+# ---- the server killed under a reader ----------------------------------
+# Own server (same backend) and client with -o timeout=5 (request
+# timeout).  A 64 MiB file is written through one mount, which is then
+# unmounted so the reading mount starts with a cold cache; fsops slowread
+# reads it 1 MiB per 20 ms and the server gets SIGKILL once 8 MiB are in.
+
+kill_cleanup() {
+	local m
+	for m in "$S/mr" "$S/mw"; do
+		fs_unmount "$m"
+	done
+	[ -n "${KCLIENT:-}" ] && proc_stop "$KCLIENT"
+	[ -n "${KSERVER:-}" ] && proc_stop "$KSERVER"
+}
+
+# kill_setup: leaves the reading mount at $S/mr, server $KSERVER.
+kill_setup() {
+	local wpid
+	KSERVER="" KCLIENT=""
+	trap kill_cleanup EXIT
+	mkdir -p "$S/export"
+	orfa_server_start "$S/orfad.log" "$S/port" "$FS_TARGET" "$S/export" ||
+		fail "server for the kill test: $SETUP_ERR"
+	KSERVER=$SERVER_PID
+	orfa_mount "$SERVER_ADDR" "$S/mw" "$S/orfa-w.log" timeout=5 ||
+		fail "writer mount with -o timeout=5: $SETUP_ERR"
+	wpid=$CLIENT_PID
+	timeout 120 head -c $((64 * 1048576)) /dev/urandom > "$S/mw/big" ||
+		fail "writing the 64 MiB file failed"
+	fs_unmount "$S/mw" || fail "cannot unmount the writer mount"
+	proc_wait_exit "$wpid" 20
+	orfa_mount "$SERVER_ADDR" "$S/mr" "$S/orfa-r.log" timeout=5 ||
+		fail "reader mount with -o timeout=5: $SETUP_ERR"
+	KCLIENT=$CLIENT_PID
+	expect_eq "file size" "$(st %s "$S/mr/big")" $((64 * 1048576))
+}
+
+# kill_during_read: starts the reader, kills the server at 8 MiB, waits
+# for the reader.  Sets READER_RC, READER_OUT, READER_SECS.
+kill_during_read() {
+	local rpid t0
+	timeout -k 5 60 "$FSOPS" slowread "$S/mr/big" "$S/progress" > "$S/reader.out" 2>&1 &
+	rpid=$!
+	progress_8m() { [ "$(cat "$S/progress" 2>/dev/null || echo 0)" -ge 8388608 ]; }
+	wait_for 30 progress_8m || { kill "$rpid"; fail "reader made no progress: $(cat "$S/reader.out")"; }
+	kill -KILL "$KSERVER"
+	t0=$(date +%s.%N)
+	wait "$rpid"
+	READER_RC=$?
+	READER_SECS=$(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN { printf "%.1f", a - b }')
+	READER_OUT=$(cat "$S/reader.out")
+	proc_wait_exit "$KSERVER" 5
+	KSERVER=""
+	note "reader after server kill: rc=$READER_RC after ${READER_SECS}s: $(printf '%s' "$READER_OUT" | tr '\n' ' ')"
+}
+
+fs_test server_kill_reader_gets_error orfa limit=200
+t_server_kill_reader_gets_error() {
+	kill_setup
+	kill_during_read
+	case $READER_RC in
+	1) ;;
+	0) fail "reader finished without error after the server was killed: $READER_OUT" ;;
+	124 | 137) fail "reader hung: no error within 60 s of the server kill (client -o timeout=5)" ;;
+	*) fail "reader ended with status $READER_RC: $READER_OUT" ;;
+	esac
+	printf '%s\n' "$READER_OUT" | grep -q '^ERR E' || fail "no errno reported: $READER_OUT"
+}
+
+fs_test server_kill_new_requests_fail orfa limit=200
+t_server_kill_new_requests_fail() {
+	kill_setup
+	kill_during_read
+	run -t 60 "$FSOPS" stat "$S/mr/not-looked-up-yet"
+	case $RC in
+	1) note "stat after the kill: $OUT" ;;
+	0) fail "stat of a new name succeeded with the server dead" ;;
+	124 | 137) fail "stat hung for 60 s with the server dead" ;;
+	*) fail "stat gave status $RC: $OUT" ;;
+	esac
+	run -t 60 "$FSOPS" creat-excl "$S/mr/new-file"
+	case $RC in
+	1) note "create after the kill: $OUT" ;;
+	0) fail "create succeeded with the server dead" ;;
+	*) fail "create hung or crashed (status $RC): $OUT" ;;
+	esac
+}
+
+fs_test server_kill_then_unmount orfa limit=200
+t_server_kill_then_unmount() {
+	kill_setup
+	kill_during_read
+	run -t 30 fusermount3 -u "$S/mr"
+	[ "$RC" -eq 0 ] || fail "fusermount3 -u after the server kill failed ($RC): $OUT"
+	! mounted "$S/mr" || fail "still mounted after fusermount3 -u"
+	proc_wait_exit "$KCLIENT" 20 || fail "client still running 20 s after its unmount"
+	KCLIENT=""
+}
