@@ -162,7 +162,9 @@ extern const struct orfa_transport_ops orfa_tcp_transport;
 /*
  * Split "HOST:PORT", "[V6]:PORT", "HOST" (port = defport) and an optional
  * "tcp://" or "rdma://" prefix.  Writes the transport name ("tcp" unless a
- * prefix says otherwise), host and port.  Returns 0 or -EINVAL.
+ * prefix says otherwise), host and port.  A bare IPv6 literal without
+ * brackets ("::1") is taken whole as the host with the default port: a
+ * port can only follow a bracketed one.  Returns 0 or -EINVAL.
  */
 int orfa_parse_address(const char *spec, const char *defport,
 		       char *tp, size_t tpsz, char *host, size_t hostsz,
