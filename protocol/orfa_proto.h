@@ -28,6 +28,8 @@
 #define ORFA_MAX_BODY		65536u		/* header segment body, bytes */
 #define ORFA_MAX_DATA_LIMIT	(64u << 20)	/* hard cap on data_len */
 #define ORFA_DEFAULT_MAX_DATA	(16u << 20)	/* offered in HELLO */
+#define ORFA_HELLO_MAX_DATA	4096u		/* data_len accepted until HELLO
+						 * completes (refusal reason) */
 #define ORFA_MAX_GROUPS		32u		/* supplementary groups sent */
 #define ORFA_MAX_NAME		1024u		/* longest name accepted on wire;
 						 * backends answer ENAMETOOLONG
