@@ -5,7 +5,8 @@
  *
  * Nodes.  Each node holds an O_PATH|O_NOFOLLOW descriptor and is keyed by
  * (st_dev, st_ino) in a hash table, so hard links share one node.  Node ids
- * are (slot generation << 32 | slot index) in a slot table, never pointers:
+ * are (slot generation << 32 | slot index) in a slot table, never pointers
+ * (a fresh slot's generation is random, then counts up on each reuse):
  * an id whose slot is free, whose generation differs or whose lookup count
  * dropped to zero gives -ESTALE.  The root is slot 1, generation 0, i.e.
  * ORFA_ROOT_NODEID, and is never freed.  Lookup counts work as in FUSE.
@@ -57,102 +58,30 @@
  * with sshfs.  The server runs with umask 0; creation modes get
  * cred->umask applied here (default ACLs are not taken into account).
  *
+ * Files: this one holds the node table, credentials, lookups, name
+ * operations and the life cycle; backend_native_io.c the operations on
+ * open files and directories, xattrs, statfs, access; shared declarations
+ * are in backend_native_impl.h.
+ *
  * Locking: nb->lock protects the node table and the counts of every node;
  * a node's fd, key, type, slot and generation are immutable.  An open
  * directory's stream is protected by its own lock.  Never both at once
  * except node table calls made while a directory lock is held
  * (directory lock first).
  */
-#include <dirent.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
+#include <sys/random.h>
 #include <sys/syscall.h>
-#include <sys/uio.h>
-#include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
-#include <linux/capability.h>
-
-#include "backend.h"
 #include "backend_native_impl.h"
 #include "log.h"
-
-#define NAT_MAX_UP_DEPTH	4096		/* ".." check: levels walked */
-#define NAT_MAX_SLOTS		(1u << 31)
-#define NAT_FILE_MAGIC		0x4e415446u	/* "NATF" */
-#define NAT_DIR_MAGIC		0x4e415444u	/* "NATD" */
-#define NAT_PROC_NAME		16		/* decimal fd + NUL */
-#define NAT_PROC_PATH		40		/* "/proc/self/fd/" fd NUL */
-
-struct nat_node {
-	int fd;			/* O_PATH|O_NOFOLLOW; immutable, owned */
-	dev_t dev;		/* hash key; immutable */
-	ino_t ino;
-	mode_t type;		/* S_IFMT bits; immutable */
-	uint32_t slot;		/* index in nb->slots; immutable */
-	uint64_t nlookup;	/* nb->lock: client references */
-	uint64_t refs;		/* nb->lock: operations in flight */
-	struct nat_node *hnext;	/* nb->lock: hash chain */
-};
-
-struct nat_slot {
-	struct nat_node *node;	/* NULL when free */
-	uint32_t gen;		/* bumped each time the slot is freed */
-	uint32_t next_free;	/* free list link, 0 = end */
-};
-
-struct nat_backend {
-	struct orfa_backend base;
-	int proc_fd;		/* "/proc/self/fd", O_PATH; immutable */
-	bool switch_creds;	/* immutable */
-	uid_t srv_uid;		/* fsuid/fsgid to return to; immutable */
-	gid_t srv_gid;
-	struct __user_cap_data_struct caps[2];	/* at start; immutable */
-	dev_t root_dev;		/* immutable */
-	ino_t root_ino;
-	struct nat_node *root;	/* immutable, never freed */
-
-	pthread_mutex_t lock;	/* protects the fields below and counts */
-	struct nat_slot *slots;
-	uint32_t nslots;	/* slots in use or on the free list */
-	uint32_t slots_cap;
-	uint32_t free_head;	/* 0 = none (slot 0 is never used) */
-	struct nat_node **buckets;
-	size_t nbuckets;	/* power of two */
-	size_t nnodes;
-};
-
-/* Per-open state of a file.  refs: one for the open itself (dropped by
- * release) and one per READ whose data is still to be sent. */
-struct nat_file {
-	uint32_t magic;
-	int fd;			/* immutable until freed */
-	int flags;		/* open flags actually used; immutable */
-	atomic_uint refs;
-};
-
-struct nat_dir {
-	uint32_t magic;
-	int fd;			/* dirfd(dp); immutable */
-	pthread_mutex_t lock;	/* protects dp, entry, offset */
-	DIR *dp;
-	struct dirent *entry;	/* read but not yet handed out, or NULL */
-	off_t offset;		/* cookie of the position of dp (+entry) */
-};
-
-static inline struct nat_backend *to_nb(struct orfa_backend *be)
-{
-	return (struct nat_backend *)be;
-}
 
 /* ------------------------------------------------------------------ */
 /* Node table                                                           */
@@ -173,8 +102,7 @@ static size_t key_hash(dev_t dev, ino_t ino, size_t nbuckets)
 }
 
 /* nb->lock held. */
-static struct nat_node *hash_find(struct nat_backend *nb, dev_t dev,
-				  ino_t ino)
+static struct nat_node *hash_find(struct nat_backend *nb, dev_t dev, ino_t ino)
 {
 	struct nat_node *n = nb->buckets[key_hash(dev, ino, nb->nbuckets)];
 
@@ -217,8 +145,8 @@ static void hash_insert(struct nat_backend *nb, struct nat_node *n)
 /* nb->lock held. */
 static void hash_remove(struct nat_backend *nb, struct nat_node *n)
 {
-	struct nat_node **pp = &nb->buckets[key_hash(n->dev, n->ino,
-						      nb->nbuckets)];
+	struct nat_node **pp =
+	    &nb->buckets[key_hash(n->dev, n->ino, nb->nbuckets)];
 
 	while (*pp && *pp != n)
 		pp = &(*pp)->hnext;
@@ -252,13 +180,21 @@ static uint32_t slot_alloc(struct nat_backend *nb)
 		nb->slots = ns;
 		nb->slots_cap = ncap;
 	}
+	/* A fresh slot starts at a random nonzero generation, so ids are
+	 * not small sequential numbers one client could guess to use nodes
+	 * another client looked up (hardening only: any id stays inside the
+	 * export). */
+	nb->rng ^= nb->rng << 13;
+	nb->rng ^= nb->rng >> 7;
+	nb->rng ^= nb->rng << 17;
+	nb->slots[nb->nslots].gen = (uint32_t)(nb->rng >> 32) | 1u;
 	return nb->nslots++;
 }
 
 /* nb->lock held.  Unhooks n if nothing refers to it any more; returns it
  * for the caller to destroy after unlocking, else NULL. */
 static struct nat_node *node_unhook_if_unused(struct nat_backend *nb,
-					       struct nat_node *n)
+					      struct nat_node *n)
 {
 	struct nat_slot *s;
 
@@ -286,7 +222,7 @@ static void node_destroy(struct nat_node *n)
  * return NULL (the caller answers -ESTALE).  Ids are checked against the
  * slot table, never trusted.
  */
-static struct nat_node *node_get(struct nat_backend *nb, uint64_t id)
+struct nat_node *nat_node_get(struct nat_backend *nb, uint64_t id)
 {
 	uint32_t idx = (uint32_t)id, gen = (uint32_t)(id >> 32);
 	struct nat_node *n = NULL;
@@ -304,7 +240,7 @@ static struct nat_node *node_get(struct nat_backend *nb, uint64_t id)
 }
 
 /* Drop an operation reference taken by node_get; clears *np. */
-static void node_put(struct nat_backend *nb, struct nat_node **np)
+void nat_node_put(struct nat_backend *nb, struct nat_node **np)
 {
 	struct nat_node *n = *np, *dead;
 
@@ -323,7 +259,7 @@ static void node_put(struct nat_backend *nb, struct nat_node **np)
 	node_destroy(dead);
 }
 
-static void attr_from_stat(struct orfa_attr *a, const struct stat *st)
+void nat_attr_from_stat(struct orfa_attr *a, const struct stat *st)
 {
 	memset(a, 0, sizeof(*a));
 	a->ino = st->st_ino;
@@ -343,7 +279,7 @@ static void attr_from_stat(struct orfa_attr *a, const struct stat *st)
 	a->rdev = st->st_rdev;
 }
 
-static int stat_node(const struct nat_node *n, struct stat *st)
+int nat_stat_node(const struct nat_node *n, struct stat *st)
 {
 	if (fstatat(n->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
@@ -356,14 +292,14 @@ static int stat_node(const struct nat_node *n, struct stat *st)
  * case.  Fills out (id read under the lock: once unlocked, a forget could
  * free the node).
  */
-static int node_from_fd(struct nat_backend *nb, int fd, const struct stat *st,
-			struct orfa_entry *out)
+int nat_node_from_fd(struct nat_backend *nb, int fd, const struct stat *st,
+		     struct orfa_entry *out)
 {
 	struct nat_node *n, *fresh = NULL;
 	uint32_t idx;
 
 	memset(out, 0, sizeof(*out));
-	attr_from_stat(&out->attr, st);
+	nat_attr_from_stat(&out->attr, st);
 	pthread_mutex_lock(&nb->lock);
 	n = hash_find(nb, st->st_dev, st->st_ino);
 	if (n) {
@@ -402,12 +338,12 @@ static int node_addref(struct nat_backend *nb, struct nat_node *n,
 		       struct orfa_entry *out)
 {
 	struct stat st;
-	int r = stat_node(n, &st);
+	int r = nat_stat_node(n, &st);
 
 	if (r)
 		return r;
 	memset(out, 0, sizeof(*out));
-	attr_from_stat(&out->attr, &st);
+	nat_attr_from_stat(&out->attr, &st);
 	pthread_mutex_lock(&nb->lock);
 	n->nlookup++;
 	out->nodeid = node_id(nb, n);
@@ -426,15 +362,11 @@ static __thread struct {
 	gid_t groups[ORFA_MAX_GROUPS];
 } tl_groups;
 
-struct nat_cred_state {
-	bool switched;		/* fsuid/fsgid changed */
-	bool caps_dropped;
-};
-
 static int caps_set(struct nat_backend *nb, bool drop)
 {
 	struct __user_cap_header_struct h = {
-		.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0,
+	    .version = _LINUX_CAPABILITY_VERSION_3,
+	    .pid = 0,
 	};
 	struct __user_cap_data_struct d[2];
 
@@ -446,7 +378,7 @@ static int caps_set(struct nat_backend *nb, bool drop)
 	return syscall(SYS_capset, &h, d) < 0 ? -errno : 0;
 }
 
-static void cred_leave(struct nat_backend *nb, struct nat_cred_state *cs)
+void nat_cred_leave(struct nat_backend *nb, struct nat_cred_state *cs)
 {
 	if (cs->caps_dropped && caps_set(nb, false) < 0) {
 		/* Cannot happen (effective <= permitted); if it did, this
@@ -468,8 +400,8 @@ static void cred_leave(struct nat_backend *nb, struct nat_cred_state *cs)
  * that does not switch, leaves the identity alone.  Returns 0 or a
  * negative errno (the identity is then unchanged).
  */
-static int cred_enter(struct nat_backend *nb, const struct orfa_cred *cr,
-		      struct nat_cred_state *cs)
+int nat_cred_enter(struct nat_backend *nb, const struct orfa_cred *cr,
+		   struct nat_cred_state *cs)
 {
 	uint32_t n;
 	int r;
@@ -478,7 +410,7 @@ static int cred_enter(struct nat_backend *nb, const struct orfa_cred *cr,
 	if (!nb->switch_creds || !cr)
 		return 0;
 	if (cr->uid == nb->srv_uid && cr->gid == nb->srv_gid)
-		return 0;	/* root as root: groups do not matter */
+		return 0; /* root as root: groups do not matter */
 	n = cr->ngroups < ORFA_MAX_GROUPS ? cr->ngroups : ORFA_MAX_GROUPS;
 	if (!tl_groups.valid || tl_groups.n != n ||
 	    memcmp(tl_groups.groups, cr->groups, n * sizeof(gid_t)) != 0) {
@@ -488,9 +420,14 @@ static int cred_enter(struct nat_backend *nb, const struct orfa_cred *cr,
 			g[i] = cr->groups[i];
 		tl_groups.valid = false;
 		if (syscall(SYS_setgroups, (size_t)n, g) < 0) {
+			static atomic_bool logged;
+
 			r = -errno;
-			log_err("native: setgroups(%u groups): %s", n,
-				strerror(-r));
+			if (!atomic_exchange(&logged, true))
+				log_err("native: setgroups(%u groups): %s "
+					"(cannot act as users; refusing their "
+					"requests)",
+					n, strerror(-r));
 			return r;
 		}
 		memcpy(tl_groups.groups, g, n * sizeof(gid_t));
@@ -504,14 +441,14 @@ static int cred_enter(struct nat_backend *nb, const struct orfa_cred *cr,
 	 * such as -1 fails and returns the current one). */
 	if ((uid_t)syscall(SYS_setfsuid, (uid_t)-1) != cr->uid ||
 	    (gid_t)syscall(SYS_setfsgid, (gid_t)-1) != cr->gid) {
-		cred_leave(nb, cs);
+		nat_cred_leave(nb, cs);
 		return -EPERM;
 	}
 	if (cr->uid != 0) {
 		r = caps_set(nb, true);
 		if (r < 0) {
 			log_err("native: capset: %s", strerror(-r));
-			cred_leave(nb, cs);
+			nat_cred_leave(nb, cs);
 			return r;
 		}
 		cs->caps_dropped = true;
@@ -519,15 +456,10 @@ static int cred_enter(struct nat_backend *nb, const struct orfa_cred *cr,
 	return 0;
 }
 
-static inline mode_t cred_umask(const struct orfa_cred *cr)
-{
-	return cr ? (mode_t)(cr->umask & 0777) : 0;
-}
-
 /* ------------------------------------------------------------------ */
 /* Names and helpers                                                    */
 
-static int check_name(const char *name, uint32_t namelen)
+int nat_check_name(const char *name, uint32_t namelen)
 {
 	if (!name)
 		return -EINVAL;
@@ -541,30 +473,9 @@ static int check_name(const char *name, uint32_t namelen)
 	return 0;
 }
 
-static inline bool is_dot(const char *name)
-{
-	return name[0] == '.' && name[1] == '\0';
-}
-
-static inline bool is_dotdot(const char *name)
-{
-	return name[0] == '.' && name[1] == '.' && name[2] == '\0';
-}
-
-static inline void proc_name(char buf[NAT_PROC_NAME], int fd)
-{
-	snprintf(buf, NAT_PROC_NAME, "%d", fd);
-}
-
-static inline void proc_path(char buf[NAT_PROC_PATH], int fd)
-{
-	snprintf(buf, NAT_PROC_PATH, "/proc/self/fd/%d", fd);
-}
-
 /* Open the node's inode afresh with flags.  Never for symlinks: the magic
  * link would then name the symlink, which open() refuses anyway. */
-static int node_reopen(struct nat_backend *nb, const struct nat_node *n,
-		       int flags)
+int nat_node_reopen(struct nat_backend *nb, const struct nat_node *n, int flags)
 {
 	char name[NAT_PROC_NAME];
 	int fd;
@@ -574,19 +485,6 @@ static int node_reopen(struct nat_backend *nb, const struct nat_node *n,
 	proc_name(name, n->fd);
 	fd = openat(nb->proc_fd, name, flags | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
-}
-
-/*
- * The open(2) flags a client may pass on: access mode and flags whose
- * effect stays on the opened file.  O_CREAT/O_EXCL are added by create
- * only; O_NOFOLLOW/O_PATH/O_TMPFILE/O_DIRECTORY/O_NOCTTY are ours to set;
- * O_DIRECT would require aligned buffers from the server; O_NONBLOCK and
- * O_ASYNC concern special files, which are never opened here.
- */
-static int open_flags(uint32_t flags)
-{
-	return (int)(flags & (O_ACCMODE | O_APPEND | O_TRUNC | O_SYNC |
-			      O_DSYNC | O_NOATIME)) | O_LARGEFILE;
 }
 
 /*
@@ -622,9 +520,8 @@ static int check_below_root(struct nat_backend *nb, int fd,
 			r = 0;
 			break;
 		}
-		if (up_st.st_dev == prev.st_dev &&
-		    up_st.st_ino == prev.st_ino)
-			break;	/* reached "/" without meeting the root */
+		if (up_st.st_dev == prev.st_dev && up_st.st_ino == prev.st_ino)
+			break; /* reached "/" without meeting the root */
 		prev = up_st;
 	}
 	if (cur != fd)
@@ -633,8 +530,8 @@ static int check_below_root(struct nat_backend *nb, int fd,
 }
 
 /* Look name up in directory node p; cred already entered; name checked. */
-static int do_lookup(struct nat_backend *nb, struct nat_node *p,
-		     const char *name, struct orfa_entry *out)
+int nat_lookup_name(struct nat_backend *nb, struct nat_node *p,
+		    const char *name, struct orfa_entry *out)
 {
 	struct stat st;
 	int fd, r;
@@ -662,35 +559,11 @@ static int do_lookup(struct nat_backend *nb, struct nat_node *p,
 			return r;
 		}
 	}
-	return node_from_fd(nb, fd, &st, out);
-}
-
-static struct nat_file *file_of(void *fh)
-{
-	struct nat_file *f = fh;
-
-	if (!f || f->magic != NAT_FILE_MAGIC) {
-		if (f)
-			log_err("native: bad file handle %p", fh);
-		return NULL;
-	}
-	return f;
-}
-
-static struct nat_dir *dir_of(void *dh)
-{
-	struct nat_dir *d = dh;
-
-	if (!d || d->magic != NAT_DIR_MAGIC) {
-		if (d)
-			log_err("native: bad directory handle %p", dh);
-		return NULL;
-	}
-	return d;
+	return nat_node_from_fd(nb, fd, &st, out);
 }
 
 /* Descriptor of an open file or directory handle, or -1. */
-static int handle_fd(void *fh)
+int nat_handle_fd(void *fh)
 {
 	const uint32_t *magic = fh;
 
@@ -704,46 +577,6 @@ static int handle_fd(void *fh)
 	return -1;
 }
 
-static void file_put(struct nat_file *f)
-{
-	if (atomic_fetch_sub(&f->refs, 1) == 1) {
-		f->magic = 0;
-		close(f->fd);
-		free(f);
-	}
-}
-
-static void file_release_hold(void *hold)
-{
-	file_put(hold);
-}
-
-static int file_new(int fd, int flags, void **fh)
-{
-	struct nat_file *f = calloc(1, sizeof(*f));
-
-	if (!f)
-		return -ENOMEM;
-	f->magic = NAT_FILE_MAGIC;
-	f->fd = fd;
-	f->flags = flags;
-	atomic_init(&f->refs, 1);
-	*fh = f;
-	return 0;
-}
-
-static int fd_attr(int fd, struct orfa_attr *attr)
-{
-	struct stat st;
-
-	if (!attr)
-		return 0;
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	attr_from_stat(attr, &st);
-	return 0;
-}
-
 /* ------------------------------------------------------------------ */
 /* Node operations                                                      */
 
@@ -754,19 +587,19 @@ static int nat_lookup(struct orfa_backend *be, const struct orfa_cred *cr,
 	struct nat_backend *nb = to_nb(be);
 	struct nat_cred_state cs;
 	struct nat_node *p;
-	int r = check_name(name, namelen);
+	int r = nat_check_name(name, namelen);
 
 	if (r)
 		return r;
-	p = node_get(nb, parent);
+	p = nat_node_get(nb, parent);
 	if (!p)
 		return -ESTALE;
-	r = cred_enter(nb, cr, &cs);
+	r = nat_cred_enter(nb, cr, &cs);
 	if (r == 0) {
-		r = do_lookup(nb, p, name, out);
-		cred_leave(nb, &cs);
+		r = nat_lookup_name(nb, p, name, out);
+		nat_cred_leave(nb, &cs);
 	}
-	node_put(nb, &p);
+	nat_node_put(nb, &p);
 	return r;
 }
 
@@ -785,10 +618,11 @@ static void nat_forget(struct orfa_backend *be, uint64_t nodeid,
 		goto out_unlock;
 	if (nlookup > n->nlookup) {
 		if (n != nb->root)
-			log_debug("native: forget %llu of node %#llx holding %llu",
-				  (unsigned long long)nlookup,
-				  (unsigned long long)nodeid,
-				  (unsigned long long)n->nlookup);
+			log_debug(
+			    "native: forget %llu of node %#llx holding %llu",
+			    (unsigned long long)nlookup,
+			    (unsigned long long)nodeid,
+			    (unsigned long long)n->nlookup);
 		nlookup = n->nlookup;
 	}
 	n->nlookup -= nlookup;
@@ -802,20 +636,20 @@ static int nat_getattr(struct orfa_backend *be, const struct orfa_cred *cr,
 		       uint64_t nodeid, void *fh, struct orfa_attr *out)
 {
 	struct nat_backend *nb = to_nb(be);
-	struct nat_node *n = node_get(nb, nodeid);
+	struct nat_node *n = nat_node_get(nb, nodeid);
 	struct stat st;
 	int fd, r = 0;
 
 	if (!n)
 		return -ESTALE;
-	fd = handle_fd(fh);
+	fd = nat_handle_fd(fh);
 	if (fd >= 0)
 		r = fstat(fd, &st) < 0 ? -errno : 0;
 	else
-		r = stat_node(n, &st);
+		r = nat_stat_node(n, &st);
 	if (r == 0)
-		attr_from_stat(out, &st);
-	node_put(nb, &n);
+		nat_attr_from_stat(out, &st);
+	nat_node_put(nb, &n);
 	return r;
 }
 
@@ -828,7 +662,7 @@ static void kill_suidgid(struct nat_backend *nb, struct nat_node *n, int fd)
 	mode_t m;
 	char name[NAT_PROC_NAME];
 
-	if (stat_node(n, &st) < 0 || !S_ISREG(st.st_mode))
+	if (nat_stat_node(n, &st) < 0 || !S_ISREG(st.st_mode))
 		return;
 	m = st.st_mode & 07777;
 	if (!(m & S_ISUID) && !((m & S_ISGID) && (m & S_IXGRP)))
@@ -853,7 +687,7 @@ static int do_setattr(struct nat_backend *nb, struct nat_node *n, int hfd,
 	proc_name(name, n->fd);
 	if (v & ORFA_SET_MODE) {
 		if (S_ISLNK(n->type))
-			return -EOPNOTSUPP;	/* Linux has no lchmod */
+			return -EOPNOTSUPP; /* Linux has no lchmod */
 		if ((hfd >= 0 ? fchmod(hfd, in->mode & 07777)
 			      : fchmodat(nb->proc_fd, name, in->mode & 07777,
 					 0)) < 0)
@@ -883,7 +717,7 @@ static int do_setattr(struct nat_backend *nb, struct nat_node *n, int hfd,
 				fd = hfd;
 		}
 		if (fd < 0) {
-			fd = node_reopen(nb, n, O_WRONLY | O_LARGEFILE);
+			fd = nat_node_reopen(nb, n, O_WRONLY | O_LARGEFILE);
 			if (fd < 0)
 				return fd;
 		}
@@ -897,7 +731,8 @@ static int do_setattr(struct nat_backend *nb, struct nat_node *n, int hfd,
 	if (v & (ORFA_SET_ATIME | ORFA_SET_MTIME | ORFA_SET_ATIME_NOW |
 		 ORFA_SET_MTIME_NOW)) {
 		struct timespec tv[2] = {
-			{ .tv_nsec = UTIME_OMIT }, { .tv_nsec = UTIME_OMIT },
+		    {.tv_nsec = UTIME_OMIT},
+		    {.tv_nsec = UTIME_OMIT},
 		};
 		int r;
 
@@ -945,26 +780,25 @@ static int nat_setattr(struct orfa_backend *be, const struct orfa_cred *cr,
 
 	if (in->valid & ~ORFA_SET_ALL)
 		return -EINVAL;
-	n = node_get(nb, nodeid);
+	n = nat_node_get(nb, nodeid);
 	if (!n)
 		return -ESTALE;
-	r = cred_enter(nb, cr, &cs);
+	r = nat_cred_enter(nb, cr, &cs);
 	if (r == 0) {
-		r = do_setattr(nb, n, handle_fd(fh), in);
-		cred_leave(nb, &cs);
+		r = do_setattr(nb, n, nat_handle_fd(fh), in);
+		nat_cred_leave(nb, &cs);
 	}
-	if (r == 0 && (r = stat_node(n, &st)) == 0 && out)
-		attr_from_stat(out, &st);
-	node_put(nb, &n);
+	if (r == 0 && (r = nat_stat_node(n, &st)) == 0 && out)
+		nat_attr_from_stat(out, &st);
+	nat_node_put(nb, &n);
 	return r;
 }
 
 static int nat_readlink(struct orfa_backend *be, const struct orfa_cred *cr,
-			uint64_t nodeid, char *buf, size_t bufsize,
-			size_t *len)
+			uint64_t nodeid, char *buf, size_t bufsize, size_t *len)
 {
 	struct nat_backend *nb = to_nb(be);
-	struct nat_node *n = node_get(nb, nodeid);
+	struct nat_node *n = nat_node_get(nb, nodeid);
 	ssize_t got;
 	int r = 0;
 
@@ -979,7 +813,7 @@ static int nat_readlink(struct orfa_backend *be, const struct orfa_cred *cr,
 		else
 			*len = (size_t)got;
 	}
-	node_put(nb, &n);
+	nat_node_put(nb, &n);
 	return r;
 }
 
@@ -994,8 +828,8 @@ struct nat_mk {
 	const char *target;
 };
 
-static int do_make(struct nat_backend *nb, struct nat_node *p,
-		   const char *name, int kind, const struct nat_mk *mk)
+static int do_make(struct nat_backend *nb, struct nat_node *p, const char *name,
+		   int kind, const struct nat_mk *mk)
 {
 	int r;
 
@@ -1015,34 +849,33 @@ static int do_make(struct nat_backend *nb, struct nat_node *p,
 
 static int make_node(struct orfa_backend *be, const struct orfa_cred *cr,
 		     uint64_t parent, const char *name, uint32_t namelen,
-		     int kind, const struct nat_mk *mk,
-		     struct orfa_entry *out)
+		     int kind, const struct nat_mk *mk, struct orfa_entry *out)
 {
 	struct nat_backend *nb = to_nb(be);
 	struct nat_cred_state cs;
 	struct nat_node *p;
-	int r = check_name(name, namelen);
+	int r = nat_check_name(name, namelen);
 
 	if (r)
 		return r;
 	if (is_dot(name) || is_dotdot(name))
 		return -EEXIST;
-	p = node_get(nb, parent);
+	p = nat_node_get(nb, parent);
 	if (!p)
 		return -ESTALE;
 	if (!S_ISDIR(p->type)) {
 		r = -ENOTDIR;
 		goto out_put;
 	}
-	r = cred_enter(nb, cr, &cs);
+	r = nat_cred_enter(nb, cr, &cs);
 	if (r)
 		goto out_put;
 	r = do_make(nb, p, name, kind, mk);
 	if (r == 0)
-		r = do_lookup(nb, p, name, out);
-	cred_leave(nb, &cs);
+		r = nat_lookup_name(nb, p, name, out);
+	nat_cred_leave(nb, &cs);
 out_put:
-	node_put(nb, &p);
+	nat_node_put(nb, &p);
 	return r;
 }
 
@@ -1050,7 +883,7 @@ static int nat_mknod(struct orfa_backend *be, const struct orfa_cred *cr,
 		     uint64_t parent, const char *name, uint32_t namelen,
 		     uint32_t mode, uint64_t rdev, struct orfa_entry *out)
 {
-	struct nat_mk mk = { .rdev = rdev };
+	struct nat_mk mk = {.rdev = rdev};
 	mode_t type = mode & S_IFMT;
 
 	if (type == 0)
@@ -1065,7 +898,7 @@ static int nat_mkdir(struct orfa_backend *be, const struct orfa_cred *cr,
 		     uint64_t parent, const char *name, uint32_t namelen,
 		     uint32_t mode, struct orfa_entry *out)
 {
-	struct nat_mk mk = { .mode = (mode & 07777) & ~cred_umask(cr) };
+	struct nat_mk mk = {.mode = (mode & 07777) & ~cred_umask(cr)};
 
 	return make_node(be, cr, parent, name, namelen, S_IFDIR, &mk, out);
 }
@@ -1075,7 +908,7 @@ static int nat_symlink(struct orfa_backend *be, const struct orfa_cred *cr,
 		       const char *target, uint32_t targetlen,
 		       struct orfa_entry *out)
 {
-	struct nat_mk mk = { 0 };
+	struct nat_mk mk = {0};
 	char *t;
 	int r;
 
@@ -1106,7 +939,7 @@ static int remove_name(struct orfa_backend *be, const struct orfa_cred *cr,
 	struct nat_backend *nb = to_nb(be);
 	struct nat_cred_state cs;
 	struct nat_node *p;
-	int r = check_name(name, namelen);
+	int r = nat_check_name(name, namelen);
 
 	if (r)
 		return r;
@@ -1114,16 +947,16 @@ static int remove_name(struct orfa_backend *be, const struct orfa_cred *cr,
 		return flags ? -EINVAL : -EISDIR;
 	if (is_dotdot(name))
 		return flags ? -ENOTEMPTY : -EISDIR;
-	p = node_get(nb, parent);
+	p = nat_node_get(nb, parent);
 	if (!p)
 		return -ESTALE;
-	r = cred_enter(nb, cr, &cs);
+	r = nat_cred_enter(nb, cr, &cs);
 	if (r == 0) {
 		if (unlinkat(p->fd, name, flags) < 0)
 			r = -errno;
-		cred_leave(nb, &cs);
+		nat_cred_leave(nb, &cs);
 	}
-	node_put(nb, &p);
+	nat_node_put(nb, &p);
 	return r;
 }
 
@@ -1156,30 +989,30 @@ static int nat_rename(struct orfa_backend *be, const struct orfa_cred *cr,
 		kflags |= RENAME_NOREPLACE;
 	if (flags & ORFA_RENAME_EXCHANGE)
 		kflags |= RENAME_EXCHANGE;
-	r = check_name(name, namelen);
+	r = nat_check_name(name, namelen);
 	if (r == 0)
-		r = check_name(newname, newnamelen);
+		r = nat_check_name(newname, newnamelen);
 	if (r)
 		return r;
 	if (is_dot(name) || is_dotdot(name) || is_dot(newname) ||
 	    is_dotdot(newname))
 		return -EBUSY;
-	p = node_get(nb, parent);
+	p = nat_node_get(nb, parent);
 	if (!p)
 		return -ESTALE;
-	np = node_get(nb, newparent);
+	np = nat_node_get(nb, newparent);
 	if (!np) {
-		node_put(nb, &p);
+		nat_node_put(nb, &p);
 		return -ESTALE;
 	}
-	r = cred_enter(nb, cr, &cs);
+	r = nat_cred_enter(nb, cr, &cs);
 	if (r == 0) {
 		if (renameat2(p->fd, name, np->fd, newname, kflags) < 0)
 			r = -errno;
-		cred_leave(nb, &cs);
+		nat_cred_leave(nb, &cs);
 	}
-	node_put(nb, &np);
-	node_put(nb, &p);
+	nat_node_put(nb, &np);
+	nat_node_put(nb, &p);
 	return r;
 }
 
@@ -1192,25 +1025,25 @@ static int nat_link(struct orfa_backend *be, const struct orfa_cred *cr,
 	struct nat_node *n, *np;
 	char name[NAT_PROC_NAME];
 	struct stat st;
-	int r = check_name(newname, newnamelen);
+	int r = nat_check_name(newname, newnamelen);
 
 	if (r)
 		return r;
 	if (is_dot(newname) || is_dotdot(newname))
 		return -EEXIST;
-	n = node_get(nb, nodeid);
+	n = nat_node_get(nb, nodeid);
 	if (!n)
 		return -ESTALE;
-	np = node_get(nb, newparent);
+	np = nat_node_get(nb, newparent);
 	if (!np) {
-		node_put(nb, &n);
+		nat_node_put(nb, &n);
 		return -ESTALE;
 	}
 	if (S_ISDIR(n->type)) {
 		r = -EPERM;
 		goto out_put;
 	}
-	r = cred_enter(nb, cr, &cs);
+	r = nat_cred_enter(nb, cr, &cs);
 	if (r)
 		goto out_put;
 	if (S_ISLNK(n->type)) {
@@ -1218,7 +1051,7 @@ static int nat_link(struct orfa_backend *be, const struct orfa_cred *cr,
 		 * CAP_DAC_READ_SEARCH and says ENOENT without it. */
 		if (linkat(n->fd, "", np->fd, newname, AT_EMPTY_PATH) < 0) {
 			r = -errno;
-			if (r == -ENOENT && stat_node(n, &st) == 0 &&
+			if (r == -ENOENT && nat_stat_node(n, &st) == 0 &&
 			    st.st_nlink > 0)
 				r = -EPERM;
 		}
@@ -1229,674 +1062,13 @@ static int nat_link(struct orfa_backend *be, const struct orfa_cred *cr,
 			   AT_SYMLINK_FOLLOW) < 0)
 			r = -errno;
 	}
-	cred_leave(nb, &cs);
+	nat_cred_leave(nb, &cs);
 	if (r == 0)
 		r = node_addref(nb, n, out);
 out_put:
-	node_put(nb, &np);
-	node_put(nb, &n);
+	nat_node_put(nb, &np);
+	nat_node_put(nb, &n);
 	return r;
-}
-
-/* ------------------------------------------------------------------ */
-/* Files                                                                */
-
-static int type_open_error(mode_t type)
-{
-	if (S_ISLNK(type))
-		return -ELOOP;
-	if (S_ISDIR(type))
-		return -EISDIR;
-	return -ENXIO;		/* devices, FIFOs, sockets: client side */
-}
-
-static int nat_open(struct orfa_backend *be, const struct orfa_cred *cr,
-		    uint64_t nodeid, uint32_t flags, void **fh,
-		    struct orfa_attr *attr)
-{
-	struct nat_backend *nb = to_nb(be);
-	struct nat_cred_state cs;
-	struct nat_node *n = node_get(nb, nodeid);
-	int fd, r, oflags = open_flags(flags);
-
-	if (!n)
-		return -ESTALE;
-	if (!S_ISREG(n->type)) {
-		r = type_open_error(n->type);
-		goto out_put;
-	}
-	r = cred_enter(nb, cr, &cs);
-	if (r)
-		goto out_put;
-	fd = node_reopen(nb, n, oflags);
-	cred_leave(nb, &cs);
-	if (fd < 0) {
-		r = fd;
-		goto out_put;
-	}
-	r = fd_attr(fd, attr);
-	if (r == 0)
-		r = file_new(fd, oflags, fh);
-	if (r)
-		close(fd);
-out_put:
-	node_put(nb, &n);
-	return r;
-}
-
-/*
- * Open name in p for CREATE; cred entered.  A new file is created with
- * O_EXCL so that nothing but a regular file we made is ever opened here;
- * an existing name (without O_EXCL from the client) is looked up with
- * O_PATH|O_NOFOLLOW, checked to be a regular file, and reopened through
- * its magic link.  Returns the open fd and *pathfd, an O_PATH fd for the
- * node, or a negative errno.
- */
-static int create_open(struct nat_backend *nb, struct nat_node *p,
-		       const char *name, mode_t mode, uint32_t flags,
-		       int oflags, int *pathfd)
-{
-	char pname[NAT_PROC_NAME];
-	struct stat st;
-	int fd, pfd, r;
-
-	for (int tries = 0; tries < 8; tries++) {
-		fd = openat(p->fd, name,
-			    oflags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-			    mode);
-		if (fd >= 0) {
-			proc_name(pname, fd);
-			pfd = openat(nb->proc_fd, pname, O_PATH | O_CLOEXEC);
-			if (pfd < 0) {
-				r = -errno;
-				close(fd);
-				return r;
-			}
-			*pathfd = pfd;
-			return fd;
-		}
-		if (errno != EEXIST || (flags & O_EXCL))
-			return -errno;
-		pfd = openat(p->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-		if (pfd < 0) {
-			if (errno == ENOENT)
-				continue;	/* removed meanwhile: retry */
-			return -errno;
-		}
-		if (fstat(pfd, &st) < 0) {
-			r = -errno;
-			close(pfd);
-			return r;
-		}
-		if (!S_ISREG(st.st_mode)) {
-			close(pfd);
-			return type_open_error(st.st_mode & S_IFMT);
-		}
-		proc_name(pname, pfd);
-		fd = openat(nb->proc_fd, pname, oflags | O_CLOEXEC);
-		if (fd < 0) {
-			r = -errno;
-			close(pfd);
-			return r;
-		}
-		*pathfd = pfd;
-		return fd;
-	}
-	return -EAGAIN;
-}
-
-static int nat_create(struct orfa_backend *be, const struct orfa_cred *cr,
-		      uint64_t parent, const char *name, uint32_t namelen,
-		      uint32_t mode, uint32_t flags, struct orfa_entry *out,
-		      void **fh)
-{
-	struct nat_backend *nb = to_nb(be);
-	struct nat_cred_state cs;
-	struct nat_node *p;
-	struct stat st;
-	int fd, pfd = -1, oflags = open_flags(flags);
-	int r = check_name(name, namelen);
-
-	if (r)
-		return r;
-	if (is_dot(name) || is_dotdot(name))
-		return (flags & O_EXCL) ? -EEXIST : -EISDIR;
-	p = node_get(nb, parent);
-	if (!p)
-		return -ESTALE;
-	if (!S_ISDIR(p->type)) {
-		r = -ENOTDIR;
-		goto out_put;
-	}
-	r = cred_enter(nb, cr, &cs);
-	if (r)
-		goto out_put;
-	fd = create_open(nb, p, name, (mode & 07777) & ~cred_umask(cr), flags,
-			 oflags, &pfd);
-	cred_leave(nb, &cs);
-	if (fd < 0) {
-		r = fd;
-		goto out_put;
-	}
-	if (fstat(pfd, &st) < 0) {
-		r = -errno;
-		close(pfd);
-		close(fd);
-		goto out_put;
-	}
-	r = file_new(fd, oflags, fh);
-	if (r) {
-		close(pfd);
-		close(fd);
-		goto out_put;
-	}
-	r = node_from_fd(nb, pfd, &st, out);
-	if (r) {
-		file_put(*fh);
-		*fh = NULL;
-	}
-out_put:
-	node_put(nb, &p);
-	return r;
-}
-
-static int nat_read(struct orfa_backend *be, uint64_t nodeid, void *fh,
-		    uint64_t offset, uint32_t size, void *buf,
-		    struct orfa_read_out *out)
-{
-	struct nat_file *f = file_of(fh);
-	struct stat st;
-	uint64_t avail;
-
-	out->iovcnt = 0;
-	out->fd = -1;
-	out->off = 0;
-	out->len = 0;
-	out->release = NULL;
-	out->hold = NULL;
-	if (!f)
-		return -EBADF;
-	if ((f->flags & O_ACCMODE) == O_WRONLY)
-		return -EBADF;
-	if (offset > (uint64_t)INT64_MAX)
-		return -EINVAL;
-	if (fstat(f->fd, &st) < 0)
-		return -errno;
-	if (offset >= (uint64_t)st.st_size || size == 0)
-		return 0;
-	avail = (uint64_t)st.st_size - offset;
-	atomic_fetch_add(&f->refs, 1);
-	out->fd = f->fd;
-	out->off = (off_t)offset;
-	out->len = avail < size ? (size_t)avail : size;
-	out->release = file_release_hold;
-	out->hold = f;
-	return 0;
-}
-
-static int nat_write(struct orfa_backend *be, const struct orfa_cred *cr,
-		     uint64_t nodeid, void *fh, uint64_t offset,
-		     const struct iovec *iov, int iovcnt, uint32_t flags,
-		     uint64_t *written, struct orfa_attr *attr)
-{
-	struct nat_backend *nb = to_nb(be);
-	struct nat_cred_state cs;
-	struct nat_file *f = file_of(fh);
-	ssize_t n;
-	int r;
-
-	*written = 0;
-	if (!f)
-		return -EBADF;
-	if (offset > (uint64_t)INT64_MAX)
-		return -EFBIG;
-	if (iovcnt < 0 || iovcnt > IOV_MAX)
-		return -EINVAL;
-	r = cred_enter(nb, cr, &cs);
-	if (r)
-		return r;
-	/* An O_APPEND descriptor appends whatever the offset (pwrite(2)
-	 * BUGS); RWF_APPEND does the same for a writer whose flags say
-	 * O_APPEND on a descriptor shared without it. */
-	n = pwritev2(f->fd, iov, iovcnt, (off_t)offset,
-		     (flags & O_APPEND) ? RWF_APPEND : 0);
-	if (n < 0)
-		r = -errno;
-	cred_leave(nb, &cs);
-	if (r)
-		return r;
-	*written = (uint64_t)n;
-	return fd_attr(f->fd, attr);
-}
-
-static int nat_flush(struct orfa_backend *be, uint64_t nodeid, void *fh)
-{
-	struct nat_file *f = file_of(fh);
-	int fd;
-
-	if (!f)
-		return -EBADF;
-	/* Close a duplicate so that close-time semantics (e.g. of an NFS
-	 * export below) apply now, as passthrough_ll does. */
-	fd = dup(f->fd);
-	if (fd < 0)
-		return -errno;
-	return close(fd) < 0 ? -errno : 0;
-}
-
-static void nat_release(struct orfa_backend *be, uint64_t nodeid, void *fh)
-{
-	struct nat_file *f = file_of(fh);
-
-	if (f)
-		file_put(f);
-}
-
-static int nat_fsync(struct orfa_backend *be, uint64_t nodeid, void *fh,
-		     int datasync)
-{
-	int fd = handle_fd(fh);
-
-	if (fd < 0)
-		return -EBADF;
-	if ((datasync ? fdatasync(fd) : fsync(fd)) < 0)
-		return -errno;
-	return 0;
-}
-
-/* ------------------------------------------------------------------ */
-/* Directories                                                          */
-
-static int nat_opendir(struct orfa_backend *be, const struct orfa_cred *cr,
-		       uint64_t nodeid, uint32_t flags, void **dh)
-{
-	struct nat_backend *nb = to_nb(be);
-	struct nat_cred_state cs;
-	struct nat_node *n = node_get(nb, nodeid);
-	struct nat_dir *d = NULL;
-	int fd, r;
-
-	if (!n)
-		return -ESTALE;
-	if (!S_ISDIR(n->type)) {
-		r = -ENOTDIR;
-		goto out_put;
-	}
-	d = calloc(1, sizeof(*d));
-	if (!d) {
-		r = -ENOMEM;
-		goto out_put;
-	}
-	r = cred_enter(nb, cr, &cs);
-	if (r)
-		goto out_free;
-	fd = node_reopen(nb, n, O_RDONLY | O_DIRECTORY);
-	cred_leave(nb, &cs);
-	if (fd < 0) {
-		r = fd;
-		goto out_free;
-	}
-	d->dp = fdopendir(fd);
-	if (!d->dp) {
-		r = -errno;
-		close(fd);
-		goto out_free;
-	}
-	d->magic = NAT_DIR_MAGIC;
-	d->fd = fd;
-	d->entry = NULL;
-	d->offset = 0;
-	pthread_mutex_init(&d->lock, NULL);
-	*dh = d;
-	node_put(nb, &n);
-	return 0;
-out_free:
-	free(d);
-out_put:
-	node_put(nb, &n);
-	return r;
-}
-
-/*
- * Emit one directory entry; returns 0 to go on, 1 when the reply is full,
- * -ENOENT to skip (vanished), another negative errno to stop.
- */
-static int readdir_emit(struct nat_backend *nb, struct nat_node *n,
-			const struct dirent *de, int plus, orfa_fill_fn fill,
-			void *ctx)
-{
-	const char *name = de->d_name;
-	uint32_t namelen = (uint32_t)strlen(name);
-	uint64_t ino = de->d_ino, next = (uint64_t)de->d_off;
-	struct orfa_entry e;
-	int r;
-
-	if (is_dotdot(name) && n == nb->root)
-		ino = nb->root_ino;	/* nothing above the root shows */
-	if (!plus)
-		return fill(ctx, name, namelen, de->d_type, ino, next, NULL);
-	memset(&e, 0, sizeof(e));
-	if (is_dot(name) || is_dotdot(name)) {
-		/* No reference: node id 0 (FUSE ignores "." and ".." in
-		 * READDIRPLUS and would never forget one). */
-		e.attr.ino = ino;
-		e.attr.mode = S_IFDIR;
-		return fill(ctx, name, namelen, DT_DIR, ino, next, &e);
-	}
-	r = do_lookup(nb, n, name, &e);
-	if (r)
-		return r;
-	return fill(ctx, name, namelen, IFTODT(e.attr.mode), e.attr.ino, next,
-		    &e);
-}
-
-static int nat_readdir(struct orfa_backend *be, const struct orfa_cred *cr,
-		       uint64_t nodeid, void *dh, uint64_t cookie, int plus,
-		       orfa_fill_fn fill, void *ctx)
-{
-	struct nat_backend *nb = to_nb(be);
-	struct nat_cred_state cs;
-	struct nat_dir *d = dir_of(dh);
-	struct nat_node *n;
-	bool emitted = false;
-	int r;
-
-	if (!d)
-		return -EBADF;
-	if (cookie > (uint64_t)INT64_MAX)
-		return -EINVAL;
-	n = node_get(nb, nodeid);
-	if (!n)
-		return -ESTALE;
-	r = cred_enter(nb, cr, &cs);
-	if (r) {
-		node_put(nb, &n);
-		return r;
-	}
-	pthread_mutex_lock(&d->lock);
-	if ((off_t)cookie != d->offset) {
-		seekdir(d->dp, (long)cookie);
-		d->entry = NULL;
-		d->offset = (off_t)cookie;
-	}
-	for (;;) {
-		if (!d->entry) {
-			errno = 0;
-			d->entry = readdir(d->dp);
-			if (!d->entry) {
-				r = errno ? -errno : 0;
-				break;
-			}
-		}
-		r = readdir_emit(nb, n, d->entry, plus, fill, ctx);
-		if (r == 1) {
-			r = 0;	/* full: keep the entry for next time */
-			break;
-		}
-		if (r < 0 && r != -ENOENT)
-			break;
-		if (r == 0)
-			emitted = true;
-		d->offset = d->entry->d_off;
-		d->entry = NULL;
-	}
-	/* An error after some entries ends this reply only; the client
-	 * resumes from the last cookie and meets it again. */
-	if (r < 0 && emitted)
-		r = 0;
-	pthread_mutex_unlock(&d->lock);
-	cred_leave(nb, &cs);
-	node_put(nb, &n);
-	return r;
-}
-
-static void nat_releasedir(struct orfa_backend *be, uint64_t nodeid,
-			   void *dh)
-{
-	struct nat_dir *d = dir_of(dh);
-
-	if (!d)
-		return;
-	d->magic = 0;
-	closedir(d->dp);
-	pthread_mutex_destroy(&d->lock);
-	free(d);
-}
-
-static int nat_fsyncdir(struct orfa_backend *be, uint64_t nodeid, void *dh,
-			int datasync)
-{
-	struct nat_dir *d = dir_of(dh);
-
-	if (!d)
-		return -EBADF;
-	if ((datasync ? fdatasync(d->fd) : fsync(d->fd)) < 0)
-		return -errno;
-	return 0;
-}
-
-/* ------------------------------------------------------------------ */
-/* Everything else                                                      */
-
-static int nat_statfs(struct orfa_backend *be, uint64_t nodeid,
-		      struct orfa_statfs_out *out)
-{
-	struct nat_backend *nb = to_nb(be);
-	struct nat_node *n = node_get(nb, nodeid);
-	struct statvfs sv;
-	int r = 0;
-
-	if (!n)
-		return -ESTALE;
-	if (fstatvfs(n->fd, &sv) < 0) {
-		r = -errno;
-	} else {
-		memset(out, 0, sizeof(*out));
-		out->blocks = sv.f_blocks;
-		out->bfree = sv.f_bfree;
-		out->bavail = sv.f_bavail;
-		out->files = sv.f_files;
-		out->ffree = sv.f_ffree;
-		out->bsize = (uint32_t)sv.f_bsize;
-		out->frsize = (uint32_t)sv.f_frsize;
-		out->namemax = (uint32_t)sv.f_namemax;
-	}
-	node_put(nb, &n);
-	return r;
-}
-
-enum xattr_op { XA_SET, XA_GET, XA_LIST, XA_REMOVE };
-
-/*
- * Extended attributes go through the magic link path of the node (there
- * is no *xattrat before Linux 6.13), which is only sound for nodes that
- * are not symlinks.  Symlinks: user.* may not be set on them (-EPERM, as
- * the kernel says), other names and reads -EOPNOTSUPP.
- */
-static int do_xattr(struct orfa_backend *be, const struct orfa_cred *cr,
-		    uint64_t nodeid, enum xattr_op op, const char *name,
-		    void *buf, size_t size, uint32_t flags, size_t *len)
-{
-	struct nat_backend *nb = to_nb(be);
-	struct nat_cred_state cs;
-	struct nat_node *n;
-	char path[NAT_PROC_PATH];
-	ssize_t got = 0;
-	int r;
-
-	if (op != XA_LIST && !name)
-		return -EINVAL;
-	n = node_get(nb, nodeid);
-	if (!n)
-		return -ESTALE;
-	if (S_ISLNK(n->type)) {
-		r = ((op == XA_SET || op == XA_REMOVE) &&
-		     strncmp(name, "user.", 5) == 0) ? -EPERM : -EOPNOTSUPP;
-		goto out_put;
-	}
-	proc_path(path, n->fd);
-	r = cred_enter(nb, cr, &cs);
-	if (r)
-		goto out_put;
-	switch (op) {
-	case XA_SET:
-		got = setxattr(path, name, buf, size, (int)flags);
-		break;
-	case XA_GET:
-		got = getxattr(path, name, size ? buf : NULL, size);
-		break;
-	case XA_LIST:
-		got = listxattr(path, size ? buf : NULL, size);
-		break;
-	case XA_REMOVE:
-		got = removexattr(path, name);
-		break;
-	}
-	if (got < 0)
-		r = -errno;
-	else if (len)
-		*len = (size_t)got;
-	cred_leave(nb, &cs);
-out_put:
-	node_put(nb, &n);
-	return r;
-}
-
-static int nat_setxattr(struct orfa_backend *be, const struct orfa_cred *cr,
-			uint64_t nodeid, const char *name, const void *value,
-			size_t size, uint32_t flags)
-{
-	if (flags & ~(uint32_t)(XATTR_CREATE | XATTR_REPLACE))
-		return -EINVAL;
-	return do_xattr(be, cr, nodeid, XA_SET, name, (void *)value, size,
-			flags, NULL);
-}
-
-static int nat_getxattr(struct orfa_backend *be, const struct orfa_cred *cr,
-			uint64_t nodeid, const char *name, void *buf,
-			size_t size, size_t *len)
-{
-	return do_xattr(be, cr, nodeid, XA_GET, name, buf, size, 0, len);
-}
-
-static int nat_listxattr(struct orfa_backend *be, const struct orfa_cred *cr,
-			 uint64_t nodeid, void *buf, size_t size, size_t *len)
-{
-	return do_xattr(be, cr, nodeid, XA_LIST, NULL, buf, size, 0, len);
-}
-
-static int nat_removexattr(struct orfa_backend *be,
-			   const struct orfa_cred *cr, uint64_t nodeid,
-			   const char *name)
-{
-	return do_xattr(be, cr, nodeid, XA_REMOVE, name, NULL, 0, 0, NULL);
-}
-
-static int nat_access(struct orfa_backend *be, const struct orfa_cred *cr,
-		      uint64_t nodeid, uint32_t mask)
-{
-	struct nat_backend *nb = to_nb(be);
-	struct nat_cred_state cs;
-	struct nat_node *n;
-	int r;
-
-	if (mask & ~(uint32_t)(R_OK | W_OK | X_OK))
-		return -EINVAL;
-	n = node_get(nb, nodeid);
-	if (!n)
-		return -ESTALE;
-	r = cred_enter(nb, cr, &cs);
-	if (r == 0) {
-		/* AT_EACCESS: check with fsuid/fsgid (the default would use
-		 * the real ids, i.e. the server's). */
-		if (faccessat(n->fd, "", (int)mask,
-			      AT_EMPTY_PATH | AT_EACCESS |
-			      AT_SYMLINK_NOFOLLOW) < 0)
-			r = -errno;
-		cred_leave(nb, &cs);
-	}
-	node_put(nb, &n);
-	return r;
-}
-
-static int nat_fallocate(struct orfa_backend *be, const struct orfa_cred *cr,
-			 uint64_t nodeid, void *fh, uint32_t mode,
-			 uint64_t offset, uint64_t length,
-			 struct orfa_attr *attr)
-{
-	struct nat_backend *nb = to_nb(be);
-	struct nat_cred_state cs;
-	struct nat_file *f = file_of(fh);
-	int r;
-
-	if (!f)
-		return -EBADF;
-	if (offset > (uint64_t)INT64_MAX || length > (uint64_t)INT64_MAX)
-		return -EFBIG;
-	r = cred_enter(nb, cr, &cs);
-	if (r)
-		return r;
-	if (fallocate(f->fd, (int)mode, (off_t)offset, (off_t)length) < 0)
-		r = -errno;
-	cred_leave(nb, &cs);
-	return r ? r : fd_attr(f->fd, attr);
-}
-
-static int nat_lseek(struct orfa_backend *be, uint64_t nodeid, void *fh,
-		     uint64_t offset, uint32_t whence, uint64_t *result)
-{
-	struct nat_file *f = file_of(fh);
-	off_t o;
-
-	if (!f)
-		return -EBADF;
-	if (whence != SEEK_DATA && whence != SEEK_HOLE)
-		return -EINVAL;
-	if (offset > (uint64_t)INT64_MAX)
-		return -ENXIO;
-	/* Moves the shared file position, which no other call here uses
-	 * (all I/O is positional). */
-	o = lseek(f->fd, (off_t)offset, (int)whence);
-	if (o < 0)
-		return -errno;
-	*result = (uint64_t)o;
-	return 0;
-}
-
-static int nat_copy_file_range(struct orfa_backend *be,
-			       const struct orfa_cred *cr, uint64_t nodeid_in,
-			       void *fh_in, uint64_t off_in,
-			       uint64_t nodeid_out, void *fh_out,
-			       uint64_t off_out, uint64_t len, uint32_t flags,
-			       uint64_t *copied, struct orfa_attr *attr_out)
-{
-	struct nat_backend *nb = to_nb(be);
-	struct nat_cred_state cs;
-	struct nat_file *fi = file_of(fh_in), *fo = file_of(fh_out);
-	loff_t oi = (loff_t)off_in, oo = (loff_t)off_out;
-	ssize_t n;
-	int r;
-
-	*copied = 0;
-	if (!fi || !fo)
-		return -EBADF;
-	if (flags)
-		return -EINVAL;
-	if (off_in > (uint64_t)INT64_MAX || off_out > (uint64_t)INT64_MAX)
-		return -EFBIG;
-	if (len > (uint64_t)SSIZE_MAX)
-		len = SSIZE_MAX;
-	r = cred_enter(nb, cr, &cs);
-	if (r)
-		return r;
-	n = copy_file_range(fi->fd, &oi, fo->fd, &oo, (size_t)len, 0);
-	if (n < 0)
-		r = -errno;
-	cred_leave(nb, &cs);
-	if (r)
-		return r;
-	*copied = (uint64_t)n;
-	return fd_attr(fo->fd, attr_out);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1921,40 +1093,40 @@ static void nat_destroy(struct orfa_backend *be)
 }
 
 static const struct orfa_backend_ops native_ops = {
-	.name = "native",
-	.destroy = nat_destroy,
-	.lookup = nat_lookup,
-	.forget = nat_forget,
-	.getattr = nat_getattr,
-	.setattr = nat_setattr,
-	.readlink = nat_readlink,
-	.mknod = nat_mknod,
-	.mkdir = nat_mkdir,
-	.unlink = nat_unlink,
-	.rmdir = nat_rmdir,
-	.symlink = nat_symlink,
-	.rename = nat_rename,
-	.link = nat_link,
-	.open = nat_open,
-	.create = nat_create,
-	.read = nat_read,
-	.write = nat_write,
-	.flush = nat_flush,
-	.release = nat_release,
-	.fsync = nat_fsync,
-	.opendir = nat_opendir,
-	.readdir = nat_readdir,
-	.releasedir = nat_releasedir,
-	.fsyncdir = nat_fsyncdir,
-	.statfs = nat_statfs,
-	.setxattr = nat_setxattr,
-	.getxattr = nat_getxattr,
-	.listxattr = nat_listxattr,
-	.removexattr = nat_removexattr,
-	.access = nat_access,
-	.fallocate = nat_fallocate,
-	.lseek = nat_lseek,
-	.copy_file_range = nat_copy_file_range,
+    .name = "native",
+    .destroy = nat_destroy,
+    .lookup = nat_lookup,
+    .forget = nat_forget,
+    .getattr = nat_getattr,
+    .setattr = nat_setattr,
+    .readlink = nat_readlink,
+    .mknod = nat_mknod,
+    .mkdir = nat_mkdir,
+    .unlink = nat_unlink,
+    .rmdir = nat_rmdir,
+    .symlink = nat_symlink,
+    .rename = nat_rename,
+    .link = nat_link,
+    .open = nat_open,
+    .create = nat_create,
+    .read = nat_read,
+    .write = nat_write,
+    .flush = nat_flush,
+    .release = nat_release,
+    .fsync = nat_fsync,
+    .opendir = nat_opendir,
+    .readdir = nat_readdir,
+    .releasedir = nat_releasedir,
+    .fsyncdir = nat_fsyncdir,
+    .statfs = nat_statfs,
+    .setxattr = nat_setxattr,
+    .getxattr = nat_getxattr,
+    .listxattr = nat_listxattr,
+    .removexattr = nat_removexattr,
+    .access = nat_access,
+    .fallocate = nat_fallocate,
+    .lseek = nat_lseek,
+    .copy_file_range = nat_copy_file_range,
 };
 
 int backend_native_create(const char *root, struct orfa_backend **out)
@@ -1983,6 +1155,10 @@ int backend_native_create(const char *root, struct orfa_backend **out)
 	nb->slots = calloc(nb->slots_cap, sizeof(*nb->slots));
 	nb->nbuckets = 1024;
 	nb->buckets = calloc(nb->nbuckets, sizeof(*nb->buckets));
+	if (getrandom(&nb->rng, sizeof(nb->rng), GRND_NONBLOCK) !=
+	    sizeof(nb->rng))
+		nb->rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+	nb->rng |= 1; /* xorshift needs a nonzero state */
 	if (!nb->slots || !nb->buckets) {
 		free(rn);
 		nat_destroy(&nb->base);
@@ -2021,14 +1197,15 @@ int backend_native_create(const char *root, struct orfa_backend **out)
 	nb->root_dev = st.st_dev;
 	nb->root_ino = st.st_ino;
 	nb->slots[ORFA_ROOT_NODEID].node = rn;
-	nb->nslots = ORFA_ROOT_NODEID + 1;	/* slot 0 is never used */
+	nb->nslots = ORFA_ROOT_NODEID + 1; /* slot 0 is never used */
 	hash_insert(nb, rn);
 
 	nb->srv_uid = geteuid();
 	nb->srv_gid = getegid();
 	if (nb->srv_uid == 0) {
 		struct __user_cap_header_struct h = {
-			.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0,
+		    .version = _LINUX_CAPABILITY_VERSION_3,
+		    .pid = 0,
 		};
 
 		if (syscall(SYS_capget, &h, nb->caps) < 0) {
@@ -2040,8 +1217,8 @@ int backend_native_create(const char *root, struct orfa_backend **out)
 		nb->switch_creds = true;
 	}
 	log_info("native: exporting %s%s", root,
-		 nb->switch_creds ? " (per-user credentials)" :
-				    " (as the server's user)");
+		 nb->switch_creds ? " (per-user credentials)"
+				  : " (as the server's user)");
 	*out = &nb->base;
 	return 0;
 }

@@ -1,20 +1,213 @@
 /*
- * backend_native_impl.h - internals of the native backend that its unit
- * test inspects.  Not for other modules: the server uses backend.h only.
+ * backend_native_impl.h - private declarations shared by the native
+ * backend's sources (backend_native.c: node table, credentials, lookups
+ * and name operations; backend_native_io.c: open files, directories,
+ * xattrs and the rest) and its unit test.  The server uses backend.h only.
  */
 #ifndef ORFA_BACKEND_NATIVE_IMPL_H
 #define ORFA_BACKEND_NATIVE_IMPL_H
 
+#include <dirent.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <linux/capability.h>
 
 #include "backend.h"
 
-/* Nodes currently in the node table, the root included (so >= 1).  Each
- * holds one O_PATH descriptor.  be must be a native backend. */
-size_t backend_native_node_count(struct orfa_backend *be);
+#define NAT_MAX_UP_DEPTH 4096 /* ".." check: levels walked */
+#define NAT_MAX_SLOTS (1u << 31)
+#define NAT_FILE_MAGIC 0x4e415446u /* "NATF" */
+#define NAT_DIR_MAGIC 0x4e415444u  /* "NATD" */
+#define NAT_PROC_NAME 16	   /* decimal fd + NUL */
+#define NAT_PROC_PATH 40	   /* "/proc/self/fd/" fd NUL */
 
-/* Nonzero when the backend switches fsuid/fsgid/groups per request (it was
- * created by a process whose effective uid is 0). */
+struct nat_node {
+	int fd;	   /* O_PATH|O_NOFOLLOW; immutable, owned */
+	dev_t dev; /* hash key; immutable */
+	ino_t ino;
+	mode_t type;		/* S_IFMT bits; immutable */
+	uint32_t slot;		/* index in nb->slots; immutable */
+	uint64_t nlookup;	/* nb->lock: client references */
+	uint64_t refs;		/* nb->lock: operations in flight */
+	struct nat_node *hnext; /* nb->lock: hash chain */
+};
+
+struct nat_slot {
+	struct nat_node *node; /* NULL when free */
+	uint32_t gen;	       /* bumped each time the slot is freed */
+	uint32_t next_free;    /* free list link, 0 = end */
+};
+
+struct nat_backend {
+	struct orfa_backend base;
+	int proc_fd;	   /* "/proc/self/fd", O_PATH; immutable */
+	bool switch_creds; /* immutable */
+	uid_t srv_uid;	   /* fsuid/fsgid to return to; immutable */
+	gid_t srv_gid;
+	struct __user_cap_data_struct caps[2]; /* at start; immutable */
+	dev_t root_dev;			       /* immutable */
+	ino_t root_ino;
+	struct nat_node *root; /* immutable, never freed */
+
+	pthread_mutex_t lock; /* protects the fields below and counts */
+	struct nat_slot *slots;
+	uint32_t nslots; /* slots in use or on the free list */
+	uint32_t slots_cap;
+	uint32_t free_head; /* 0 = none (slot 0 is never used) */
+	uint64_t rng;	    /* xorshift state for first generations */
+	struct nat_node **buckets;
+	size_t nbuckets; /* power of two */
+	size_t nnodes;
+};
+
+/* Per-open state of a file.  refs: one for the open itself (dropped by
+ * release) and one per READ whose data is still to be sent. */
+struct nat_file {
+	uint32_t magic;
+	int fd;	   /* immutable until freed */
+	int flags; /* open flags actually used; immutable */
+	atomic_uint refs;
+};
+
+struct nat_dir {
+	uint32_t magic;
+	int fd;		      /* dirfd(dp); immutable */
+	pthread_mutex_t lock; /* protects dp, entry, offset */
+	DIR *dp;
+	struct dirent *entry; /* read but not yet handed out, or NULL */
+	off_t offset;	      /* cookie of the position of dp (+entry) */
+};
+
+struct nat_cred_state {
+	bool switched; /* fsuid/fsgid changed */
+	bool caps_dropped;
+};
+
+static inline struct nat_backend *to_nb(struct orfa_backend *be)
+{
+	return (struct nat_backend *)be;
+}
+
+static inline bool is_dot(const char *name)
+{
+	return name[0] == '.' && name[1] == '\0';
+}
+
+static inline bool is_dotdot(const char *name)
+{
+	return name[0] == '.' && name[1] == '.' && name[2] == '\0';
+}
+
+static inline void proc_name(char buf[NAT_PROC_NAME], int fd)
+{
+	snprintf(buf, NAT_PROC_NAME, "%d", fd);
+}
+
+static inline void proc_path(char buf[NAT_PROC_PATH], int fd)
+{
+	snprintf(buf, NAT_PROC_PATH, "/proc/self/fd/%d", fd);
+}
+
+static inline mode_t cred_umask(const struct orfa_cred *cr)
+{
+	return cr ? (mode_t)(cr->umask & 0777) : 0;
+}
+
+/* Resolve a client-supplied node id and take an operation reference, or
+ * NULL (answer -ESTALE): free slot, wrong generation, forgotten node. */
+struct nat_node *nat_node_get(struct nat_backend *nb, uint64_t id);
+/* Drop a reference taken by nat_node_get; clears *np.  May free the
+ * node (and close its descriptor) if the client forgot it meanwhile. */
+void nat_node_put(struct nat_backend *nb, struct nat_node **np);
+/* Hand out one lookup reference on the node of fd's inode (st: its
+ * stat), creating the node if needed; takes ownership of fd always. */
+int nat_node_from_fd(struct nat_backend *nb, int fd, const struct stat *st,
+		     struct orfa_entry *out);
+void nat_attr_from_stat(struct orfa_attr *a, const struct stat *st);
+/* Become cr on this thread for one operation (see backend_native.c);
+ * NULL cr keeps the server's identity.  0 or a negative errno (identity
+ * then unchanged).  Pair with nat_cred_leave. */
+int nat_cred_enter(struct nat_backend *nb, const struct orfa_cred *cr,
+		   struct nat_cred_state *cs);
+void nat_cred_leave(struct nat_backend *nb, struct nat_cred_state *cs);
+/* 0 if name is one component of namelen bytes, else -EINVAL,
+ * -ENAMETOOLONG or -ENOENT (empty). */
+int nat_check_name(const char *name, uint32_t namelen);
+/* Open the inode of a node that is not a symlink through its
+ * /proc/self/fd magic link; returns a descriptor or a negative errno. */
+int nat_node_reopen(struct nat_backend *nb, const struct nat_node *n,
+		    int flags);
+/* Look a checked name up in directory node p ("." and ".." included,
+ * confined to the export); cred already entered.  Fills out with one
+ * lookup reference. */
+int nat_lookup_name(struct nat_backend *nb, struct nat_node *p,
+		    const char *name, struct orfa_entry *out);
+/* Descriptor of an open file or directory handle, or -1 (NULL). */
+int nat_handle_fd(void *fh);
+/* stat of the node itself (never follows a symlink). */
+int nat_stat_node(const struct nat_node *n, struct stat *st);
+
+/* Operations implemented in backend_native_io.c (see backend.h). */
+int nat_open(struct orfa_backend *be, const struct orfa_cred *cr,
+	     uint64_t nodeid, uint32_t flags, void **fh,
+	     struct orfa_attr *attr);
+int nat_create(struct orfa_backend *be, const struct orfa_cred *cr,
+	       uint64_t parent, const char *name, uint32_t namelen,
+	       uint32_t mode, uint32_t flags, struct orfa_entry *out,
+	       void **fh);
+int nat_read(struct orfa_backend *be, uint64_t nodeid, void *fh,
+	     uint64_t offset, uint32_t size, void *buf,
+	     struct orfa_read_out *out);
+int nat_write(struct orfa_backend *be, const struct orfa_cred *cr,
+	      uint64_t nodeid, void *fh, uint64_t offset,
+	      const struct iovec *iov, int iovcnt, uint32_t flags,
+	      uint64_t *written, struct orfa_attr *attr);
+int nat_flush(struct orfa_backend *be, uint64_t nodeid, void *fh);
+void nat_release(struct orfa_backend *be, uint64_t nodeid, void *fh);
+int nat_fsync(struct orfa_backend *be, uint64_t nodeid, void *fh, int datasync);
+int nat_opendir(struct orfa_backend *be, const struct orfa_cred *cr,
+		uint64_t nodeid, uint32_t flags, void **dh);
+int nat_readdir(struct orfa_backend *be, const struct orfa_cred *cr,
+		uint64_t nodeid, void *dh, uint64_t cookie, int plus,
+		orfa_fill_fn fill, void *ctx);
+void nat_releasedir(struct orfa_backend *be, uint64_t nodeid, void *dh);
+int nat_fsyncdir(struct orfa_backend *be, uint64_t nodeid, void *dh,
+		 int datasync);
+int nat_statfs(struct orfa_backend *be, uint64_t nodeid,
+	       struct orfa_statfs_out *out);
+int nat_setxattr(struct orfa_backend *be, const struct orfa_cred *cr,
+		 uint64_t nodeid, const char *name, const void *value,
+		 size_t size, uint32_t flags);
+int nat_getxattr(struct orfa_backend *be, const struct orfa_cred *cr,
+		 uint64_t nodeid, const char *name, void *buf, size_t size,
+		 size_t *len);
+int nat_listxattr(struct orfa_backend *be, const struct orfa_cred *cr,
+		  uint64_t nodeid, void *buf, size_t size, size_t *len);
+int nat_removexattr(struct orfa_backend *be, const struct orfa_cred *cr,
+		    uint64_t nodeid, const char *name);
+int nat_access(struct orfa_backend *be, const struct orfa_cred *cr,
+	       uint64_t nodeid, uint32_t mask);
+int nat_fallocate(struct orfa_backend *be, const struct orfa_cred *cr,
+		  uint64_t nodeid, void *fh, uint32_t mode, uint64_t offset,
+		  uint64_t length, struct orfa_attr *attr);
+int nat_lseek(struct orfa_backend *be, uint64_t nodeid, void *fh,
+	      uint64_t offset, uint32_t whence, uint64_t *result);
+int nat_copy_file_range(struct orfa_backend *be, const struct orfa_cred *cr,
+			uint64_t nodeid_in, void *fh_in, uint64_t off_in,
+			uint64_t nodeid_out, void *fh_out, uint64_t off_out,
+			uint64_t len, uint32_t flags, uint64_t *copied,
+			struct orfa_attr *attr_out);
+
+/* For the unit test: nodes in the table, the root included (>= 1). */
+size_t backend_native_node_count(struct orfa_backend *be);
+/* For the unit test: nonzero when requests run with the caller's
+ * fsuid/fsgid/groups (the backend was created with effective uid 0). */
 int backend_native_switches_creds(struct orfa_backend *be);
 
 #endif /* ORFA_BACKEND_NATIVE_IMPL_H */

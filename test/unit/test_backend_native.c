@@ -19,8 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
@@ -40,7 +40,7 @@ static char exp_dir[PATH_MAX];
 static char out_dir[PATH_MAX];
 static struct orfa_backend *be;
 static const struct orfa_backend_ops *ops;
-static struct orfa_cred root_cr;	/* uid 0 (or the server's user) */
+static struct orfa_cred root_cr; /* uid 0 (or the server's user) */
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -74,8 +74,8 @@ static void make_dir(const char *dir, const char *rel, mode_t mode)
 	ck_assert_int_eq(chmod(p, mode), 0);
 }
 
-static int lk_as(const struct orfa_cred *cr, uint64_t parent,
-		 const char *name, struct orfa_entry *e)
+static int lk_as(const struct orfa_cred *cr, uint64_t parent, const char *name,
+		 struct orfa_entry *e)
 {
 	return ops->lookup(be, cr, parent, name, (uint32_t)strlen(name), e);
 }
@@ -109,14 +109,14 @@ static int do_create(const struct orfa_cred *cr, uint64_t parent,
 			   flags, e, fh);
 }
 
-static uint64_t write_str(void *fh, uint64_t id, uint64_t off,
-			  const char *s, uint32_t flags)
+static uint64_t write_str(void *fh, uint64_t id, uint64_t off, const char *s,
+			  uint32_t flags)
 {
-	struct iovec iov = { .iov_base = (void *)s, .iov_len = strlen(s) };
+	struct iovec iov = {.iov_base = (void *)s, .iov_len = strlen(s)};
 	uint64_t written = 0;
 	struct orfa_attr a;
-	int r = ops->write(be, &root_cr, id, fh, off, &iov, 1, flags,
-			   &written, &a);
+	int r =
+	    ops->write(be, &root_cr, id, fh, off, &iov, 1, flags, &written, &a);
 
 	ck_assert_msg(r == 0, "write: %s", strerror(-r));
 	return written;
@@ -158,7 +158,7 @@ static void setup(void)
 {
 	int r;
 
-	umask(0);	/* as orfad does; the backend applies cred->umask */
+	umask(0); /* as orfad does; the backend applies cred->umask */
 	snprintf(base, sizeof(base), "/tmp/orfa-native-XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(base));
 	pathf(exp_dir, base, "export");
@@ -202,8 +202,8 @@ START_TEST(test_root_getattr)
 	struct stat st;
 
 	ck_assert_int_eq(stat(exp_dir, &st), 0);
-	ck_assert_int_eq(ops->getattr(be, &root_cr, ORFA_ROOT_NODEID, NULL,
-				      &a), 0);
+	ck_assert_int_eq(ops->getattr(be, &root_cr, ORFA_ROOT_NODEID, NULL, &a),
+			 0);
 	ck_assert(S_ISDIR(a.mode));
 	ck_assert_uint_eq(a.ino, st.st_ino);
 	ck_assert_uint_eq(backend_native_node_count(be), 1);
@@ -277,10 +277,11 @@ START_TEST(test_name_checks)
 	ck_assert_int_eq(ops->lookup(be, &root_cr, 1, "abc", 2, &e), -EINVAL);
 	ck_assert_int_eq(ops->mkdir(be, &root_cr, 1, "a/b", 3, 0755, &e),
 			 -EINVAL);
-	ck_assert_int_eq(do_create(&root_cr, 1, "../x", 0644, O_RDWR, &e,
-				   &fh), -EINVAL);
-	ck_assert_int_eq(ops->mknod(be, &root_cr, 1, "../x", 4,
-				    S_IFREG | 0644, 0, &e), -EINVAL);
+	ck_assert_int_eq(do_create(&root_cr, 1, "../x", 0644, O_RDWR, &e, &fh),
+			 -EINVAL);
+	ck_assert_int_eq(
+	    ops->mknod(be, &root_cr, 1, "../x", 4, S_IFREG | 0644, 0, &e),
+	    -EINVAL);
 	ck_assert_int_eq(ops->symlink(be, &root_cr, 1, "../x", 4, "t", 1, &e),
 			 -EINVAL);
 	ck_assert_int_eq(ops->unlink(be, &root_cr, 1, "../x", 4), -EINVAL);
@@ -330,8 +331,10 @@ END_TEST
 START_TEST(test_symlink_escape)
 {
 	static const char *const targets[][2] = {
-		{ "slash", "/" }, { "up", "../.." }, { "etc", "/etc/passwd" },
-		{ "victim", NULL },
+	    {"slash", "/"},
+	    {"up", "../.."},
+	    {"etc", "/etc/passwd"},
+	    {"victim", NULL},
 	};
 	char victim[PATH_MAX], buf[PATH_MAX], p[PATH_MAX];
 	struct stat before, after;
@@ -352,16 +355,17 @@ START_TEST(test_symlink_escape)
 		ck_assert_int_eq(lk(1, targets[i][0], &e), 0);
 		id = e.nodeid;
 		ck_assert(S_ISLNK(e.attr.mode));
-		ck_assert_int_eq(ops->readlink(be, &root_cr, id, buf,
-					       sizeof(buf), &len), 0);
+		ck_assert_int_eq(
+		    ops->readlink(be, &root_cr, id, buf, sizeof(buf), &len), 0);
 		ck_assert_uint_eq(len, strlen(t));
 		ck_assert(memcmp(buf, t, len) == 0);
 		for (uint32_t fl = 0; fl < 3; fl++) {
-			ck_assert_int_eq(ops->open(be, &root_cr, id, fl, &fh,
-						   &a), -ELOOP);
+			ck_assert_int_eq(
+			    ops->open(be, &root_cr, id, fl, &fh, &a), -ELOOP);
 			ck_assert_int_eq(ops->open(be, &root_cr, id,
-						   fl | O_TRUNC | O_APPEND,
-						   &fh, &a), -ELOOP);
+						   fl | O_TRUNC | O_APPEND, &fh,
+						   &a),
+					 -ELOOP);
 		}
 		ck_assert_int_eq(ops->opendir(be, &root_cr, id, 0, &fh),
 				 -ENOTDIR);
@@ -372,28 +376,32 @@ START_TEST(test_symlink_escape)
 				 -ELOOP);
 		ck_assert_int_eq(ops->mkdir(be, &root_cr, 1, targets[i][0],
 					    (uint32_t)strlen(targets[i][0]),
-					    0755, &e), -EEXIST);
+					    0755, &e),
+				 -EEXIST);
 		{
-			struct orfa_setattr_req s = { .valid = ORFA_SET_SIZE };
+			struct orfa_setattr_req s = {.valid = ORFA_SET_SIZE};
 
-			ck_assert_int_eq(ops->setattr(be, &root_cr, id, NULL,
-						      &s, &a), -EINVAL);
+			ck_assert_int_eq(
+			    ops->setattr(be, &root_cr, id, NULL, &s, &a),
+			    -EINVAL);
 			s.valid = ORFA_SET_MODE;
 			s.mode = 0777;
-			ck_assert_int_eq(ops->setattr(be, &root_cr, id, NULL,
-						      &s, &a), -EOPNOTSUPP);
+			ck_assert_int_eq(
+			    ops->setattr(be, &root_cr, id, NULL, &s, &a),
+			    -EOPNOTSUPP);
 			/* Times and owner apply to the link itself. */
 			s.valid = ORFA_SET_MTIME;
 			s.mtime = 1000;
-			ck_assert_int_eq(ops->setattr(be, &root_cr, id, NULL,
-						      &s, &a), 0);
+			ck_assert_int_eq(
+			    ops->setattr(be, &root_cr, id, NULL, &s, &a), 0);
 			ck_assert_int_eq(a.mtime, 1000);
 			ck_assert(S_ISLNK(a.mode));
 		}
-		ck_assert_int_eq(ops->setxattr(be, &root_cr, id, "user.x",
-					       "v", 1, 0), -EPERM);
-		ck_assert_int_eq(ops->getxattr(be, &root_cr, id, "user.x",
-					       buf, sizeof(buf), &len),
+		ck_assert_int_eq(
+		    ops->setxattr(be, &root_cr, id, "user.x", "v", 1, 0),
+		    -EPERM);
+		ck_assert_int_eq(ops->getxattr(be, &root_cr, id, "user.x", buf,
+					       sizeof(buf), &len),
 				 -EOPNOTSUPP);
 		forget1(id);
 	}
@@ -450,9 +458,16 @@ END_TEST
 START_TEST(test_crafted_ids)
 {
 	static const uint64_t bad[] = {
-		0, 2, 3, 999999, UINT64_MAX, (1ull << 32) | 1,
-		((uint64_t)UINT32_MAX << 32) | 1, (1ull << 32) | 2,
-		(uint64_t)UINT32_MAX, 1ull << 63,
+	    0,
+	    2,
+	    3,
+	    999999,
+	    UINT64_MAX,
+	    (1ull << 32) | 1,
+	    ((uint64_t)UINT32_MAX << 32) | 1,
+	    (1ull << 32) | 2,
+	    (uint64_t)UINT32_MAX,
+	    1ull << 63,
 	};
 	struct orfa_entry e;
 	struct orfa_attr a;
@@ -465,13 +480,13 @@ START_TEST(test_crafted_ids)
 		ck_assert_int_eq(ops->getattr(be, &root_cr, bad[i], NULL, &a),
 				 -ESTALE);
 		ck_assert_int_eq(lk(bad[i], "x", &e), -ESTALE);
-		ck_assert_int_eq(ops->open(be, &root_cr, bad[i], O_RDONLY,
-					   &fh, &a), -ESTALE);
+		ck_assert_int_eq(
+		    ops->open(be, &root_cr, bad[i], O_RDONLY, &fh, &a),
+		    -ESTALE);
 		ck_assert_int_eq(ops->opendir(be, &root_cr, bad[i], 0, &fh),
 				 -ESTALE);
 		ck_assert_int_eq(ops->statfs(be, bad[i], &sf), -ESTALE);
-		ck_assert_int_eq(ops->access(be, &root_cr, bad[i], 0),
-				 -ESTALE);
+		ck_assert_int_eq(ops->access(be, &root_cr, bad[i], 0), -ESTALE);
 		ops->forget(be, bad[i], 1);
 	}
 	for (int i = 0; i < 2000; i++) {
@@ -492,13 +507,15 @@ START_TEST(test_crafted_ids)
 	/* Stale after forget. */
 	put_file(exp_dir, "f", "x", 0644);
 	id = must_lk(1, "f");
+	ck_assert_uint_ne(id >> 32, 0); /* not a small integer */
 	ops->forget(be, id, 1);
 	ck_assert_int_eq(ops->getattr(be, &root_cr, id, NULL, &a), -ESTALE);
 	ck_assert_int_eq(ops->open(be, &root_cr, id, O_RDONLY, &fh, &a),
 			 -ESTALE);
 	ck_assert_int_eq(ops->link(be, &root_cr, id, 1, "g", 1, &e), -ESTALE);
 	id2 = must_lk(1, "f");
-	ck_assert_uint_ne(id, id2);		/* generation moved on */
+	ck_assert_uint_eq(id2 >> 32,
+			  (uint32_t)((id >> 32) + 1)); /* generation moved on */
 	ck_assert_uint_eq(id & 0xffffffffu, id2 & 0xffffffffu);
 	ck_assert_int_eq(ops->getattr(be, &root_cr, id, NULL, &a), -ESTALE);
 	ck_assert_int_eq(ops->getattr(be, &root_cr, id2, NULL, &a), 0);
@@ -532,7 +549,7 @@ static void *renamer(void *arg)
  * lookups run: no lookup ever returns a node outside the export. */
 START_TEST(test_rename_race)
 {
-	struct race_ctx rc = { .rounds = 3000 };
+	struct race_ctx rc = {.rounds = 3000};
 	struct stat ost, bst, ast, cst;
 	char p[PATH_MAX];
 	pthread_t t;
@@ -554,20 +571,21 @@ START_TEST(test_rename_race)
 	b = must_lk(a, "b");
 	c = must_lk(b, "c");
 	ck_assert_int_eq(pthread_create(&t, NULL, renamer, &rc), 0);
-	for (long i = 0; i < 200000 &&
-			 !__atomic_load_n(&rc.done, __ATOMIC_ACQUIRE); i++) {
+	for (long i = 0;
+	     i < 200000 && !__atomic_load_n(&rc.done, __ATOMIC_ACQUIRE); i++) {
 		static const struct {
 			int which;
 			const char *name;
-		} q[] = { { 2, ".." }, { 1, ".." }, { 0, "b" }, { 1, "c" } };
-		uint64_t par = q[i % 4].which == 2 ? c :
-			       q[i % 4].which == 1 ? b : a;
+		} q[] = {{2, ".."}, {1, ".."}, {0, "b"}, {1, "c"}};
+		uint64_t par = q[i % 4].which == 2   ? c
+			       : q[i % 4].which == 1 ? b
+						     : a;
 		struct orfa_entry e;
 		int r = lk(par, q[i % 4].name, &e);
 
 		if (r == 0) {
 			ck_assert_msg(e.attr.ino != ost.st_ino &&
-				      e.attr.ino != bst.st_ino,
+					  e.attr.ino != bst.st_ino,
 				      "lookup returned a node outside");
 			/* Each answer is one of a, b, c. */
 			ck_assert(e.attr.ino == ast.st_ino ||
@@ -601,8 +619,7 @@ START_TEST(test_hardlinks)
 	void *fh = NULL;
 	uint64_t d;
 
-	ck_assert_int_eq(do_create(&root_cr, 1, "f", 0644, O_RDWR, &e, &fh),
-			 0);
+	ck_assert_int_eq(do_create(&root_cr, 1, "f", 0644, O_RDWR, &e, &fh), 0);
 	ops->release(be, e.nodeid, fh);
 	ck_assert_int_eq(ops->mkdir(be, &root_cr, 1, "d", 1, 0755, &l), 0);
 	d = l.nodeid;
@@ -638,8 +655,8 @@ START_TEST(test_mkdir_rmdir_unlink)
 	ck_assert(S_ISDIR(e.attr.mode));
 	ck_assert_int_eq(e.attr.mode & 07777, 0755);
 	ck_assert_int_eq(ops->mkdir(be, &cr, 1, "d", 1, 0777, &f), -EEXIST);
-	ck_assert_int_eq(do_create(&cr, e.nodeid, "x", 0666, O_WRONLY, &f,
-				   &fh), 0);
+	ck_assert_int_eq(do_create(&cr, e.nodeid, "x", 0666, O_WRONLY, &f, &fh),
+			 0);
 	ck_assert_int_eq(f.attr.mode & 07777, 0644);
 	ops->release(be, f.nodeid, fh);
 	x = f.nodeid;
@@ -654,8 +671,8 @@ START_TEST(test_mkdir_rmdir_unlink)
 	/* The removed directory's node stays valid; it is empty, and its
 	 * ".." (the kernel keeps the old parent) is still checked. */
 	ck_assert_int_eq(lk(e.nodeid, "x", &f), -ENOENT);
-	ck_assert_int_eq(do_create(&cr, e.nodeid, "z", 0666, O_WRONLY, &f,
-				   &fh), -ENOENT);
+	ck_assert_int_eq(do_create(&cr, e.nodeid, "z", 0666, O_WRONLY, &f, &fh),
+			 -ENOENT);
 	r = lk(e.nodeid, "..", &f);
 	ck_assert_msg(r == 0 || r == -ENOENT, "%s", strerror(-r));
 	if (r == 0) {
@@ -676,30 +693,31 @@ START_TEST(test_mknod_symlink_readlink)
 	void *fh = NULL;
 	size_t len;
 
-	ck_assert_int_eq(ops->mknod(be, &root_cr, 1, "fifo", 4,
-				    S_IFIFO | 0600, 0, &e), 0);
+	ck_assert_int_eq(
+	    ops->mknod(be, &root_cr, 1, "fifo", 4, S_IFIFO | 0600, 0, &e), 0);
 	ck_assert(S_ISFIFO(e.attr.mode));
 	/* Special files are never opened by the server, neither by OPEN
 	 * nor by CREATE on an existing name; neither blocks. */
 	ck_assert_int_eq(ops->open(be, &root_cr, e.nodeid, O_RDONLY, &fh, &a),
 			 -ENXIO);
-	ck_assert_int_eq(do_create(&root_cr, 1, "fifo", 0600, O_RDONLY, &e,
-				   &fh), -ENXIO);
+	ck_assert_int_eq(
+	    do_create(&root_cr, 1, "fifo", 0600, O_RDONLY, &e, &fh), -ENXIO);
 	forget1(e.nodeid);
-	ck_assert_int_eq(ops->mknod(be, &root_cr, 1, "reg", 3, 0640, 0, &e),
-			 0);
+	ck_assert_int_eq(ops->mknod(be, &root_cr, 1, "reg", 3, 0640, 0, &e), 0);
 	ck_assert(S_ISREG(e.attr.mode));
 	ck_assert_int_eq(e.attr.mode & 07777, 0640);
-	ck_assert_int_eq(ops->readlink(be, &root_cr, e.nodeid, buf,
-				       sizeof(buf), &len), -EINVAL);
+	ck_assert_int_eq(
+	    ops->readlink(be, &root_cr, e.nodeid, buf, sizeof(buf), &len),
+	    -EINVAL);
 	forget1(e.nodeid);
-	ck_assert_int_eq(ops->mknod(be, &root_cr, 1, "dir", 3, S_IFDIR | 0755,
-				    0, &e), -EINVAL);
-	ck_assert_int_eq(ops->symlink(be, &root_cr, 1, "sl", 2, "some/where",
-				      10, &e), 0);
+	ck_assert_int_eq(
+	    ops->mknod(be, &root_cr, 1, "dir", 3, S_IFDIR | 0755, 0, &e),
+	    -EINVAL);
+	ck_assert_int_eq(
+	    ops->symlink(be, &root_cr, 1, "sl", 2, "some/where", 10, &e), 0);
 	ck_assert(S_ISLNK(e.attr.mode));
-	ck_assert_int_eq(ops->readlink(be, &root_cr, e.nodeid, buf,
-				       sizeof(buf), &len), 0);
+	ck_assert_int_eq(
+	    ops->readlink(be, &root_cr, e.nodeid, buf, sizeof(buf), &len), 0);
 	ck_assert_uint_eq(len, 10);
 	ck_assert(memcmp(buf, "some/where", 10) == 0);
 	forget1(e.nodeid);
@@ -729,15 +747,16 @@ START_TEST(test_rename)
 	a = must_lk(1, "a");
 	d = must_lk(1, "d");
 	ck_assert_int_eq(ops->rename(be, &root_cr, 1, "a", 1, 1, "b", 1,
-				     ORFA_RENAME_NOREPLACE), -EEXIST);
+				     ORFA_RENAME_NOREPLACE),
+			 -EEXIST);
 	ck_assert_int_eq(ops->rename(be, &root_cr, 1, "a", 1, 1, "b", 1,
-				     ORFA_RENAME_EXCHANGE), 0);
+				     ORFA_RENAME_EXCHANGE),
+			 0);
 	ck_assert_int_eq(lk(1, "b", &e), 0);
-	ck_assert_uint_eq(e.nodeid, a);	/* the node follows its inode */
+	ck_assert_uint_eq(e.nodeid, a); /* the node follows its inode */
 	ck_assert_uint_eq(e.attr.size, 3);
 	forget1(e.nodeid);
-	ck_assert_int_eq(ops->rename(be, &root_cr, 1, "b", 1, d, "c", 1, 0),
-			 0);
+	ck_assert_int_eq(ops->rename(be, &root_cr, 1, "b", 1, d, "c", 1, 0), 0);
 	ck_assert_int_eq(lk(d, "c", &e), 0);
 	ck_assert_uint_eq(e.nodeid, a);
 	forget1(e.nodeid);
@@ -745,8 +764,8 @@ START_TEST(test_rename)
 	ck_assert_uint_eq(read_into(a, fh, 0, sizeof(buf), buf), 3);
 	ck_assert(memcmp(buf, "AAA", 3) == 0);
 	ops->release(be, a, fh);
-	ck_assert_int_eq(ops->rename(be, &root_cr, 1, "nope", 4, 1, "x", 1,
-				     0), -ENOENT);
+	ck_assert_int_eq(ops->rename(be, &root_cr, 1, "nope", 4, 1, "x", 1, 0),
+			 -ENOENT);
 	ck_assert_int_eq(ops->rename(be, &root_cr, 1, "a", 1, 1, "x", 1, 4),
 			 -EINVAL);
 	ck_assert_int_eq(ops->rename(be, &root_cr, 1, "d", 1, d, "in", 2, 0),
@@ -769,13 +788,14 @@ START_TEST(test_create_open_write_read)
 	char buf[64];
 	uint64_t id;
 
-	ck_assert_int_eq(do_create(&root_cr, 1, "f", 0640, O_RDWR | O_EXCL,
-				   &e, &fh), 0);
+	ck_assert_int_eq(
+	    do_create(&root_cr, 1, "f", 0640, O_RDWR | O_EXCL, &e, &fh), 0);
 	id = e.nodeid;
 	ck_assert(S_ISREG(e.attr.mode));
 	ck_assert_int_eq(e.attr.mode & 07777, 0640);
-	ck_assert_int_eq(do_create(&root_cr, 1, "f", 0640, O_RDWR | O_EXCL,
-				   &e2, &rfh), -EEXIST);
+	ck_assert_int_eq(
+	    do_create(&root_cr, 1, "f", 0640, O_RDWR | O_EXCL, &e2, &rfh),
+	    -EEXIST);
 	ck_assert_uint_eq(write_str(fh, id, 0, "hello world", 0), 11);
 	ck_assert_uint_eq(read_into(id, fh, 6, sizeof(buf), buf), 5);
 	ck_assert(memcmp(buf, "world", 5) == 0);
@@ -785,21 +805,22 @@ START_TEST(test_create_open_write_read)
 	ops->release(be, id, fh);
 
 	/* CREATE without O_EXCL on an existing file opens it. */
-	ck_assert_int_eq(do_create(&root_cr, 1, "f", 0600, O_RDONLY, &e2,
-				   &rfh), 0);
+	ck_assert_int_eq(do_create(&root_cr, 1, "f", 0600, O_RDONLY, &e2, &rfh),
+			 0);
 	ck_assert_uint_eq(e2.nodeid, id);
 	ck_assert_int_eq(e2.attr.mode & 07777, 0640);
 	ck_assert_uint_eq(e2.attr.size, 11);
 	/* Writing through a read-only handle, reading a write-only one. */
 	{
-		struct iovec iov = { .iov_base = "x", .iov_len = 1 };
+		struct iovec iov = {.iov_base = "x", .iov_len = 1};
 		struct orfa_read_out out;
 		uint64_t w;
 
-		ck_assert_int_eq(ops->write(be, &root_cr, id, rfh, 0, &iov, 1,
-					    0, &w, &a), -EBADF);
-		ck_assert_int_eq(ops->open(be, &root_cr, id, O_WRONLY, &wfh,
-					   &a), 0);
+		ck_assert_int_eq(
+		    ops->write(be, &root_cr, id, rfh, 0, &iov, 1, 0, &w, &a),
+		    -EBADF);
+		ck_assert_int_eq(
+		    ops->open(be, &root_cr, id, O_WRONLY, &wfh, &a), 0);
 		ck_assert_int_eq(ops->read(be, id, wfh, 0, 10, buf, &out),
 				 -EBADF);
 		ck_assert_int_eq(ops->read(be, id, NULL, 0, 10, buf, &out),
@@ -809,14 +830,16 @@ START_TEST(test_create_open_write_read)
 	ops->release(be, id, rfh);
 
 	/* O_TRUNC through OPEN, then O_APPEND. */
-	ck_assert_int_eq(ops->open(be, &root_cr, id, O_WRONLY | O_TRUNC, &wfh,
-				   &a), 0);
+	ck_assert_int_eq(
+	    ops->open(be, &root_cr, id, O_WRONLY | O_TRUNC, &wfh, &a), 0);
 	ck_assert_uint_eq(a.size, 0);
 	ck_assert_uint_eq(write_str(wfh, id, 0, "12345", 0), 5);
 	ops->release(be, id, wfh);
-	ck_assert_int_eq(ops->open(be, &root_cr, id, O_WRONLY | O_APPEND |
-				   O_CREAT | O_EXCL | O_NOFOLLOW, &wfh, &a),
-			 0);
+	ck_assert_int_eq(
+	    ops->open(be, &root_cr, id,
+		      O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW, &wfh,
+		      &a),
+	    0);
 	ck_assert_uint_eq(write_str(wfh, id, 0, "ab", O_APPEND), 2);
 	ops->release(be, id, wfh);
 	/* A writer saying O_APPEND on a handle opened without it. */
@@ -830,8 +853,8 @@ START_TEST(test_create_open_write_read)
 	/* OPEN of a directory. */
 	ck_assert_int_eq(ops->open(be, &root_cr, 1, O_RDONLY, &wfh, &a),
 			 -EISDIR);
-	ck_assert_int_eq(do_create(&root_cr, 1, ".", 0644, O_RDONLY, &e2,
-				   &wfh), -EISDIR);
+	ck_assert_int_eq(do_create(&root_cr, 1, ".", 0644, O_RDONLY, &e2, &wfh),
+			 -EISDIR);
 	forget1(id);
 	forget1(id);
 	ck_assert_uint_eq(backend_native_node_count(be), 1);
@@ -851,15 +874,15 @@ START_TEST(test_read_sendfile)
 
 	for (size_t i = 0; i < sizeof(data); i++)
 		data[i] = (char)('a' + i % 23);
-	ck_assert_int_eq(do_create(&root_cr, 1, "f", 0644, O_RDWR, &e, &fh),
-			 0);
+	ck_assert_int_eq(do_create(&root_cr, 1, "f", 0644, O_RDWR, &e, &fh), 0);
 	{
-		struct iovec iov = { data, sizeof(data) };
+		struct iovec iov = {data, sizeof(data)};
 		uint64_t w;
 		struct orfa_attr a;
 
 		ck_assert_int_eq(ops->write(be, &root_cr, e.nodeid, fh, 0, &iov,
-					    1, 0, &w, &a), 0);
+					    1, 0, &w, &a),
+				 0);
 		ck_assert_uint_eq(w, sizeof(data));
 		ck_assert_uint_eq(a.size, sizeof(data));
 	}
@@ -881,23 +904,24 @@ START_TEST(test_read_sendfile)
 	close(sv[0]);
 	close(sv[1]);
 
-	ck_assert_int_eq(ops->open(be, &root_cr, e.nodeid, O_RDONLY, &fh,
-				   NULL), 0);
-	ck_assert_int_eq(ops->read(be, e.nodeid, fh, 9000, 5000, scratch,
-				   &out), 0);
-	ck_assert_uint_eq(out.len, 1000);	/* clamped to the file size */
+	ck_assert_int_eq(ops->open(be, &root_cr, e.nodeid, O_RDONLY, &fh, NULL),
+			 0);
+	ck_assert_int_eq(ops->read(be, e.nodeid, fh, 9000, 5000, scratch, &out),
+			 0);
+	ck_assert_uint_eq(out.len, 1000); /* clamped to the file size */
 	ck_assert_int_eq(pread(out.fd, got, out.len, out.off), 1000);
 	ck_assert(memcmp(got, data + 9000, 1000) == 0);
 	out.release(out.hold);
-	ck_assert_int_eq(ops->read(be, e.nodeid, fh, 10000, 5000, scratch,
-				   &out), 0);
+	ck_assert_int_eq(
+	    ops->read(be, e.nodeid, fh, 10000, 5000, scratch, &out), 0);
 	ck_assert_uint_eq(out.len, 0);
 	ck_assert_ptr_null(out.release);
-	ck_assert_int_eq(ops->read(be, e.nodeid, fh, 1u << 30, 5000, scratch,
-				   &out), 0);
+	ck_assert_int_eq(
+	    ops->read(be, e.nodeid, fh, 1u << 30, 5000, scratch, &out), 0);
 	ck_assert_uint_eq(out.len, 0);
-	ck_assert_int_eq(ops->read(be, e.nodeid, fh, UINT64_MAX, 10, scratch,
-				   &out), -EINVAL);
+	ck_assert_int_eq(
+	    ops->read(be, e.nodeid, fh, UINT64_MAX, 10, scratch, &out),
+	    -EINVAL);
 	ops->release(be, e.nodeid, fh);
 	forget1(e.nodeid);
 }
@@ -923,11 +947,10 @@ START_TEST(test_unlinked_while_open)
 	ck_assert_uint_eq(read_into(e.nodeid, fh, 0, sizeof(buf), buf), 11);
 	ck_assert(memcmp(buf, "still here!", 11) == 0);
 	{
-		struct orfa_setattr_req s = { .valid = ORFA_SET_SIZE,
-					      .size = 5 };
+		struct orfa_setattr_req s = {.valid = ORFA_SET_SIZE, .size = 5};
 
-		ck_assert_int_eq(ops->setattr(be, &root_cr, e.nodeid, fh, &s,
-					      &a), 0);
+		ck_assert_int_eq(
+		    ops->setattr(be, &root_cr, e.nodeid, fh, &s, &a), 0);
 		ck_assert_uint_eq(a.size, 5);
 	}
 	/* Linking an unlinked file back in is refused by the kernel. */
@@ -959,14 +982,14 @@ START_TEST(test_setattr)
 	ck_assert_int_eq(a.mode, S_IFREG | 0600);
 
 	s.valid = ORFA_SET_SIZE;
-	s.size = 4;		/* no handle: reopened for writing */
+	s.size = 4; /* no handle: reopened for writing */
 	ck_assert_int_eq(ops->setattr(be, &root_cr, id, NULL, &s, &a), 0);
 	ck_assert_uint_eq(a.size, 4);
 	s.size = 1 << 20;
 	ck_assert_int_eq(ops->setattr(be, &root_cr, id, NULL, &s, &a), 0);
 	ck_assert_uint_eq(a.size, 1 << 20);
 	ck_assert_int_eq(ops->open(be, &root_cr, id, O_RDONLY, &fh, &a), 0);
-	s.size = 2;		/* read-only handle: reopened too */
+	s.size = 2; /* read-only handle: reopened too */
 	ck_assert_int_eq(ops->setattr(be, &root_cr, id, fh, &s, &a), 0);
 	ck_assert_uint_eq(a.size, 2);
 	ops->release(be, id, fh);
@@ -983,14 +1006,13 @@ START_TEST(test_setattr)
 	ck_assert_uint_eq(a.atime_nsec, 5);
 	ck_assert_int_eq(a.mtime, 2000000);
 	ck_assert_uint_eq(a.mtime_nsec, 7);
-	s.valid = ORFA_SET_MTIME_NOW;	/* atime omitted */
+	s.valid = ORFA_SET_MTIME_NOW; /* atime omitted */
 	ck_assert_int_eq(ops->setattr(be, &root_cr, id, NULL, &s, &a), 0);
 	ck_assert_int_eq(a.atime, 1000000);
 	ck_assert_int_gt(a.mtime, 2000000);
 	s.valid = ORFA_SET_MTIME;
 	s.mtime_nsec = 1000000000u;
-	ck_assert_int_eq(ops->setattr(be, &root_cr, id, NULL, &s, &a),
-			 -EINVAL);
+	ck_assert_int_eq(ops->setattr(be, &root_cr, id, NULL, &s, &a), -EINVAL);
 
 	if (geteuid() == 0) {
 		s.valid = ORFA_SET_UID | ORFA_SET_GID;
@@ -1015,15 +1037,13 @@ START_TEST(test_setattr)
 	ck_assert_int_eq(ops->setattr(be, &root_cr, id, NULL, &s, &a), 0);
 	ck_assert_int_eq(a.mode & 07777, 0755);
 	s.valid = 1u << 20;
-	ck_assert_int_eq(ops->setattr(be, &root_cr, id, NULL, &s, &a),
-			 -EINVAL);
+	ck_assert_int_eq(ops->setattr(be, &root_cr, id, NULL, &s, &a), -EINVAL);
 
 	ck_assert_int_eq(ops->mkdir(be, &root_cr, 1, "d", 1, 0755, &e), 0);
 	d = e.nodeid;
 	s.valid = ORFA_SET_SIZE;
 	s.size = 0;
-	ck_assert_int_eq(ops->setattr(be, &root_cr, d, NULL, &s, &a),
-			 -EISDIR);
+	ck_assert_int_eq(ops->setattr(be, &root_cr, d, NULL, &s, &a), -EISDIR);
 	s.valid = ORFA_SET_MODE;
 	s.mode = 0700;
 	ck_assert_int_eq(ops->setattr(be, &root_cr, d, NULL, &s, &a), 0);
@@ -1049,29 +1069,34 @@ START_TEST(test_xattr)
 		return;
 	}
 	ck_assert_int_eq(r, 0);
-	ck_assert_int_eq(ops->setxattr(be, &root_cr, id, "user.orfa", "v", 1,
-				       XATTR_CREATE), -EEXIST);
-	ck_assert_int_eq(ops->setxattr(be, &root_cr, id, "user.none", "v", 1,
-				       XATTR_REPLACE), -ENODATA);
-	ck_assert_int_eq(ops->setxattr(be, &root_cr, id, "user.x", "v", 1,
-				       0x100), -EINVAL);
-	ck_assert_int_eq(ops->getxattr(be, &root_cr, id, "user.orfa", NULL, 0,
-				       &len), 0);
+	ck_assert_int_eq(
+	    ops->setxattr(be, &root_cr, id, "user.orfa", "v", 1, XATTR_CREATE),
+	    -EEXIST);
+	ck_assert_int_eq(
+	    ops->setxattr(be, &root_cr, id, "user.none", "v", 1, XATTR_REPLACE),
+	    -ENODATA);
+	ck_assert_int_eq(
+	    ops->setxattr(be, &root_cr, id, "user.x", "v", 1, 0x100), -EINVAL);
+	ck_assert_int_eq(
+	    ops->getxattr(be, &root_cr, id, "user.orfa", NULL, 0, &len), 0);
 	ck_assert_uint_eq(len, 5);
-	ck_assert_int_eq(ops->getxattr(be, &root_cr, id, "user.orfa", buf, 2,
-				       &len), -ERANGE);
+	ck_assert_int_eq(
+	    ops->getxattr(be, &root_cr, id, "user.orfa", buf, 2, &len),
+	    -ERANGE);
 	ck_assert_int_eq(ops->getxattr(be, &root_cr, id, "user.orfa", buf,
-				       sizeof(buf), &len), 0);
+				       sizeof(buf), &len),
+			 0);
 	ck_assert_uint_eq(len, 5);
 	ck_assert(memcmp(buf, "value", 5) == 0);
 	ck_assert_int_eq(ops->listxattr(be, &root_cr, id, NULL, 0, &len), 0);
 	ck_assert_uint_ge(len, 10);
-	ck_assert_int_eq(ops->listxattr(be, &root_cr, id, buf, sizeof(buf),
-					&len), 0);
+	ck_assert_int_eq(
+	    ops->listxattr(be, &root_cr, id, buf, sizeof(buf), &len), 0);
 	ck_assert_ptr_nonnull(memmem(buf, len, "user.orfa", 10));
 	ck_assert_int_eq(ops->removexattr(be, &root_cr, id, "user.orfa"), 0);
 	ck_assert_int_eq(ops->getxattr(be, &root_cr, id, "user.orfa", buf,
-				       sizeof(buf), &len), -ENODATA);
+				       sizeof(buf), &len),
+			 -ENODATA);
 	ck_assert_int_eq(ops->removexattr(be, &root_cr, id, "user.orfa"),
 			 -ENODATA);
 	/* Directories too. */
@@ -1114,17 +1139,18 @@ START_TEST(test_fallocate_seek_data_hole)
 	uint64_t res, id;
 
 	memset(blk, 'q', sizeof(blk));
-	ck_assert_int_eq(do_create(&root_cr, 1, "sparse", 0644, O_RDWR, &e,
-				   &fh), 0);
+	ck_assert_int_eq(
+	    do_create(&root_cr, 1, "sparse", 0644, O_RDWR, &e, &fh), 0);
 	id = e.nodeid;
 	{
-		struct iovec iov = { blk, sizeof(blk) };
+		struct iovec iov = {blk, sizeof(blk)};
 		uint64_t w;
 
-		ck_assert_int_eq(ops->write(be, &root_cr, id, fh, 0, &iov, 1, 0,
-					    &w, &a), 0);
+		ck_assert_int_eq(
+		    ops->write(be, &root_cr, id, fh, 0, &iov, 1, 0, &w, &a), 0);
 		ck_assert_int_eq(ops->write(be, &root_cr, id, fh, 1 << 20, &iov,
-					    1, 0, &w, &a), 0);
+					    1, 0, &w, &a),
+				 0);
 		ck_assert_uint_eq(a.size, (1 << 20) + 4096);
 	}
 	ck_assert_int_eq(ops->lseek(be, id, fh, 0, SEEK_DATA, &res), 0);
@@ -1136,21 +1162,22 @@ START_TEST(test_fallocate_seek_data_hole)
 	ck_assert_uint_eq(res, 1 << 20);
 	ck_assert_int_eq(ops->lseek(be, id, fh, 1 << 20, SEEK_HOLE, &res), 0);
 	ck_assert_uint_eq(res, (1 << 20) + 4096);
-	ck_assert_int_eq(ops->lseek(be, id, fh, (1 << 20) + 4096, SEEK_DATA,
-				    &res), -ENXIO);
+	ck_assert_int_eq(
+	    ops->lseek(be, id, fh, (1 << 20) + 4096, SEEK_DATA, &res), -ENXIO);
 	ck_assert_int_eq(ops->lseek(be, id, fh, 0, SEEK_SET, &res), -EINVAL);
-	ck_assert_int_eq(ops->lseek(be, id, NULL, 0, SEEK_DATA, &res),
-			 -EBADF);
+	ck_assert_int_eq(ops->lseek(be, id, NULL, 0, SEEK_DATA, &res), -EBADF);
 
 	/* Punch the first block: data now starts at 1 MiB. */
-	ck_assert_int_eq(ops->fallocate(be, &root_cr, id, fh,
-					FALLOC_FL_PUNCH_HOLE |
-					FALLOC_FL_KEEP_SIZE, 0, 4096, &a), 0);
+	ck_assert_int_eq(
+	    ops->fallocate(be, &root_cr, id, fh,
+			   FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096,
+			   &a),
+	    0);
 	ck_assert_int_eq(ops->lseek(be, id, fh, 0, SEEK_DATA, &res), 0);
 	ck_assert_uint_eq(res, 1 << 20);
 	/* Plain preallocation grows the size. */
-	ck_assert_int_eq(ops->fallocate(be, &root_cr, id, fh, 0, 0, 2 << 20,
-					&a), 0);
+	ck_assert_int_eq(
+	    ops->fallocate(be, &root_cr, id, fh, 0, 0, 2 << 20, &a), 0);
 	ck_assert_uint_eq(a.size, 2 << 20);
 	ck_assert_int_eq(ops->fallocate(be, &root_cr, id, NULL, 0, 0, 1, &a),
 			 -EBADF);
@@ -1171,30 +1198,32 @@ START_TEST(test_copy_file_range)
 		data[i] = (char)(i * 7);
 	ck_assert_int_eq(do_create(&root_cr, 1, "in", 0644, O_RDWR, &e1, &fi),
 			 0);
-	ck_assert_int_eq(do_create(&root_cr, 1, "out", 0644, O_RDWR, &e2,
-				   &fo), 0);
+	ck_assert_int_eq(do_create(&root_cr, 1, "out", 0644, O_RDWR, &e2, &fo),
+			 0);
 	{
-		struct iovec iov = { data, sizeof(data) };
+		struct iovec iov = {data, sizeof(data)};
 		uint64_t w;
 
 		ck_assert_int_eq(ops->write(be, &root_cr, e1.nodeid, fi, 0,
-					    &iov, 1, 0, &w, &a), 0);
+					    &iov, 1, 0, &w, &a),
+				 0);
 	}
 	while (total < 50000) {
 		ck_assert_int_eq(ops->copy_file_range(be, &root_cr, e1.nodeid,
 						      fi, 10 + total, e2.nodeid,
 						      fo, total, 50000 - total,
-						      0, &copied, &a), 0);
+						      0, &copied, &a),
+				 0);
 		ck_assert_uint_gt(copied, 0);
 		total += copied;
 	}
 	ck_assert_uint_eq(a.size, 50000);
-	ck_assert_uint_eq(read_into(e2.nodeid, fo, 0, sizeof(got), got),
-			  50000);
+	ck_assert_uint_eq(read_into(e2.nodeid, fo, 0, sizeof(got), got), 50000);
 	ck_assert(memcmp(got, data + 10, 50000) == 0);
 	ck_assert_int_eq(ops->copy_file_range(be, &root_cr, e1.nodeid, fi, 0,
 					      e2.nodeid, fo, 0, 10, 1, &copied,
-					      &a), -EINVAL);
+					      &a),
+			 -EINVAL);
 	ops->release(be, e1.nodeid, fi);
 	ops->release(be, e2.nodeid, fo);
 	forget1(e1.nodeid);
@@ -1205,27 +1234,26 @@ END_TEST
 /* ---- directories ------------------------------------------------------ */
 
 struct dcollect {
-	int limit;		/* entries to take before saying "full" */
+	int limit; /* entries to take before saying "full" */
 	int taken;
 	uint64_t last_cookie;
-	char **names;		/* names seen, in order */
+	char **names; /* names seen, in order */
 	int nnames, cap;
 	uint64_t dotdot_ino, dot_ino;
 	uint64_t dot_nodeid, dotdot_nodeid;
-	uint64_t *ids;		/* plus: node ids received */
+	uint64_t *ids; /* plus: node ids received */
 	int nids;
 };
 
-static int dfill(void *ctx, const char *name, uint32_t namelen,
-		 uint32_t type, uint64_t ino, uint64_t next,
-		 const struct orfa_entry *e)
+static int dfill(void *ctx, const char *name, uint32_t namelen, uint32_t type,
+		 uint64_t ino, uint64_t next, const struct orfa_entry *e)
 {
 	struct dcollect *c = ctx;
 
 	ck_assert_uint_eq(namelen, strlen(name));
 	if (c->limit && c->taken >= c->limit) {
 		if (e && e->nodeid)
-			forget1(e->nodeid);	/* give back, as promised */
+			forget1(e->nodeid); /* give back, as promised */
 		return 1;
 	}
 	c->taken++;
@@ -1273,7 +1301,7 @@ static int cmp_str(const void *a, const void *b)
 START_TEST(test_readdir_10000_cookies)
 {
 	enum { N = 10000, PAGE = 97 };
-	struct dcollect c = { 0 };
+	struct dcollect c = {0};
 	uint64_t d, cookie = 0;
 	void *dh = NULL;
 	char p[PATH_MAX];
@@ -1309,7 +1337,7 @@ START_TEST(test_readdir_10000_cookies)
 			ck_assert_int_eq(ops->opendir(be, &root_cr, d, 0, &dh),
 					 0);
 		}
-		ck_assert_int_lt(pages, N);	/* bounded */
+		ck_assert_int_lt(pages, N); /* bounded */
 	}
 	ck_assert_int_eq(c.nnames, N + 2);
 	qsort(c.names, c.nnames, sizeof(char *), cmp_str);
@@ -1323,8 +1351,7 @@ START_TEST(test_readdir_10000_cookies)
 	}
 	dcollect_free(&c);
 	/* Cookie 0 starts over. */
-	ck_assert_int_eq(ops->readdir(be, &root_cr, d, dh, 0, 0, dfill, &c),
-			 0);
+	ck_assert_int_eq(ops->readdir(be, &root_cr, d, dh, 0, 0, dfill, &c), 0);
 	ck_assert_int_eq(c.nnames, N + 2);
 	dcollect_free(&c);
 	ck_assert_int_eq(ops->fsyncdir(be, d, dh, 0), 0);
@@ -1339,7 +1366,7 @@ END_TEST
 
 START_TEST(test_readdirplus)
 {
-	struct dcollect c = { 0 };
+	struct dcollect c = {0};
 	struct orfa_attr a;
 	struct stat st;
 	void *dh = NULL;
@@ -1356,8 +1383,7 @@ START_TEST(test_readdirplus)
 
 	/* Root, plain: ".." is the root itself. */
 	ck_assert_int_eq(ops->opendir(be, &root_cr, 1, 0, &dh), 0);
-	ck_assert_int_eq(ops->readdir(be, &root_cr, 1, dh, 0, 0, dfill, &c),
-			 0);
+	ck_assert_int_eq(ops->readdir(be, &root_cr, 1, dh, 0, 0, dfill, &c), 0);
 	ck_assert_int_eq(c.nnames, 6);
 	ck_assert_uint_eq(c.dotdot_ino, st.st_ino);
 	ck_assert_uint_eq(c.dot_ino, st.st_ino);
@@ -1369,8 +1395,8 @@ START_TEST(test_readdirplus)
 
 		c.limit = 2;
 		c.taken = 0;
-		ck_assert_int_eq(ops->readdir(be, &root_cr, 1, dh, cookie, 1,
-					      dfill, &c), 0);
+		ck_assert_int_eq(
+		    ops->readdir(be, &root_cr, 1, dh, cookie, 1, dfill, &c), 0);
 		if (c.nnames == before)
 			break;
 		cookie = c.last_cookie;
@@ -1378,7 +1404,7 @@ START_TEST(test_readdirplus)
 	ck_assert_int_eq(c.nnames, 6);
 	ck_assert_int_eq(c.nids, 4);
 	ck_assert_uint_eq(c.dotdot_ino, st.st_ino);
-	ck_assert_uint_eq(c.dot_nodeid, 0);	/* no reference handed out */
+	ck_assert_uint_eq(c.dot_nodeid, 0); /* no reference handed out */
 	ck_assert_uint_eq(c.dotdot_nodeid, 0);
 	/* Each node id is live and carries one reference. */
 	ck_assert_uint_eq(backend_native_node_count(be), 5);
@@ -1422,7 +1448,7 @@ static struct orfa_cred nobody_cr(void)
 
 static void assert_identity_restored(void)
 {
-	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
 	struct __user_cap_data_struct d[2];
 
 	ck_assert_int_eq((int)syscall(SYS_setfsuid, (uid_t)-1), 0);
@@ -1444,8 +1470,8 @@ START_TEST(test_cred_create_owner)
 	ck_assert(backend_native_switches_creds(be));
 	make_dir(exp_dir, "pub", 0777);
 	pub = must_lk(1, "pub");
-	ck_assert_int_eq(do_create(&cr, pub, "mine", 0666, O_RDWR | O_EXCL, &e,
-				   &fh), 0);
+	ck_assert_int_eq(
+	    do_create(&cr, pub, "mine", 0666, O_RDWR | O_EXCL, &e, &fh), 0);
 	assert_identity_restored();
 	ck_assert_uint_eq(e.attr.uid, 65534);
 	ck_assert_uint_eq(e.attr.gid, 65534);
@@ -1460,16 +1486,15 @@ START_TEST(test_cred_create_owner)
 	ck_assert_uint_eq(e.attr.uid, 65534);
 	ck_assert_int_eq(e.attr.mode & 07777, 0755);
 	forget1(e.nodeid);
-	ck_assert_int_eq(ops->symlink(be, &cr, pub, "sl", 2, "mine", 4, &e),
-			 0);
+	ck_assert_int_eq(ops->symlink(be, &cr, pub, "sl", 2, "mine", 4, &e), 0);
 	ck_assert_uint_eq(e.attr.uid, 65534);
 	forget1(e.nodeid);
 	/* Root's directory: no write for nobody. */
 	ck_assert_int_eq(ops->mkdir(be, &cr, 1, "no", 2, 0777, &e), -EACCES);
 	ck_assert_int_eq(do_create(&cr, 1, "no", 0666, O_RDWR, &e, &fh),
 			 -EACCES);
-	ck_assert_int_eq(ops->mknod(be, &cr, 1, "no", 2, S_IFIFO | 0666, 0,
-				    &e), -EACCES);
+	ck_assert_int_eq(ops->mknod(be, &cr, 1, "no", 2, S_IFIFO | 0666, 0, &e),
+			 -EACCES);
 	ck_assert_int_eq(ops->rename(be, &cr, pub, "mine", 4, 1, "no", 2, 0),
 			 -EACCES);
 	ck_assert_int_eq(ops->rmdir(be, &cr, 1, "pub", 3), -EACCES);
@@ -1481,7 +1506,7 @@ END_TEST
 START_TEST(test_cred_permissions)
 {
 	struct orfa_cred cr = nobody_cr();
-	struct orfa_setattr_req s = { 0 };
+	struct orfa_setattr_req s = {0};
 	struct orfa_entry e;
 	struct orfa_attr a;
 	char buf[16], p[PATH_MAX];
@@ -1517,11 +1542,9 @@ START_TEST(test_cred_permissions)
 	ck_assert_int_eq(ops->setattr(be, &cr, secret, NULL, &s, &a), -EPERM);
 	s.valid = ORFA_SET_SIZE;
 	s.size = 0;
-	ck_assert_int_eq(ops->setattr(be, &cr, secret, NULL, &s, &a),
-			 -EACCES);
+	ck_assert_int_eq(ops->setattr(be, &cr, secret, NULL, &s, &a), -EACCES);
 	s.valid = ORFA_SET_MTIME_NOW | ORFA_SET_ATIME_NOW;
-	ck_assert_int_eq(ops->setattr(be, &cr, secret, NULL, &s, &a),
-			 -EACCES);
+	ck_assert_int_eq(ops->setattr(be, &cr, secret, NULL, &s, &a), -EACCES);
 	ck_assert_int_eq(ops->getattr(be, &root_cr, secret, NULL, &a), 0);
 	ck_assert_uint_eq(a.size, 1);
 	ck_assert_int_eq(a.mode & 07777, 0600);
@@ -1542,20 +1565,25 @@ START_TEST(test_cred_permissions)
 	/* Capabilities root keeps after setfsuid are dropped too. */
 	pub = must_lk(1, "pub");
 	ck_assert_int_eq(ops->mknod(be, &cr, pub, "mem", 3, S_IFCHR | 0666,
-				    makedev(1, 1), &e), -EPERM);
-	ck_assert_int_eq(ops->mknod(be, &cr, pub, "fifo", 4, S_IFIFO | 0666,
-				    0, &e), 0);
+				    makedev(1, 1), &e),
+			 -EPERM);
+	ck_assert_int_eq(
+	    ops->mknod(be, &cr, pub, "fifo", 4, S_IFIFO | 0666, 0, &e), 0);
 	forget1(e.nodeid);
 	ck_assert_int_eq(do_create(&cr, pub, "own", 0644, O_RDWR, &e, &fh), 0);
 	ops->release(be, e.nodeid, fh);
-	ck_assert_int_eq(ops->setxattr(be, &cr, e.nodeid, "trusted.orfa", "1",
-				       1, 0), -EPERM);
-	ck_assert_int_eq(ops->setxattr(be, &root_cr, e.nodeid, "trusted.orfa",
-				       "1", 1, 0), 0);
+	ck_assert_int_eq(
+	    ops->setxattr(be, &cr, e.nodeid, "trusted.orfa", "1", 1, 0),
+	    -EPERM);
+	ck_assert_int_eq(
+	    ops->setxattr(be, &root_cr, e.nodeid, "trusted.orfa", "1", 1, 0),
+	    0);
 	ck_assert_int_eq(ops->getxattr(be, &cr, e.nodeid, "trusted.orfa", buf,
-				       sizeof(buf), &len), -ENODATA);
+				       sizeof(buf), &len),
+			 -ENODATA);
 	ck_assert_int_eq(ops->getxattr(be, &root_cr, e.nodeid, "trusted.orfa",
-				       buf, sizeof(buf), &len), 0);
+				       buf, sizeof(buf), &len),
+			 0);
 	/* Owner may chmod its own file, may not give it away. */
 	s.valid = ORFA_SET_MODE;
 	s.mode = 0600;
@@ -1563,8 +1591,7 @@ START_TEST(test_cred_permissions)
 	ck_assert_int_eq(a.mode & 07777, 0600);
 	s.valid = ORFA_SET_UID;
 	s.uid = 0;
-	ck_assert_int_eq(ops->setattr(be, &cr, e.nodeid, NULL, &s, &a),
-			 -EPERM);
+	ck_assert_int_eq(ops->setattr(be, &cr, e.nodeid, NULL, &s, &a), -EPERM);
 	/* Hard link of another user's file (protected_hardlinks may say
 	 * EPERM); of one's own: fine. */
 	ck_assert_int_eq(ops->link(be, &cr, e.nodeid, pub, "own2", 4, &e), 0);
@@ -1603,8 +1630,8 @@ static void *cred_worker(void *arg)
 
 		snprintf(name, sizeof(name), "u%u-%d", t->uid, i);
 		if (ops->mkdir(be, &cr, t->dir, name, (uint32_t)strlen(name),
-			       0755, &e) != 0 || e.attr.uid != t->uid ||
-		    e.attr.gid != t->uid)
+			       0755, &e) != 0 ||
+		    e.attr.uid != t->uid || e.attr.gid != t->uid)
 			t->errors++;
 		else
 			forget1(e.nodeid);
@@ -1624,8 +1651,8 @@ START_TEST(test_cred_threads)
 		t[i].dir = pub;
 		t[i].uid = 1000 + (uint32_t)i;
 		t[i].errors = 0;
-		ck_assert_int_eq(pthread_create(&th[i], NULL, cred_worker,
-						&t[i]), 0);
+		ck_assert_int_eq(
+		    pthread_create(&th[i], NULL, cred_worker, &t[i]), 0);
 	}
 	for (int i = 0; i < 4; i++) {
 		pthread_join(th[i], NULL);
@@ -1645,21 +1672,19 @@ START_TEST(test_no_fd_leak)
 	char scratch[8];
 	void *fh = NULL, *dh = NULL;
 	int before;
-	struct dcollect c = { 0 };
+	struct dcollect c = {0};
 
 	orfa_backend_destroy(be);
 	be = NULL;
 	before = count_fds();
 	ck_assert_int_eq(backend_native_create(exp_dir, &be), 0);
-	ck_assert_int_eq(do_create(&root_cr, 1, "f", 0644, O_RDWR, &e, &fh),
-			 0);
+	ck_assert_int_eq(do_create(&root_cr, 1, "f", 0644, O_RDWR, &e, &fh), 0);
 	ck_assert_uint_eq(write_str(fh, e.nodeid, 0, "x", 0), 1);
 	ck_assert_int_eq(ops->read(be, e.nodeid, fh, 0, 1, scratch, &out), 0);
 	ops->release(be, e.nodeid, fh);
 	out.release(out.hold);
 	ck_assert_int_eq(ops->opendir(be, &root_cr, 1, 0, &dh), 0);
-	ck_assert_int_eq(ops->readdir(be, &root_cr, 1, dh, 0, 1, dfill, &c),
-			 0);
+	ck_assert_int_eq(ops->readdir(be, &root_cr, 1, dh, 0, 1, dfill, &c), 0);
 	for (int i = 0; i < c.nids; i++)
 		forget1(c.ids[i]);
 	dcollect_free(&c);
