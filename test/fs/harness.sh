@@ -18,8 +18,14 @@
 # fusermount3) skips the whole run (exit 77).
 #
 # Environment knobs (all optional):
-#   ORFA_FS_MOUNT_OPTS   client -o options (default
-#                        allow_other,default_permissions)
+#   ORFA_FS_MOUNT_OPTS   client -o options (default allow_other).  No
+#                        default_permissions by default: orfad checks every
+#                        request against the caller's credentials (ramfs
+#                        in its own code, native by switching fsuid/fsgid),
+#                        as an NFS server would, and the permission tests
+#                        are meant to exercise that, not the kernel's
+#                        check.  Set allow_other,default_permissions to
+#                        test the kernel-checked mode.
 #   ORFA_FS_RAMFS_SIZE   --ramfs-size for orfad (default 3G)
 #   ORFA_FS_SERVER_ARGS  extra orfad arguments (e.g. "--log-level debug")
 #   ORFA_FS_LOCAL_DIR    parent of the local target's directory (default
@@ -82,7 +88,7 @@ BUILD=${ORFA_BUILD_DIR:-$HERE/../../build}
 FS_ORFAD=$BUILD/server/orfad
 FS_ORFA=$BUILD/fuse-client/orfa
 HELPER_SRC=$BUILD/test/fs
-FS_MOUNT_OPTS=${ORFA_FS_MOUNT_OPTS:-allow_other,default_permissions}
+FS_MOUNT_OPTS=${ORFA_FS_MOUNT_OPTS:-allow_other}
 IS_ROOT=0
 [ "$(id -u)" -eq 0 ] && IS_ROOT=1
 
@@ -116,6 +122,9 @@ cleanup() {
 	while read -r pid what; do
 		[ -n "$pid" ] && proc_stop "$pid"
 	done < <(tac "$FS_TMP/pids.list")
+	# Daemons started through mount.fuse3 (pid unknown) and anything a
+	# killed test left behind: all name this run's temporary directory.
+	proc_kill_mentioning "$FS_TMP"
 	left=$(awk -v t="$FS_TMP/" 'index($2, t) == 1 { print $2 }' /proc/mounts)
 	if [ -n "$left" ]; then
 		echo "# WARNING: still mounted, leaving $FS_TMP in place: $left"

@@ -124,3 +124,20 @@ orfa_install_bin() {
 	ln -sf "$FS_ORFA" "$d/orfa"
 	echo "$d"
 }
+
+# proc_kill_mentioning STRING: SIGKILL every process whose command line
+# contains STRING (a unique temporary path of this run), except this
+# shell.  For daemons whose pid we never learned (mount.fuse3 daemonizes
+# the client).  Pure bash, so the scan itself never matches.
+proc_kill_mentioning() {
+	local p
+	local -a argv
+	for p in /proc/[0-9]*; do
+		p=${p#/proc/}
+		[ "$p" = "$$" ] || [ "$p" = "$BASHPID" ] && continue
+		mapfile -d '' -t argv < "/proc/$p/cmdline" 2>/dev/null || continue
+		case " ${argv[*]} " in
+		*"$1"*) kill -KILL "$p" 2>/dev/null ;;
+		esac
+	done
+}

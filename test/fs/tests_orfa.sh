@@ -4,52 +4,80 @@
 # Sourced by harness.sh; see lib.sh.
 
 # ---- mount -t fuse.orfa / fstab ----------------------------------------
-# The client is found by mount.fuse3 through PATH: a temporary bin
-# directory with an "orfa" symlink goes first in PATH for these commands
-# only; nothing is installed system-wide.
+# mount(8) hands fuse.* types to mount.fuse3, which runs "orfa SOURCE DIR
+# -o OPTS" through /bin/sh.  mount(8) strips PATH from the helper's
+# environment (util-linux sanitize_env), so a PATH entry cannot reach it;
+# the shell then searches its default path, which includes /usr/local/sbin
+# (where meson installs orfa).  So the test runs in a private mount
+# namespace (unshare -m) in which a temporary directory holding only an
+# "orfa" symlink to the built client is bind-mounted over /usr/local/sbin:
+# nothing is installed and the host's mount table is untouched.  PATH is
+# also set, for a mount.fuse3 started some other way.
 
-# helper_mount_check DIR: DIR is mounted, shows this test's marker file,
-# and unmounts with umount(8).
+# helper_mount_run MOUNT_ARGS...: inside the namespace, mount with
+# MOUNT_ARGS, wait for $D, read the marker, umount $D.  Results in
+# $S/helper.out as KEY=VALUE lines.
+helper_mount_run() {
+	local q
+	q=$(printf '%q ' "$@")
+	cat > "$S/inner.sh" <<-EOF
+	set -u
+	mounted() { awk -v m="\$1" '\$2 == m { f = 1 } END { exit !f }' /proc/mounts; }
+	mount --bind '$BIN' /usr/local/sbin || { echo BIND=fail; exit 1; }
+	out=\$(timeout -k 2 30 mount $q 2>&1); echo "MOUNT_RC=\$?"; echo "MOUNT_OUT=\$out" | tr '\n' ' '; echo
+	for i in \$(seq 1 200); do mounted '$D' && break; sleep 0.1; done
+	mounted '$D' && echo MOUNTED=yes || echo MOUNTED=no
+	echo "TYPE=\$(awk -v m='$D' '\$2 == m { print \$3 }' /proc/mounts)"
+	echo "MARKER=\$(timeout -k 2 30 cat '$D/t-$name/marker' 2>&1)"
+	out=\$(timeout -k 2 30 umount '$D' 2>&1); echo "UMOUNT_RC=\$?"; echo "UMOUNT_OUT=\$out" | tr '\n' ' '; echo
+	mounted '$D' && echo STILL_MOUNTED=yes || echo STILL_MOUNTED=no
+	mounted '$D' && timeout -k 2 10 umount -l '$D'
+	exit 0
+	EOF
+	PATH="$BIN:$PATH" timeout -k 5 120 unshare --mount --propagation private \
+		bash "$S/inner.sh" > "$S/helper.out" 2>&1
+	OUT=$(cat "$S/helper.out")
+	note "$(tr '\n' ' ' < "$S/helper.out")"
+}
+
 helper_mount_check() {
-	local d=$1
-	wait_for 20 mounted "$d" || fail "$d not in /proc/mounts after mount returned 0"
-	expect_eq "marker via the helper mount" "$(timeout 30 cat "$d/t-$name/marker" 2>&1)" marker
-	run -t 30 umount "$d"
-	[ "$RC" -eq 0 ] || fail "umount $d failed: $OUT"
-	! mounted "$d" || fail "$d still mounted after umount"
+	grep -q '^BIND=fail' "$S/helper.out" && skip "cannot bind-mount in a private mount namespace"
+	[ "$(kv MOUNT_RC)" = 0 ] || fail "mount failed (status $(kv MOUNT_RC)): $(kv MOUNT_OUT)"
+	[ "$(kv MOUNTED)" = yes ] || fail "$D not in /proc/mounts after mount returned 0"
+	expect_eq "marker via the helper mount" "$(kv MARKER)" marker
+	[ "$(kv UMOUNT_RC)" = 0 ] || fail "umount failed: $(kv UMOUNT_OUT)"
+	[ "$(kv STILL_MOUNTED)" = no ] || fail "$D still mounted after umount"
 }
 
 helper_mount_setup() {
 	BIN=$(orfa_install_bin)
 	D=$S/mnt
 	mkdir -p "$D"
-	echo "$D" >> "$FS_TMP/mounts.list"
 	printf marker > "$W/marker" || fail "cannot write marker"
+	# The daemonized client lives on in the namespace if the test dies.
+	trap 'proc_kill_mentioning "$D"' EXIT
 }
 
-fs_test mount_t_fuse_orfa orfa
+fs_test mount_t_fuse_orfa orfa root
 t_mount_t_fuse_orfa() {
 	helper_mount_setup
-	PATH="$BIN:$PATH" run -t 30 mount -t fuse.orfa "$FS_ADDR:/" "$D"
-	[ "$RC" -eq 0 ] || fail "mount -t fuse.orfa $FS_ADDR:/ $D failed ($RC): $OUT"
-	helper_mount_check "$D"
+	helper_mount_run -t fuse.orfa "$FS_ADDR:/" "$D"
+	helper_mount_check
 }
 
-fs_test mount_t_fuse_orfa_port_option orfa
+fs_test mount_t_fuse_orfa_port_option orfa root
 t_mount_t_fuse_orfa_port_option() {
 	helper_mount_setup
-	PATH="$BIN:$PATH" run -t 30 mount -t fuse.orfa 127.0.0.1:/ "$D" -o "port=${FS_ADDR##*:}"
-	[ "$RC" -eq 0 ] || fail "mount -t fuse.orfa 127.0.0.1:/ $D -o port=${FS_ADDR##*:} failed ($RC): $OUT"
-	helper_mount_check "$D"
+	helper_mount_run -t fuse.orfa 127.0.0.1:/ "$D" -o "port=${FS_ADDR##*:}"
+	helper_mount_check
 }
 
-fs_test mount_fstab_line orfa
+fs_test mount_fstab_line orfa root
 t_mount_fstab_line() {
 	helper_mount_setup
 	printf '%s %s fuse.orfa defaults,_netdev 0 0\n' "$FS_ADDR:/" "$D" > "$S/fstab"
-	PATH="$BIN:$PATH" run -t 30 mount --fstab "$S/fstab" "$D"
-	[ "$RC" -eq 0 ] || fail "mount --fstab ($(cat "$S/fstab")) failed ($RC): $OUT"
-	helper_mount_check "$D"
+	helper_mount_run --fstab "$S/fstab" "$D"
+	helper_mount_check
 }
 
 # ---- the server killed under a reader ----------------------------------

@@ -2,9 +2,9 @@
 # (uid/gid 65534 through setpriv), umask handling, setgid directories,
 # sticky directories.  All need root to switch users.
 #
-# The ORFA mounts use -o allow_other (so uid 65534 may enter a mount root
-# started) and default_permissions (the kernel checks modes against the
-# attributes the server returns; see harness.sh for why).
+# The ORFA mounts use -o allow_other (so uid 65534 may enter a mount that
+# root started) and, by default, not default_permissions: the server checks
+# each request against the caller's credentials (see harness.sh).
 # Sourced by harness.sh; see lib.sh.
 
 # A world-writable directory for the non-root user.
