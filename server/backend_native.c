@@ -362,7 +362,31 @@ static __thread struct {
 	gid_t groups[ORFA_MAX_GROUPS];
 } tl_groups;
 
-static int caps_set(struct nat_backend *nb, bool drop)
+/* This thread's capabilities outside operations, read once per thread
+ * (only this file changes them, and puts them back). */
+static __thread struct {
+	bool valid;
+	struct __user_cap_data_struct d[2];
+} tl_caps;
+
+/* Read this thread's capabilities into tl_caps, before any change. */
+static int caps_snapshot(void)
+{
+	struct __user_cap_header_struct h = {
+	    .version = _LINUX_CAPABILITY_VERSION_3,
+	    .pid = 0,
+	};
+
+	if (tl_caps.valid)
+		return 0;
+	if (syscall(SYS_capget, &h, tl_caps.d) < 0)
+		return -errno;
+	tl_caps.valid = true;
+	return 0;
+}
+
+/* Empty the thread's effective set (drop) or restore it from tl_caps. */
+static int caps_set(bool drop)
 {
 	struct __user_cap_header_struct h = {
 	    .version = _LINUX_CAPABILITY_VERSION_3,
@@ -370,7 +394,7 @@ static int caps_set(struct nat_backend *nb, bool drop)
 	};
 	struct __user_cap_data_struct d[2];
 
-	memcpy(d, nb->caps, sizeof(d));
+	memcpy(d, tl_caps.d, sizeof(d));
 	if (drop) {
 		d[0].effective = 0;
 		d[1].effective = 0;
@@ -380,7 +404,7 @@ static int caps_set(struct nat_backend *nb, bool drop)
 
 void nat_cred_leave(struct nat_backend *nb, struct nat_cred_state *cs)
 {
-	if (cs->caps_dropped && caps_set(nb, false) < 0) {
+	if (cs->caps_dropped && caps_set(false) < 0) {
 		/* Cannot happen (effective <= permitted); if it did, this
 		 * thread could no longer switch users: stop rather than run
 		 * requests with the wrong identity. */
@@ -411,6 +435,13 @@ int nat_cred_enter(struct nat_backend *nb, const struct orfa_cred *cr,
 		return 0;
 	if (cr->uid == nb->srv_uid && cr->gid == nb->srv_gid)
 		return 0; /* root as root: groups do not matter */
+	if (cr->uid != 0) {
+		r = caps_snapshot();
+		if (r < 0) {
+			log_err("native: capget: %s", strerror(-r));
+			return r;
+		}
+	}
 	n = cr->ngroups < ORFA_MAX_GROUPS ? cr->ngroups : ORFA_MAX_GROUPS;
 	if (!tl_groups.valid || tl_groups.n != n ||
 	    memcmp(tl_groups.groups, cr->groups, n * sizeof(gid_t)) != 0) {
@@ -445,7 +476,7 @@ int nat_cred_enter(struct nat_backend *nb, const struct orfa_cred *cr,
 		return -EPERM;
 	}
 	if (cr->uid != 0) {
-		r = caps_set(nb, true);
+		r = caps_set(true);
 		if (r < 0) {
 			log_err("native: capset: %s", strerror(-r));
 			nat_cred_leave(nb, cs);
@@ -1202,20 +1233,7 @@ int backend_native_create(const char *root, struct orfa_backend **out)
 
 	nb->srv_uid = geteuid();
 	nb->srv_gid = getegid();
-	if (nb->srv_uid == 0) {
-		struct __user_cap_header_struct h = {
-		    .version = _LINUX_CAPABILITY_VERSION_3,
-		    .pid = 0,
-		};
-
-		if (syscall(SYS_capget, &h, nb->caps) < 0) {
-			r = -errno;
-			log_err("native: capget: %s", strerror(-r));
-			nat_destroy(&nb->base);
-			return r;
-		}
-		nb->switch_creds = true;
-	}
+	nb->switch_creds = nb->srv_uid == 0;
 	log_info("native: exporting %s%s", root,
 		 nb->switch_creds ? " (per-user credentials)"
 				  : " (as the server's user)");

@@ -50,8 +50,7 @@ struct nat_backend {
 	bool switch_creds; /* immutable */
 	uid_t srv_uid;	   /* fsuid/fsgid to return to; immutable */
 	gid_t srv_gid;
-	struct __user_cap_data_struct caps[2]; /* at start; immutable */
-	dev_t root_dev;			       /* immutable */
+	dev_t root_dev; /* immutable */
 	ino_t root_ino;
 	struct nat_node *root; /* immutable, never freed */
 

@@ -610,6 +610,74 @@ START_TEST(test_rename_race)
 }
 END_TEST
 
+struct churn_ctx {
+	int id;
+	int errors;
+};
+
+/* Lookups, getattrs and forgets on a few names from several threads while
+ * another thread unlinks and recreates them through the backend: every id
+ * a lookup returned works until forgotten, and nothing is left over. */
+static void *churn_worker(void *arg)
+{
+	struct churn_ctx *cc = arg;
+
+	for (int i = 0; i < 4000; i++) {
+		char name[8];
+		struct orfa_entry e;
+		struct orfa_attr a;
+		int r;
+
+		snprintf(name, sizeof(name), "f%d", (i + cc->id) % 6);
+		if (cc->id == 0) {
+			void *fh = NULL;
+
+			if (i % 2) {
+				r = ops->unlink(be, &root_cr, 1, name, 2);
+				if (r && r != -ENOENT)
+					cc->errors++;
+				continue;
+			}
+			r = do_create(&root_cr, 1, name, 0644, O_RDWR, &e, &fh);
+			if (r) {
+				cc->errors++;
+				continue;
+			}
+			ops->release(be, e.nodeid, fh);
+			forget1(e.nodeid);
+			continue;
+		}
+		r = lk(1, name, &e);
+		if (r == -ENOENT)
+			continue;
+		if (r || ops->getattr(be, &root_cr, e.nodeid, NULL, &a) ||
+		    a.ino != e.attr.ino)
+			cc->errors++;
+		if (r == 0)
+			forget1(e.nodeid);
+	}
+	return NULL;
+}
+
+START_TEST(test_concurrent_lookup_forget)
+{
+	struct churn_ctx cc[4];
+	pthread_t th[4];
+
+	for (int i = 0; i < 4; i++) {
+		cc[i].id = i;
+		cc[i].errors = 0;
+		ck_assert_int_eq(
+		    pthread_create(&th[i], NULL, churn_worker, &cc[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		ck_assert_int_eq(cc[i].errors, 0);
+	}
+	ck_assert_uint_eq(backend_native_node_count(be), 1);
+}
+END_TEST
+
 /* ---- node operations ---------------------------------------------------- */
 
 START_TEST(test_hardlinks)
@@ -1722,6 +1790,7 @@ static Suite *native_suite(void)
 	tcase_add_test(tc, test_readdir_10000_cookies);
 	tcase_add_test(tc, test_readdirplus);
 	tcase_add_test(tc, test_no_fd_leak);
+	tcase_add_test(tc, test_concurrent_lookup_forget);
 	suite_add_tcase(s, tc);
 
 	tcase_add_checked_fixture(tk, setup, teardown);
