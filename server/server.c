@@ -211,8 +211,16 @@ int sreq_reply(struct sreq *r, struct orfa_msg *rep, struct orfa_txmsg *tx)
 	rep->hdr.req_id = r->m.hdr.req_id;
 	rep->hdr.flags = 0;
 	rep->hdr.data_len = (uint32_t)dlen;
-	n = orfa_rep_encode(rep, head + ORFA_HDR_SIZE,
-			    sizeof(head) - ORFA_HDR_SIZE);
+	if (rep->hdr.status && rep->hdr.opcode != ORFA_OP_HELLO && !dlen) {
+		/* Error replies have an empty body; built by hand so that
+		 * opcodes the codec does not know get their ENOSYS. */
+		rep->hdr.flags = ORFA_F_REPLY;
+		rep->hdr.body_len = 0;
+		n = 0;
+	} else {
+		n = orfa_rep_encode(rep, head + ORFA_HDR_SIZE,
+				    sizeof(head) - ORFA_HDR_SIZE);
+	}
 	if (n < 0) {
 		/* Our own bug, not the peer's: answer EIO instead. */
 		log_err("%s: cannot encode %s reply: %s", c->peer,
@@ -224,11 +232,9 @@ int sreq_reply(struct sreq *r, struct orfa_msg *rep, struct orfa_txmsg *tx)
 		rep->hdr.opcode = r->m.hdr.opcode;
 		rep->hdr.req_id = r->m.hdr.req_id;
 		rep->hdr.status = EIO;
+		rep->hdr.flags = ORFA_F_REPLY;
 		tx = &none;
-		n = orfa_rep_encode(rep, head + ORFA_HDR_SIZE,
-				    sizeof(head) - ORFA_HDR_SIZE);
-		if (n < 0)
-			return (int)n;
+		n = 0;
 	}
 	orfa_hdr_encode(head, &rep->hdr);
 	tx->head = head;
