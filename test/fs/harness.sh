@@ -18,14 +18,17 @@
 # fusermount3) skips the whole run (exit 77).
 #
 # Environment knobs (all optional):
-#   ORFA_FS_MOUNT_OPTS   client -o options (default allow_other).  No
-#                        default_permissions by default: orfad checks every
-#                        request against the caller's credentials (ramfs
-#                        in its own code, native by switching fsuid/fsgid),
-#                        as an NFS server would, and the permission tests
-#                        are meant to exercise that, not the kernel's
-#                        check.  Set allow_other,default_permissions to
-#                        test the kernel-checked mode.
+#   ORFA_FS_MOUNT_OPTS   client -o options of mount 1 (default
+#                        allow_other,default_permissions)
+#   ORFA_FS_MOUNT2_OPTS  client -o options of mount 2 (default allow_other)
+#                        The two differ on purpose.  orfad checks every
+#                        request against the caller's credentials (as an
+#                        NFS server would), so mount 2 leaves permission
+#                        checks to the server alone; mount 1 adds the
+#                        kernel's check, which a multi-user mount needs
+#                        because FUSE without default_permissions does not
+#                        re-check directory search permission on cached
+#                        entries.  The permission tests run on both.
 #   ORFA_FS_RAMFS_SIZE   --ramfs-size for orfad (default 3G)
 #   ORFA_FS_SERVER_ARGS  extra orfad arguments (e.g. "--log-level debug")
 #   ORFA_FS_LOCAL_DIR    parent of the local target's directory (default
@@ -88,7 +91,8 @@ BUILD=${ORFA_BUILD_DIR:-$HERE/../../build}
 FS_ORFAD=$BUILD/server/orfad
 FS_ORFA=$BUILD/fuse-client/orfa
 HELPER_SRC=$BUILD/test/fs
-FS_MOUNT_OPTS=${ORFA_FS_MOUNT_OPTS:-allow_other}
+FS_MOUNT_OPTS=${ORFA_FS_MOUNT_OPTS:-allow_other,default_permissions}
+FS_MOUNT2_OPTS=${ORFA_FS_MOUNT2_OPTS:-allow_other}
 IS_ROOT=0
 [ "$(id -u)" -eq 0 ] && IS_ROOT=1
 
@@ -148,13 +152,12 @@ mounts_alive() {
 
 # Starts the server and mounts both clients; SETUP_ERR on failure.
 orfa_up() {
-	local opts=$FS_MOUNT_OPTS
 	orfa_server_start "$FS_TMP/logs/orfad.log" "$FS_TMP/port" "$FS_TARGET" \
 		"$EXPORT" || return 1
 	FS_ADDR=$SERVER_ADDR
-	orfa_mount "$FS_ADDR" "$FS_MNT" "$FS_TMP/logs/orfa1.log" "$opts" || return 1
+	orfa_mount "$FS_ADDR" "$FS_MNT" "$FS_TMP/logs/orfa1.log" "$FS_MOUNT_OPTS" || return 1
 	CLIENT1_PID=$CLIENT_PID
-	orfa_mount "$FS_ADDR" "$FS_MNT2" "$FS_TMP/logs/orfa2.log" "$opts" || return 1
+	orfa_mount "$FS_ADDR" "$FS_MNT2" "$FS_TMP/logs/orfa2.log" "$FS_MOUNT2_OPTS" || return 1
 	CLIENT2_PID=$CLIENT_PID
 	# The root of the export must let the non-root user of the
 	# permission tests in.
@@ -281,11 +284,15 @@ else
 	fi
 fi
 export FS_TARGET FS_TMP FS_MNT FS_MNT2 FS_ADDR FS_ORFAD FS_ORFA FS_HELPERS \
-	FS_MOUNT_OPTS IS_ROOT EXPORT
+	FS_MOUNT_OPTS FS_MOUNT2_OPTS IS_ROOT EXPORT
 
 # ---- run ---------------------------------------------------------------
 echo "1..${#SELECTED[@]}"
-echo "# target $FS_TARGET, mounts $FS_MNT $FS_MNT2${FS_ADDR:+, server $FS_ADDR}, options $FS_MOUNT_OPTS"
+if [ "$FS_TARGET" = local ]; then
+	echo "# target local, directory $FS_MNT"
+else
+	echo "# target $FS_TARGET, server $FS_ADDR, mount 1 $FS_MNT (-o $FS_MOUNT_OPTS), mount 2 $FS_MNT2 (-o $FS_MOUNT2_OPTS)"
+fi
 [ -n "$SETUP_ERR" ] && echo "# SETUP FAILED: $SETUP_ERR"
 n=0
 failed=0
