@@ -36,7 +36,8 @@ void orfa_log_use_syslog(void);
 
 void orfa_log(enum orfa_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-void orfa_vlog(enum orfa_log_level level, const char *fmt, va_list ap);
+void orfa_vlog(enum orfa_log_level level, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
 
 #define log_err(...)	orfa_log(ORFA_LOG_ERR, __VA_ARGS__)
 #define log_warn(...)	orfa_log(ORFA_LOG_WARNING, __VA_ARGS__)
