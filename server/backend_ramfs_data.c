@@ -711,7 +711,7 @@ static int file_write(struct ramfs *fs, struct ramfs_node *n, uint64_t off,
 		pos += m;
 	}
 	*written = pos - off;
-	if (pos > n->size)
+	if (*written && pos > n->size)
 		n->size = pos;
 	return *written ? 0 : r;
 }

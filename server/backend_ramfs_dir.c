@@ -191,7 +191,7 @@ static void dir_remove(struct ramfs *fs, struct ramfs_dir *d,
 	d->nentries--;
 	ramfs_free(fs, e, dentry_cost(e->namelen));
 	if (d->nentries == 0)
-		d->vlen = d->vdead = 0;
+		ramfs_dir_free(fs, d);	/* empty: give the tables back */
 	else if (d->vdead > 32 && d->vdead * 2 > d->vlen)
 		dir_compact(d);
 }
