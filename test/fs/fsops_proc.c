@@ -423,10 +423,26 @@ int fsops_lockpair(int argc, char **argv)
 	st = wait_child(pid);
 	if (st != 0)
 		return fsops_fail("holder exit status %d", st);
-	if (m == FLOCK_EX || m == FLOCK_SH)
-		r = flock(fd, LOCK_EX | LOCK_NB) < 0 ? -errno : 0;
-	else
+	if (m == FLOCK_EX || m == FLOCK_SH) {
+		/*
+		 * A FUSE file system learns of a flock unlock-on-close from
+		 * the RELEASE the kernel sends asynchronously after close()
+		 * returned, so another mount may still see the lock for a
+		 * moment: poll (10 ms steps, at most 10 s) and say how long.
+		 * POSIX locks are dropped synchronously on close (the kernel
+		 * sends the unlock itself), so they get a single try.
+		 */
+		int tries = 0;
+
+		while ((r = flock(fd, LOCK_EX | LOCK_NB) < 0 ? -errno : 0) ==
+		       -EWOULDBLOCK && tries < 1000) {
+			msleep(10);
+			tries++;
+		}
+		printf("after_release_retries=%d\n", tries);
+	} else {
 		r = posix_lock(fd, F_SETLK, F_WRLCK, 0, 1000);
+	}
 	print_res("after_release", r);
 	close(fd);
 	return FSOPS_EXIT_OK;

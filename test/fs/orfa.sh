@@ -135,7 +135,7 @@ proc_kill_mentioning() {
 	for p in /proc/[0-9]*; do
 		p=${p#/proc/}
 		[ "$p" = "$$" ] || [ "$p" = "$BASHPID" ] && continue
-		mapfile -d '' -t argv < "/proc/$p/cmdline" 2>/dev/null || continue
+		mapfile -d '' -t argv 2>/dev/null < "/proc/$p/cmdline" || continue
 		case " ${argv[*]} " in
 		*"$1"*) kill -KILL "$p" 2>/dev/null ;;
 		esac
