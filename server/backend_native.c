@@ -684,45 +684,76 @@ static int nat_getattr(struct orfa_backend *be, const struct orfa_cred *cr,
 	return r;
 }
 
-/* Clear set-user-ID, and set-group-ID if group-executable (as the kernel
- * does on write), for ORFA_SET_KILL_SUIDGID.  Best effort: a writer that
- * is not the owner may not chmod, but then the kernel already did it. */
-static void kill_suidgid(struct nat_backend *nb, struct nat_node *n, int fd)
+static int chmod_node(struct nat_backend *nb, struct nat_node *n, int hfd,
+		      mode_t mode)
 {
-	struct stat st;
-	mode_t m;
 	char name[NAT_PROC_NAME];
+	int r;
 
-	if (nat_stat_node(n, &st) < 0 || !S_ISREG(st.st_mode))
-		return;
-	m = st.st_mode & 07777;
-	if (!(m & S_ISUID) && !((m & S_ISGID) && (m & S_IXGRP)))
-		return;
-	m &= ~S_ISUID;
-	if (m & S_IXGRP)
-		m &= ~S_ISGID;
-	if (fd >= 0) {
-		(void)fchmod(fd, m);
+	if (hfd >= 0) {
+		r = fchmod(hfd, mode);
 	} else {
 		proc_name(name, n->fd);
-		(void)fchmodat(nb->proc_fd, name, m, 0);
+		r = fchmodat(nb->proc_fd, name, mode, 0);
 	}
+	return r < 0 ? -errno : 0;
 }
 
-static int do_setattr(struct nat_backend *nb, struct nat_node *n, int hfd,
+/* True if want is have with some of S_ISUID/S_ISGID cleared, and nothing
+ * else changed. */
+static bool only_drops_suidgid(mode_t have, mode_t want)
+{
+	mode_t dropped = have & ~want;
+
+	return (want & ~have) == 0 && dropped != 0 &&
+	       (dropped & ~(mode_t)(S_ISUID | S_ISGID)) == 0;
+}
+
+/*
+ * Clear set-user-ID/set-group-ID bits for a caller who may write the file
+ * but does not own it, as the kernel does on a local write.  A FUSE
+ * client without handle_killpriv asks for this as a SETATTR of the mode
+ * on behalf of the writer (fuse_setattr, ATTR_KILL_SUID), which a plain
+ * chmod as the writer would refuse.  Only bits are dropped, only for a
+ * writer; cred is entered on entry and on return.
+ */
+static int drop_suidgid_for_writer(struct nat_backend *nb,
+				   const struct orfa_cred *cr,
+				   struct nat_cred_state *cs,
+				   struct nat_node *n, int hfd, mode_t want)
+{
+	int r, r2;
+
+	if (!S_ISREG(n->type) ||
+	    faccessat(n->fd, "", W_OK, AT_EMPTY_PATH | AT_EACCESS) < 0)
+		return -EPERM;
+	nat_cred_leave(nb, cs);
+	r = chmod_node(nb, n, hfd, want);
+	r2 = nat_cred_enter(nb, cr, cs);
+	return r ? r : r2;
+}
+
+static int do_setattr(struct nat_backend *nb, const struct orfa_cred *cr,
+		      struct nat_cred_state *cs, struct nat_node *n, int hfd,
 		      const struct orfa_setattr_req *in)
 {
 	char name[NAT_PROC_NAME];
 	uint32_t v = in->valid;
+	struct stat st;
+	int r;
 
 	proc_name(name, n->fd);
 	if (v & ORFA_SET_MODE) {
+		mode_t want = in->mode & 07777;
+
 		if (S_ISLNK(n->type))
 			return -EOPNOTSUPP; /* Linux has no lchmod */
-		if ((hfd >= 0 ? fchmod(hfd, in->mode & 07777)
-			      : fchmodat(nb->proc_fd, name, in->mode & 07777,
-					 0)) < 0)
-			return -errno;
+		r = chmod_node(nb, n, hfd, want);
+		if (r == -EPERM && nat_stat_node(n, &st) == 0 &&
+		    only_drops_suidgid(st.st_mode & 07777, want))
+			r = drop_suidgid_for_writer(nb, cr, cs, n, hfd, want);
+		if (r)
+			return r;
 	}
 	if (v & (ORFA_SET_UID | ORFA_SET_GID)) {
 		uid_t uid = (v & ORFA_SET_UID) ? (uid_t)in->uid : (uid_t)-1;
@@ -733,7 +764,7 @@ static int do_setattr(struct nat_backend *nb, struct nat_node *n, int hfd,
 			return -errno;
 	}
 	if (v & ORFA_SET_SIZE) {
-		int fd = -1, r = 0;
+		int fd = -1;
 
 		if (in->size > (uint64_t)INT64_MAX)
 			return -EFBIG;
@@ -752,8 +783,7 @@ static int do_setattr(struct nat_backend *nb, struct nat_node *n, int hfd,
 			if (fd < 0)
 				return fd;
 		}
-		if (ftruncate(fd, (off_t)in->size) < 0)
-			r = -errno;
+		r = ftruncate(fd, (off_t)in->size) < 0 ? -errno : 0;
 		if (fd != hfd)
 			close(fd);
 		if (r)
@@ -765,7 +795,6 @@ static int do_setattr(struct nat_backend *nb, struct nat_node *n, int hfd,
 		    {.tv_nsec = UTIME_OMIT},
 		    {.tv_nsec = UTIME_OMIT},
 		};
-		int r;
 
 		if (v & ORFA_SET_ATIME_NOW) {
 			tv[0].tv_nsec = UTIME_NOW;
@@ -794,8 +823,18 @@ static int do_setattr(struct nat_backend *nb, struct nat_node *n, int hfd,
 			return -errno;
 	}
 	/* ORFA_SET_CTIME: the kernel sets ctime itself; nothing to do. */
-	if ((v & ORFA_SET_KILL_SUIDGID) && !(v & ORFA_SET_MODE))
-		kill_suidgid(nb, n, hfd);
+	/* Clear set-user-ID, and set-group-ID if group-executable, as the
+	 * kernel does on write or truncate.  Best effort: when the caller
+	 * may not, the kernel has already done it for the write itself. */
+	if ((v & ORFA_SET_KILL_SUIDGID) && !(v & ORFA_SET_MODE) &&
+	    S_ISREG(n->type) && nat_stat_node(n, &st) == 0) {
+		mode_t have = st.st_mode & 07777, want = have & ~S_ISUID;
+
+		if (want & S_IXGRP)
+			want &= ~S_ISGID;
+		if (want != have && chmod_node(nb, n, hfd, want) == -EPERM)
+			(void)drop_suidgid_for_writer(nb, cr, cs, n, hfd, want);
+	}
 	return 0;
 }
 
@@ -816,7 +855,7 @@ static int nat_setattr(struct orfa_backend *be, const struct orfa_cred *cr,
 		return -ESTALE;
 	r = nat_cred_enter(nb, cr, &cs);
 	if (r == 0) {
-		r = do_setattr(nb, n, nat_handle_fd(fh), in);
+		r = do_setattr(nb, cr, &cs, n, nat_handle_fd(fh), in);
 		nat_cred_leave(nb, &cs);
 	}
 	if (r == 0 && (r = nat_stat_node(n, &st)) == 0 && out)

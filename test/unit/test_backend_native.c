@@ -1677,6 +1677,52 @@ START_TEST(test_cred_permissions)
 }
 END_TEST
 
+/* A writer who is not the owner: the kernel asks the server to drop
+ * setuid/setgid as that writer (FUSE without handle_killpriv); only
+ * dropping is allowed, and only to a writer. */
+START_TEST(test_cred_writer_drops_suid)
+{
+	struct orfa_cred cr = nobody_cr();
+	struct orfa_setattr_req s = {0};
+	struct orfa_attr a;
+	char p[PATH_MAX];
+	void *fh = NULL;
+	uint64_t w, ro;
+
+	put_file(exp_dir, "w", "#!/bin/sh\n", 0644);
+	pathf(p, exp_dir, "w");
+	ck_assert_int_eq(chmod(p, 06777), 0);
+	put_file(exp_dir, "ro", "#!/bin/sh\n", 0644);
+	pathf(p, exp_dir, "ro");
+	ck_assert_int_eq(chmod(p, 04755), 0);
+	w = must_lk(1, "w");
+	ro = must_lk(1, "ro");
+
+	s.valid = ORFA_SET_MODE;
+	s.mode = 0666; /* more than dropping bits */
+	ck_assert_int_eq(ops->setattr(be, &cr, w, NULL, &s, &a), -EPERM);
+	s.mode = 02777; /* drops S_ISUID only */
+	ck_assert_int_eq(ops->setattr(be, &cr, w, NULL, &s, &a), 0);
+	ck_assert_int_eq(a.mode & 07777, 02777);
+	assert_identity_restored();
+	s.valid = ORFA_SET_KILL_SUIDGID;
+	ck_assert_int_eq(ops->open(be, &cr, w, O_WRONLY, &fh, &a), 0);
+	ck_assert_int_eq(ops->setattr(be, &cr, w, fh, &s, &a), 0);
+	ck_assert_int_eq(a.mode & 07777, 0777);
+	ops->release(be, w, fh);
+	ck_assert_uint_eq(a.uid, 0);
+
+	s.valid = ORFA_SET_MODE; /* not a writer: refused */
+	s.mode = 0755;
+	ck_assert_int_eq(ops->setattr(be, &cr, ro, NULL, &s, &a), -EPERM);
+	ck_assert_int_eq(ops->getattr(be, &root_cr, ro, NULL, &a), 0);
+	ck_assert_int_eq(a.mode & 07777, 04755);
+	assert_identity_restored();
+	forget1(w);
+	forget1(ro);
+}
+END_TEST
+
 /* Many threads, many users: each thread's identity is its own. */
 struct cred_thread {
 	uint64_t dir;
@@ -1807,6 +1853,7 @@ static Suite *native_suite(void)
 		tcase_add_test(tu, test_cred_create_owner);
 		tcase_add_test(tu, test_cred_permissions);
 		tcase_add_test(tu, test_cred_threads);
+		tcase_add_test(tu, test_cred_writer_drops_suid);
 		suite_add_tcase(s, tu);
 	} else {
 		printf("# credential tests skipped: not running as root\n");
