@@ -275,12 +275,14 @@ static void sreq_free(struct sreq *r);
 void sreq_finish(struct sreq *r)
 {
 	struct sconn *c = r->conn;
+	size_t cost = r->cost;
 
 	sreq_free(r);
 	/* Nothing may touch c after the unlock: once inflight reaches zero
 	 * on a closing connection its owner may free it. */
 	pthread_mutex_lock(&c->lock);
 	c->inflight--;
+	c->inflight_bytes -= cost;
 	if (c->closing || c->read_paused)
 		conn_wake_locked(c);
 	pthread_mutex_unlock(&c->lock);
@@ -443,10 +445,33 @@ static void conn_drop(struct sconn *c, const char *fmt, ...)
 	conn_close(c);
 }
 
-static void conn_inflight_inc(struct sconn *c)
+/* Count r in c's requests in flight, with what it will hold in memory:
+ * its data segment and the reply data it asks for. */
+static void conn_inflight_inc(struct sconn *c, struct sreq *r)
 {
+	uint64_t want = 0;
+
+	switch (r->m.hdr.opcode) {
+	case ORFA_OP_READ:
+		want = r->m.a.read.size;
+		break;
+	case ORFA_OP_READDIR:
+	case ORFA_OP_READDIRPLUS:
+		want = r->m.a.readdir.size;
+		break;
+	case ORFA_OP_GETXATTR:
+	case ORFA_OP_LISTXATTR:
+		want = r->m.a.getxattr.size;
+		break;
+	default:
+		break;
+	}
+	if (want > c->max_data)
+		want = c->max_data;
+	r->cost = r->m.hdr.data_len + (size_t)want;
 	pthread_mutex_lock(&c->lock);
 	c->inflight++;
+	c->inflight_bytes += r->cost;
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -503,7 +528,7 @@ static void conn_handle_frame(struct sconn *c, struct orfa_rxmsg *rx)
 			conn_drop(c, "second HELLO");
 			return;
 		}
-		conn_inflight_inc(c);
+		conn_inflight_inc(c, r);
 		dispatch_hello(r);
 		sreq_finish(r);
 		return;
@@ -511,7 +536,7 @@ static void conn_handle_frame(struct sconn *c, struct orfa_rxmsg *rx)
 	ret = orfa_req_decode(&r->m, r->head + ORFA_HDR_SIZE, &why);
 	if (ret == -ENOSYS && (r->m.hdr.flags & ORFA_F_REPLY) == 0) {
 		log_debug("%s: unknown opcode %u: ENOSYS", c->peer, op);
-		conn_inflight_inc(c);
+		conn_inflight_inc(c, r);
 		sreq_reply_err(r, ENOSYS);
 		sreq_finish(r);
 		return;
@@ -524,27 +549,37 @@ static void conn_handle_frame(struct sconn *c, struct orfa_rxmsg *rx)
 	}
 	r->m.data = r->data;
 	r->m.data_len = (uint32_t)dlen;
-	conn_inflight_inc(c);
+	conn_inflight_inc(c, r);
 	if (c->srv->cfg.threading == ORFA_THREADING_QUEUE)
 		queue_push(c->srv, r);
 	else
 		dispatch_request(r);
 }
 
-/* Loop modes: may c be read now? */
+/*
+ * Loop modes: may c be read now?  Not while it has max_inflight requests
+ * unfinished, or its queued replies plus what its unfinished requests
+ * hold and will send reach max_outq -- but one request at a time always
+ * goes, however big.
+ */
 static int conn_may_read(struct sconn *c)
 {
+	size_t queued = orfa_conn_queued_bytes(c->tc), bytes;
 	unsigned inflight;
 
 	pthread_mutex_lock(&c->lock);
 	inflight = c->inflight;
+	bytes = c->inflight_bytes;
 	pthread_mutex_unlock(&c->lock);
-	return inflight < c->srv->cfg.max_inflight &&
-	       orfa_conn_queued_bytes(c->tc) < c->srv->cfg.max_outq;
+	if (inflight >= c->srv->cfg.max_inflight ||
+	    queued >= c->srv->cfg.max_outq)
+		return 0;
+	return inflight == 0 || bytes + queued < c->srv->cfg.max_outq;
 }
 
 static void conn_pause(struct sconn *c)
 {
+	log_debug("%s: back-pressure: reading paused", c->peer);
 	pthread_mutex_lock(&c->lock);
 	c->read_paused = 1;
 	pthread_mutex_unlock(&c->lock);
@@ -672,8 +707,14 @@ static void *conn_thread(void *arg)
 	struct orfa_server *srv = c->srv;
 	struct orfa_rxmsg rx;
 	struct zombie *z = malloc(sizeof(*z));
+	char name[32];
 	int ret, failed;
 
+	/* Named here: once created, the thread may end (and free c) before
+	 * its creator could touch it again. */
+	snprintf(name, sizeof(name), "orfad-c%llu", (unsigned long long)c->id);
+	name[15] = '\0';
+	pthread_setname_np(pthread_self(), name);
 	while (!c->closing) {
 		memset(&rx, 0, sizeof(rx));
 		ret = orfa_conn_recv(c->tc, &rx);
@@ -744,12 +785,12 @@ static void conn_setup(struct orfa_server *srv, struct orfa_conn *tc)
 	log_info("%s: connection %llu accepted", c->peer,
 		 (unsigned long long)c->id);
 	if (srv->cfg.threading == ORFA_THREADING_CONNECTION) {
-		char name[32];
+		pthread_t th;
 
 		pthread_mutex_lock(&srv->clock);
 		srv->nthreads++;
 		pthread_mutex_unlock(&srv->clock);
-		ret = pthread_create(&c->thread, NULL, conn_thread, c);
+		ret = pthread_create(&th, NULL, conn_thread, c);
 		if (ret) {
 			pthread_mutex_lock(&srv->clock);
 			srv->nthreads--;
@@ -761,11 +802,7 @@ static void conn_setup(struct orfa_server *srv, struct orfa_conn *tc)
 			conn_free(c);
 			return;
 		}
-		snprintf(name, sizeof(name), "orfad-c%llu",
-			 (unsigned long long)c->id);
-		name[15] = '\0';
-		pthread_setname_np(c->thread, name);
-		return;
+		return;		/* c belongs to its thread now */
 	}
 	c->ev_read = event_new(srv->base, fd, EV_READ | EV_PERSIST, on_read, c);
 	c->ev_write = event_new(srv->base, fd, EV_WRITE | EV_PERSIST, on_write,

@@ -81,14 +81,11 @@ struct sconn {
 	pthread_cond_t cond;		/* connection mode: inflight changed */
 	unsigned inflight;		/* read, not yet finished */
 	unsigned parked;		/* of which waiting for a lock */
+	size_t inflight_bytes;		/* their data + expected reply data */
 	int closing;			/* nothing more is read */
 	int read_paused;		/* back-pressure on */
 	int wake_pending;		/* ev_wake activated, not yet run */
 	int send_failed;		/* a worker's send hit a dead socket */
-
-	/* Connection mode. */
-	pthread_t thread;
-	int thread_done;		/* under srv->clock */
 
 	struct ftab files;
 	struct nmap nodes;
@@ -100,6 +97,7 @@ struct sreq {
 	struct orfa_msg m;		/* decoded request; points into buf */
 	struct orfa_lk_waiter waiter;	/* parked SETLK / FLOCK */
 	struct orfa_rxmsg rx;		/* the frame, on loan */
+	size_t cost;			/* counted in conn->inflight_bytes */
 	size_t head_len;
 	uint8_t *head;			/* frame header + body (rx.head) */
 	void *data;			/* data segment (rx.data) or NULL */

@@ -1357,6 +1357,76 @@ out:
 	free(seen);
 }
 
+/*
+ * A client that asks for 200 MiB of READ replies and reads none of them
+ * must not stall anyone else (the server stops reading it instead), and
+ * gets everything once it reads again.
+ */
+static void t_backpressure(struct env *t)
+{
+	enum { N = 200, SZ = 1 << 20 };
+	struct pc slow, other;
+	struct orfa_entry f;
+	struct orfa_msg m, rep;
+	uint8_t *buf = malloc(SZ), *seen = calloc(N, 1);
+	uint64_t fh, fh2, base;
+	int good = 0, bad = 0, st, sent = 0, pings = 0;
+	size_t len;
+
+	if (!buf || !seen)
+		abort();
+	if (!ok(pc_open(&slow) == 0 && pc_open(&other) == 0,
+		"two connections for back-pressure"))
+		goto out;
+	fill(buf, SZ, 0, 5);
+	st = op_create(&slow, t->dir, "bp", 0644, O_RDWR | O_CREAT, &f, &fh);
+	st = st ? st : op_write(&slow, f.nodeid, fh, 0, buf, SZ, NULL, NULL);
+	ok(st == 0, "a 1 MiB file (%d)", st);
+	base = slow.next_id + 1;
+	for (int i = 0; i < N; i++) {
+		read_req(&slow, &m, f.nodeid, fh, 0, SZ);
+		if (pc_send(&slow, &m, NULL, 0))
+			break;
+		sent++;
+	}
+	for (int i = 0; i < 50; i++)
+		pings += op_ping(&other) == 0;
+	st = op_lookup(&other, t->dir, "bp", NULL);
+	st = st ? st : op_open(&other, ORFA_OP_OPEN, f.nodeid, O_RDONLY, &fh2,
+			       NULL);
+	memset(buf, 0, SZ);
+	st = st ? st : op_read(&other, f.nodeid, fh2, 0, SZ, buf, &len);
+	ok(sent == N && pings == 50 && st == 0 && len == SZ &&
+	   check(buf, SZ, 0, 5),
+	   "while a client leaves %d MiB of replies unread, another one is "
+	   "served (%d pings, read %d)", N, pings, st);
+	for (int i = 0; i < sent; i++) {
+		uint64_t k;
+
+		st = pc_recv(&slow, &rep, buf, SZ, &len);
+		if (st)
+			break;
+		k = rep.hdr.req_id - base;
+		if (k >= N || seen[k] || rep.hdr.status || len != SZ ||
+		    ((k % 50) == 0 && !check(buf, SZ, 0, 5))) {
+			bad++;
+			continue;
+		}
+		seen[k] = 1;
+		good++;
+	}
+	ok(good == N && bad == 0, "the slow client then gets all %d replies "
+	   "(%d good, %d bad)", N, good, bad);
+	op_fh(&other, ORFA_OP_RELEASE, f.nodeid, fh2, 0);
+	op_fh(&slow, ORFA_OP_RELEASE, f.nodeid, fh, 0);
+	op_unlink(&slow, ORFA_OP_UNLINK, t->dir, "bp");
+out:
+	pc_close(&slow);
+	pc_close(&other);
+	free(buf);
+	free(seen);
+}
+
 /* Figures: pipelined and synchronous GETATTR rates (no assertion). */
 static void t_bench(struct env *t, unsigned n)
 {
@@ -1702,6 +1772,51 @@ static void t_malformed(struct env *t)
 	pc_close(&keeper);
 }
 
+/*
+ * --park: leave the server with work in every state -- a held lock, a
+ * parked SETLK, unread replies queued, an open file -- print "parked" and
+ * wait to be killed.  The calling script then stops orfad, which must
+ * still exit cleanly (and, under ASan, without leaks).
+ */
+static int park_mode(void)
+{
+	static struct pc a, b, slow;
+	struct orfa_entry f;
+	struct orfa_msg m;
+	uint64_t fa, fb, fs;
+	static uint8_t *buf;	/* static: lives (and is reachable) until killed */
+	char name[64];
+
+	buf = calloc(1, 1 << 20);
+	snprintf(name, sizeof(name), "park.%d", (int)getpid());
+	if (!buf || pc_open(&a) || pc_open(&b) || pc_open(&slow))
+		return 1;
+	if (op_create(&a, a.root, name, 0644, O_RDWR | O_CREAT, &f, &fa) ||
+	    op_write(&a, f.nodeid, fa, 0, buf, 1 << 20, NULL, NULL) ||
+	    op_setlk(&a, f.nodeid, fa, 1, F_WRLCK, 0, UINT64_MAX - 1) ||
+	    op_lookup(&b, b.root, name, NULL) ||
+	    op_open(&b, ORFA_OP_OPEN, f.nodeid, O_RDWR, &fb, NULL) ||
+	    op_lookup(&slow, slow.root, name, NULL) ||
+	    op_open(&slow, ORFA_OP_OPEN, f.nodeid, O_RDONLY, &fs, NULL))
+		return 1;
+	lk_req(&b, &m, ORFA_OP_SETLK, f.nodeid, fb, 2, F_WRLCK, 0, 0,
+	       ORFA_LK_WAIT);
+	if (pc_send(&b, &m, NULL, 0))
+		return 1;
+	for (int i = 0; i < 100; i++) {
+		read_req(&slow, &m, f.nodeid, fs, 0, 1 << 20);
+		if (pc_send(&slow, &m, NULL, 0))
+			return 1;
+	}
+	if (op_ping(&a))
+		return 1;
+	printf("parked\n");
+	fflush(stdout);
+	for (int i = 0; i < 120; i++)
+		sleep(1);
+	return 0;
+}
+
 /* ---- main --------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -1712,10 +1827,12 @@ int main(int argc, char **argv)
 		{ "backend", required_argument, NULL, 'b' },
 		{ "count-file", required_argument, NULL, 'c' },
 		{ "bench", required_argument, NULL, 'n' },
+		{ "park", no_argument, NULL, 'p' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *addr = NULL, *count_file = NULL;
 	unsigned bench = 20000;
+	int park = 0;
 	struct env t;
 	int ch;
 
@@ -1726,6 +1843,7 @@ int main(int argc, char **argv)
 		case 'b': g_backend = optarg; break;
 		case 'c': count_file = optarg; break;
 		case 'n': bench = (unsigned)atoi(optarg); break;
+		case 'p': park = 1; break;
 		default:
 			fprintf(stderr, "usage: orfa_probe --addr HOST:PORT "
 				"--log FILE [--backend B] [--count-file F] "
@@ -1740,6 +1858,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (park)
+		return park_mode();
 	diag("probing %s:%s (%s backend)", g_host, g_port, g_backend);
 
 	memset(&t, 0, sizeof(t));
@@ -1752,6 +1872,7 @@ int main(int argc, char **argv)
 		t_locks(&t);
 		t_concurrent(&t);
 		t_pipeline(&t);
+		t_backpressure(&t);
 		if (bench)
 			t_bench(&t, bench);
 	}

@@ -8,8 +8,9 @@
 set -u
 orfad=$1 probe=$2 backend=$3 mode=${4:-queue}
 dir=$(mktemp -d /tmp/orfa-probe.XXXXXX)
-pid=
+pid= ppid=
 cleanup() {
+	[ -n "$ppid" ] && kill -KILL "$ppid" 2>/dev/null
 	if [ -n "$pid" ]; then
 		kill -KILL "$pid" 2>/dev/null
 		wait "$pid" 2>/dev/null
@@ -59,6 +60,23 @@ else
 	echo "not ok $n - orfad is still running after the probe"
 fi
 
+# Stop the server while a client holds a lock, has a SETLK parked and
+# 100 MiB of replies unread: it must still stop cleanly.
+"$probe" --addr "$(cat "$dir/port")" --park >"$dir/park.out" 2>&1 &
+ppid=$!
+for _ in $(seq 100); do
+	grep -qs parked "$dir/park.out" && break
+	kill -0 "$ppid" 2>/dev/null || break
+	sleep 0.1
+done
+n=$((n + 1))
+if grep -qs parked "$dir/park.out"; then
+	echo "ok $n - a client parks a lock request and leaves replies unread"
+else
+	echo "not ok $n - a client parks a lock request and leaves replies unread"
+	sed 's/^/# /' "$dir/park.out"
+fi
+
 n=$((n + 1))
 kill -TERM "$pid" 2>/dev/null
 st=timeout
@@ -69,16 +87,19 @@ for _ in $(seq 100); do
 	fi
 	sleep 0.1
 done
+{ kill -KILL "$ppid"; wait "$ppid"; } 2>/dev/null
+ppid=
 if [ "$st" = 0 ]; then
-	echo "ok $n - SIGTERM stops orfad cleanly (exit 0)"
+	echo "ok $n - SIGTERM stops orfad cleanly with that work pending (exit 0)"
 else
-	echo "not ok $n - SIGTERM stops orfad cleanly (exit $st)"
+	echo "not ok $n - SIGTERM stops orfad cleanly with that work pending (exit $st)"
 fi
 
 n=$((n + 1))
-if grep -q ': err: ' "$dir/orfad.log"; then
+if grep -qE ': err: |Sanitizer|runtime error' "$dir/orfad.log"; then
 	echo "not ok $n - no error in the server log"
-	grep ': err: ' "$dir/orfad.log" | head -20 | sed 's/^/# /'
+	grep -E ': err: |Sanitizer|runtime error' "$dir/orfad.log" | head -20 |
+		sed 's/^/# /'
 else
 	echo "ok $n - no error in the server log"
 fi
