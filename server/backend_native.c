@@ -25,7 +25,9 @@
  * reopening "/proc/self/fd/N" of a node that is not a symlink (the magic
  * link names the very inode of the node; nothing is resolved again).
  * Device nodes, FIFOs and sockets are never opened by the server (FUSE
- * clients open them locally): OPEN and CREATE on them give -ENXIO.
+ * clients open them locally): OPEN and CREATE on them give -ENXIO.  In
+ * READDIRPLUS, "." and ".." come with node id 0 and no reference (FUSE
+ * ignores them there and would never forget one).
  * Limits: mount points below the export are crossed (a file system
  * mounted inside the export is served, and st_ino values of different
  * file systems may collide in attributes); a node a client already holds
@@ -53,9 +55,13 @@
  * capabilities are restored after each operation; the supplementary group
  * list is cached per thread and left in place between operations (it has
  * no effect while fsuid is 0 with full capabilities), so a run of requests
- * from one user calls setgroups once.  Client uid 0 is served as root (no
- * root squashing).  Otherwise everything runs as the server's user, as
- * with sshfs.  The server runs with umask 0; creation modes get
+ * from one user calls setgroups once; the thread's own capabilities are
+ * read once, before its first switch.  One exception to "the kernel
+ * decides": a writer who does not own a file may drop its setuid/setgid
+ * bits (FUSE clients without handle_killpriv ask for this as a SETATTR
+ * from the writer; a local write would do it).  Client uid 0 is served as
+ * root (no root squashing).  Otherwise everything runs as the server's
+ * user, as with sshfs.  The server runs with umask 0; creation modes get
  * cred->umask applied here (default ACLs are not taken into account).
  *
  * Files: this one holds the node table, credentials, lookups, name
