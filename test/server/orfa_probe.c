@@ -680,6 +680,34 @@ static void t_nodes(struct env *t)
 	t->dir = d.nodeid;
 	st = op_lookup(p, p->root, t->dname, &e);
 	ok(st == 0 && e.nodeid == t->dir, "LOOKUP finds it again");
+
+	/* HELLO for a subdirectory export maps the client's root to it. */
+	{
+		struct pc sub;
+		char path[128], reason[256];
+
+		snprintf(path, sizeof(path), "/%s/", t->dname);
+		st = pc_connect(&sub);
+		st = st ? st : pc_hello_v(&sub, ORFA_PROTO_VERSION, path, &rep,
+					  NULL, 0);
+		ok(st == 0 && sub.root == t->dir && S_ISDIR(sub.root_attr.mode),
+		   "HELLO for export %s: its root is that directory (%d)",
+		   path, st);
+		ok(st == 0 && op_mkdir(&sub, sub.root, "via-sub", 0755, &e) == 0 &&
+		   op_lookup(p, t->dir, "via-sub", &e2) == 0 &&
+		   e2.nodeid == e.nodeid &&
+		   op_unlink(&sub, ORFA_OP_RMDIR, sub.root, "via-sub") == 0,
+		   "a client of the subdirectory export works inside it");
+		pc_close(&sub);
+		snprintf(path, sizeof(path), "/%s/../x", t->dname);
+		st = pc_connect(&sub);
+		st = st ? st : pc_hello_v(&sub, ORFA_PROTO_VERSION, path, &rep,
+					  reason, sizeof(reason));
+		ok(st == EINVAL && strstr(reason, "..") != NULL,
+		   "HELLO for an export path with '..': EINVAL (\"%s\")",
+		   reason);
+		pc_close(&sub);
+	}
 	st = op_lookup(p, t->dir, "missing", &e);
 	ok(st == ENOENT, "LOOKUP of a missing name: ENOENT (%d)", st);
 	st = op_mkdir(p, p->root, t->dname, 0755, &e);
