@@ -875,8 +875,8 @@ static void t_files(struct env *t)
 
 	/* copy_file_range into a new file */
 	{
-		struct orfa_entry g;
-		uint64_t gfh;
+		struct orfa_entry g = { 0 };
+		uint64_t gfh = 0;
 
 		st = op_create(p, t->dir, "copy", 0644, O_RDWR | O_CREAT, &g,
 			       &gfh);
@@ -1090,7 +1090,7 @@ static void t_locks(struct env *t)
 	struct orfa_entry f;
 	struct orfa_lock lk;
 	struct orfa_msg m, rep;
-	uint64_t fa, fb, fc;
+	uint64_t fa = 0, fb = 0, fc = 0;
 	int st;
 
 	if (!ok(pc_open(&a) == 0 && pc_open(&b) == 0,
@@ -1294,10 +1294,10 @@ static void t_pipeline(struct env *t)
 {
 	enum { N = 1000, FSIZE = 256 * 1024 };
 	struct pc p;
-	struct orfa_entry f;
+	struct orfa_entry f = { 0 };
 	struct orfa_msg *reqs = calloc(N, sizeof(*reqs)), rep;
 	uint8_t *buf = malloc(FSIZE), *seen = calloc(N, 1);
-	uint64_t fh, base, nlookups = 0;
+	uint64_t fh = 0, base, nlookups = 0;
 	struct pipe_job job;
 	pthread_t th;
 	int bad = 0, got = 0, st;
@@ -1394,10 +1394,10 @@ static void t_backpressure(struct env *t)
 {
 	enum { N = 200, SZ = 1 << 20 };
 	struct pc slow, other;
-	struct orfa_entry f;
+	struct orfa_entry f = { 0 };
 	struct orfa_msg m, rep;
 	uint8_t *buf = malloc(SZ), *seen = calloc(N, 1);
-	uint64_t fh, fh2, base;
+	uint64_t fh = 0, fh2 = 0, base;
 	int good = 0, bad = 0, st, sent = 0, pings = 0;
 	size_t len;
 
