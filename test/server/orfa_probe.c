@@ -1403,6 +1403,8 @@ static void t_backpressure(struct env *t)
 
 	if (!buf || !seen)
 		abort();
+	memset(&slow, 0, sizeof(slow));
+	memset(&other, 0, sizeof(other));
 	if (!ok(pc_open(&slow) == 0 && pc_open(&other) == 0,
 		"two connections for back-pressure"))
 		goto out;
