@@ -987,10 +987,10 @@ static int file_copy(struct ramfs *fs, struct ramfs_node *in, uint64_t off_in,
 		uint64_t rem = len - done, didx = pout >> RAMFS_CHUNK_SHIFT;
 		uint32_t cin = (uint32_t)(pin & RAMFS_CHUNK_MASK);
 		uint32_t cout = (uint32_t)(pout & RAMFS_CHUNK_MASK);
-		struct ramfs_chunk *s = snap[(pin >> RAMFS_CHUNK_SHIFT) - first];
-		struct ramfs_chunk *c;
+		struct ramfs_chunk *c, *s;
 		uint32_t m, dlen = 0, zto;
 
+		s = snap[(pin >> RAMFS_CHUNK_SHIFT) - first];
 		if (cin == 0 && cout == 0 && rem >= RAMFS_CHUNK_SIZE) {
 			/* a whole aligned chunk: share it */
 			r = chunk_install(fs, out, didx, s);

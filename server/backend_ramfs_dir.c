@@ -500,6 +500,10 @@ int ramfs_op_create(struct orfa_backend *be, const struct orfa_cred *cr,
 			goto out;
 		}
 		n = e->node;
+		if (n->type == S_IFDIR) {
+			r = -EISDIR;
+			goto out;
+		}
 		r = ramfs_open_node(fs, cr, n, flags, 1, fh, NULL);
 		if (!r)
 			ramfs_fill_entry(n, out);

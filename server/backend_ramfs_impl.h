@@ -127,7 +127,7 @@ struct ramfs_xattr {
 };
 
 struct ramfs_node {
-	uint64_t nodeid;		/* immutable: (generation << 32) | slot */
+	uint64_t nodeid;		/* immutable: (gen << 32) | slot */
 	uint32_t type;			/* immutable: mode & S_IFMT */
 	uint64_t nlookup;		/* atomic */
 	uint64_t nopen;			/* atomic */
