@@ -488,6 +488,9 @@ int ramfs_op_create(struct orfa_backend *be, const struct orfa_cred *cr,
 		return r;
 	if (ramfs_is_dot(name, namelen))
 		return -EISDIR;
+	/* refuse what open would refuse before creating anything */
+	if ((flags & O_DIRECTORY) || (flags & O_ACCMODE) == O_ACCMODE)
+		return -EINVAL;
 	pthread_rwlock_wrlock(&fs->ns);
 	r = dir_get(fs, cr, parent, &dn);
 	if (r)
@@ -519,8 +522,13 @@ int ramfs_op_create(struct orfa_backend *be, const struct orfa_cred *cr,
 	/* the creator may open what it created, whatever the mode */
 	r = ramfs_open_node(fs, cr, n, flags, 0, fh, NULL);
 	if (r) {
+		/* out of memory for the handle: undo (nobody has seen n) */
+		struct ramfs_ts now;
+
 		e = ramfs_dir_lookup(&dn->u.dir, name, namelen);
 		dir_remove(fs, &dn->u.dir, e);
+		ramfs_now(&now);
+		dir_changed(dn, &now);
 		n->nlink = 0;
 		ramfs_node_maybe_free(fs, n);
 		goto out;

@@ -1073,6 +1073,9 @@ START_TEST(test_create_existing)
 	mkdirid(&rootc, ROOT, "d", 0755);
 	ck_assert_int_eq(do_create(&rootc, ROOT, "d", 0644, O_RDONLY, &e2,
 				   &fh2), -EISDIR);
+	ck_assert_int_eq(do_create(&rootc, ROOT, "n", 0644,
+				   O_RDONLY | O_DIRECTORY, &e2, &fh2), -EINVAL);
+	ck_assert_int_eq(do_lookup(&rootc, ROOT, "n", &e2), -ENOENT);
 	/* a creator may write what it creates read-only */
 	ck_assert_int_eq(do_create(&rootc, ROOT, "ro", 0444, O_WRONLY, &e2,
 				   &fh2), 0);
