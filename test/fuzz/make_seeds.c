@@ -4,7 +4,10 @@
  * followed by valid request frames built with the codec.  Node and file
  * ids are the ones a fresh RAM backend hands out first (root = 1, then
  * small ids); the fuzzer mutates from there.
- *   make_seeds DIR
+ *   make_seeds DIR            seeds of fuzz_server
+ *   make_seeds --client DIR   seeds of fuzz_client: valid replies to the
+ *                             calls that harness makes; req_id k (0..6)
+ *                             names the k-th call (the harness rewrites it)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,11 +62,90 @@ static void save(const char *dir, const char *name)
 	outlen = 1;
 }
 
+static void reply(unsigned op, uint64_t k, const void *data, uint32_t dlen)
+{
+	static struct orfa_msg m;
+	orfa_msg_init(&m, op, k);
+	m.hdr.flags = ORFA_F_REPLY;
+	switch (op) {
+	case ORFA_OP_GETATTR:
+		m.a.attr.mode = 0100644; m.a.attr.nlink = 1; m.a.attr.size = 100;
+		break;
+	case ORFA_OP_LOOKUP:
+		m.a.entry.nodeid = 2; m.a.entry.attr.mode = 0100644;
+		m.a.entry.attr.nlink = 1;
+		break;
+	case ORFA_OP_GETXATTR:
+		m.a.xattr_rep.size = dlen;
+		break;
+	case ORFA_OP_OPEN:
+		m.a.open_rep.fh = 5; m.a.open_rep.attr.mode = 0100644;
+		break;
+	case ORFA_OP_CREATE:
+		m.a.create_rep.entry.nodeid = 3; m.a.create_rep.fh = 7;
+		m.a.create_rep.entry.attr.mode = 0100644;
+		break;
+	default:
+		break;
+	}
+	ssize_t n = orfa_rep_encode(&m, out + outlen + ORFA_HDR_SIZE,
+				    sizeof(out) - outlen - ORFA_HDR_SIZE - dlen);
+	if (n < 0)
+		exit(1);
+	m.hdr.data_len = dlen;
+	orfa_hdr_encode(out + outlen, &m.hdr);
+	outlen += ORFA_HDR_SIZE + (size_t)n;
+	if (dlen)
+		memcpy(out + outlen, data, dlen);
+	outlen += dlen;
+}
+
+static int client_seeds(const char *d)
+{
+	uint8_t dir[1024];
+	size_t off = 0;
+	struct orfa_dirent de = { 2, 1, 4, 1 };
+	struct orfa_entry e = { 0 };
+
+	outlen = 0;
+	reply(ORFA_OP_GETATTR, 0, NULL, 0);
+	reply(ORFA_OP_LOOKUP, 1, NULL, 0);
+	reply(ORFA_OP_READ, 2, "some file data", 14);
+	de.ino = 1; de.cookie = 1; de.namelen = 1;
+	orfa_dirent_put(dir, sizeof(dir), &off, 1, &de, &e, ".");
+	de.cookie = 2; de.namelen = 2;
+	orfa_dirent_put(dir, sizeof(dir), &off, 1, &de, &e, "..");
+	e.nodeid = 9; e.attr.mode = 0100644; e.attr.nlink = 1;
+	de.ino = 9; de.cookie = 3; de.type = 8; de.namelen = 4;
+	orfa_dirent_put(dir, sizeof(dir), &off, 1, &de, &e, "file");
+	reply(ORFA_OP_READDIRPLUS, 3, dir, (uint32_t)off);
+	reply(ORFA_OP_GETXATTR, 4, "value", 5);
+	reply(ORFA_OP_OPEN, 5, NULL, 0);
+	reply(ORFA_OP_CREATE, 6, NULL, 0);
+	save(d, "all-replies");
+	outlen = 0;
+	struct orfa_msg m;
+	for (unsigned k = 0; k < 7; k++) {	/* every call fails with an errno */
+		static const unsigned ops[] = { ORFA_OP_GETATTR, ORFA_OP_LOOKUP,
+			ORFA_OP_READ, ORFA_OP_READDIRPLUS, ORFA_OP_GETXATTR,
+			ORFA_OP_OPEN, ORFA_OP_CREATE };
+		orfa_msg_init(&m, ops[k], k);
+		m.hdr.flags = ORFA_F_REPLY;
+		m.hdr.status = 2 + k;
+		orfa_hdr_encode(out + outlen, &m.hdr);
+		outlen += ORFA_HDR_SIZE;
+	}
+	save(d, "all-errors");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct orfa_msg *m;
 	char data[256];
 
+	if (argc == 3 && strcmp(argv[1], "--client") == 0)
+		return client_seeds(argv[2]);
 	if (argc != 2)
 		return 2;
 	const char *d = argv[1];
