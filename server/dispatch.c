@@ -799,11 +799,20 @@ static void lock_wake(struct orfa_lk_waiter *w, int status)
 	sreq_finish(r);
 }
 
+/* Parked requests per connection: they do not count against the
+ * back-pressure limits, so they have their own. */
+#define MAX_PARKED	4096u
+
 /* Park r while the lock manager may queue its waiter.  Counted before the
- * call: the grant may come from another thread before it returns. */
+ * call: the grant may come from another thread before it returns.  NULL
+ * when the connection has too many parked already. */
 static struct orfa_lk_waiter *park_begin(struct sreq *r)
 {
 	pthread_mutex_lock(&r->conn->lock);
+	if (r->conn->parked >= MAX_PARKED) {
+		pthread_mutex_unlock(&r->conn->lock);
+		return NULL;
+	}
 	r->conn->parked++;
 	pthread_mutex_unlock(&r->conn->lock);
 	r->waiter.wake = lock_wake;
@@ -826,6 +835,7 @@ static int h_setlk(struct sreq *r)
 	const struct orfa_lk_req *a = &r->m.a.lk;
 	struct orfa_lk_owner o = lk_owner(r, a->owner);
 	struct orfa_locks *lt = r->conn->srv->locks;
+	struct orfa_lk_waiter *w;
 	int ret;
 
 	if (a->flags & ~ORFA_LK_WAIT)
@@ -834,7 +844,10 @@ static int h_setlk(struct sreq *r)
 		ret = orfa_locks_setlk(lt, a->nodeid, &o, &a->lock, NULL);
 		return ret ? ret : reply_empty(r);
 	}
-	ret = orfa_locks_setlk(lt, a->nodeid, &o, &a->lock, park_begin(r));
+	w = park_begin(r);
+	if (!w)
+		return -ENOLCK;
+	ret = orfa_locks_setlk(lt, a->nodeid, &o, &a->lock, w);
 	return park_end(r, ret);
 }
 
@@ -844,6 +857,7 @@ static int h_flock(struct sreq *r)
 	struct orfa_lk_owner o = lk_owner(r, a->fh);
 	struct orfa_locks *lt = r->conn->srv->locks;
 	uint32_t op = a->op & ~(uint32_t)LOCK_NB;
+	struct orfa_lk_waiter *w;
 	struct sfile *f;
 	uint64_t nodeid;
 	int ret;
@@ -860,7 +874,10 @@ static int h_flock(struct sreq *r)
 		ret = orfa_locks_flock(lt, nodeid, &o, op, NULL);
 		return ret ? ret : reply_empty(r);
 	}
-	ret = orfa_locks_flock(lt, nodeid, &o, op, park_begin(r));
+	w = park_begin(r);
+	if (!w)
+		return -ENOLCK;
+	ret = orfa_locks_flock(lt, nodeid, &o, op, w);
 	return park_end(r, ret);
 }
 
@@ -1007,7 +1024,7 @@ static int routine_error(int err)
 	case EBADF: case ESTALE: case EINVAL: case ENAMETOOLONG: case ENOSPC:
 	case EXDEV: case ENOSYS: case EOPNOTSUPP: case ELOOP: case EROFS:
 	case EFBIG: case EDQUOT: case EMLINK: case ETXTBSY: case EINTR:
-	case E2BIG: case EOVERFLOW: case ENXIO: case ENOTTY:
+	case E2BIG: case EOVERFLOW: case ENXIO: case ENOTTY: case ENOLCK:
 		return 1;
 	default:
 		return 0;

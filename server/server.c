@@ -16,9 +16,9 @@
  * run / send, and the loop thread only accepts.
  *
  * Back-pressure: a connection stops being read while it has more than
- * max_inflight requests unfinished or more than max_outq bytes of replies
- * queued, and is read again once below; other connections are not
- * affected.
+ * max_inflight requests unfinished (not counting those parked for a lock)
+ * or more than max_outq bytes of replies queued or to come, and is read
+ * again once below; other connections are not affected.
  *
  * Teardown: a closing connection reads nothing more; once only parked lock
  * requests are left its locks are dropped (which cancels those), once no
@@ -567,8 +567,10 @@ static int conn_may_read(struct sconn *c)
 	size_t queued = orfa_conn_queued_bytes(c->tc), bytes;
 	unsigned inflight;
 
+	/* Parked lock requests do not count: the unlock that frees them
+	 * may be the next request on this very connection. */
 	pthread_mutex_lock(&c->lock);
-	inflight = c->inflight;
+	inflight = c->inflight - c->parked;
 	bytes = c->inflight_bytes;
 	pthread_mutex_unlock(&c->lock);
 	if (inflight >= c->srv->cfg.max_inflight ||

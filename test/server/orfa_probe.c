@@ -1142,6 +1142,43 @@ static void t_locks(struct env *t)
 	   op_getlk(&b, f.nodeid, fb, 2, F_WRLCK, 0, 200, &lk) == 0 &&
 	   lk.type == F_UNLCK, "FLUSH drops the owner's POSIX locks");
 
+	/* More parked requests than the per-connection request limit (256),
+	 * all on the holder's own connection: the server must keep reading
+	 * it, or the unlock that frees them would never be seen. */
+	{
+		enum { NW = 300 };
+		uint64_t first;
+		int granted = 0, sent = 0;
+
+		st = op_setlk(&a, f.nodeid, fa, 1, F_WRLCK, 1000, 1999);
+		first = a.next_id + 1;
+		for (int i = 0; i < NW && st == 0; i++) {
+			lk_req(&a, &m, ORFA_OP_SETLK, f.nodeid, fa, 100 + i,
+			       F_RDLCK, 1500, 1500, ORFA_LK_WAIT);
+			if (pc_send(&a, &m, NULL, 0) == 0)
+				sent++;
+		}
+		ok(st == 0 && sent == NW && pc_quiet(&a, 200),
+		   "%d SETLK waits parked on the holder's connection", NW);
+		lk_req(&a, &m, ORFA_OP_SETLK, f.nodeid, fa, 1, F_UNLCK, 1000,
+		       1999, 0);
+		alarm(60);	/* a lost unlock would hang the receives */
+		st = pc_send(&a, &m, NULL, 0);
+		for (int i = 0; i < NW + 1 && st == 0; i++) {
+			st = pc_recv(&a, &rep, NULL, 0, NULL);
+			if (st == 0 && rep.hdr.status == 0 &&
+			    rep.hdr.req_id >= first &&
+			    rep.hdr.req_id <= m.hdr.req_id)
+				granted++;
+		}
+		alarm(0);
+		ok(granted == NW + 1, "the unlock behind them is still read: "
+		   "all %d granted (%d replies)", NW, granted);
+		for (int i = 0; i < NW; i++)
+			op_setlk(&a, f.nodeid, fa, 100 + i, F_UNLCK, 0,
+				 UINT64_MAX);
+	}
+
 	/* flock */
 	flock_req(&a, &m, f.nodeid, fa, LOCK_EX);
 	st = pc_call(&a, &m, NULL, 0, NULL, NULL, 0, NULL);
