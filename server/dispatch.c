@@ -781,17 +781,12 @@ static int h_getlk(struct sreq *r)
 	return 0;
 }
 
-/* A parked SETLK/FLOCK got its lock (status 0) or its connection went
- * away (-ECANCELED: no answer). */
-static void lock_wake(struct orfa_lk_waiter *w, int status)
+/* The answer to a parked SETLK/FLOCK: granted (0) or cancelled because
+ * its connection is going away (-ECANCELED: no answer). */
+static void lock_done(struct sreq *r, int status)
 {
-	struct sreq *r = w->arg;
-	struct sconn *c = r->conn;
-
-	pthread_mutex_lock(&c->lock);
-	c->parked--;
-	pthread_mutex_unlock(&c->lock);
-	log_debug("%s: %s #%llu %s", c->peer, orfa_op_name(r->m.hdr.opcode),
+	log_debug("%s: %s #%llu %s", r->conn->peer,
+		  orfa_op_name(r->m.hdr.opcode),
 		  (unsigned long long)r->m.hdr.req_id,
 		  status ? "cancelled" : "granted after wait");
 	if (status == 0)
@@ -799,13 +794,37 @@ static void lock_wake(struct orfa_lk_waiter *w, int status)
 	sreq_finish(r);
 }
 
+/* Lock manager callback, any thread.  If the handler that parked r has
+ * not returned yet, r is still its: leave the answer to it. */
+static void lock_wake(struct orfa_lk_waiter *w, int status)
+{
+	struct sreq *r = w->arg;
+	struct sconn *c = r->conn;
+
+	pthread_mutex_lock(&c->lock);
+	if (r->in_dispatch) {
+		r->woken = 1;
+		r->wake_status = status;
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	c->parked--;
+	pthread_mutex_unlock(&c->lock);
+	lock_done(r, status);
+}
+
 /* Parked requests per connection: they do not count against the
  * back-pressure limits, so they have their own. */
 #define MAX_PARKED	4096u
 
-/* Park r while the lock manager may queue its waiter.  Counted before the
- * call: the grant may come from another thread before it returns.  NULL
- * when the connection has too many parked already. */
+/*
+ * Prepare r's waiter for the lock manager.  The grant may come from
+ * another thread before the call returns, so r is marked in_dispatch and
+ * lock_wake leaves the answer to park_end.  r counts in conn->parked only
+ * once park_end has parked it: until then it is running, and teardown
+ * waits for it (a waiter queued after the connection's locks were dropped
+ * would never be cancelled).  NULL when too many are parked already.
+ */
 static struct orfa_lk_waiter *park_begin(struct sreq *r)
 {
 	pthread_mutex_lock(&r->conn->lock);
@@ -813,21 +832,37 @@ static struct orfa_lk_waiter *park_begin(struct sreq *r)
 		pthread_mutex_unlock(&r->conn->lock);
 		return NULL;
 	}
-	r->conn->parked++;
+	r->in_dispatch = 1;
+	r->woken = 0;
 	pthread_mutex_unlock(&r->conn->lock);
 	r->waiter.wake = lock_wake;
 	r->waiter.arg = r;
 	return &r->waiter;
 }
 
+/* After the lock manager call: answer now, or leave r parked. */
 static int park_end(struct sreq *r, int ret)
 {
-	if (ret == -EINPROGRESS)
-		return SREQ_PARKED;
-	pthread_mutex_lock(&r->conn->lock);
-	r->conn->parked--;
-	pthread_mutex_unlock(&r->conn->lock);
-	return ret ? ret : reply_empty(r);
+	struct sconn *c = r->conn;
+
+	pthread_mutex_lock(&c->lock);
+	r->in_dispatch = 0;
+	if (ret != -EINPROGRESS) {
+		pthread_mutex_unlock(&c->lock);
+		return ret ? ret : reply_empty(r);
+	}
+	if (r->woken) {			/* granted or cancelled already */
+		pthread_mutex_unlock(&c->lock);
+		if (r->wake_status == 0)
+			return reply_empty(r);
+		return -ECANCELED;
+	}
+	/* Parked: r stops counting as running, which may unblock a paused
+	 * or closing connection.  From here on r is lock_wake's. */
+	c->parked++;
+	conn_kick_locked(c);
+	pthread_mutex_unlock(&c->lock);
+	return SREQ_PARKED;
 }
 
 static int h_setlk(struct sreq *r)
@@ -1025,6 +1060,7 @@ static int routine_error(int err)
 	case EXDEV: case ENOSYS: case EOPNOTSUPP: case ELOOP: case EROFS:
 	case EFBIG: case EDQUOT: case EMLINK: case ETXTBSY: case EINTR:
 	case E2BIG: case EOVERFLOW: case ENXIO: case ENOTTY: case ENOLCK:
+	case ECANCELED:
 		return 1;
 	default:
 		return 0;
@@ -1053,7 +1089,7 @@ void dispatch_request(struct sreq *r)
 				  e && e->fn ? e->name : "?",
 				  (unsigned long long)r->m.hdr.req_id,
 				  strerror(-ret));
-		if (!(r->m.hdr.flags & ORFA_F_NOREPLY))
+		if (!(r->m.hdr.flags & ORFA_F_NOREPLY) && ret != -ECANCELED)
 			sreq_reply_err(r, -ret);
 	}
 	sreq_finish(r);

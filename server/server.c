@@ -272,6 +272,12 @@ void sreq_reply_err(struct sreq *r, int err)
 
 static void sreq_free(struct sreq *r);
 
+void conn_kick_locked(struct sconn *c)
+{
+	if (c->closing || c->read_paused)
+		conn_wake_locked(c);
+}
+
 void sreq_finish(struct sreq *r)
 {
 	struct sconn *c = r->conn;

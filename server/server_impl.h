@@ -80,7 +80,8 @@ struct sconn {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;		/* connection mode: inflight changed */
 	unsigned inflight;		/* read, not yet finished */
-	unsigned parked;		/* of which waiting for a lock */
+	unsigned parked;		/* of which parked for a lock (after
+					 * their handler returned) */
 	size_t inflight_bytes;		/* their data + expected reply data */
 	int closing;			/* nothing more is read */
 	int read_paused;		/* back-pressure on */
@@ -96,6 +97,10 @@ struct sreq {
 	struct sconn *conn;
 	struct orfa_msg m;		/* decoded request; points into buf */
 	struct orfa_lk_waiter waiter;	/* parked SETLK / FLOCK */
+	/* Parking, under conn->lock: the handler that parked r has not
+	 * returned yet (in_dispatch); a wake-up that came meanwhile is left
+	 * to it (woken, wake_status). */
+	int in_dispatch, woken, wake_status;
 	struct orfa_rxmsg rx;		/* the frame, on loan */
 	size_t cost;			/* counted in conn->inflight_bytes */
 	size_t head_len;
@@ -119,6 +124,9 @@ int sreq_reply(struct sreq *r, struct orfa_msg *rep, struct orfa_txmsg *tx);
 void sreq_reply_err(struct sreq *r, int err);
 /* The request is over: free it and let the connection progress. */
 void sreq_finish(struct sreq *r);
+/* A request of c stopped running without finishing (it was parked):
+ * wake c's owner if c is paused or closing.  Caller holds c->lock. */
+void conn_kick_locked(struct sconn *c);
 
 /* dispatch.c: run one decoded request (any thread); answers it unless it
  * is parked, then finishes it (sreq_finish) unless parked. */
