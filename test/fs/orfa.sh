@@ -56,7 +56,11 @@ orfa_mount() {
 	mkdir -p "$mnt"
 	echo "$mnt" >> "$FS_TMP/mounts.list"
 	echo "+ orfa $addr:/ $mnt -f -o $opts" > "$log"
-	"$FS_ORFA" "$addr:/" "$mnt" -f -o "$opts" >> "$log" 2>&1 &
+	if [ -n "$opts" ]; then
+		"$FS_ORFA" "$addr:/" "$mnt" -f -o "$opts" >> "$log" 2>&1 &
+	else
+		"$FS_ORFA" "$addr:/" "$mnt" -f >> "$log" 2>&1 &
+	fi
 	CLIENT_PID=$!
 	echo "$CLIENT_PID orfa" >> "$FS_TMP/pids.list"
 	end=$((SECONDS + 20))
