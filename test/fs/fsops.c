@@ -346,6 +346,85 @@ static int cmd_pwrite(int argc, char **argv)
 	return ok();
 }
 
+/* copy-range SRC DST: copies all of SRC into a new DST with
+ * copy_file_range(2), in one or more calls. */
+static int cmd_copy_range(int argc, char **argv)
+{
+	struct stat st;
+	int in, out;
+	off_t left;
+
+	in = open(argv[1], O_RDONLY);
+	if (in < 0)
+		return fsops_err("open src", errno);
+	if (fstat(in, &st) < 0)
+		return fsops_err("fstat", errno);
+	out = open(argv[2], O_WRONLY | O_CREAT | O_EXCL, 0644);
+	if (out < 0)
+		return fsops_err("open dst", errno);
+	for (left = st.st_size; left > 0;) {
+		ssize_t n = copy_file_range(in, NULL, out, NULL, (size_t)left, 0);
+
+		if (n < 0)
+			return fsops_err("copy_file_range", errno);
+		if (n == 0)
+			return fsops_fail("copy_file_range returned 0 with "
+					  "%jd bytes left", (intmax_t)left);
+		left -= n;
+	}
+	close(in);
+	if (close(out) < 0)
+		return fsops_err("close dst", errno);
+	return ok();
+}
+
+/* open-many DIR N: creates DIR/f0..f<N-1>, keeps all N open at once,
+ * writes each its own name, then reads every one back through its
+ * descriptor before closing them. */
+static int cmd_open_many(int argc, char **argv)
+{
+	char path[4096], want[64], got[64];
+	uint64_t n;
+	int *fds;
+
+	if (parse_u64(argv[2], &n) || n == 0 || n > 100000) {
+		fprintf(stderr, "open-many: N must be 1..100000\n");
+		return FSOPS_EXIT_USAGE;
+	}
+	fds = calloc(n, sizeof(*fds));
+	if (!fds)
+		return fsops_err("calloc", ENOMEM);
+	for (uint64_t i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "%s/f%ju", argv[1], (uintmax_t)i);
+		fds[i] = open(path, O_RDWR | O_CREAT | O_EXCL, 0644);
+		if (fds[i] < 0) {
+			int err = errno;
+
+			printf("opened=%ju\n", (uintmax_t)i);
+			return fsops_err("open", err);
+		}
+		snprintf(want, sizeof(want), "file %ju\n", (uintmax_t)i);
+		if (write(fds[i], want, strlen(want)) != (ssize_t)strlen(want))
+			return fsops_err("write", errno);
+	}
+	for (uint64_t i = 0; i < n; i++) {
+		ssize_t r;
+
+		snprintf(want, sizeof(want), "file %ju\n", (uintmax_t)i);
+		r = pread(fds[i], got, sizeof(got), 0);
+		if (r < 0)
+			return fsops_err("pread", errno);
+		if ((size_t)r != strlen(want) || memcmp(got, want, (size_t)r))
+			return fsops_fail("descriptor %ju reads '%.*s'",
+					  (uintmax_t)i, (int)r, got);
+	}
+	for (uint64_t i = 0; i < n; i++)
+		if (close(fds[i]) < 0)
+			return fsops_err("close", errno);
+	free(fds);
+	return ok();
+}
+
 struct fsops_cmd {
 	const char *name;
 	int min_args;		/* arguments after the subcommand name */
@@ -371,6 +450,8 @@ static const struct fsops_cmd cmds[] = {
 	{ "listxattr", 1, cmd_listxattr, "PATH" },
 	{ "seek", 3, cmd_seek, "PATH data|hole OFFSET" },
 	{ "pwrite", 3, cmd_pwrite, "PATH OFFSET STRING" },
+	{ "copy-range", 2, cmd_copy_range, "SRC DST" },
+	{ "open-many", 2, cmd_open_many, "DIR N" },
 	{ "offset-fork", 1, fsops_offset_fork, "PATH" },
 	{ "offset-dup", 1, fsops_offset_dup, "PATH" },
 	{ "unlinked", 2, fsops_unlinked, "PATH read|write|nlink|hidden" },

@@ -3,6 +3,7 @@
 # reports every check as its own TAP test.
 #
 #   harness.sh local|ramfs|native [TEST_NAME...]
+#   harness.sh --list                 (test names and flags, in order)
 #
 #   local   a plain directory on local disk (no ORFA at all): shows that the
 #           tests themselves are right; ORFA-only tests are skipped
@@ -69,12 +70,20 @@ if [ "${1:-}" = --one ]; then
 	exit $?
 fi
 
+# ---- harness.sh --list: the tests, in order, with their flags ----------
+if [ "${1:-}" = --list ]; then
+	for name in "${FS_TESTS[@]}"; do
+		echo "$name${FS_FLAGS[$name]}"
+	done
+	exit 0
+fi
+
 # ---- runner ------------------------------------------------------------
 FS_TARGET=${1:-}
 case $FS_TARGET in
 local | ramfs | native) shift ;;
 *)
-	echo "usage: $0 local|ramfs|native [TEST_NAME...]" >&2
+	echo "usage: $0 local|ramfs|native [TEST_NAME...] | --list" >&2
 	exit 2
 	;;
 esac

@@ -293,3 +293,58 @@ t_path_max_4095() {
 	expect_eq "content via second mount" "$(cat "$W2/$rel")" long
 	expect_err ENAMETOOLONG "$FSOPS" stat "${abs}x"
 }
+
+# ---- more I/O paths ----------------------------------------------------
+fs_test o_direct_roundtrip
+t_o_direct_roundtrip() {
+	make_random_file "$S/src" 8388608
+	run dd if="$S/src" of="$W/f" bs=1M oflag=direct status=none
+	[ "$RC" -eq 0 ] || fail "O_DIRECT write failed: $OUT"
+	run dd if="$W/f" of="$S/back" bs=1M iflag=direct status=none
+	[ "$RC" -eq 0 ] || fail "O_DIRECT read failed: $OUT"
+	cmp "$S/src" "$S/back" || fail "O_DIRECT round trip differs"
+	cmp "$S/src" "$W2/f" || fail "O_DIRECT write differs via second mount"
+}
+
+fs_test copy_file_range_within_mount
+t_copy_file_range_within_mount() {
+	make_random_file "$S/src" $((4 * 1048576 + 123))
+	cp "$S/src" "$W/a" || fail "copy in failed"
+	expect_ok "$FSOPS" copy-range "$W/a" "$W/b"
+	cmp "$S/src" "$W/b" || fail "copy_file_range result differs"
+	cmp "$S/src" "$W2/b" || fail "copy_file_range result differs via second mount"
+}
+
+# 1000 files open at once (server and client handle tables).
+fs_test many_open_files_1000
+t_many_open_files_1000() {
+	expect_ok "$FSOPS" open-many "$W" 1000
+	expect_eq "files" "$(find "$W2" -type f | wc -l)" 1000
+}
+
+# rm -rf deletes while it reads the directory: readdir positions must stay
+# valid as entries vanish, or rm skips names and the rmdir fails.
+fs_test rm_rf_large_dir limit=300
+t_rm_rf_large_dir() {
+	mkdir "$W/d"
+	(cd "$W/d" && seq -f 'entry-with-a-longer-name-%05g' 1 3000 | timeout 200 xargs touch) ||
+		fail "creating 3000 files failed"
+	run -t 200 rm -rf "$W/d"
+	[ "$RC" -eq 0 ] || fail "rm -rf failed: $(printf '%s' "$OUT" | head -n 3)"
+	[ ! -e "$W/d" ] || fail "directory still exists after rm -rf"
+}
+
+# 500 entries with 255-byte names: directory records fill READDIR replies
+# up to their ends.
+fs_test readdir_long_names_500
+t_readdir_long_names_500() {
+	local pad
+	pad=$(printf 'x%.0s' $(seq 1 250))
+	mkdir "$W/d"
+	(cd "$W/d" && for i in $(seq -w 1 500); do : > "$pad-$i" || exit 1; done) ||
+		fail "creating the files failed"
+	seq -w 1 500 | sed "s/^/$pad-/" > "$S/want"
+	ls -f "$W2/d" | grep -v -E '^\.\.?$' | sort > "$S/got"
+	diff -q "$S/want" "$S/got" > /dev/null ||
+		fail "listing via second mount differs: $(wc -l < "$S/got") names, $(sort "$S/got" | uniq -d | wc -l) duplicates"
+}

@@ -65,6 +65,21 @@ t_rename_across_dirs() {
 	[ ! -e "$W2/d1/f" ] || fail "old name still visible via second mount"
 }
 
+# A file replaced by rename stays readable through a descriptor opened
+# before (the server must keep the replaced file alive).
+fs_test rename_over_open_file_keeps_data
+t_rename_over_open_file_keeps_data() {
+	local got
+	printf 'new' > "$W/a"
+	printf 'old' > "$W/b"
+	exec 3< "$W/b" || fail "open failed"
+	expect_ok "$FSOPS" rename "$W/a" "$W/b"
+	got=$(cat <&3)
+	exec 3<&-
+	expect_eq "read through the old descriptor" "$got" old
+	expect_eq "new content by name" "$(cat "$W/b")" new
+}
+
 fs_test rename_noreplace_existing_eexist
 t_rename_noreplace_existing_eexist() {
 	printf 'A' > "$W/a"

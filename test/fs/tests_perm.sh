@@ -98,6 +98,18 @@ p_eacces_write_root_0644() {
 	expect_eq "content kept" "$(cat "$P/f")" data
 }
 
+# access(2) (test -r/-w/-x) answers for the caller, not for root.
+perm_test access_call_denied
+p_access_call_denied() {
+	printf 'x' > "$P/f"
+	chmod 0640 "$P/f"
+	"${NOBODY[@]}" test -r "$C/f" && fail "access(R_OK) allowed on a 0640 root file"
+	"${NOBODY[@]}" test -w "$C/f" && fail "access(W_OK) allowed on a 0640 root file"
+	chmod 0644 "$P/f"
+	"${NOBODY[@]}" test -r "$C/f" || fail "access(R_OK) denied on a 0644 file"
+	return 0
+}
+
 perm_test eacces_dir_without_search
 p_eacces_dir_without_search() {
 	mkdir -m 0700 "$P/d"
