@@ -1,0 +1,884 @@
+/*
+ * transport_rdma.c - the RDMA verbs implementation of transport.h:
+ * connection setup with librdmacm (rdma://ADDR:PORT, RC queue pairs),
+ * the listener, per-connection verbs resources and their teardown in
+ * mirrored order, the event-loop hooks and the ops table.  The data path
+ * (messages, credits, rendezvous, completions) is in transport_rdma_io.c,
+ * registered memory in rdma_regcache.c, the shared structures and the
+ * wire format in transport_rdma_impl.h.
+ *
+ * Event integration.  Each connection has its own CM event channel (an
+ * accepted connection's id is migrated off the listener's channel once
+ * established) and its own completion channel.  Non-blocking mode:
+ * orfa_conn_fd is an epoll fd over both plus an eventfd that stays
+ * readable while a received message waits, so a level-triggered loop
+ * calling recv until -EAGAIN never misses one; recv and flush make all
+ * progress (completions, CM events, queued sends).  The fd never polls
+ * writable and want_write is always 0: queued messages wait for credits
+ * or send buffers, which only completions (readability) bring back, so
+ * the loop must keep the fd registered for reading.  Blocking mode: an
+ * internal thread ("orfa-rdma") waits on the channels and makes progress;
+ * recv waits on a condition variable; orfa_conn_fd is the message-ready
+ * eventfd.
+ *
+ * Resources per connection, created in this order and destroyed in the
+ * reverse: CM event channel, CM id, (address and route), device (shared
+ * PD), receive pool MR, send pool MR, completion channel, CQ, QP,
+ * (receives posted, connect/accept), epoll and eventfds, thread.
+ *
+ * Not here: reconnection, multiple paths, IPv6 link-local scopes.
+ */
+#include "transport_rdma_impl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define DEFAULT_CREDITS		64u
+#define MIN_CREDITS		4u
+#define MAX_CREDITS		4096u
+#define MAX_SPARE		16u
+#define DEFAULT_BUF_SIZE	(64u * 1024)
+#define MAX_BUF_SIZE		(16u << 20)
+#define MAX_RD_ATOMIC		16
+#define LISTEN_BACKLOG		128
+
+const struct orfa_transport_ops orfa_rdma_transport;
+
+struct rdma_listener {
+	struct orfa_listener base;	/* must stay first */
+	struct rdma_event_channel *ch;	/* listener's CM events (non-blocking) */
+	struct rdma_cm_id *id;		/* the listening id */
+	int epfd;			/* listener_fd: epoll of ch and efd */
+	int efd;			/* readable while a connection waits */
+	int efd_set;			/* efd currently signalled */
+	struct orfa_tp_opts opts;	/* given to accepted connections */
+	struct rdma_conn *pending;	/* accepted at the verbs level, not yet
+					 * established (lnext list) */
+	struct rdma_conn *ready_first;	/* established, not yet handed out */
+	struct rdma_conn *ready_last;
+};
+
+static int set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -errno;
+	return 0;
+}
+
+static void addr_str(const struct sockaddr *sa, char *buf, size_t size)
+{
+	char host[NI_MAXHOST], port[NI_MAXSERV];
+	socklen_t len = sa->sa_family == AF_INET6 ?
+			sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+
+	if (getnameinfo(sa, len, host, sizeof(host), port, sizeof(port),
+			NI_NUMERICHOST | NI_NUMERICSERV)) {
+		snprintf(buf, size, "?");
+		return;
+	}
+	if (sa->sa_family == AF_INET6)
+		snprintf(buf, size, "[%s]:%s", host, port);
+	else
+		snprintf(buf, size, "%s:%s", host, port);
+}
+
+/* ---- connection object ------------------------------------------------- */
+
+static struct rdma_conn *conn_alloc(const struct orfa_tp_opts *o)
+{
+	struct rdma_conn *c = calloc(1, sizeof(*c));
+	uint32_t min_buf;
+	size_t bs;
+
+	if (!c)
+		return NULL;
+	c->base.ops = &orfa_rdma_transport;
+	c->base.refs = 1;
+	snprintf(c->base.peer, sizeof(c->base.peer), "?");
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->tx_cond, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_destroy(&c->tx_cond);
+		pthread_cond_init(&c->tx_cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	pthread_cond_init(&c->rx_cond, NULL);
+	c->epfd = c->rx_efd = c->wake_efd = -1;
+	c->nonblock = !!(o->flags & ORFA_TP_NONBLOCK);
+	c->send_timeout_ms = o->send_timeout_ms;
+	c->max_body = o->max_body && o->max_body < ORFA_MAX_BODY ?
+		      o->max_body : ORFA_MAX_BODY;
+	c->max_data = o->max_data && o->max_data < ORFA_MAX_DATA_LIMIT ?
+		      o->max_data : ORFA_MAX_DATA_LIMIT;
+	c->credits = o->rdma_credits ? o->rdma_credits : DEFAULT_CREDITS;
+	if (c->credits < MIN_CREDITS)
+		c->credits = MIN_CREDITS;
+	if (c->credits > MAX_CREDITS)
+		c->credits = MAX_CREDITS;
+	/* A receive buffer always holds the largest header segment. */
+	min_buf = RDMA_MSG_OVERHEAD + ORFA_HDR_SIZE + c->max_body;
+	bs = o->rdma_buf_size ? o->rdma_buf_size : DEFAULT_BUF_SIZE;
+	if (bs < min_buf)
+		bs = min_buf;
+	if (bs > MAX_BUF_SIZE)
+		bs = MAX_BUF_SIZE;
+	c->buf_size = (uint32_t)((bs + 63) & ~(size_t)63);
+	c->state = RC_CONNECTED;
+	return c;
+}
+
+/* Verbs resources of a connection whose id has a device (route resolved
+ * or connect request received).  Receives are posted on return. */
+static int conn_setup_verbs(struct rdma_conn *c)
+{
+	struct ibv_context *verbs = c->id->verbs;
+	struct ibv_qp_init_attr qa;
+	uint32_t max_wr, cqe;
+	int rc;
+
+	c->dev = rdma_dev_get(verbs);
+	if (!c->dev)
+		return -errno;
+	max_wr = (uint32_t)c->dev->attr.max_qp_wr;
+	c->nspare = c->credits < MAX_SPARE ? c->credits : MAX_SPARE;
+	c->sq_depth = 2 * c->credits + 8 * RDMA_MAX_SEG + RDMA_CTRL_SLOTS + 16;
+	while (c->credits > MIN_CREDITS &&
+	       (c->sq_depth > max_wr || c->credits + c->nspare > max_wr)) {
+		c->credits /= 2;
+		c->sq_depth = 2 * c->credits + 8 * RDMA_MAX_SEG +
+			      RDMA_CTRL_SLOTS + 16;
+	}
+	if (c->sq_depth > max_wr)
+		c->sq_depth = max_wr;
+	c->nsslots = c->credits + 4;
+
+	c->rpool_mr = rdma_pool_alloc(c->dev, (size_t)(c->credits + c->nspare) *
+				      c->buf_size);
+	if (!c->rpool_mr)
+		return -errno;
+	c->spool_mr = rdma_pool_alloc(c->dev, (size_t)c->nsslots * c->buf_size +
+				      RDMA_CTRL_SLOTS * RDMA_WIRE_SIZE);
+	if (!c->spool_mr)
+		return -errno;
+	c->comp_ch = ibv_create_comp_channel(verbs);
+	if (!c->comp_ch)
+		return -(errno ? errno : ENOMEM);
+	rc = set_nonblock(c->comp_ch->fd);
+	if (rc)
+		return rc;
+	cqe = c->sq_depth + c->credits + c->nspare + 16;
+	if (cqe > (uint32_t)c->dev->attr.max_cqe)
+		cqe = (uint32_t)c->dev->attr.max_cqe;
+	c->cq = ibv_create_cq(verbs, (int)cqe, c, c->comp_ch, 0);
+	if (!c->cq)
+		return -(errno ? errno : ENOMEM);
+	if (ibv_req_notify_cq(c->cq, 0))
+		return -EIO;
+	memset(&qa, 0, sizeof(qa));
+	qa.send_cq = c->cq;
+	qa.recv_cq = c->cq;
+	qa.qp_type = IBV_QPT_RC;
+	qa.sq_sig_all = 0;
+	qa.cap.max_send_wr = c->sq_depth;
+	qa.cap.max_recv_wr = c->credits + c->nspare;
+	qa.cap.max_send_sge = 1;
+	qa.cap.max_recv_sge = 1;
+	if (rdma_create_qp(c->id, c->dev->pd, &qa))
+		return -(errno ? errno : ENOMEM);
+	c->qp = c->id->qp;
+	c->sq_free = c->sq_depth;
+	return rdma_io_init(c);
+}
+
+/* Event integration and, in blocking mode, the progress thread. */
+static int conn_start(struct rdma_conn *c)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	int rc;
+
+	addr_str(rdma_get_peer_addr(c->id), c->base.peer, sizeof(c->base.peer));
+	rc = set_nonblock(c->cm_ch->fd);
+	if (rc)
+		return rc;
+	c->rx_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (c->rx_efd < 0)
+		return -errno;
+	c->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (c->epfd < 0)
+		return -errno;
+	if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->comp_ch->fd, &ev) ||
+	    epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->cm_ch->fd, &ev))
+		return -errno;
+	if (c->nonblock) {
+		if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->rx_efd, &ev))
+			return -errno;
+		return 0;
+	}
+	c->wake_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (c->wake_efd < 0)
+		return -errno;
+	if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->wake_efd, &ev))
+		return -errno;
+	rc = pthread_create(&c->thread, NULL, rdma_io_thread, c);
+	if (rc)
+		return -rc;
+	pthread_setname_np(c->thread, "orfa-rdma");
+	c->have_thread = 1;
+	return 0;
+}
+
+/* Tear down whatever conn_alloc/setup/start built, in reverse order. */
+static void conn_teardown(struct rdma_conn *c)
+{
+	uint64_t one = 1;
+
+	if (c->have_thread) {
+		pthread_mutex_lock(&c->lock);
+		c->stop = 1;
+		pthread_mutex_unlock(&c->lock);
+		if (write(c->wake_efd, &one, sizeof(one)) < 0)
+			log_warn("rdma: cannot wake the progress thread");
+		pthread_join(c->thread, NULL);
+		c->have_thread = 0;
+	}
+	/* Fail what is pending (done() for every message) while the
+	 * eventfds and the QP still exist; QP goes to the error state. */
+	pthread_mutex_lock(&c->lock);
+	rdma_io_fail(c, -ENOTCONN, "connection closed");
+	pthread_mutex_unlock(&c->lock);
+	rdma_io_reap(c);
+	if (c->epfd >= 0)
+		close(c->epfd);
+	if (c->wake_efd >= 0)
+		close(c->wake_efd);
+	if (c->rx_efd >= 0)
+		close(c->rx_efd);
+	c->epfd = c->wake_efd = c->rx_efd = -1;
+	if (c->qp) {
+		rdma_disconnect(c->id);
+		rdma_destroy_qp(c->id);
+		c->qp = NULL;
+	}
+	if (c->cq && ibv_destroy_cq(c->cq))
+		log_warn("rdma: ibv_destroy_cq failed");
+	c->cq = NULL;
+	if (c->comp_ch && ibv_destroy_comp_channel(c->comp_ch))
+		log_warn("rdma: ibv_destroy_comp_channel failed");
+	c->comp_ch = NULL;
+	if (c->dev)
+		rdma_io_fini(c);	/* per-transfer MRs, lent buffers */
+	rdma_pool_free(c->spool_mr);
+	rdma_pool_free(c->rpool_mr);
+	rdma_dev_put(c->dev);
+	if (c->id)
+		rdma_destroy_id(c->id);
+	if (c->cm_ch)
+		rdma_destroy_event_channel(c->cm_ch);
+	pthread_cond_destroy(&c->rx_cond);
+	pthread_cond_destroy(&c->tx_cond);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+static void priv_fill(const struct rdma_conn *c, struct rdma_priv *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->magic = htole32(RDMA_PRIV_MAGIC);
+	p->version = htole16(RDMA_PRIV_VERSION);
+	p->credits = htole32(c->credits);
+	p->buf_size = htole32(c->buf_size);
+}
+
+/* Check the peer's private data; sets peer_credits / peer_buf_size. */
+static int priv_take(struct rdma_conn *c, const void *data, size_t len)
+{
+	struct rdma_priv p;
+	uint32_t min_buf = RDMA_MSG_OVERHEAD + ORFA_HDR_SIZE + 64;
+
+	if (!data || len < sizeof(p))
+		return -EPROTO;
+	memcpy(&p, data, sizeof(p));
+	if (le32toh(p.magic) != RDMA_PRIV_MAGIC ||
+	    le16toh(p.version) != RDMA_PRIV_VERSION)
+		return -EPROTO;
+	if (le32toh(p.credits) < 2 || le32toh(p.credits) > 65536 ||
+	    le32toh(p.buf_size) < min_buf || le32toh(p.buf_size) > MAX_BUF_SIZE)
+		return -EPROTO;
+	c->peer_credits_max = le32toh(p.credits);
+	c->peer_credits = (int)c->peer_credits_max;
+	c->peer_buf_size = le32toh(p.buf_size);
+	return 0;
+}
+
+static int rd_atomic(const struct rdma_conn *c)
+{
+	int n = MAX_RD_ATOMIC;
+
+	if (c->dev->attr.max_qp_rd_atom < n)
+		n = c->dev->attr.max_qp_rd_atom;
+	if (c->dev->attr.max_qp_init_rd_atom < n)
+		n = c->dev->attr.max_qp_init_rd_atom;
+	return n > 0 ? n : 1;
+}
+
+/* ---- connect ------------------------------------------------------------ */
+
+static int ms_left(const struct timespec *deadline)
+{
+	struct timespec now;
+	long ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (deadline->tv_sec - now.tv_sec) * 1000 +
+	     (deadline->tv_nsec - now.tv_nsec) / 1000000;
+	return ms < 0 ? 0 : (int)ms;
+}
+
+static int cm_event_err(enum rdma_cm_event_type ev)
+{
+	switch (ev) {
+	case RDMA_CM_EVENT_REJECTED:
+	case RDMA_CM_EVENT_CONNECT_ERROR:
+		return -ECONNREFUSED;
+	case RDMA_CM_EVENT_ADDR_ERROR:
+	case RDMA_CM_EVENT_ROUTE_ERROR:
+	case RDMA_CM_EVENT_UNREACHABLE:
+		return -EHOSTUNREACH;
+	case RDMA_CM_EVENT_DISCONNECTED:
+	case RDMA_CM_EVENT_DEVICE_REMOVAL:
+		return -ECONNRESET;
+	default:
+		return -EPROTO;
+	}
+}
+
+/* Wait for one CM event on the connection's channel.  For ESTABLISHED
+ * the peer's private data is checked (priv_take). */
+static int wait_cm(struct rdma_conn *c, enum rdma_cm_event_type want,
+		   const struct timespec *deadline, const char *what)
+{
+	struct rdma_cm_event *e;
+	struct pollfd pfd = { .fd = c->cm_ch->fd, .events = POLLIN };
+	enum rdma_cm_event_type ev;
+	int status, rc = 0;
+
+	for (;;) {
+		if (rdma_get_cm_event(c->cm_ch, &e) == 0)
+			break;
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			return -errno;
+		rc = poll(&pfd, 1, ms_left(deadline));
+		if (rc < 0 && errno != EINTR)
+			return -errno;
+		if (rc == 0) {
+			log_info("rdma: timed out waiting for %s", what);
+			return -ETIMEDOUT;
+		}
+	}
+	ev = e->event;
+	status = e->status;
+	rc = 0;
+	if (ev == want && ev == RDMA_CM_EVENT_ESTABLISHED)
+		rc = priv_take(c, e->param.conn.private_data,
+			       e->param.conn.private_data_len);
+	rdma_ack_cm_event(e);
+	if (ev == want)
+		return rc;
+	log_info("rdma: %s: got %s (status %d)", what, rdma_event_str(ev),
+		 status);
+	return cm_event_err(ev);
+}
+
+static int rdma_connect_(const char *host, const char *port,
+			 const struct orfa_tp_opts *o, struct orfa_conn **out)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_NUMERICSERV }, *res = NULL, *ai;
+	struct rdma_conn_param param;
+	struct rdma_priv priv;
+	struct timespec deadline;
+	struct rdma_conn *c;
+	int tmo = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 10000;
+	int rc;
+
+	*out = NULL;
+	c = conn_alloc(o);
+	if (!c)
+		return -ENOMEM;
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += tmo / 1000;
+	deadline.tv_nsec += (long)(tmo % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+
+	c->cm_ch = rdma_create_event_channel();
+	if (!c->cm_ch) {
+		rc = -(errno ? errno : ENODEV);
+		log_err("rdma: cannot open the RDMA CM (%s): no RDMA device "
+			"or rdma_ucm not loaded?", strerror(-rc));
+		goto fail;
+	}
+	rc = set_nonblock(c->cm_ch->fd);
+	if (rc)
+		goto fail;
+	if (rdma_create_id(c->cm_ch, &c->id, c, RDMA_PS_TCP)) {
+		rc = -errno;
+		goto fail;
+	}
+	rc = getaddrinfo(host, port, &hints, &res);
+	if (rc) {
+		log_err("rdma: cannot resolve %s:%s: %s", host, port,
+			gai_strerror(rc));
+		rc = -EHOSTUNREACH;
+		goto fail;
+	}
+	rc = -EHOSTUNREACH;
+	for (ai = res; ai; ai = ai->ai_next) {
+		if (rdma_resolve_addr(c->id, NULL, ai->ai_addr,
+				      ms_left(&deadline) ?: 1)) {
+			rc = -errno;
+			continue;
+		}
+		rc = wait_cm(c, RDMA_CM_EVENT_ADDR_RESOLVED, &deadline,
+			     "address resolution");
+		if (rc == 0)
+			break;
+	}
+	freeaddrinfo(res);
+	if (rc)
+		goto fail;
+	if (rdma_resolve_route(c->id, ms_left(&deadline) ?: 1)) {
+		rc = -errno;
+		goto fail;
+	}
+	rc = wait_cm(c, RDMA_CM_EVENT_ROUTE_RESOLVED, &deadline,
+		     "route resolution");
+	if (rc)
+		goto fail;
+	rc = conn_setup_verbs(c);
+	if (rc)
+		goto fail;
+	priv_fill(c, &priv);
+	memset(&param, 0, sizeof(param));
+	param.private_data = &priv;
+	param.private_data_len = sizeof(priv);
+	param.responder_resources = (uint8_t)rd_atomic(c);
+	param.initiator_depth = (uint8_t)rd_atomic(c);
+	param.retry_count = 7;
+	param.rnr_retry_count = 0;	/* credits make RNR a bug: fail loudly */
+	if (rdma_connect(c->id, &param)) {
+		rc = -errno;
+		goto fail;
+	}
+	rc = wait_cm(c, RDMA_CM_EVENT_ESTABLISHED, &deadline, "connection");
+	if (rc)
+		goto fail;
+	rc = conn_start(c);
+	if (rc)
+		goto fail;
+	log_debug("rdma: connected to %s (credits %u/%u, buffers %u/%u)",
+		  c->base.peer, c->credits, c->peer_credits_max, c->buf_size,
+		  c->peer_buf_size);
+	*out = &c->base;
+	return 0;
+fail:
+	log_info("rdma: connect to %s:%s failed: %s", host, port,
+		 strerror(-rc));
+	conn_teardown(c);
+	return rc;
+}
+
+/* ---- listener ------------------------------------------------------------ */
+
+static struct rdma_listener *lst(struct orfa_listener *l)
+{
+	return (struct rdma_listener *)l;
+}
+
+static void lst_signal(struct rdma_listener *l)
+{
+	uint64_t v = 1;
+	int want = l->ready_first != NULL;
+
+	if (want && !l->efd_set) {
+		if (write(l->efd, &v, sizeof(v)) == (ssize_t)sizeof(v))
+			l->efd_set = 1;
+	} else if (!want && l->efd_set) {
+		if (read(l->efd, &v, sizeof(v)) == (ssize_t)sizeof(v))
+			l->efd_set = 0;
+	}
+}
+
+static void rdma_listener_close(struct orfa_listener *ol)
+{
+	struct rdma_listener *l = lst(ol);
+	struct rdma_conn *c;
+
+	if (!l)
+		return;
+	while ((c = l->pending)) {
+		l->pending = c->lnext;
+		conn_teardown(c);
+	}
+	while ((c = l->ready_first)) {
+		l->ready_first = c->lnext;
+		conn_teardown(c);
+	}
+	if (l->epfd >= 0)
+		close(l->epfd);
+	if (l->efd >= 0)
+		close(l->efd);
+	if (l->id)
+		rdma_destroy_id(l->id);
+	if (l->ch)
+		rdma_destroy_event_channel(l->ch);
+	free(l);
+}
+
+static int rdma_listen_(const char *host, const char *port,
+			const struct orfa_tp_opts *o,
+			struct orfa_listener **out)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_NUMERICSERV | AI_PASSIVE },
+			*res = NULL;
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct rdma_listener *l;
+	int rc;
+
+	*out = NULL;
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l->base.ops = &orfa_rdma_transport;
+	l->opts = *o;
+	l->epfd = l->efd = -1;
+	l->ch = rdma_create_event_channel();
+	if (!l->ch) {
+		rc = -(errno ? errno : ENODEV);
+		log_err("rdma: cannot open the RDMA CM (%s): no RDMA device "
+			"or rdma_ucm not loaded?", strerror(-rc));
+		goto fail;
+	}
+	rc = set_nonblock(l->ch->fd);
+	if (rc)
+		goto fail;
+	if (rdma_create_id(l->ch, &l->id, l, RDMA_PS_TCP)) {
+		rc = -errno;
+		goto fail;
+	}
+	rc = getaddrinfo(host && *host ? host : NULL, port, &hints, &res);
+	if (rc) {
+		log_err("rdma: cannot resolve %s:%s: %s", host ? host : "*",
+			port, gai_strerror(rc));
+		rc = -EADDRNOTAVAIL;
+		goto fail;
+	}
+	if (rdma_bind_addr(l->id, res->ai_addr)) {
+		rc = -errno;
+		log_err("rdma: cannot bind %s:%s: %s", host ? host : "*", port,
+			strerror(-rc));
+		freeaddrinfo(res);
+		goto fail;
+	}
+	freeaddrinfo(res);
+	if (rdma_listen(l->id, LISTEN_BACKLOG)) {
+		rc = -errno;
+		log_err("rdma: cannot listen on %s:%s: %s", host ? host : "*",
+			port, strerror(-rc));
+		goto fail;
+	}
+	l->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	l->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (l->efd < 0 || l->epfd < 0 ||
+	    epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->ch->fd, &ev) ||
+	    epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->efd, &ev)) {
+		rc = -errno;
+		goto fail;
+	}
+	*out = &l->base;
+	return 0;
+fail:
+	rdma_listener_close(&l->base);
+	return rc;
+}
+
+/* A connect request: build the connection and accept it at the CM level;
+ * it is handed out once ESTABLISHED arrives.  The event is acked. */
+static void lst_request(struct rdma_listener *l, struct rdma_cm_id *id,
+			const void *pdata, size_t plen, int peer_init_depth,
+			int peer_resp_res)
+{
+	struct rdma_conn_param param;
+	struct rdma_priv priv;
+	struct rdma_conn *c = conn_alloc(&l->opts);
+	int rc;
+
+	if (!c) {
+		rdma_reject(id, NULL, 0);
+		rdma_destroy_id(id);
+		return;
+	}
+	c->id = id;
+	id->context = c;
+	addr_str(rdma_get_peer_addr(id), c->base.peer, sizeof(c->base.peer));
+	rc = priv_take(c, pdata, plen);
+	if (rc) {
+		log_warn("rdma: %s: connect request without valid ORFA "
+			 "parameters", c->base.peer);
+		goto reject;
+	}
+	c->cm_ch = rdma_create_event_channel();
+	if (!c->cm_ch) {
+		rc = -(errno ? errno : ENOMEM);
+		goto reject;
+	}
+	rc = conn_setup_verbs(c);
+	if (rc)
+		goto reject;
+	priv_fill(c, &priv);
+	memset(&param, 0, sizeof(param));
+	param.private_data = &priv;
+	param.private_data_len = sizeof(priv);
+	param.responder_resources = (uint8_t)(rd_atomic(c) < peer_init_depth ?
+					      rd_atomic(c) : peer_init_depth);
+	param.initiator_depth = (uint8_t)(rd_atomic(c) < peer_resp_res ?
+					  rd_atomic(c) : peer_resp_res);
+	param.retry_count = 7;
+	param.rnr_retry_count = 0;
+	if (rdma_accept(id, &param)) {
+		rc = -errno;
+		log_warn("rdma: %s: rdma_accept: %s", c->base.peer,
+			 strerror(-rc));
+		conn_teardown(c);
+		return;
+	}
+	c->lnext = l->pending;
+	l->pending = c;
+	return;
+reject:
+	log_warn("rdma: %s: refusing connection: %s", c->base.peer,
+		 strerror(-rc));
+	rdma_reject(id, NULL, 0);
+	conn_teardown(c);
+}
+
+static void lst_unlink_pending(struct rdma_listener *l, struct rdma_conn *c)
+{
+	struct rdma_conn **pp;
+
+	for (pp = &l->pending; *pp; pp = &(*pp)->lnext)
+		if (*pp == c) {
+			*pp = c->lnext;
+			c->lnext = NULL;
+			return;
+		}
+}
+
+static int lst_is_pending(struct rdma_listener *l, struct rdma_conn *c)
+{
+	for (struct rdma_conn *p = l->pending; p; p = p->lnext)
+		if (p == c)
+			return 1;
+	return 0;
+}
+
+static void lst_events(struct rdma_listener *l)
+{
+	struct rdma_cm_event *e;
+
+	while (rdma_get_cm_event(l->ch, &e) == 0) {
+		enum rdma_cm_event_type ev = e->event;
+		struct rdma_cm_id *id = e->id;
+		struct rdma_conn *c;
+		int rc;
+
+		if (ev == RDMA_CM_EVENT_CONNECT_REQUEST) {
+			uint8_t pdata[256];
+			size_t plen = e->param.conn.private_data_len;
+			int init_depth = e->param.conn.initiator_depth;
+			int resp_res = e->param.conn.responder_resources;
+
+			if (plen > sizeof(pdata))
+				plen = sizeof(pdata);
+			if (plen && e->param.conn.private_data)
+				memcpy(pdata, e->param.conn.private_data, plen);
+			else
+				plen = 0;
+			rdma_ack_cm_event(e);
+			lst_request(l, id, pdata, plen, init_depth, resp_res);
+			continue;
+		}
+		rdma_ack_cm_event(e);
+		if (id == l->id) {
+			log_warn("rdma: listener: CM event %s",
+				 rdma_event_str(ev));
+			continue;
+		}
+		c = id->context;
+		if (!c || !lst_is_pending(l, c))
+			continue;
+		lst_unlink_pending(l, c);
+		if (ev != RDMA_CM_EVENT_ESTABLISHED) {
+			log_info("rdma: %s: connection not established: %s",
+				 c->base.peer, rdma_event_str(ev));
+			conn_teardown(c);
+			continue;
+		}
+		/* From now on its CM events go to its own channel. */
+		if (rdma_migrate_id(c->id, c->cm_ch)) {
+			rc = -errno;
+			log_warn("rdma: %s: rdma_migrate_id: %s", c->base.peer,
+				 strerror(-rc));
+			conn_teardown(c);
+			continue;
+		}
+		rc = conn_start(c);
+		if (rc) {
+			log_warn("rdma: %s: cannot start connection: %s",
+				 c->base.peer, strerror(-rc));
+			conn_teardown(c);
+			continue;
+		}
+		c->lnext = NULL;
+		if (l->ready_last)
+			l->ready_last->lnext = c;
+		else
+			l->ready_first = c;
+		l->ready_last = c;
+	}
+}
+
+static int rdma_accept_(struct orfa_listener *ol, struct orfa_conn **out)
+{
+	struct rdma_listener *l = lst(ol);
+	struct rdma_conn *c;
+
+	*out = NULL;
+	lst_events(l);
+	c = l->ready_first;
+	if (c) {
+		l->ready_first = c->lnext;
+		if (!l->ready_first)
+			l->ready_last = NULL;
+		c->lnext = NULL;
+		*out = &c->base;
+	}
+	lst_signal(l);
+	return c ? 0 : -EAGAIN;
+}
+
+static int rdma_listener_fd(struct orfa_listener *ol)
+{
+	return lst(ol)->epfd;
+}
+
+static int rdma_listener_addr(struct orfa_listener *ol, char *buf,
+			      size_t size)
+{
+	struct rdma_listener *l = lst(ol);
+	struct sockaddr *sa = rdma_get_local_addr(l->id);
+
+	if (!sa || !buf || size == 0)
+		return -EINVAL;
+	addr_str(sa, buf, size);
+	return 0;
+}
+
+/* ---- small ops ----------------------------------------------------------- */
+
+static int rdma_want_write(struct orfa_conn *oc)
+{
+	(void)oc;
+	return 0;	/* progress comes with readability; see the top */
+}
+
+static int rdma_fd(struct orfa_conn *oc)
+{
+	struct rdma_conn *c = rdma_c(oc);
+
+	return c->nonblock ? c->epfd : c->rx_efd;
+}
+
+static void rdma_set_sink(struct orfa_conn *oc, orfa_sink_fn fn, void *arg)
+{
+	struct rdma_conn *c = rdma_c(oc);
+
+	pthread_mutex_lock(&c->lock);
+	c->sink = fn;
+	c->sink_arg = arg;
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void rdma_set_limits(struct orfa_conn *oc, uint32_t max_body,
+			    uint32_t max_data)
+{
+	struct rdma_conn *c = rdma_c(oc);
+	uint32_t cap = c->buf_size - RDMA_MSG_OVERHEAD - ORFA_HDR_SIZE;
+
+	pthread_mutex_lock(&c->lock);
+	if (max_body)
+		c->max_body = max_body < cap ? max_body : cap;
+	if (max_data)
+		c->max_data = max_data < ORFA_MAX_DATA_LIMIT ?
+			      max_data : ORFA_MAX_DATA_LIMIT;
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void rdma_shutdown_(struct orfa_conn *oc)
+{
+	struct rdma_conn *c = rdma_c(oc);
+
+	pthread_mutex_lock(&c->lock);
+	c->shut = 1;
+	rdma_io_fail(c, -ENOTCONN, "connection shut down locally");
+	rdma_disconnect(c->id);
+	pthread_mutex_unlock(&c->lock);
+	rdma_io_reap(c);
+}
+
+/* Last reference gone: no other thread uses c any more. */
+static void rdma_destroy_(struct orfa_conn *oc)
+{
+	conn_teardown(rdma_c(oc));
+}
+
+const struct orfa_transport_ops orfa_rdma_transport = {
+	.name = "rdma",
+	.connect = rdma_connect_,
+	.listen = rdma_listen_,
+	.accept = rdma_accept_,
+	.listener_fd = rdma_listener_fd,
+	.listener_addr = rdma_listener_addr,
+	.listener_close = rdma_listener_close,
+	.send = rdma_send,
+	.recv = rdma_recv,
+	.recv_done = rdma_recv_done,
+	.flush = rdma_flush,
+	.want_write = rdma_want_write,
+	.queued_bytes = rdma_queued_bytes,
+	.fd = rdma_fd,
+	.set_sink = rdma_set_sink,
+	.set_limits = rdma_set_limits,
+	.shutdown = rdma_shutdown_,
+	.destroy = rdma_destroy_,
+};

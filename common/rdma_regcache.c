@@ -1,0 +1,319 @@
+/*
+ * rdma_regcache.c - protection domains and registered memory for the RDMA
+ * transport: one shared state per verbs device (PD + a cache of
+ * registered transport buffers), per-connection pools, and one-shot
+ * registration of caller memory.
+ *
+ * What is cached, and why only that.  Registering memory (ibv_reg_mr)
+ * pins its pages and is expensive, so it is done once and reused for the
+ * transport's own buffers: the send/receive pools of a connection (for
+ * its lifetime) and the bounce/landing buffers of rendezvous transfers
+ * (rdma_rbuf: power-of-two size classes, idle ones kept in an LRU list
+ * bounded by ORFA_RDMA_CACHE_MB, default 64 MiB per device, older ones
+ * deregistered and freed).  The transport allocates and frees these
+ * itself, so a cached registration can never outlive its memory.
+ *
+ * Caller memory (data segments sent by rendezvous, reply buffers, sink
+ * buffers) is registered per transfer and deregistered when the transfer
+ * ends.  Caching it by (addr, len), as MPI libraries do, is only safe
+ * with memory hooks (UCX/Open MPI patch munmap/madvise/brk; libfabric
+ * uses userfaultfd or a kernel module): once the caller frees a buffer,
+ * glibc may munmap it (large blocks) or MADV_DONTNEED it (trimmed thread
+ * arenas), and a later allocation at the same address gets new pages.  A
+ * cached MR still pins, and the NIC still uses, the old pages: no crash
+ * and no use-after-free in the kernel, but data sent from or received
+ * into the new buffer silently goes to the wrong pages.  Without hooks
+ * there is no cheap way to notice (page frame numbers in
+ * /proc/self/pagemap need CAP_SYS_ADMIN), so we do not cache what we do
+ * not own.  The price is one ibv_reg_mr/ibv_dereg_mr pair per rendezvous
+ * transfer (tens of microseconds per MiB), small next to the transfer.
+ */
+#include "transport_rdma_impl.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define RBUF_MIN_SIZE	(64u * 1024)
+#define CACHE_DEFAULT_MB 64u
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct rdma_dev *registry;	/* devices in use (registry_lock) */
+static struct rdma_cache_stats stats;	/* registry_lock */
+
+static size_t cache_limit(void)
+{
+	const char *s = getenv("ORFA_RDMA_CACHE_MB");
+	char *end;
+	unsigned long v;
+
+	if (!s || !*s)
+		return (size_t)CACHE_DEFAULT_MB << 20;
+	v = strtoul(s, &end, 10);
+	if (*end || v > (1ul << 20))
+		return (size_t)CACHE_DEFAULT_MB << 20;
+	return (size_t)v << 20;
+}
+
+struct rdma_dev *rdma_dev_get(struct ibv_context *verbs)
+{
+	struct rdma_dev *d;
+	int err;
+
+	if (!verbs) {
+		errno = ENODEV;
+		return NULL;
+	}
+	pthread_mutex_lock(&registry_lock);
+	for (d = registry; d; d = d->next)
+		if (d->verbs == verbs)
+			break;
+	if (d) {
+		d->refs++;
+		pthread_mutex_unlock(&registry_lock);
+		return d;
+	}
+	d = calloc(1, sizeof(*d));
+	if (!d) {
+		err = ENOMEM;
+		goto out_unlock;
+	}
+	d->verbs = verbs;
+	if (ibv_query_device(verbs, &d->attr)) {
+		err = errno ? errno : EIO;
+		log_err("rdma: ibv_query_device: %s", strerror(err));
+		goto out_free;
+	}
+	d->pd = ibv_alloc_pd(verbs);
+	if (!d->pd) {
+		err = errno ? errno : ENOMEM;
+		log_err("rdma: ibv_alloc_pd: %s", strerror(err));
+		goto out_free;
+	}
+	pthread_mutex_init(&d->lock, NULL);
+	d->idle_max = cache_limit();
+	d->refs = 1;
+	d->next = registry;
+	registry = d;
+	pthread_mutex_unlock(&registry_lock);
+	return d;
+
+out_free:
+	free(d);
+out_unlock:
+	pthread_mutex_unlock(&registry_lock);
+	errno = err;
+	return NULL;
+}
+
+static void rbuf_destroy(struct rdma_rbuf *rb)
+{
+	if (ibv_dereg_mr(rb->mr))
+		log_warn("rdma: ibv_dereg_mr of a %zu byte buffer failed",
+			 rb->size);
+	free(rb->addr);
+	free(rb);
+}
+
+void rdma_dev_put(struct rdma_dev *dev)
+{
+	struct rdma_dev **pp;
+	struct rdma_rbuf *rb, *next;
+
+	if (!dev)
+		return;
+	pthread_mutex_lock(&registry_lock);
+	if (--dev->refs > 0) {
+		pthread_mutex_unlock(&registry_lock);
+		return;
+	}
+	for (pp = &registry; *pp; pp = &(*pp)->next)
+		if (*pp == dev) {
+			*pp = dev->next;
+			break;
+		}
+	pthread_mutex_unlock(&registry_lock);
+
+	/* Mirror of rdma_dev_get: cached MRs, then the PD. */
+	for (rb = dev->lru_first; rb; rb = next) {
+		next = rb->next;
+		rbuf_destroy(rb);
+	}
+	if (ibv_dealloc_pd(dev->pd))
+		log_warn("rdma: ibv_dealloc_pd failed (resources still in use?)");
+	pthread_mutex_destroy(&dev->lock);
+	free(dev);
+}
+
+static size_t size_class(size_t size)
+{
+	size_t s = RBUF_MIN_SIZE;
+
+	while (s < size && s < ((size_t)1 << 40))
+		s <<= 1;
+	return s;
+}
+
+static void lru_unlink(struct rdma_dev *d, struct rdma_rbuf *rb)
+{
+	if (rb->prev)
+		rb->prev->next = rb->next;
+	else
+		d->lru_first = rb->next;
+	if (rb->next)
+		rb->next->prev = rb->prev;
+	else
+		d->lru_last = rb->prev;
+	rb->prev = rb->next = NULL;
+	d->idle_bytes -= rb->size;
+}
+
+struct rdma_rbuf *rdma_rbuf_get(struct rdma_dev *dev, size_t size)
+{
+	size_t want = size_class(size);
+	struct rdma_rbuf *rb;
+	int err;
+
+	pthread_mutex_lock(&dev->lock);
+	for (rb = dev->lru_first; rb; rb = rb->next)
+		if (rb->size == want)
+			break;
+	if (rb)
+		lru_unlink(dev, rb);
+	pthread_mutex_unlock(&dev->lock);
+	pthread_mutex_lock(&registry_lock);
+	if (rb)
+		stats.rbuf_hits++;
+	else
+		stats.rbuf_misses++;
+	pthread_mutex_unlock(&registry_lock);
+	if (rb)
+		return rb;
+
+	rb = calloc(1, sizeof(*rb));
+	if (!rb)
+		return NULL;
+	rb->size = want;
+	err = posix_memalign(&rb->addr, (size_t)sysconf(_SC_PAGESIZE), want);
+	if (err) {
+		free(rb);
+		errno = err;
+		return NULL;
+	}
+	rb->mr = ibv_reg_mr(dev->pd, rb->addr, want,
+			    IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ |
+			    IBV_ACCESS_REMOTE_WRITE);
+	if (!rb->mr) {
+		err = errno ? errno : ENOMEM;
+		log_warn("rdma: cannot register %zu bytes: %s%s", want,
+			 strerror(err), err == ENOMEM ?
+			 " (check ulimit -l)" : "");
+		free(rb->addr);
+		free(rb);
+		errno = err;
+		return NULL;
+	}
+	return rb;
+}
+
+void rdma_rbuf_put(struct rdma_dev *dev, struct rdma_rbuf *rb)
+{
+	struct rdma_rbuf *victims = NULL, *v;
+
+	if (!rb)
+		return;
+	pthread_mutex_lock(&dev->lock);
+	rb->prev = NULL;
+	rb->next = dev->lru_first;
+	if (dev->lru_first)
+		dev->lru_first->prev = rb;
+	else
+		dev->lru_last = rb;
+	dev->lru_first = rb;
+	dev->idle_bytes += rb->size;
+	/* Evict least recently used buffers beyond the bound (the one just
+	 * returned goes too if it alone is larger than the bound). */
+	while (dev->idle_bytes > dev->idle_max && dev->lru_last) {
+		v = dev->lru_last;
+		lru_unlink(dev, v);
+		v->next = victims;
+		victims = v;
+	}
+	pthread_mutex_unlock(&dev->lock);
+	while (victims) {
+		v = victims;
+		victims = v->next;
+		rbuf_destroy(v);
+		pthread_mutex_lock(&registry_lock);
+		stats.rbuf_evictions++;
+		pthread_mutex_unlock(&registry_lock);
+	}
+}
+
+struct ibv_mr *rdma_mr_pin(struct rdma_dev *dev, void *addr, size_t len,
+			   int access)
+{
+	struct ibv_mr *mr = ibv_reg_mr(dev->pd, addr, len, access);
+
+	if (mr) {
+		pthread_mutex_lock(&registry_lock);
+		stats.pins++;
+		pthread_mutex_unlock(&registry_lock);
+	} else if (!errno) {
+		errno = ENOMEM;
+	}
+	return mr;
+}
+
+void rdma_mr_unpin(struct ibv_mr *mr)
+{
+	if (mr && ibv_dereg_mr(mr))
+		log_warn("rdma: ibv_dereg_mr failed");
+}
+
+struct ibv_mr *rdma_pool_alloc(struct rdma_dev *dev, size_t len)
+{
+	void *mem;
+	struct ibv_mr *mr;
+	int err;
+
+	err = posix_memalign(&mem, (size_t)sysconf(_SC_PAGESIZE), len);
+	if (err) {
+		errno = err;
+		return NULL;
+	}
+	memset(mem, 0, len);
+	mr = ibv_reg_mr(dev->pd, mem, len, IBV_ACCESS_LOCAL_WRITE);
+	if (!mr) {
+		err = errno ? errno : ENOMEM;
+		log_err("rdma: cannot register a %zu byte buffer pool: %s%s",
+			len, strerror(err),
+			err == ENOMEM ? " (check ulimit -l)" : "");
+		free(mem);
+		errno = err;
+		return NULL;
+	}
+	return mr;
+}
+
+void rdma_pool_free(struct ibv_mr *mr)
+{
+	void *mem;
+
+	if (!mr)
+		return;
+	mem = mr->addr;
+	if (ibv_dereg_mr(mr))
+		log_warn("rdma: ibv_dereg_mr of a buffer pool failed");
+	free(mem);
+}
+
+void rdma_cache_stats(struct rdma_cache_stats *st)
+{
+	pthread_mutex_lock(&registry_lock);
+	*st = stats;
+	pthread_mutex_unlock(&registry_lock);
+}

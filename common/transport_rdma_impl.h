@@ -1,0 +1,320 @@
+/*
+ * transport_rdma_impl.h - private declarations shared by the RDMA transport
+ * files (transport_rdma.c: connection setup, teardown, the ops table;
+ * transport_rdma_io.c: the data path; rdma_regcache.c: protection domains
+ * and registered memory) and by test/rdma.  Nothing outside common/ and
+ * test/rdma includes this; callers use transport.h.
+ *
+ * The RDMA wire format (inside each SEND; all fields little-endian):
+ *
+ *   struct rdma_wire                      16 bytes, always
+ *   struct rdma_seg  (if RWF_ADVERT)      reply buffer of this request
+ *   struct rdma_seg x nseg (if RWF_RDV)   data segment to RDMA-READ
+ *   frame header + body                   head_len bytes, padded to 8
+ *   data segment (if RWF_INLINE)          hdr.data_len bytes
+ *
+ * A data segment travels inline when everything fits in one receive
+ * buffer of the peer; otherwise by rendezvous: the sender registers the
+ * memory and sends its address/rkey (RWF_RDV); the receiver RDMA-READs it
+ * and acknowledges (rdma_wire.rdv_acks) so the sender can call done().  A
+ * reply whose request advertised a reply buffer (RWF_ADVERT) is instead
+ * RDMA-WRITTEN into that buffer before the SEND that carries its head
+ * (RWF_WRITTEN); RC ordering guarantees the data is in place when the
+ * SEND completes at the receiver.
+ *
+ * Flow control: each side posts `credits` receives and tells the peer in
+ * the connection private data.  A SEND costs one credit; a receiver
+ * returns credits (receives posted again) in every message it sends
+ * (rdma_wire.credits) and in a control message (RW_CTRL) when half of
+ * them are waiting and nothing else goes out.  A data message needs two
+ * credits so the last one is kept for a control message that returns
+ * credits, which is what lets two peers that both ran dry start again.
+ */
+#ifndef ORFA_TRANSPORT_RDMA_IMPL_H
+#define ORFA_TRANSPORT_RDMA_IMPL_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <infiniband/verbs.h>
+#include <rdma/rdma_cma.h>
+
+#include "transport.h"
+
+/* ---- wire format -------------------------------------------------------- */
+
+#define RDMA_PRIV_MAGIC		0x4d445246u	/* "FRDM" as LE u32 */
+#define RDMA_PRIV_VERSION	1u
+
+/* Connection private data (connect request and accept reply). */
+struct rdma_priv {
+	uint32_t magic;		/* RDMA_PRIV_MAGIC */
+	uint16_t version;	/* RDMA_PRIV_VERSION */
+	uint16_t pad;		/* zero */
+	uint32_t credits;	/* receives posted for the peer */
+	uint32_t buf_size;	/* bytes in each of them */
+};
+
+enum rdma_wire_type {
+	RW_MSG = 1,		/* an ORFA message */
+	RW_CTRL = 2,		/* credits / rendezvous acks only */
+};
+
+#define RWF_INLINE	0x01u	/* data follows the head in this SEND */
+#define RWF_RDV		0x02u	/* nseg segments to RDMA-READ follow */
+#define RWF_WRITTEN	0x04u	/* data is already in the advertised buffer */
+#define RWF_ADVERT	0x08u	/* one segment follows: this request's reply
+				 * buffer, may be RDMA-WRITTEN by the peer */
+
+struct rdma_wire {
+	uint8_t type;		/* enum rdma_wire_type */
+	uint8_t flags;		/* RWF_* */
+	uint8_t nseg;		/* RWF_RDV: segments, 1..RDMA_MAX_SEG */
+	uint8_t pad;		/* zero */
+	uint32_t head_len;	/* frame header + body bytes (RW_MSG) */
+	uint32_t credits;	/* receives posted again since last report */
+	uint32_t rdv_acks;	/* peer rendezvous messages READ since last */
+};
+
+struct rdma_seg {
+	uint64_t addr;		/* remote virtual address */
+	uint32_t rkey;
+	uint32_t len;
+};
+
+#define RDMA_WIRE_SIZE	16u
+#define RDMA_SEG_SIZE	16u
+#define RDMA_MAX_SEG	8u	/* more iovecs than this are copied */
+
+/* Space around the head in a receive buffer: wire header, one advert and
+ * RDMA_MAX_SEG segments, and the padding of the head to 8 bytes. */
+#define RDMA_MSG_OVERHEAD (RDMA_WIRE_SIZE + RDMA_SEG_SIZE * (1 + RDMA_MAX_SEG) + 8)
+
+/* ---- devices and registered memory (rdma_regcache.c) ------------------- */
+
+/*
+ * One per verbs device in use, shared by every connection and listener
+ * of the process on that device: the protection domain and the cache of
+ * registered transport buffers.  Found or created by rdma_dev_get from an
+ * rdma_cm id's context; the last rdma_dev_put frees it.
+ */
+struct rdma_rbuf;
+struct rdma_dev {
+	struct rdma_dev *next;		/* registry list (registry lock) */
+	int refs;			/* registry lock */
+	struct ibv_context *verbs;	/* owned by librdmacm */
+	struct ibv_pd *pd;		/* one PD for all users of the device */
+	struct ibv_device_attr attr;	/* limits, read once */
+	pthread_mutex_t lock;		/* guards the cache fields below */
+	struct rdma_rbuf *lru_first;	/* idle buffers, most recent first */
+	struct rdma_rbuf *lru_last;
+	size_t idle_bytes;		/* sum of idle buffer sizes */
+	size_t idle_max;		/* bound on idle_bytes */
+};
+
+/*
+ * A buffer owned by the transport, registered once for local write and
+ * remote read/write, reused through the device's LRU cache: bounce
+ * buffers for file data, landing buffers for rendezvous data.
+ */
+struct rdma_rbuf {
+	struct rdma_rbuf *prev, *next;	/* LRU links while idle */
+	void *addr;			/* page aligned */
+	size_t size;			/* a size class (power of two) */
+	struct ibv_mr *mr;		/* registration of [addr, addr+size) */
+};
+
+/* Find or open the shared state of a device; NULL with errno set. */
+struct rdma_dev *rdma_dev_get(struct ibv_context *verbs);
+/* Drop a reference; frees the PD and cached buffers with the last one. */
+void rdma_dev_put(struct rdma_dev *dev);
+
+/* A registered buffer of at least size bytes (cached, or new); NULL with
+ * errno set.  Give it back with rdma_rbuf_put. */
+struct rdma_rbuf *rdma_rbuf_get(struct rdma_dev *dev, size_t size);
+void rdma_rbuf_put(struct rdma_dev *dev, struct rdma_rbuf *rb);
+
+/* Register caller memory for one transfer (not cached: see
+ * rdma_regcache.c for why); NULL with errno set. */
+struct ibv_mr *rdma_mr_pin(struct rdma_dev *dev, void *addr, size_t len,
+			   int access);
+void rdma_mr_unpin(struct ibv_mr *mr);
+
+/* Allocate and register len bytes for the life of a connection (send and
+ * receive pools); NULL with errno set. */
+struct ibv_mr *rdma_pool_alloc(struct rdma_dev *dev, size_t len);
+void rdma_pool_free(struct ibv_mr *mr);
+
+/* Statistics for tests: registrations made and cache hits. */
+struct rdma_cache_stats {
+	unsigned long rbuf_hits, rbuf_misses, rbuf_evictions, pins;
+};
+void rdma_cache_stats(struct rdma_cache_stats *st);
+
+/* ---- connection ------------------------------------------------------- */
+
+struct rdma_tx;
+struct rdma_rx;
+
+/* One receive buffer of a connection's pool. */
+struct rdma_rslot {
+	struct rdma_rslot *next;	/* spare list link */
+	uint8_t *buf;			/* buf_size bytes in the pool MR */
+	uint32_t idx;			/* index in rslots[] */
+};
+
+/* One send buffer of a connection's pool. */
+struct rdma_sslot {
+	struct rdma_sslot *next;	/* free list link */
+	uint8_t *buf;			/* buf_size bytes in the pool MR */
+	struct rdma_tx *tx;		/* TX_WRITE message, until completion */
+	unsigned wrs;			/* send queue entries it holds */
+};
+
+#define RDMA_CTRL_SLOTS		8u	/* control messages in flight */
+
+/* A reply buffer this side advertised (client), by request id. */
+struct rdma_adv_mine {
+	struct rdma_adv_mine *next;	/* hash chain */
+	uint64_t req_id;
+	void *buf;
+	size_t len;
+	struct ibv_mr *mr;		/* pinned for remote write */
+};
+
+/* A reply buffer the peer advertised (server), by request id. */
+struct rdma_adv_peer {
+	struct rdma_adv_peer *next;	/* hash chain */
+	uint64_t req_id;
+	struct rdma_seg seg;
+};
+
+#define RDMA_ADV_BUCKETS	256u
+#define RDMA_ADV_MAX		4096u	/* peer adverts kept; more are ignored */
+
+enum rdma_cstate {
+	RC_CONNECTED = 1,	/* normal operation */
+	RC_FAILED,		/* error or disconnect: last_err says why */
+};
+
+/*
+ * The control struct of one RDMA connection.  Locking: `lock` guards
+ * everything marked (L); fields marked (I) are set up before the
+ * connection is handed out and then only read; (P) belongs to the
+ * progress owner (the internal progress thread in blocking mode, the
+ * thread calling recv/flush in non-blocking mode).  Lock order: lock
+ * before the device cache lock.  Never held while calling done() or the
+ * sink resolver.
+ */
+struct rdma_conn {
+	struct orfa_conn base;		/* must stay first */
+
+	/* Verbs objects, created in this order and destroyed in reverse. */
+	struct rdma_event_channel *cm_ch; /* (I) this connection's CM events */
+	struct rdma_cm_id *id;		/* (I) its connection identifier */
+	struct rdma_dev *dev;		/* (I) shared PD and buffer cache */
+	struct ibv_mr *rpool_mr;	/* (I) receive buffers, one region */
+	struct ibv_mr *spool_mr;	/* (I) send buffers, one region */
+	struct ibv_comp_channel *comp_ch; /* (I) CQ event channel */
+	struct ibv_cq *cq;		/* (I) send and receive completions */
+	struct ibv_qp *qp;		/* (I) RC queue pair (id->qp) */
+	int qp_err;			/* (L) QP moved to the error state */
+
+	/* Event integration. */
+	int epfd;			/* (I) epoll set of comp_ch, cm_ch and
+					 * rx_efd (non-blocking mode: what
+					 * orfa_conn_fd returns) or wake_efd
+					 * (blocking: the progress thread's) */
+	int rx_efd;			/* (I) eventfd, readable while a message
+					 * is ready or the connection failed;
+					 * orfa_conn_fd in blocking mode */
+	int rx_efd_set;			/* (L) rx_efd currently signalled */
+	int wake_efd;			/* (I) eventfd waking the thread */
+	pthread_t thread;		/* (I) progress thread, blocking mode */
+	int have_thread;		/* (I) thread was started */
+	int stop;			/* (L) destroy asks the thread to end */
+	int progress_busy;		/* (L) a progress pass is running */
+	struct rdma_conn *lnext;	/* listener's pending/ready list */
+
+	/* Configuration. */
+	int nonblock;			/* (I) ORFA_TP_NONBLOCK */
+	int send_timeout_ms;		/* (I) blocking send wait, 0: forever */
+	uint32_t max_body, max_data;	/* (L) receive limits (set_limits) */
+	uint32_t buf_size;		/* (I) our receive buffer size */
+	uint32_t credits;		/* (I) receives we keep posted */
+	uint32_t nspare;		/* (I) extra buffers lent to the caller */
+	uint32_t peer_buf_size;		/* (I) peer's receive buffer size */
+	uint32_t peer_credits_max;	/* (I) receives the peer keeps posted */
+	uint32_t sq_depth;		/* (I) send queue size */
+
+	pthread_mutex_t lock;		/* guards (L) */
+	pthread_cond_t tx_cond;		/* blocking senders wait for posting */
+	pthread_cond_t rx_cond;		/* blocking receiver waits for a message */
+	enum rdma_cstate state;		/* (L) */
+	int shut;			/* (L) shutdown was called */
+
+	/* Receive side. */
+	struct rdma_rslot *rslots;	/* (I) credits + nspare slots */
+	struct rdma_rslot *spare;	/* (L) slots neither posted nor lent */
+	uint32_t unreported;		/* (L) receives posted, not yet reported */
+	uint32_t rdv_ack_pending;	/* (L) peer rendezvous READ, not yet acked */
+	struct rdma_rx *rxq_first;	/* (L) received, in arrival order */
+	struct rdma_rx *rxq_last;
+	struct rdma_rx *rx_free;	/* (L) recycled rx items */
+	orfa_sink_fn sink;		/* (L) client sink resolver */
+	void *sink_arg;
+	struct rdma_adv_mine *adv_mine[RDMA_ADV_BUCKETS]; /* (L) */
+	struct rdma_adv_peer *adv_peer[RDMA_ADV_BUCKETS]; /* (L) */
+	unsigned n_adv_peer;		/* (L) entries in adv_peer */
+	int lent;			/* (L) messages out on loan */
+
+	/* Send side. */
+	struct rdma_sslot *sslots;	/* (I) nsslots slots */
+	uint32_t nsslots;		/* (I) */
+	struct rdma_sslot *sfree;	/* (L) free send slots */
+	int peer_credits;		/* (L) SENDs the peer can take now */
+	uint32_t sq_free;		/* (L) free send queue entries */
+	struct rdma_tx *txq_first;	/* (L) accepted, not yet posted */
+	struct rdma_tx *txq_last;
+	size_t txq_bytes;		/* (L) their head + data bytes */
+	struct rdma_tx *rdv_first;	/* (L) posted RDV, awaiting peer ack */
+	struct rdma_tx *rdv_last;
+	struct rdma_tx *reap_first;	/* (L) finished: release and done() */
+	struct rdma_tx *reap_last;	/*     outside the lock (rdma_io_reap) */
+	uint8_t *ctrl_buf;		/* (I) RDMA_CTRL_SLOTS wire headers in
+					 * the send pool, after the slots */
+	uint32_t ctrl_free;		/* (L) bitmask of free control slots */
+
+	/* Counters for tests and logs (L). */
+	unsigned long n_sent, n_recv, n_ctrl_sent, n_rdv_sent, n_write_sent;
+	unsigned long n_copied_rx;
+};
+
+static inline struct rdma_conn *rdma_c(struct orfa_conn *c)
+{
+	return (struct rdma_conn *)c;
+}
+
+/* transport_rdma_io.c: the data path. */
+int rdma_io_init(struct rdma_conn *c);	/* pools, post receives; 0/-errno */
+void rdma_io_fini(struct rdma_conn *c);	/* after the QP is destroyed */
+/* One progress pass (lock held; see transport_rdma_io.c). */
+int rdma_io_progress(struct rdma_conn *c);
+/* Fail the connection (lock held); done() runs in rdma_io_reap. */
+void rdma_io_fail(struct rdma_conn *c, int err, const char *why);
+/* Release finished messages and call their done() (lock not held). */
+void rdma_io_reap(struct rdma_conn *c);
+void *rdma_io_thread(void *arg);
+int rdma_send(struct orfa_conn *oc, const struct orfa_txmsg *m);
+int rdma_recv(struct orfa_conn *oc, struct orfa_rxmsg *m);
+void rdma_recv_done(struct orfa_conn *oc, struct orfa_rxmsg *m);
+int rdma_flush(struct orfa_conn *oc);
+size_t rdma_queued_bytes(struct orfa_conn *oc);
+void rdma_handle_cm_event(struct rdma_conn *c, enum rdma_cm_event_type ev,
+			  int status);
+
+/* Debug counters of one connection (tests). */
+void rdma_conn_counters(struct orfa_conn *oc, unsigned long out[6]);
+
+#endif /* ORFA_TRANSPORT_RDMA_IMPL_H */
