@@ -9,17 +9,18 @@
  *
  * Event integration.  Each connection has its own CM event channel (an
  * accepted connection's id is migrated off the listener's channel once
- * established) and its own completion channel.  Non-blocking mode:
- * orfa_conn_fd is an epoll fd over both plus an eventfd that stays
- * readable while a received message waits, so a level-triggered loop
- * calling recv until -EAGAIN never misses one; recv and flush make all
- * progress (completions, CM events, queued sends).  The fd never polls
- * writable and want_write is always 0: queued messages wait for credits
- * or send buffers, which only completions (readability) bring back, so
- * the loop must keep the fd registered for reading.  Blocking mode: an
- * internal thread ("orfa-rdma") waits on the channels and makes progress;
- * recv waits on a condition variable; orfa_conn_fd is the message-ready
- * eventfd.
+ * established), its own completion channel, and a progress thread
+ * ("orfa-rdma") that waits on both and does all the work: completions,
+ * credits, READs of rendezvous data, posting queued messages, CM events.
+ * orfa_conn_fd is one end of a socketpair the transport drives: readable
+ * while a received message waits (or the connection failed), writable
+ * while no message is queued.  So an event loop can follow TCP's rules:
+ * recv until -EAGAIN on readable, and when want_write (messages queued,
+ * waiting for credits or send buffers) poll for writable -- which comes
+ * once the thread has posted them, even if the loop stopped reading for
+ * back-pressure meanwhile.  flush has nothing to do but report errors.
+ * Blocking mode differs only in that send waits until its message is
+ * posted and recv waits for a message.
  *
  * Resources per connection, created in this order and destroyed in the
  * reverse: CM event channel, CM id, (address and route), device (shared
@@ -39,6 +40,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -120,7 +122,8 @@ static struct rdma_conn *conn_alloc(const struct orfa_tp_opts *o)
 		pthread_condattr_destroy(&ca);
 	}
 	pthread_cond_init(&c->rx_cond, NULL);
-	c->epfd = c->rx_efd = c->wake_efd = -1;
+	c->epfd = c->wake_efd = -1;
+	c->ufd[0] = c->ufd[1] = -1;
 	c->nonblock = !!(o->flags & ORFA_TP_NONBLOCK);
 	c->send_timeout_ms = o->send_timeout_ms;
 	c->max_body = o->max_body && o->max_body < ORFA_MAX_BODY ?
@@ -207,34 +210,30 @@ static int conn_setup_verbs(struct rdma_conn *c)
 	return rdma_io_init(c);
 }
 
-/* Event integration and, in blocking mode, the progress thread. */
+/* The pollable fd, the epoll set and the progress thread. */
 static int conn_start(struct rdma_conn *c)
 {
 	struct epoll_event ev = { .events = EPOLLIN };
-	int rc;
+	int one = 1, rc;
 
 	addr_str(rdma_get_peer_addr(c->id), c->base.peer, sizeof(c->base.peer));
 	rc = set_nonblock(c->cm_ch->fd);
 	if (rc)
 		return rc;
-	c->rx_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (c->rx_efd < 0)
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+		       c->ufd))
+		return -errno;
+	/* Small, so that making ufd[0] unwritable takes a few bytes. */
+	setsockopt(c->ufd[0], SOL_SOCKET, SO_SNDBUF, &one, sizeof(one));
+	c->wake_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (c->wake_efd < 0)
 		return -errno;
 	c->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (c->epfd < 0)
 		return -errno;
 	if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->comp_ch->fd, &ev) ||
-	    epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->cm_ch->fd, &ev))
-		return -errno;
-	if (c->nonblock) {
-		if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->rx_efd, &ev))
-			return -errno;
-		return 0;
-	}
-	c->wake_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (c->wake_efd < 0)
-		return -errno;
-	if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->wake_efd, &ev))
+	    epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->cm_ch->fd, &ev) ||
+	    epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->wake_efd, &ev))
 		return -errno;
 	rc = pthread_create(&c->thread, NULL, rdma_io_thread, c);
 	if (rc)
@@ -268,9 +267,10 @@ static void conn_teardown(struct rdma_conn *c)
 		close(c->epfd);
 	if (c->wake_efd >= 0)
 		close(c->wake_efd);
-	if (c->rx_efd >= 0)
-		close(c->rx_efd);
-	c->epfd = c->wake_efd = c->rx_efd = -1;
+	for (int i = 0; i < 2; i++)
+		if (c->ufd[i] >= 0)
+			close(c->ufd[i]);
+	c->epfd = c->wake_efd = c->ufd[0] = c->ufd[1] = -1;
 	if (c->qp) {
 		rdma_disconnect(c->id);
 		rdma_destroy_qp(c->id);
@@ -806,17 +806,9 @@ static int rdma_listener_addr(struct orfa_listener *ol, char *buf,
 
 /* ---- small ops ----------------------------------------------------------- */
 
-static int rdma_want_write(struct orfa_conn *oc)
-{
-	(void)oc;
-	return 0;	/* progress comes with readability; see the top */
-}
-
 static int rdma_fd(struct orfa_conn *oc)
 {
-	struct rdma_conn *c = rdma_c(oc);
-
-	return c->nonblock ? c->epfd : c->rx_efd;
+	return rdma_c(oc)->ufd[0];
 }
 
 static void rdma_set_sink(struct orfa_conn *oc, orfa_sink_fn fn, void *arg)

@@ -201,11 +201,10 @@ enum rdma_cstate {
 /*
  * The control struct of one RDMA connection.  Locking: `lock` guards
  * everything marked (L); fields marked (I) are set up before the
- * connection is handed out and then only read; (P) belongs to the
- * progress owner (the internal progress thread in blocking mode, the
- * thread calling recv/flush in non-blocking mode).  Lock order: lock
- * before the device cache lock.  Never held while calling done() or the
- * sink resolver.
+ * connection is handed out and then only read.  Lock order: lock before
+ * the device cache lock and the registry lock.  Never held while calling
+ * done() or the sink resolver.  Completions and CM events are processed
+ * by the connection's progress thread only.
  */
 struct rdma_conn {
 	struct orfa_conn base;		/* must stay first */
@@ -223,15 +222,16 @@ struct rdma_conn {
 
 	/* Event integration. */
 	int epfd;			/* (I) epoll set of comp_ch, cm_ch and
-					 * rx_efd (non-blocking mode: what
-					 * orfa_conn_fd returns) or wake_efd
-					 * (blocking: the progress thread's) */
-	int rx_efd;			/* (I) eventfd, readable while a message
-					 * is ready or the connection failed;
-					 * orfa_conn_fd in blocking mode */
-	int rx_efd_set;			/* (L) rx_efd currently signalled */
+					 * wake_efd: the progress thread's */
 	int wake_efd;			/* (I) eventfd waking the thread */
-	pthread_t thread;		/* (I) progress thread, blocking mode */
+	int ufd[2];			/* (I) socketpair; ufd[0] is what
+					 * orfa_conn_fd returns: readable while
+					 * a message waits or the connection
+					 * failed, writable unless messages
+					 * are queued; ufd[1] drives it */
+	int ufd_readable;		/* (L) a byte waits in ufd[0] */
+	int ufd_full;			/* (L) ufd[0]'s send buffer is full */
+	pthread_t thread;		/* (I) progress thread */
 	int have_thread;		/* (I) thread was started */
 	int stop;			/* (L) destroy asks the thread to end */
 	int progress_busy;		/* (L) a progress pass is running */
@@ -299,7 +299,7 @@ static inline struct rdma_conn *rdma_c(struct orfa_conn *c)
 /* transport_rdma_io.c: the data path. */
 int rdma_io_init(struct rdma_conn *c);	/* pools, post receives; 0/-errno */
 void rdma_io_fini(struct rdma_conn *c);	/* after the QP is destroyed */
-/* One progress pass (lock held; see transport_rdma_io.c). */
+/* One progress pass (progress thread, lock held). */
 int rdma_io_progress(struct rdma_conn *c);
 /* Fail the connection (lock held); done() runs in rdma_io_reap. */
 void rdma_io_fail(struct rdma_conn *c, int err, const char *why);
@@ -310,6 +310,7 @@ int rdma_send(struct orfa_conn *oc, const struct orfa_txmsg *m);
 int rdma_recv(struct orfa_conn *oc, struct orfa_rxmsg *m);
 void rdma_recv_done(struct orfa_conn *oc, struct orfa_rxmsg *m);
 int rdma_flush(struct orfa_conn *oc);
+int rdma_want_write(struct orfa_conn *oc);
 size_t rdma_queued_bytes(struct orfa_conn *oc);
 void rdma_handle_cm_event(struct rdma_conn *c, enum rdma_cm_event_type ev,
 			  int status);

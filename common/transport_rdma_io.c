@@ -8,12 +8,13 @@
  * in transport_rdma.c.
  *
  * Progress (polling the CQ, handling CM events, posting READs and queued
- * messages) is done by one thread at a time, the "progress owner": an
- * internal thread in blocking mode, the caller of recv/flush (the event
- * loop) in non-blocking mode.  Any thread may send: a message is queued
- * under the connection lock and posted at once when credits, a send
- * buffer and send queue entries are available, otherwise by the next
- * progress pass that frees them.
+ * messages, control messages) is done by each connection's progress
+ * thread, in both modes.  Any thread may send: a message is queued under
+ * the connection lock and posted at once when credits, a send buffer and
+ * send queue entries are available, otherwise by the progress pass that
+ * frees them.  done() callbacks run on the thread that finished the
+ * message: the sender (inline data, copied at once) or the progress
+ * thread (rendezvous acknowledged, RDMA WRITE completed, failure).
  *
  * Copies made on purpose: inline data is copied into a registered send
  * buffer (at most one receive buffer, 64 KiB by default); file data
@@ -312,7 +313,7 @@ static void adv_peer_add(struct rdma_conn *c, uint64_t req_id,
 
 /* ---- failure -------------------------------------------------------------- */
 
-static void rx_signal(struct rdma_conn *c);
+static void ufd_update(struct rdma_conn *c);
 
 /*
  * The connection cannot be used any more.  Record why, move the QP to
@@ -358,7 +359,7 @@ void rdma_io_fail(struct rdma_conn *c, int err, const char *why)
 	}
 	pthread_cond_broadcast(&c->tx_cond);
 	pthread_cond_broadcast(&c->rx_cond);
-	rx_signal(c);
+	ufd_update(c);
 }
 
 static int fail_errno(struct rdma_conn *c, int err, const char *fmt, ...)
@@ -733,22 +734,40 @@ static void ctrl_maybe(struct rdma_conn *c)
 
 /* ---- receiving ------------------------------------------------------------ */
 
-static void rx_signal(struct rdma_conn *c)
+/*
+ * Bring the user's fd (ufd[0]) and the blocking receiver in line with the
+ * state: readable while the first message is ready or the connection
+ * failed; not writable while messages are queued (its send buffer is
+ * filled, the bytes parked in ufd[1]'s receive queue), writable otherwise.
+ * Lock held.
+ */
+static void ufd_update(struct rdma_conn *c)
 {
-	int want = (c->rxq_first && c->rxq_first->state == RX_READY) ||
-		   c->state == RC_FAILED;
-	uint64_t v = 1;
+	int failed = c->state == RC_FAILED;
+	int rd = failed || (c->rxq_first && c->rxq_first->state == RX_READY);
+	int full = !failed && c->txq_first != NULL;
+	char buf[256];
 
-	if (want)
+	if (rd)
 		pthread_cond_broadcast(&c->rx_cond);
-	if (c->rx_efd < 0)
+	if (c->ufd[0] < 0)
 		return;
-	if (want && !c->rx_efd_set) {
-		if (write(c->rx_efd, &v, sizeof(v)) == (ssize_t)sizeof(v))
-			c->rx_efd_set = 1;
-	} else if (!want && c->rx_efd_set) {
-		if (read(c->rx_efd, &v, sizeof(v)) == (ssize_t)sizeof(v))
-			c->rx_efd_set = 0;
+	if (rd && !c->ufd_readable) {
+		if (write(c->ufd[1], "r", 1) == 1)
+			c->ufd_readable = 1;
+	} else if (!rd && c->ufd_readable) {
+		if (read(c->ufd[0], buf, 1) == 1)
+			c->ufd_readable = 0;
+	}
+	if (full && !c->ufd_full) {
+		memset(buf, 0, sizeof(buf));
+		while (write(c->ufd[0], buf, sizeof(buf)) > 0)
+			;
+		c->ufd_full = 1;
+	} else if (!full && c->ufd_full) {
+		while (read(c->ufd[1], buf, sizeof(buf)) > 0)
+			;
+		c->ufd_full = 0;
 	}
 }
 
@@ -1224,7 +1243,7 @@ int rdma_io_progress(struct rdma_conn *c)
 	rx_advance(c);
 	tx_progress(c);
 	ctrl_maybe(c);
-	rx_signal(c);
+	ufd_update(c);
 	c->progress_busy = 0;
 	return c->state == RC_CONNECTED ? 0 : conn_err(c);
 }
@@ -1514,6 +1533,7 @@ int rdma_send(struct orfa_conn *oc, const struct orfa_txmsg *m)
 	c->txq_last = tx;
 	c->txq_bytes += tx->head_len + tx->data_len;
 	tx_progress(c);
+	ufd_update(c);
 	if (c->nonblock) {
 		rc = c->state == RC_CONNECTED ? 0 : conn_err(c);
 		goto out;
@@ -1585,7 +1605,7 @@ static int rx_deliver(struct rdma_conn *c, struct orfa_rxmsg *m)
 		c->rxq_last = NULL;
 	rx->next = NULL;
 	c->lent++;
-	rx_signal(c);
+	ufd_update(c);
 	rx_fill(rx, m);
 	if ((rx->flags & RWF_INLINE) && rx->hdr.data_len && c->sink) {
 		sink = c->sink;
@@ -1609,7 +1629,6 @@ int rdma_recv(struct orfa_conn *oc, struct orfa_rxmsg *m)
 
 	pthread_mutex_lock(&c->lock);
 	if (c->nonblock) {
-		rdma_io_progress(c);
 		rc = rx_deliver(c, m);
 		if (rc == -EAGAIN && (c->state != RC_CONNECTED || c->shut))
 			rc = conn_err(c);
@@ -1649,14 +1668,23 @@ int rdma_flush(struct orfa_conn *oc)
 	struct rdma_conn *c = rdma_c(oc);
 	int rc = 0;
 
+	/* The progress thread posts queued messages; nothing to push. */
 	pthread_mutex_lock(&c->lock);
-	if (c->nonblock)
-		rc = rdma_io_progress(c);
-	else if (c->state != RC_CONNECTED)
+	if (c->state != RC_CONNECTED)
 		rc = conn_err(c);
 	pthread_mutex_unlock(&c->lock);
-	rdma_io_reap(c);
 	return rc;
+}
+
+int rdma_want_write(struct orfa_conn *oc)
+{
+	struct rdma_conn *c = rdma_c(oc);
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	r = c->state == RC_CONNECTED && c->txq_first != NULL;
+	pthread_mutex_unlock(&c->lock);
+	return r;
 }
 
 size_t rdma_queued_bytes(struct orfa_conn *oc)

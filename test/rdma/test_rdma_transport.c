@@ -183,6 +183,10 @@ struct srv {
 	struct orfa_listener *l;
 	char host[64], port[16];
 	uint32_t limit_data;		/* set_limits on accepted conns */
+	int pause_on_queue;		/* like orfad's back-pressure: stop
+					 * polling for input while replies are
+					 * queued, wait for writability */
+	int paused;			/* times reading was paused */
 	int file_fd;			/* pattern file */
 	int stop[2];			/* pipe: stop the loop */
 	pthread_t thr;
@@ -374,6 +378,11 @@ static void *srv_loop(void *arg)
 		for (int i = 0; i < n; i++) {
 			pfd[i + 2].fd = orfa_conn_fd(s->conns[i]);
 			pfd[i + 2].events = POLLIN;
+			if (s->pause_on_queue &&
+			    orfa_conn_queued_bytes(s->conns[i])) {
+				pfd[i + 2].events = 0;
+				s->paused++;
+			}
 			if (orfa_conn_want_write(s->conns[i]))
 				pfd[i + 2].events |= POLLOUT;
 			pfd[i + 2].revents = 0;
@@ -394,6 +403,11 @@ static void *srv_loop(void *arg)
 			if (pfd[i + 2].revents & POLLOUT)
 				rc = orfa_conn_flush(c);
 			while (rc == 0) {
+				if (s->pause_on_queue &&
+				    orfa_conn_queued_bytes(c)) {
+					rc = -EAGAIN;
+					break;
+				}
 				rc = orfa_conn_recv(c, &m);
 				if (rc == 0)
 					rc = srv_handle(s, c, &m);
@@ -1321,6 +1335,22 @@ int main(int argc, char **argv)
 			srv_stop(&s);
 		} else {
 			tap(0, "blocking server: start");
+		}
+	}
+	/* A server that stops reading while replies are queued and waits
+	 * for writability, as orfad's back-pressure does. */
+	if (want("backpressure")) {
+		if (srv_start(&s, "rdma", ORFA_TP_NONBLOCK, 4, 0) == 0) {
+			s.pause_on_queue = 1;
+			test_flood(&s, "back-pressure server", 4, 3000, 0);
+			test_flood(&s, "back-pressure server, late receiver",
+				   4, 1000, 1);
+			tap(s.paused > 0, "back-pressure server: reading was "
+			    "paused %d times and resumed on writability",
+			    s.paused);
+			srv_stop(&s);
+		} else {
+			tap(0, "back-pressure server: start");
 		}
 	}
 	if (want("limits"))
