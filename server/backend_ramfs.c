@@ -433,6 +433,16 @@ static int fh_writable(const struct ramfs_fh *f)
 	return f && (f->flags & O_ACCMODE) != O_RDONLY;
 }
 
+/* True if want is have with some of S_ISUID/S_ISGID cleared and nothing
+ * else changed. */
+static int only_drops_suidgid(uint32_t have, uint32_t want)
+{
+	uint32_t dropped = have & ~want;
+
+	return (want & ~have) == 0 && dropped != 0 &&
+	       (dropped & ~(uint32_t)(S_ISUID | S_ISGID)) == 0;
+}
+
 /* All permission checks of a setattr, before anything changes;
  * node->lock held. */
 static int setattr_check(struct ramfs_node *n, const struct orfa_cred *cr,
@@ -449,7 +459,13 @@ static int setattr_check(struct ramfs_node *n, const struct orfa_cred *cr,
 
 	if (v & ~ORFA_SET_ALL)
 		return -EINVAL;
-	if ((v & ORFA_SET_MODE) && !owner)
+	/* A writer who is not the owner may drop setuid/setgid: FUSE clients
+	 * without handle_killpriv send the kernel's "kill suid on write" as a
+	 * SETATTR of the mode from the writer (as backend_native does). */
+	if ((v & ORFA_SET_MODE) && !owner &&
+	    !(n->type == S_IFREG &&
+	      only_drops_suidgid(n->mode & 07777, in->mode & 07777) &&
+	      (fh_writable(f) || ramfs_perm_locked(n, cr, W_OK) == 0)))
 		return -EPERM;
 	if ((v & ORFA_SET_UID) && !root &&
 	    !(cr->uid == n->uid && in->uid == n->uid))

@@ -1841,6 +1841,29 @@ START_TEST(test_chmod_rules)
 }
 END_TEST
 
+/* A FUSE client without handle_killpriv sends "kill suid on write" as a
+ * SETATTR of the mode from the writer, who need not own the file. */
+START_TEST(test_writer_may_drop_suid_only)
+{
+	uint64_t f;
+
+	ck_assert_int_eq(do_chmod(&rootc, ROOT, 0777), 0);
+	f = mkfile(&userc, ROOT, "f", 0644);
+	ck_assert_int_eq(do_chmod(&userc, f, 06777), 0);
+	/* a writer (mode o+w) may drop the bits, and nothing else */
+	ck_assert_int_eq(do_chmod(&otherc, f, 00777), 0);
+	ck_assert_uint_eq(getattr(f).mode & 07777, 0777);
+	ck_assert_int_eq(do_chmod(&userc, f, 04777), 0);
+	ck_assert_int_eq(do_chmod(&otherc, f, 04775), -EPERM);	/* also o-w */
+	ck_assert_int_eq(do_chmod(&otherc, f, 06777), -EPERM);	/* adds */
+	ck_assert_int_eq(do_chmod(&otherc, f, 04777), -EPERM);	/* no change */
+	/* a non-writer may not */
+	ck_assert_int_eq(do_chmod(&userc, f, 04755), 0);
+	ck_assert_int_eq(do_chmod(&otherc, f, 00755), -EPERM);
+	ck_assert_uint_eq(getattr(f).mode & 07777, 04755);
+}
+END_TEST
+
 START_TEST(test_chown_rules)
 {
 	uint64_t f, d;
@@ -2675,6 +2698,7 @@ static Suite *ramfs_suite(void)
 	tcase_add_test(tc, test_setgid_directory);
 	tcase_add_test(tc, test_umask_applied);
 	tcase_add_test(tc, test_chmod_rules);
+	tcase_add_test(tc, test_writer_may_drop_suid_only);
 	tcase_add_test(tc, test_chown_rules);
 	tcase_add_test(tc, test_suid_cleared_on_write_and_truncate);
 	tcase_add_test(tc, test_timestamps_change);
