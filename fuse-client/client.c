@@ -982,17 +982,21 @@ static int do_hello(struct orfa_client *cl, struct cconn *cc,
 		int len = rx.hdr.data_len > 200 ? 200 : (int)rx.hdr.data_len;
 		const char *reason = rx.data ? (const char *)rx.data : "";
 
+		/* The server's reason when it gave one, else the errno. */
+		if (len && memchr(reason, '\0', (size_t)len))
+			len = (int)strlen(reason);
 		if (m.hdr.status == EPROTONOSUPPORT || m.a.hello_rep.version !=
 		    ORFA_PROTO_VERSION)
 			snprintf(err, errsz, "%s: server speaks protocol "
 				 "version %u, we speak %u%s%.*s", cc->name,
 				 m.a.hello_rep.version, ORFA_PROTO_VERSION,
 				 len ? ": " : "", len, reason);
+		else if (len)
+			snprintf(err, errsz, "%s: server refused: %.*s",
+				 cc->name, len, reason);
 		else
-			snprintf(err, errsz, "%s: server refused export %s: "
-				 "%s%s%.*s", cc->name, path,
-				 strerror((int)m.hdr.status), len ? ": " : "",
-				 len, reason);
+			snprintf(err, errsz, "%s: server refused export %s: %s",
+				 cc->name, path, strerror((int)m.hdr.status));
 		rc = -(int)m.hdr.status;
 		orfa_conn_recv_done(cc->conn, &rx);
 		return rc;
@@ -1048,12 +1052,11 @@ static struct cconn *cconn_new(struct orfa_client *cl, unsigned idx)
 		cc->free_stack[i] = NSLOTS - 1 - i;
 	cc->nfree = NSLOTS;
 	atomic_init(&cc->inflight, 0);
-	if (strchr(cl->host, ':'))
-		snprintf(cc->name, sizeof(cc->name), "[%s]:%s#%u", cl->host,
-			 cl->port, idx);
-	else
-		snprintf(cc->name, sizeof(cc->name), "%s:%s#%u", cl->host,
-			 cl->port, idx);
+	snprintf(cc->name, sizeof(cc->name), strchr(cl->host, ':') ?
+		 "[%s]:%s" : "%s:%s", cl->host, cl->port);
+	if (cl->n > 1)
+		snprintf(cc->name + strlen(cc->name),
+			 sizeof(cc->name) - strlen(cc->name), "#%u", idx);
 	return cc;
 }
 

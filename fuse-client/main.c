@@ -44,6 +44,7 @@ struct cli {
 	int cache;
 	int writeback;
 	int fsname_given;
+	int subtype_given;
 	int show_help, show_version;
 	int bad;			/* an error was printed */
 };
@@ -51,6 +52,7 @@ struct cli {
 enum {
 	KEY_TRANSPORT, KEY_PORT, KEY_CONNS, KEY_TIMEOUT, KEY_ATTR, KEY_ENTRY,
 	KEY_NEGATIVE, KEY_CACHE, KEY_WRITEBACK, KEY_IGNORE, KEY_FSNAME,
+	KEY_SUBTYPE,
 	KEY_HELP, KEY_VERSION,
 };
 
@@ -66,6 +68,7 @@ static const struct fuse_opt orfa_opts[] = {
 	FUSE_OPT_KEY("writeback=", KEY_WRITEBACK),
 	FUSE_OPT_KEY("writeback", KEY_WRITEBACK),
 	FUSE_OPT_KEY("fsname=", KEY_FSNAME),
+	FUSE_OPT_KEY("subtype=", KEY_SUBTYPE),
 	/* For mount(8), fstab and systemd, meaningless to a FUSE mount;
 	 * libfuse would refuse them.  x-* and comment=* are matched in
 	 * opt_proc. */
@@ -231,6 +234,9 @@ static int opt_proc(void *data, const char *arg, int key,
 	case KEY_FSNAME:
 		c->fsname_given = 1;
 		return 1;
+	case KEY_SUBTYPE:
+		c->subtype_given = 1;
+		return 1;
 	case KEY_HELP:
 		c->show_help = 1;
 		return 0;
@@ -332,12 +338,25 @@ bad:
 	return -1;
 }
 
-/* libfuse's messages go through our log (stderr, then syslog). */
+static int daemonized;
+
+/*
+ * libfuse's messages.  libfuse writes one line in several calls, so pieces
+ * are gathered per thread up to the newline.  Before detaching, errors go
+ * to stderr as libfuse wrote them ("fuse: bad mount point ..."); after,
+ * and for debug traces, through our log (syslog once detached).
+ */
 static void fuse_log_to_orfa(enum fuse_log_level level, const char *fmt,
 			     va_list ap)
 {
+	static __thread char line[1024];
+	static __thread size_t len;
 	enum orfa_log_level l;
 
+	vsnprintf(line + len, sizeof(line) - len, fmt, ap);
+	len = strlen(line);
+	if (len == 0 || (line[len - 1] != '\n' && len < sizeof(line) - 1))
+		return;
 	if (level <= FUSE_LOG_ERR)
 		l = ORFA_LOG_ERR;
 	else if (level == FUSE_LOG_WARNING)
@@ -346,7 +365,67 @@ static void fuse_log_to_orfa(enum fuse_log_level level, const char *fmt,
 		l = ORFA_LOG_INFO;
 	else
 		l = ORFA_LOG_DEBUG;
-	orfa_vlog(l, fmt, ap);
+	if (!daemonized && l <= ORFA_LOG_WARNING)
+		fputs(line, stderr);
+	else if (l == ORFA_LOG_DEBUG)
+		fputs(line, stderr);	/* -d: libfuse's request trace */
+	else
+		orfa_log(l, "%s", line);
+	len = 0;
+	line[0] = '\0';
+}
+
+/*
+ * Kernel readahead for this mount: FUSE's INIT cannot raise it above the
+ * kernel's 128 KiB default, so reads would be 128 KiB requests.  Raise the
+ * mount's own bdi to the request size (best effort: needs root; the bdi
+ * goes away with the mount).  The bdi is found by device number in
+ * /proc/self/mountinfo: stat() on the mount point would call into this
+ * very file system before it serves.
+ */
+static void raise_readahead(const char *mountpoint, unsigned kb)
+{
+	char line[4096], path[96], want[PATH_MAX * 4 + 1], *o = want;
+	unsigned maj = 0, min = 0, found = 0, cur;
+	FILE *f;
+
+	/* mountinfo escapes blanks and backslashes as \ooo */
+	for (const char *s = mountpoint; *s && o < want + sizeof(want) - 5; s++) {
+		if (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\\')
+			o += sprintf(o, "\\%03o", (unsigned char)*s);
+		else
+			*o++ = *s;
+	}
+	*o = '\0';
+	f = fopen("/proc/self/mountinfo", "r");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned a, b;
+		char mp[sizeof(line)];
+
+		if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &a, &b, mp) == 3 &&
+		    strcmp(mp, want) == 0 && strstr(line, " - fuse.")) {
+			maj = a;
+			min = b;
+			found = 1;	/* the last one is ours */
+		}
+	}
+	fclose(f);
+	if (!found)
+		return;
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", maj,
+		 min);
+	f = fopen(path, "r+");
+	if (!f)
+		return;
+	if (fscanf(f, "%u", &cur) == 1 && cur < kb) {
+		rewind(f);
+		fprintf(f, "%u\n", kb);
+	}
+	if (fclose(f) != 0)
+		log_debug("cannot raise readahead of %s: %s", path,
+			  strerror(errno));
 }
 
 /* ---- background: fork first, report success once mounted -------------- */
@@ -398,6 +477,7 @@ static void daemon_ready(int fd)
 			close(nullfd);
 	}
 	orfa_log_use_syslog();
+	daemonized = 1;
 	if (write(fd, &ok, 1) != 1)
 		log_warn("cannot report to the parent: %s", strerror(errno));
 	close(fd);
@@ -440,6 +520,7 @@ int main(int argc, char *argv[])
 	memset(&m, 0, sizeof(m));
 	memset(&fo, 0, sizeof(fo));
 
+	fuse_set_log_func(fuse_log_to_orfa);
 	if (fuse_opt_parse(&args, &c, orfa_opts, opt_proc) == -1 || c.bad)
 		goto out_args;
 	if (c.show_help) {
@@ -490,6 +571,13 @@ int main(int argc, char *argv[])
 		free(o);
 	}
 
+	/* "fuse.orfa" in /proc/mounts: what umount, findmnt and fstab
+	 * matching expect. */
+	if (!c.subtype_given &&
+	    (fuse_opt_add_arg(&args, "-o") < 0 ||
+	     fuse_opt_add_arg(&args, "subtype=orfa") < 0))
+		goto out_args;
+
 	/* -f, -d, -s, the mount point; a missing or bad one fails here. */
 	if (fuse_parse_cmdline(&args, &fo) != 0)
 		goto out_args;
@@ -503,7 +591,6 @@ int main(int argc, char *argv[])
 	}
 	if (fo.debug)
 		orfa_log_set_level(ORFA_LOG_DEBUG);
-	fuse_set_log_func(fuse_log_to_orfa);
 	/* 1 MiB read sinks: keep them on the heap rather than mmap each. */
 	mallopt(M_MMAP_THRESHOLD, 4 << 20);
 	mallopt(M_TRIM_THRESHOLD, 64 << 20);
@@ -549,6 +636,8 @@ int main(int argc, char *argv[])
 		goto out_client;
 	if (fuse_session_mount(se, fo.mountpoint) != 0)
 		goto out_signals;
+	raise_readahead(fo.mountpoint, (m.max_data < (1u << 20) ?
+					m.max_data : (1u << 20)) / 1024);
 	if (orfa_client_start(m.cl) < 0)
 		goto out_unmount;
 	if (report_fd >= 0) {
@@ -566,8 +655,11 @@ int main(int argc, char *argv[])
 			goto out_unmount;
 		}
 		fuse_loop_cfg_set_clone_fd(lc, (unsigned)fo.clone_fd);
-		fuse_loop_cfg_set_idle_threads(lc, fo.max_idle_threads);
-		fuse_loop_cfg_set_max_threads(lc, fo.max_threads);
+		/* UINT_MAX: not given, keep libfuse's defaults. */
+		if (fo.max_idle_threads != UINT_MAX)
+			fuse_loop_cfg_set_idle_threads(lc, fo.max_idle_threads);
+		if (fo.max_threads != UINT_MAX)
+			fuse_loop_cfg_set_max_threads(lc, fo.max_threads);
 		rc = fuse_session_loop_mt(se, lc);
 		fuse_loop_cfg_destroy(lc);
 	}
