@@ -45,6 +45,9 @@ struct cli {
 	int writeback;
 	int fsname_given;
 	int subtype_given;
+	int allow_other;		/* allow_other or allow_root given */
+	int default_perms;		/* 1 given, 0 no_default_permissions,
+					 * -1 not said */
 	int show_help, show_version;
 	int bad;			/* an error was printed */
 };
@@ -52,7 +55,7 @@ struct cli {
 enum {
 	KEY_TRANSPORT, KEY_PORT, KEY_CONNS, KEY_TIMEOUT, KEY_ATTR, KEY_ENTRY,
 	KEY_NEGATIVE, KEY_CACHE, KEY_WRITEBACK, KEY_IGNORE, KEY_FSNAME,
-	KEY_SUBTYPE,
+	KEY_SUBTYPE, KEY_ALLOW_OTHER, KEY_DEFPERMS, KEY_NO_DEFPERMS,
 	KEY_HELP, KEY_VERSION,
 };
 
@@ -69,6 +72,10 @@ static const struct fuse_opt orfa_opts[] = {
 	FUSE_OPT_KEY("writeback", KEY_WRITEBACK),
 	FUSE_OPT_KEY("fsname=", KEY_FSNAME),
 	FUSE_OPT_KEY("subtype=", KEY_SUBTYPE),
+	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
+	FUSE_OPT_KEY("allow_root", KEY_ALLOW_OTHER),
+	FUSE_OPT_KEY("default_permissions", KEY_DEFPERMS),
+	FUSE_OPT_KEY("no_default_permissions", KEY_NO_DEFPERMS),
 	/* For mount(8), fstab and systemd, meaningless to a FUSE mount;
 	 * libfuse would refuse them.  x-* and comment=* are matched in
 	 * opt_proc. */
@@ -123,6 +130,10 @@ static void usage(const char *prog)
 "    negative_timeout=S     lifetime of cached \"no such file\" (auto 0,\n"
 "                           none 0, always 60)\n"
 "    writeback=0|1          kernel writeback cache (0)\n"
+"    no_default_permissions with allow_other, do not let the kernel check\n"
+"                           permissions (default_permissions is implied by\n"
+"                           allow_other: cached names skip the server's\n"
+"                           directory search checks)\n"
 "    timeout=S              request timeout (%g): a request without a reply\n"
 "                           by then fails with ETIMEDOUT; 0 = wait forever.\n"
 "                           A lost connection fails every pending request\n"
@@ -237,6 +248,15 @@ static int opt_proc(void *data, const char *arg, int key,
 	case KEY_SUBTYPE:
 		c->subtype_given = 1;
 		return 1;
+	case KEY_ALLOW_OTHER:
+		c->allow_other = 1;
+		return 1;
+	case KEY_DEFPERMS:
+		c->default_perms = 1;
+		return 1;
+	case KEY_NO_DEFPERMS:
+		c->default_perms = 0;
+		return 0;
 	case KEY_HELP:
 		c->show_help = 1;
 		return 0;
@@ -505,7 +525,7 @@ int main(int argc, char *argv[])
 	struct cli c = {
 		.conns = 1, .timeout = DEFAULT_TIMEOUT_S, .attr_timeout = -1,
 		.entry_timeout = -1, .negative_timeout = -1,
-		.cache = ORFA_CACHE_AUTO,
+		.cache = ORFA_CACHE_AUTO, .default_perms = -1,
 	};
 	struct fuse_cmdline_opts fo;
 	struct orfa_client_cfg cfg;
@@ -570,6 +590,17 @@ int main(int argc, char *argv[])
 		}
 		free(o);
 	}
+
+	/*
+	 * Shared by several users (allow_other), the kernel must check
+	 * permissions itself: it answers cached lookups without asking the
+	 * server, so a directory's search permission would be checked only
+	 * for whoever looked a name up first.
+	 */
+	if (c.allow_other && c.default_perms < 0 &&
+	    (fuse_opt_add_arg(&args, "-o") < 0 ||
+	     fuse_opt_add_arg(&args, "default_permissions") < 0))
+		goto out_args;
 
 	/* "fuse.orfa" in /proc/mounts: what umount, findmnt and fstab
 	 * matching expect. */
