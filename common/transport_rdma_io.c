@@ -95,6 +95,7 @@ struct rdma_tx {
 
 enum rx_state {
 	RX_NEED_DEST,		/* rendezvous: destination not chosen yet */
+	RX_RESOLVING,		/* destination being chosen (lock dropped) */
 	RX_NEED_READ,		/* destination chosen, READs not posted */
 	RX_READING,		/* READs posted */
 	RX_READY,		/* can be handed to the caller */
@@ -734,6 +735,16 @@ static void ctrl_maybe(struct rdma_conn *c)
 
 /* ---- receiving ------------------------------------------------------------ */
 
+/* The receiving thread has something to do: take the first message, or
+ * ask the sink for the first message's rendezvous data. */
+static int rx_head_actionable(const struct rdma_conn *c)
+{
+	const struct rdma_rx *rx = c->rxq_first;
+
+	return rx && (rx->state == RX_READY ||
+		      (rx->state == RX_NEED_DEST && c->sink && c->lent == 0));
+}
+
 /*
  * Bring the user's fd (ufd[0]) and the blocking receiver in line with the
  * state: readable while the first message is ready or the connection
@@ -744,7 +755,7 @@ static void ctrl_maybe(struct rdma_conn *c)
 static void ufd_update(struct rdma_conn *c)
 {
 	int failed = c->state == RC_FAILED;
-	int rd = failed || (c->rxq_first && c->rxq_first->state == RX_READY);
+	int rd = failed || rx_head_actionable(c);
 	int full = !failed && c->txq_first != NULL;
 	char buf[256];
 
@@ -1018,51 +1029,64 @@ static int rx_post_reads(struct rdma_conn *c, struct rdma_rx *rx)
 }
 
 /*
- * Choose destinations and post READs for rendezvous messages, in arrival
- * order.  The sink resolver and buffer registration run without the
- * lock (the resolver may take client locks that are held around sends);
- * only the progress owner touches rx items in these states.
+ * Choose the destination of a rendezvous message (the caller's sink, else
+ * a transport buffer) and register it.  The lock is dropped around the
+ * sink resolver (it may take client locks that are held around sends)
+ * and the registration; rx is in RX_RESOLVING meanwhile, so nobody else
+ * touches it.  Returns 0, or the error that failed the connection.
+ */
+static int rx_resolve(struct rdma_conn *c, struct rdma_rx *rx,
+		      orfa_sink_fn sink, void *arg)
+{
+	void *dst = NULL;
+	struct ibv_mr *mr = NULL;
+	struct rdma_rbuf *rb = NULL;
+	int err = 0;
+
+	rx->state = RX_RESOLVING;
+	pthread_mutex_unlock(&c->lock);
+	if (sink)
+		dst = sink(arg, &rx->hdr);
+	if (dst) {
+		mr = rdma_mr_pin(c->dev, dst, rx->hdr.data_len,
+				 IBV_ACCESS_LOCAL_WRITE);
+		if (!mr)
+			err = errno;
+	}
+	if (!mr) {
+		rb = rdma_rbuf_get(c->dev, rx->hdr.data_len);
+		err = rb ? 0 : errno;
+	}
+	pthread_mutex_lock(&c->lock);
+	rx->sink = dst;
+	rx->sink_mr = mr;
+	rx->landing = rb;
+	rx->state = RX_NEED_READ;
+	if (!mr && !rb)
+		return fail_errno(c, -ENOMEM, "cannot register %u bytes for a "
+				  "rendezvous: %s", rx->hdr.data_len,
+				  strerror(err));
+	return 0;
+}
+
+/*
+ * Progress thread: post READs for rendezvous messages, in arrival order.
+ * Without a sink resolver it also chooses their destinations (transport
+ * buffers), reading ahead of the caller.  With one, a message's sink is
+ * asked for by the receiving thread (rx_deliver) once every earlier
+ * message has been returned, as with TCP: the client's resolver relies on
+ * that order.
  */
 static void rx_advance(struct rdma_conn *c)
 {
 	struct rdma_rx *rx;
 
 	for (rx = c->rxq_first; rx && c->state == RC_CONNECTED; rx = rx->next) {
+		if (rx->state == RX_RESOLVING)
+			return;
 		if (rx->state == RX_NEED_DEST) {
-			orfa_sink_fn sink = c->sink;
-			void *arg = c->sink_arg;
-			void *dst = NULL;
-			struct ibv_mr *mr = NULL;
-			struct rdma_rbuf *rb = NULL;
-			int err = 0;
-
-			pthread_mutex_unlock(&c->lock);
-			if (sink)
-				dst = sink(arg, &rx->hdr);
-			if (dst) {
-				mr = rdma_mr_pin(c->dev, dst, rx->hdr.data_len,
-						 IBV_ACCESS_LOCAL_WRITE);
-				if (!mr)
-					err = errno;
-			}
-			if (!mr) {
-				rb = rdma_rbuf_get(c->dev, rx->hdr.data_len);
-				if (!rb)
-					err = errno;
-				else
-					err = 0;
-			}
-			pthread_mutex_lock(&c->lock);
-			rx->sink = dst;
-			rx->sink_mr = mr;
-			rx->landing = rb;
-			if (!mr && !rb) {
-				fail_errno(c, -ENOMEM, "cannot register %u "
-					   "bytes for a rendezvous: %s",
-					   rx->hdr.data_len, strerror(err));
+			if (c->sink || rx_resolve(c, rx, NULL, NULL))
 				return;
-			}
-			rx->state = RX_NEED_READ;
 		}
 		if (rx->state == RX_NEED_READ && rx_post_reads(c, rx))
 			return;	/* no room: retried after completions */
@@ -1598,6 +1622,15 @@ static int rx_deliver(struct rdma_conn *c, struct orfa_rxmsg *m)
 	orfa_sink_fn sink;
 	void *arg, *dst;
 
+	if (rx && rx->state == RX_NEED_DEST && c->sink && c->lent == 0) {
+		/* Ask the sink now, as TCP does inside recv; the READs
+		 * complete later. */
+		if (rx_resolve(c, rx, c->sink, c->sink_arg) == 0 &&
+		    rx->state == RX_NEED_READ)
+			rx_post_reads(c, rx);	/* -EAGAIN: progress retries */
+		ufd_update(c);
+		return -EAGAIN;
+	}
 	if (!rx || rx->state != RX_READY)
 		return -EAGAIN;
 	c->rxq_first = rx->next;
@@ -1641,7 +1674,8 @@ int rdma_recv(struct orfa_conn *oc, struct orfa_rxmsg *m)
 				rc = conn_err(c);
 				break;
 			}
-			pthread_cond_wait(&c->rx_cond, &c->lock);
+			if (!rx_head_actionable(c))
+				pthread_cond_wait(&c->rx_cond, &c->lock);
 		}
 	}
 	pthread_mutex_unlock(&c->lock);
@@ -1660,6 +1694,7 @@ void rdma_recv_done(struct orfa_conn *oc, struct orfa_rxmsg *m)
 	pthread_mutex_lock(&c->lock);
 	c->lent--;
 	rx_free_item(c, rx);
+	ufd_update(c);	/* a rendezvous may wait for lent == 0 */
 	pthread_mutex_unlock(&c->lock);
 }
 

@@ -727,6 +727,78 @@ static void test_sink_resolver(struct srv *s)
 	free(sink_buf);
 }
 
+/* The client's resolver hands out one sink at a time and expects the next
+ * message it handles to be the one it was asked for (as with TCP).  Many
+ * rendezvous replies in flight, interleaved with small ones. */
+static pthread_mutex_t claim_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t claimed_id;
+static int claim_busy, claim_violations, claim_calls;
+
+static void *claim_sink(void *arg, const struct orfa_hdr *h)
+{
+	void *buf = NULL;
+
+	pthread_mutex_lock(&claim_lock);
+	claim_calls++;
+	if (claim_busy) {
+		claim_violations++;
+	} else {
+		claim_busy = 1;
+		claimed_id = h->req_id;
+		buf = (uint8_t *)arg + (h->req_id % 4) * (1u << 20);
+	}
+	pthread_mutex_unlock(&claim_lock);
+	return buf;
+}
+
+static void test_sink_order(struct srv *s)
+{
+	struct orfa_conn *c = NULL;
+	uint8_t *bufs = malloc(4u << 20);
+	uint8_t body[12];
+	struct orfa_rxmsg m;
+	unsigned n = 40, bad = 0;
+
+	if (cl_connect(s, 0, 8, &c)) {
+		tap(0, "sink order: connect");
+		return;
+	}
+	orfa_conn_set_sink(c, claim_sink, bufs);
+	for (unsigned i = 0; i < n; i++) {
+		uint32_t size = i % 3 ? (1u << 20) - 8 * i : 64;
+
+		put32(body, size);
+		put32(body + 4, i * 8);
+		put32(body + 8, i % 5 == 0);
+		if (cl_send(c, T_READ, i, body, 12, NULL, 0, NULL, 0))
+			bad++;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		uint32_t size = i % 3 ? (1u << 20) - 8 * i : 64;
+
+		if (orfa_conn_recv(c, &m)) {
+			bad++;
+			break;
+		}
+		pthread_mutex_lock(&claim_lock);
+		if (!claim_busy || claimed_id != m.hdr.req_id ||
+		    !m.data_in_sink)
+			bad++;
+		claim_busy = 0;
+		pthread_mutex_unlock(&claim_lock);
+		if (m.hdr.req_id != i || m.hdr.data_len != size ||
+		    memcmp(m.data, pat + i * 8, size))
+			bad++;
+		orfa_conn_recv_done(c, &m);
+	}
+	tap(bad == 0 && claim_violations == 0 && claim_calls == (int)n,
+	    "sink order: resolver asked for each message only after the "
+	    "previous one was returned (%u errors, %d overlapping asks, %d "
+	    "asks)", bad, claim_violations, claim_calls);
+	orfa_conn_put(&c);
+	free(bufs);
+}
+
 /* Many messages in flight: a receiver thread checks replies in order
  * while the main thread sends without waiting. */
 struct flood {
@@ -1309,8 +1381,10 @@ int main(int argc, char **argv)
 		test_basic(&s, "nonblocking server");
 	if (want("reads"))
 		test_reads(&s);
-	if (want("sink"))
+	if (want("sink")) {
 		test_sink_resolver(&s);
+		test_sink_order(&s);
+	}
 	if (want("flood")) {
 		test_flood(&s, "flood", 16, 5000, 0);
 		test_flood(&s, "flood, receiver starts late", 16, 2000, 1);
