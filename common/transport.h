@@ -84,7 +84,10 @@ struct orfa_txmsg {
 	/* Client requests that expect a reply data segment (READ, READDIR,
 	 * ...): where that data should land.  RDMA advertises it to the peer
 	 * (address + rkey) so the server can RDMA-WRITE straight into it; TCP
-	 * ignores it (it uses the sink resolver).  NULL when unused. */
+	 * ignores it (it uses the sink resolver).  NULL when unused.  It must
+	 * stay valid until the reply with this req_id has been received or
+	 * the connection destroyed: the peer may write into it at any time
+	 * before replying (so a call that timed out must keep its buffer). */
 	void *reply_buf;
 	size_t reply_buf_len;
 };
