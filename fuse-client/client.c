@@ -111,7 +111,8 @@ struct orfa_client {
 	pthread_mutex_t flock;		/* forget batches, one per connection */
 	struct orfa_forget_one *fbatch;	/* n x ORFA_MAX_FORGET entries */
 	unsigned *fcount;		/* n counts */
-	bool stopped;
+	bool stopped;			/* no more sends */
+	bool stop_done;			/* orfa_client_stop finished */
 
 	pthread_mutex_t data_lock;	/* call->data_done */
 	pthread_cond_t data_cond;
@@ -1168,7 +1169,7 @@ int orfa_client_start(struct orfa_client *cl)
 
 void orfa_client_stop(struct orfa_client *cl)
 {
-	if (!cl)
+	if (!cl || cl->stop_done)
 		return;
 	pthread_mutex_lock(&cl->tlock);
 	cl->stopping = true;
@@ -1202,6 +1203,7 @@ void orfa_client_stop(struct orfa_client *cl)
 			conn_fail(cc, 0);
 		}
 	}
+	cl->stop_done = true;
 }
 
 void orfa_client_destroy(struct orfa_client *cl)
