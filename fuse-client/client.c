@@ -1,5 +1,7 @@
 /*
- * client.c - the RPC layer of the orfa client (see client.h).
+ * client.c - the RPC layer of the orfa client (see client.h): calls, the
+ * per-connection slot tables, receiving and sending.  Connecting, the
+ * timer, interrupts and forgets are in client_session.c.
  *
  * Per connection: a table of in-flight calls indexed by the low bits of
  * req_id (the high bits are a per-slot generation, so a stale or forged id
@@ -20,10 +22,9 @@
  *
  * Not here: FUSE (ops.c), command line (main.c), reconnecting.
  */
-#include "client.h"
+#include "client_impl.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -35,90 +36,7 @@
 #include "log.h"
 #include "transport.h"
 
-#define SLOT_BITS	12
-#define NSLOTS		(1u << SLOT_BITS)	/* calls in flight per connection */
-#define SLOT_MASK	(NSLOTS - 1)
-#define HEAD_INLINE	320			/* most request headers fit */
-#define HEAD_MAX	(ORFA_HDR_SIZE + ORFA_MAX_BODY)
-#define TICK_MS		100			/* timer period */
-#define HELLO_WAIT_MS	10000			/* HELLO reply, when no timeout set */
-
-struct cconn;
-
-struct orfa_call {
-	struct orfa_client *cl;
-	atomic_int refs;		/* sender + table (+ receiver claim) */
-	unsigned opcode;
-	unsigned flags;			/* ORFA_CALL_* */
-	int pin;			/* connection index, or -1 */
-	struct cconn *cc;		/* set at registration */
-	uint64_t req_id;
-	int64_t deadline;		/* CLOCK_MONOTONIC ns; 0 = none */
-	bool answered;			/* cc->lock: callback taken */
-	bool linked;			/* cc->lock: in cc->slots */
-	orfa_call_fn fn;
-	orfa_orphan_fn orphan;
-	orfa_reg_hook hook;		/* run once registered, before sending */
-	void *hook_arg;
-	struct orfa_call *next_intr;	/* cl->tlock: interrupt queue */
-	struct orfa_msg msg;		/* the request (names cleared after send) */
-	void *sink;			/* reply data lands here (owned) */
-	size_t sink_len;
-	uint8_t *head;			/* encoded header segment */
-	uint8_t *head_heap;		/* head when it did not fit inline */
-	void *ctx;			/* caller's context, after this struct */
-	bool data_done;			/* cl->data_lock: transport done() ran */
-	uint8_t head_inline[HEAD_INLINE];
-};
-
-struct cconn {
-	struct orfa_client *cl;
-	unsigned idx;
-	struct orfa_conn *conn;
-	pthread_t rx;
-	bool rx_started;
-	char name[96];			/* "host:port#idx" for logs */
-
-	pthread_mutex_t lock;		/* everything below, unless noted */
-	pthread_cond_t slot_cond;	/* a slot was freed or conn died */
-	bool dead;
-	unsigned nfree;
-	unsigned nanswered;		/* orphans still in slots */
-	unsigned waiters;
-	struct orfa_call *slots[NSLOTS];
-	uint32_t gen[NSLOTS];
-	uint32_t free_stack[NSLOTS];
-	atomic_uint inflight;		/* registered calls; read without lock */
-	struct orfa_call *claimed;	/* receiver thread only: sink handed out */
-};
-
-struct orfa_client {
-	struct orfa_session_info info;
-	char *transport, *host, *port, *export_path;
-	int timeout_ms;
-	unsigned n;
-	struct cconn **conns;
-	atomic_uint rr;			/* tie breaker for least-loaded */
-	atomic_uint_fast64_t noreply_id;
-
-	pthread_t timer;
-	bool timer_started;
-	pthread_mutex_t tlock;		/* stopping, intr_head */
-	pthread_cond_t tcond;
-	bool stopping;
-	struct orfa_call *intr_head;
-
-	pthread_mutex_t flock;		/* forget batches, one per connection */
-	struct orfa_forget_one *fbatch;	/* n x ORFA_MAX_FORGET entries */
-	unsigned *fcount;		/* n counts */
-	bool stopped;			/* no more sends */
-	bool stop_done;			/* orfa_client_stop finished */
-
-	pthread_mutex_t data_lock;	/* call->data_done */
-	pthread_cond_t data_cond;
-};
-
-static int64_t now_ns(void)
+int64_t client_now_ns(void)
 {
 	struct timespec ts;
 
@@ -162,12 +80,12 @@ void orfa_call_free(struct orfa_call *call)
 	free(call);
 }
 
-static void call_get(struct orfa_call *call)
+void call_get(struct orfa_call *call)
 {
 	atomic_fetch_add(&call->refs, 1);
 }
 
-static void call_put(struct orfa_call *call)
+void call_put(struct orfa_call *call)
 {
 	int old = atomic_fetch_sub(&call->refs, 1);
 
@@ -245,7 +163,7 @@ static void slot_unlink(struct cconn *cc, struct orfa_call *call)
 
 /* Mark a linked call answered (orphan from now on).  cc->lock held.
  * Returns true when the caller took the answer. */
-static bool call_take_answer(struct cconn *cc, struct orfa_call *call)
+bool call_take_answer(struct cconn *cc, struct orfa_call *call)
 {
 	if (call->answered)
 		return false;
@@ -255,7 +173,7 @@ static bool call_take_answer(struct cconn *cc, struct orfa_call *call)
 	return true;
 }
 
-static struct orfa_call *slot_find(struct cconn *cc, uint64_t req_id)
+struct orfa_call *slot_find(struct cconn *cc, uint64_t req_id)
 {
 	struct orfa_call *call = cc->slots[req_id & SLOT_MASK];
 
@@ -263,13 +181,15 @@ static struct orfa_call *slot_find(struct cconn *cc, uint64_t req_id)
 }
 
 /* Evict one orphan to make room.  cc->lock held; returns the evicted call
- * (caller drops its table reference after unlocking) or NULL. */
+ * (caller drops its table reference after unlocking) or NULL.  Calls with
+ * a sink stay: the peer may still write into it (RDMA reply_buf) until it
+ * replies or the connection dies. */
 static struct orfa_call *slot_evict_orphan(struct cconn *cc)
 {
 	for (unsigned i = 0; i < NSLOTS; i++) {
 		struct orfa_call *call = cc->slots[i];
 
-		if (call && call->answered) {
+		if (call && call->answered && !call->sink) {
 			slot_unlink(cc, call);
 			return call;
 		}
@@ -310,7 +230,7 @@ static int slot_register(struct cconn *cc, struct orfa_call *call)
 	call->linked = true;
 	call->answered = false;
 	call->deadline = (timeout_ms > 0 && !(call->flags & ORFA_CALL_NO_TIMEOUT))
-		? now_ns() + (int64_t)timeout_ms * 1000000 : 0;
+		? client_now_ns() + (int64_t)timeout_ms * 1000000 : 0;
 	call_get(call);			/* the table's reference */
 	cc->slots[slot] = call;
 	atomic_fetch_add(&cc->inflight, 1);
@@ -381,7 +301,7 @@ static void orphan_cleanup(struct orfa_call *call, const struct orfa_msg *rep)
 /* Sink resolver: runs on the receiver thread once a reply's frame header is
  * in.  Hands out the call's sink when the data fits, and pins the call so
  * the buffer outlives a concurrent timeout. */
-static void *rx_sink(void *arg, const struct orfa_hdr *hdr)
+void *rx_sink(void *arg, const struct orfa_hdr *hdr)
 {
 	struct cconn *cc = arg;
 	struct orfa_call *call;
@@ -401,8 +321,8 @@ static void *rx_sink(void *arg, const struct orfa_hdr *hdr)
 
 /* Run the callback that call_take_answer gave us, then drop the table ref
  * if we unlinked it. */
-static void call_complete(struct orfa_call *call, int err,
-			  const struct orfa_msg *rep)
+void call_complete(struct orfa_call *call, int err,
+		   const struct orfa_msg *rep)
 {
 	call->fn(call, err, err ? NULL : rep);
 }
@@ -477,19 +397,21 @@ static void rx_handle(struct cconn *cc, struct orfa_rxmsg *rx)
 }
 
 /* The connection is gone: every call on it gets -EIO now. */
-static void conn_fail(struct cconn *cc, int err)
+void conn_fail(struct cconn *cc, int err)
 {
 	struct orfa_call **dead;
 	bool *answer;
 	unsigned n = 0;
 
-	dead = calloc(NSLOTS + 1, sizeof(*dead));
-	answer = calloc(NSLOTS + 1, sizeof(*answer));
-	pthread_mutex_lock(&cc->lock);
 	if (!cc->dead && err && !cc->cl->stopping)
 		log_err("%s: connection lost: %s", cc->name,
 			orfa_conn_last_error(cc->conn)[0] ?
 			orfa_conn_last_error(cc->conn) : strerror(-err));
+	/* First stop the peer from writing into reply buffers we free. */
+	orfa_conn_shutdown(cc->conn);
+	dead = calloc(NSLOTS + 1, sizeof(*dead));
+	answer = calloc(NSLOTS + 1, sizeof(*answer));
+	pthread_mutex_lock(&cc->lock);
 	cc->dead = true;
 	for (unsigned i = 0; i < NSLOTS; i++) {
 		struct orfa_call *call = cc->slots[i];
@@ -531,10 +453,9 @@ static void conn_fail(struct cconn *cc, int err)
 	}
 	free(dead);
 	free(answer);
-	orfa_conn_shutdown(cc->conn);
 }
 
-static void *rx_main(void *arg)
+void *rx_main(void *arg)
 {
 	struct cconn *cc = arg;
 	struct orfa_rxmsg rx;
@@ -555,7 +476,7 @@ static void *rx_main(void *arg)
 /* ---- sending ------------------------------------------------------------ */
 
 /* The live connection with the fewest calls in flight; NULL if none. */
-static struct cconn *conn_pick(struct orfa_client *cl, int pin)
+struct cconn *conn_pick(struct orfa_client *cl, int pin)
 {
 	struct cconn *best = NULL;
 	unsigned start, best_load = ~0u;
@@ -686,544 +607,4 @@ void orfa_call_send(struct orfa_call *call, const struct iovec *iov,
 		pthread_mutex_unlock(&cl->data_lock);
 	}
 	call_put(call);
-}
-
-/* ---- interrupts and timeouts ------------------------------------------ */
-
-void orfa_client_interrupt(struct orfa_client *cl, struct orfa_call_ref ref)
-{
-	struct orfa_call *call;
-	struct cconn *cc;
-
-	if (ref.conn >= cl->n)
-		return;
-	cc = cl->conns[ref.conn];
-	pthread_mutex_lock(&cc->lock);
-	call = slot_find(cc, ref.req_id);
-	if (!call || !call_take_answer(cc, call)) {
-		pthread_mutex_unlock(&cc->lock);
-		return;
-	}
-	call_get(call);
-	pthread_mutex_lock(&cl->tlock);	/* order: cc->lock, then tlock */
-	call->next_intr = cl->intr_head;
-	cl->intr_head = call;
-	pthread_cond_signal(&cl->tcond);
-	pthread_mutex_unlock(&cl->tlock);
-	pthread_mutex_unlock(&cc->lock);
-}
-
-/* Fail calls whose deadline passed.  Timer thread; no lock held. */
-static void expire_calls(struct orfa_client *cl)
-{
-	struct orfa_call *batch[64];
-	int64_t now = now_ns();
-
-	for (unsigned c = 0; c < cl->n; c++) {
-		struct cconn *cc = cl->conns[c];
-		unsigned n;
-
-		if (atomic_load(&cc->inflight) == 0)
-			continue;
-		do {
-			n = 0;
-			pthread_mutex_lock(&cc->lock);
-			for (unsigned i = 0; i < NSLOTS && n < 64; i++) {
-				struct orfa_call *call = cc->slots[i];
-
-				if (!call || call->answered || !call->deadline ||
-				    call->deadline > now)
-					continue;
-				call_take_answer(cc, call);
-				call_get(call);
-				batch[n++] = call;
-			}
-			pthread_mutex_unlock(&cc->lock);
-			for (unsigned i = 0; i < n; i++) {
-				log_warn("%s: %s (req %llu) timed out after "
-					 "%d ms", cc->name,
-					 orfa_op_name(batch[i]->opcode),
-					 (unsigned long long)batch[i]->req_id,
-					 cl->timeout_ms);
-				call_complete(batch[i], -ETIMEDOUT, NULL);
-				call_put(batch[i]);
-			}
-		} while (n == 64);
-	}
-}
-
-static void *timer_main(void *arg)
-{
-	struct orfa_client *cl = arg;
-	int64_t next_expire = 0;
-
-	pthread_mutex_lock(&cl->tlock);
-	while (!cl->stopping) {
-		struct timespec ts;
-		struct orfa_call *intr = cl->intr_head;
-
-		cl->intr_head = NULL;
-		pthread_mutex_unlock(&cl->tlock);
-		while (intr) {
-			struct orfa_call *next = intr->next_intr;
-
-			call_complete(intr, -EINTR, NULL);
-			call_put(intr);
-			intr = next;
-		}
-		if (now_ns() >= next_expire) {
-			expire_calls(cl);
-			next_expire = now_ns() + 250 * 1000000LL;
-		}
-		orfa_client_flush_forgets(cl);
-
-		pthread_mutex_lock(&cl->tlock);
-		if (cl->stopping || cl->intr_head)
-			continue;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += TICK_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&cl->tcond, &cl->tlock, &ts);
-	}
-	pthread_mutex_unlock(&cl->tlock);
-	return NULL;
-}
-
-/* ---- fire-and-forget messages ------------------------------------------ */
-
-/* Send one FORGET with count records on connection conn.  No reply, no
- * slot.  cl->flock held (keeps batches in order). */
-static void send_forget(struct orfa_client *cl, unsigned conn,
-			const struct orfa_forget_one *f, unsigned count)
-{
-	uint8_t head[ORFA_HDR_SIZE + 64];
-	struct orfa_txmsg tx;
-	struct orfa_msg m;
-	struct iovec iov;
-	struct cconn *cc;
-	uint8_t *data;
-	ssize_t body;
-
-	cc = cl->conns[conn];
-	if (cc->dead || cl->stopped)
-		return;
-	data = malloc((size_t)count * ORFA_FORGET_ONE_SIZE);
-	if (!data) {
-		log_err("out of memory: %u lookup references not given back",
-			count);
-		return;
-	}
-	for (unsigned i = 0; i < count; i++)
-		orfa_forget_put(data, i, &f[i]);
-	orfa_msg_init(&m, ORFA_OP_FORGET,
-		      atomic_fetch_add(&cl->noreply_id, 1) | (1ull << 63));
-	m.a.forget.count = count;
-	body = orfa_req_encode(&m, head + ORFA_HDR_SIZE,
-			       sizeof(head) - ORFA_HDR_SIZE);
-	if (body < 0) {
-		free(data);
-		return;
-	}
-	m.hdr.data_len = count * ORFA_FORGET_ONE_SIZE;
-	orfa_hdr_encode(head, &m.hdr);
-	iov.iov_base = data;
-	iov.iov_len = m.hdr.data_len;
-	memset(&tx, 0, sizeof(tx));
-	tx.head = head;
-	tx.head_len = ORFA_HDR_SIZE + (size_t)body;
-	tx.iov = &iov;
-	tx.iovcnt = 1;
-	tx.fd = -1;
-	if (orfa_conn_send(cc->conn, &tx) < 0)
-		orfa_conn_shutdown(cc->conn);
-	free(data);
-}
-
-void orfa_client_forget(struct orfa_client *cl, unsigned conn,
-			uint64_t nodeid, uint64_t nlookup)
-{
-	struct orfa_forget_one *b;
-
-	if (!nodeid || !nlookup || conn >= cl->n)
-		return;
-	b = cl->fbatch + (size_t)conn * ORFA_MAX_FORGET;
-	pthread_mutex_lock(&cl->flock);
-	b[cl->fcount[conn]].nodeid = nodeid;
-	b[cl->fcount[conn]].nlookup = nlookup;
-	if (++cl->fcount[conn] == ORFA_MAX_FORGET) {
-		send_forget(cl, conn, b, cl->fcount[conn]);
-		cl->fcount[conn] = 0;
-	}
-	pthread_mutex_unlock(&cl->flock);
-}
-
-void orfa_client_flush_forgets(struct orfa_client *cl)
-{
-	pthread_mutex_lock(&cl->flock);
-	for (unsigned c = 0; c < cl->n; c++) {
-		if (cl->fcount[c]) {
-			send_forget(cl, c, cl->fbatch +
-				    (size_t)c * ORFA_MAX_FORGET, cl->fcount[c]);
-			cl->fcount[c] = 0;
-		}
-	}
-	pthread_mutex_unlock(&cl->flock);
-}
-
-static void release_done(struct orfa_call *call, int err,
-			 const struct orfa_msg *rep)
-{
-	if (err && err != -EIO)
-		log_debug("RELEASE of an orphaned open: %s", strerror(-err));
-}
-
-void orfa_client_release(struct orfa_client *cl, unsigned conn,
-			 uint64_t nodeid, uint64_t fh, int dir)
-{
-	struct orfa_call *call;
-
-	if (fh == ORFA_FH_NONE)
-		return;
-	call = orfa_call_new(cl, dir ? ORFA_OP_RELEASEDIR : ORFA_OP_RELEASE,
-			     0, 0);
-	if (!call) {
-		log_err("out of memory: server file %llu left open",
-			(unsigned long long)fh);
-		return;
-	}
-	call->msg.a.fh.nodeid = nodeid;
-	call->msg.a.fh.fh = fh;
-	orfa_call_set_conn(call, conn);
-	orfa_call_send(call, NULL, 0, 0, release_done, NULL);
-}
-
-/* ---- connecting ---------------------------------------------------------- */
-
-/* Synchronous HELLO on a fresh connection (no receiver thread yet). */
-static int do_hello(struct orfa_client *cl, struct cconn *cc,
-		    uint32_t max_data, char *err, size_t errsz)
-{
-	uint8_t head[ORFA_HDR_SIZE + 64 + 4096 + 8];
-	const char *path = cl->export_path, *why = NULL;
-	struct orfa_txmsg tx;
-	struct orfa_rxmsg rx;
-	struct orfa_msg m;
-	struct pollfd pfd;
-	ssize_t body;
-	int rc, wait_ms;
-
-	orfa_msg_init(&m, ORFA_OP_HELLO, 1);
-	m.a.hello.magic = ORFA_MAGIC;
-	m.a.hello.version = ORFA_PROTO_VERSION;
-	m.a.hello.max_data = max_data;
-	m.a.hello.features = ORFA_FEAT_ALL;
-	m.name = path;
-	m.namelen = (uint32_t)strlen(path);
-	body = orfa_req_encode(&m, head + ORFA_HDR_SIZE,
-			       sizeof(head) - ORFA_HDR_SIZE);
-	if (body < 0) {
-		snprintf(err, errsz, "bad export path '%s'", path);
-		return -EINVAL;
-	}
-	m.hdr.data_len = 0;
-	orfa_hdr_encode(head, &m.hdr);
-	memset(&tx, 0, sizeof(tx));
-	tx.head = head;
-	tx.head_len = ORFA_HDR_SIZE + (size_t)body;
-	tx.fd = -1;
-	rc = orfa_conn_send(cc->conn, &tx);
-	if (rc < 0) {
-		snprintf(err, errsz, "%s: cannot send HELLO: %s", cc->name,
-			 strerror(-rc));
-		return rc;
-	}
-
-	/* Do not hang on a server that accepts but never answers. */
-	wait_ms = cl->timeout_ms > 0 ? cl->timeout_ms : HELLO_WAIT_MS;
-	pfd.fd = orfa_conn_fd(cc->conn);
-	pfd.events = POLLIN;
-	if (pfd.fd >= 0) {
-		do {
-			rc = poll(&pfd, 1, wait_ms);
-		} while (rc < 0 && errno == EINTR);
-		if (rc == 0) {
-			snprintf(err, errsz, "%s: no answer to HELLO within "
-				 "%d ms", cc->name, wait_ms);
-			return -ETIMEDOUT;
-		}
-	}
-
-	memset(&rx, 0, sizeof(rx));
-	rc = orfa_conn_recv(cc->conn, &rx);
-	if (rc < 0) {
-		const char *le = orfa_conn_last_error(cc->conn);
-
-		snprintf(err, errsz, "%s: no answer to HELLO: %s", cc->name,
-			 le && le[0] ? le : strerror(-rc));
-		return rc;
-	}
-	memset(&m, 0, sizeof(m));
-	m.hdr = rx.hdr;
-	if (rx.hdr.opcode != ORFA_OP_HELLO || rx.hdr.req_id != 1) {
-		rc = -EPROTO;
-		why = "first reply is not the HELLO reply";
-	} else {
-		rc = orfa_rep_decode(&m, rx.body, &why);
-	}
-	if (rc < 0) {
-		snprintf(err, errsz, "%s: bad HELLO reply: %s", cc->name,
-			 why ? why : strerror(-rc));
-		orfa_conn_recv_done(cc->conn, &rx);
-		return -EPROTO;
-	}
-	if (m.hdr.status) {
-		int len = rx.hdr.data_len > 200 ? 200 : (int)rx.hdr.data_len;
-		const char *reason = rx.data ? (const char *)rx.data : "";
-
-		/* The server's reason when it gave one, else the errno. */
-		if (len && memchr(reason, '\0', (size_t)len))
-			len = (int)strlen(reason);
-		if (m.hdr.status == EPROTONOSUPPORT || m.a.hello_rep.version !=
-		    ORFA_PROTO_VERSION)
-			snprintf(err, errsz, "%s: server speaks protocol "
-				 "version %u, we speak %u%s%.*s", cc->name,
-				 m.a.hello_rep.version, ORFA_PROTO_VERSION,
-				 len ? ": " : "", len, reason);
-		else if (len)
-			snprintf(err, errsz, "%s: server refused: %.*s",
-				 cc->name, len, reason);
-		else
-			snprintf(err, errsz, "%s: server refused export %s: %s",
-				 cc->name, path, strerror((int)m.hdr.status));
-		rc = -(int)m.hdr.status;
-		orfa_conn_recv_done(cc->conn, &rx);
-		return rc;
-	}
-	orfa_conn_recv_done(cc->conn, &rx);
-
-	if (cc->idx == 0) {
-		cl->info.root_nodeid = m.a.hello_rep.root_nodeid;
-		cl->info.root_generation = m.a.hello_rep.root_generation;
-		cl->info.root_attr = m.a.hello_rep.root_attr;
-		cl->info.features = m.a.hello_rep.features;
-		cl->info.max_data = (uint32_t)(m.a.hello_rep.max_data <
-			max_data ? m.a.hello_rep.max_data : max_data);
-		cl->info.server_version = m.a.hello_rep.version;
-	} else if (m.a.hello_rep.root_nodeid != cl->info.root_nodeid) {
-		snprintf(err, errsz, "%s: server gave another root node on a "
-			 "second connection", cc->name);
-		return -EPROTO;
-	}
-	if (cl->info.root_nodeid == ORFA_ROOT_ID_NONE ||
-	    cl->info.max_data < 4096) {
-		snprintf(err, errsz, "%s: unusable HELLO reply (root %llu, "
-			 "max_data %u)", cc->name,
-			 (unsigned long long)cl->info.root_nodeid,
-			 cl->info.max_data);
-		return -EPROTO;
-	}
-	return 0;
-}
-
-static void cconn_free(struct cconn *cc)
-{
-	if (!cc)
-		return;
-	if (cc->conn)
-		orfa_conn_put(&cc->conn);
-	pthread_mutex_destroy(&cc->lock);
-	pthread_cond_destroy(&cc->slot_cond);
-	free(cc);
-}
-
-static struct cconn *cconn_new(struct orfa_client *cl, unsigned idx)
-{
-	struct cconn *cc = calloc(1, sizeof(*cc));
-
-	if (!cc)
-		return NULL;
-	cc->cl = cl;
-	cc->idx = idx;
-	pthread_mutex_init(&cc->lock, NULL);
-	pthread_cond_init(&cc->slot_cond, NULL);
-	for (unsigned i = 0; i < NSLOTS; i++)
-		cc->free_stack[i] = NSLOTS - 1 - i;
-	cc->nfree = NSLOTS;
-	atomic_init(&cc->inflight, 0);
-	snprintf(cc->name, sizeof(cc->name), strchr(cl->host, ':') ?
-		 "[%s]:%s" : "%s:%s", cl->host, cl->port);
-	if (cl->n > 1)
-		snprintf(cc->name + strlen(cc->name),
-			 sizeof(cc->name) - strlen(cc->name), "#%u", idx);
-	return cc;
-}
-
-int orfa_client_connect(const struct orfa_client_cfg *cfg,
-			struct orfa_client **out, char *err, size_t errsz)
-{
-	struct orfa_client *cl;
-	struct orfa_tp_opts o;
-	int rc = -ENOMEM;
-
-	*out = NULL;
-	snprintf(err, errsz, "out of memory");
-	cl = calloc(1, sizeof(*cl));
-	if (!cl)
-		return -ENOMEM;
-	pthread_mutex_init(&cl->tlock, NULL);
-	pthread_cond_init(&cl->tcond, NULL);
-	pthread_mutex_init(&cl->flock, NULL);
-	pthread_mutex_init(&cl->data_lock, NULL);
-	pthread_cond_init(&cl->data_cond, NULL);
-	cl->n = cfg->nconns ? cfg->nconns : 1;
-	cl->timeout_ms = cfg->timeout_ms;
-	cl->transport = strdup(cfg->transport);
-	cl->host = strdup(cfg->host);
-	cl->port = strdup(cfg->port);
-	cl->export_path = strdup(cfg->export_path);
-	cl->conns = calloc(cl->n, sizeof(*cl->conns));
-	cl->fbatch = calloc((size_t)cl->n * ORFA_MAX_FORGET,
-			    sizeof(*cl->fbatch));
-	cl->fcount = calloc(cl->n, sizeof(*cl->fcount));
-	if (!cl->transport || !cl->host || !cl->port || !cl->export_path ||
-	    !cl->conns || !cl->fbatch || !cl->fcount)
-		goto fail;
-
-	orfa_tp_opts_default(&o);
-	o.max_body = ORFA_MAX_BODY;
-	o.max_data = cfg->max_data;
-	o.send_timeout_ms = cfg->timeout_ms;
-	for (unsigned i = 0; i < cl->n; i++) {
-		struct cconn *cc = cconn_new(cl, i);
-
-		if (!cc)
-			goto fail;
-		cl->conns[i] = cc;
-		rc = orfa_conn_connect(cl->transport, cl->host, cl->port, &o,
-				       &cc->conn);
-		if (rc < 0) {
-			char where[80];
-
-			snprintf(where, sizeof(where), strchr(cl->host, ':') ?
-				 "[%s]:%s" : "%s:%s", cl->host, cl->port);
-			if (rc == -ENOENT || rc == -ENOSYS)
-				snprintf(err, errsz, "cannot connect to %s: "
-					 "transport '%s' is not available",
-					 where, cl->transport);
-			else
-				snprintf(err, errsz, "cannot connect to %s: %s",
-					 where, strerror(-rc));
-			cc->conn = NULL;
-			goto fail;
-		}
-		rc = do_hello(cl, cc, cfg->max_data, err, errsz);
-		if (rc < 0)
-			goto fail;
-		orfa_conn_set_sink(cc->conn, rx_sink, cc);
-	}
-	*out = cl;
-	return 0;
-
-fail:
-	cl->stopped = true;
-	orfa_client_destroy(cl);
-	return rc < 0 ? rc : -ENOMEM;
-}
-
-const struct orfa_session_info *orfa_client_info(const struct orfa_client *cl)
-{
-	return &cl->info;
-}
-
-int orfa_client_start(struct orfa_client *cl)
-{
-	int rc;
-
-	for (unsigned i = 0; i < cl->n; i++) {
-		struct cconn *cc = cl->conns[i];
-		char tname[32];
-
-		rc = pthread_create(&cc->rx, NULL, rx_main, cc);
-		if (rc) {
-			log_err("cannot start receiver thread: %s",
-				strerror(rc));
-			return -rc;
-		}
-		cc->rx_started = true;
-		snprintf(tname, sizeof(tname), "orfa-rx%u", i);
-		tname[15] = '\0';		/* the kernel's limit */
-		pthread_setname_np(cc->rx, tname);
-	}
-	rc = pthread_create(&cl->timer, NULL, timer_main, cl);
-	if (rc) {
-		log_err("cannot start timer thread: %s", strerror(rc));
-		return -rc;
-	}
-	cl->timer_started = true;
-	pthread_setname_np(cl->timer, "orfa-timer");
-	return 0;
-}
-
-void orfa_client_stop(struct orfa_client *cl)
-{
-	if (!cl || cl->stop_done)
-		return;
-	pthread_mutex_lock(&cl->tlock);
-	cl->stopping = true;
-	pthread_cond_signal(&cl->tcond);
-	pthread_mutex_unlock(&cl->tlock);
-	if (cl->timer_started) {
-		pthread_join(cl->timer, NULL);
-		cl->timer_started = false;
-	}
-	/* Queued interrupts still owe their answer. */
-	while (cl->intr_head) {
-		struct orfa_call *call = cl->intr_head;
-
-		cl->intr_head = call->next_intr;
-		call_complete(call, -EINTR, NULL);
-		call_put(call);
-	}
-	if (!cl->stopped)
-		orfa_client_flush_forgets(cl);
-	cl->stopped = true;
-	for (unsigned i = 0; cl->conns && i < cl->n; i++) {
-		struct cconn *cc = cl->conns[i];
-
-		if (!cc || !cc->conn)
-			continue;
-		orfa_conn_shutdown(cc->conn);
-		if (cc->rx_started) {
-			pthread_join(cc->rx, NULL);
-			cc->rx_started = false;
-		} else {
-			conn_fail(cc, 0);
-		}
-	}
-	cl->stop_done = true;
-}
-
-void orfa_client_destroy(struct orfa_client *cl)
-{
-	if (!cl)
-		return;
-	orfa_client_stop(cl);
-	for (unsigned i = 0; cl->conns && i < cl->n; i++)
-		cconn_free(cl->conns[i]);
-	free(cl->conns);
-	free(cl->fbatch);
-	free(cl->fcount);
-	free(cl->transport);
-	free(cl->host);
-	free(cl->port);
-	free(cl->export_path);
-	pthread_mutex_destroy(&cl->tlock);
-	pthread_cond_destroy(&cl->tcond);
-	pthread_mutex_destroy(&cl->flock);
-	pthread_mutex_destroy(&cl->data_lock);
-	pthread_cond_destroy(&cl->data_cond);
-	free(cl);
 }

@@ -1,7 +1,8 @@
 /*
  * ops.h - the FUSE side of the orfa client: the per-mount state shared by
- * main.c and the fuse_lowlevel_ops in ops.c (node operations) and
- * ops_io.c (files, directories, locks), and the helpers they share.
+ * main.c and the fuse_lowlevel_ops in ops.c (node operations), ops_io.c
+ * (files, directories), ops_lock.c (locks) and ops_xattr.c, and the
+ * helpers they share.
  *
  * Every operation turns one FUSE request into one ORFA call (client.h)
  * and answers the FUSE request from the call's completion callback, so FUSE
@@ -149,7 +150,19 @@ int op_reply_entry(struct orfa_mount *m, fuse_req_t req, unsigned conn,
 void op_fill_entry_param(struct orfa_mount *m, const struct orfa_entry *e,
 			 struct fuse_entry_param *p);
 
-/* fuse_lowlevel_ops of ops_io.c. */
+/* Callback of an unlock nobody waits for (logs a failure). */
+void op_unlock_done(struct orfa_call *call, int err,
+		    const struct orfa_msg *rep);
+
+/* fuse_lowlevel_ops of ops_xattr.c. */
+void orfa_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		      const char *value, size_t size, int flags);
+void orfa_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		      size_t size);
+void orfa_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void orfa_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+
+/* fuse_lowlevel_ops of ops_io.c and ops_lock.c. */
 void orfa_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void orfa_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		    mode_t mode, struct fuse_file_info *fi);

@@ -1,0 +1,556 @@
+/*
+ * client_session.c - the orfa client's connections as a whole (see
+ * client.h): connecting with HELLO, starting and stopping the receiver
+ * and timer threads, the timer's work (request timeouts, interrupts,
+ * flushing FORGET batches), and the fire-and-forget FORGET and RELEASE.
+ */
+#include "client_impl.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+/* ---- interrupts and timeouts ------------------------------------------ */
+
+void orfa_client_interrupt(struct orfa_client *cl, struct orfa_call_ref ref)
+{
+	struct orfa_call *call;
+	struct cconn *cc;
+
+	if (ref.conn >= cl->n)
+		return;
+	cc = cl->conns[ref.conn];
+	pthread_mutex_lock(&cc->lock);
+	call = slot_find(cc, ref.req_id);
+	if (!call || !call_take_answer(cc, call)) {
+		pthread_mutex_unlock(&cc->lock);
+		return;
+	}
+	call_get(call);
+	pthread_mutex_lock(&cl->tlock);	/* order: cc->lock, then tlock */
+	call->next_intr = cl->intr_head;
+	cl->intr_head = call;
+	pthread_cond_signal(&cl->tcond);
+	pthread_mutex_unlock(&cl->tlock);
+	pthread_mutex_unlock(&cc->lock);
+}
+
+/* Fail calls whose deadline passed.  Timer thread; no lock held. */
+static void expire_calls(struct orfa_client *cl)
+{
+	struct orfa_call *batch[64];
+	int64_t now = client_now_ns();
+
+	for (unsigned c = 0; c < cl->n; c++) {
+		struct cconn *cc = cl->conns[c];
+		unsigned n;
+
+		if (atomic_load(&cc->inflight) == 0)
+			continue;
+		do {
+			n = 0;
+			pthread_mutex_lock(&cc->lock);
+			for (unsigned i = 0; i < NSLOTS && n < 64; i++) {
+				struct orfa_call *call = cc->slots[i];
+
+				if (!call || call->answered || !call->deadline ||
+				    call->deadline > now)
+					continue;
+				call_take_answer(cc, call);
+				call_get(call);
+				batch[n++] = call;
+			}
+			pthread_mutex_unlock(&cc->lock);
+			for (unsigned i = 0; i < n; i++) {
+				log_warn("%s: %s (req %llu) timed out after "
+					 "%d ms", cc->name,
+					 orfa_op_name(batch[i]->opcode),
+					 (unsigned long long)batch[i]->req_id,
+					 cl->timeout_ms);
+				call_complete(batch[i], -ETIMEDOUT, NULL);
+				call_put(batch[i]);
+			}
+		} while (n == 64);
+	}
+}
+
+static void *timer_main(void *arg)
+{
+	struct orfa_client *cl = arg;
+	int64_t next_expire = 0;
+
+	pthread_mutex_lock(&cl->tlock);
+	while (!cl->stopping) {
+		struct timespec ts;
+		struct orfa_call *intr = cl->intr_head;
+
+		cl->intr_head = NULL;
+		pthread_mutex_unlock(&cl->tlock);
+		while (intr) {
+			struct orfa_call *next = intr->next_intr;
+
+			call_complete(intr, -EINTR, NULL);
+			call_put(intr);
+			intr = next;
+		}
+		if (client_now_ns() >= next_expire) {
+			expire_calls(cl);
+			next_expire = client_now_ns() + 250 * 1000000LL;
+		}
+		orfa_client_flush_forgets(cl);
+
+		pthread_mutex_lock(&cl->tlock);
+		if (cl->stopping || cl->intr_head)
+			continue;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += TICK_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&cl->tcond, &cl->tlock, &ts);
+	}
+	pthread_mutex_unlock(&cl->tlock);
+	return NULL;
+}
+
+/* ---- fire-and-forget messages ------------------------------------------ */
+
+/* Send one FORGET with count records on connection conn.  No reply, no
+ * slot.  cl->flock held (keeps batches in order). */
+static void send_forget(struct orfa_client *cl, unsigned conn,
+			const struct orfa_forget_one *f, unsigned count)
+{
+	uint8_t head[ORFA_HDR_SIZE + 64];
+	struct orfa_txmsg tx;
+	struct orfa_msg m;
+	struct iovec iov;
+	struct cconn *cc;
+	uint8_t *data;
+	ssize_t body;
+
+	cc = cl->conns[conn];
+	if (cc->dead || cl->stopped)
+		return;
+	data = malloc((size_t)count * ORFA_FORGET_ONE_SIZE);
+	if (!data) {
+		log_err("out of memory: %u lookup references not given back",
+			count);
+		return;
+	}
+	for (unsigned i = 0; i < count; i++)
+		orfa_forget_put(data, i, &f[i]);
+	orfa_msg_init(&m, ORFA_OP_FORGET,
+		      atomic_fetch_add(&cl->noreply_id, 1) | (1ull << 63));
+	m.a.forget.count = count;
+	body = orfa_req_encode(&m, head + ORFA_HDR_SIZE,
+			       sizeof(head) - ORFA_HDR_SIZE);
+	if (body < 0) {
+		free(data);
+		return;
+	}
+	m.hdr.data_len = count * ORFA_FORGET_ONE_SIZE;
+	orfa_hdr_encode(head, &m.hdr);
+	iov.iov_base = data;
+	iov.iov_len = m.hdr.data_len;
+	memset(&tx, 0, sizeof(tx));
+	tx.head = head;
+	tx.head_len = ORFA_HDR_SIZE + (size_t)body;
+	tx.iov = &iov;
+	tx.iovcnt = 1;
+	tx.fd = -1;
+	if (orfa_conn_send(cc->conn, &tx) < 0)
+		orfa_conn_shutdown(cc->conn);
+	free(data);
+}
+
+void orfa_client_forget(struct orfa_client *cl, unsigned conn,
+			uint64_t nodeid, uint64_t nlookup)
+{
+	struct orfa_forget_one *b;
+
+	if (!nodeid || !nlookup || conn >= cl->n)
+		return;
+	b = cl->fbatch + (size_t)conn * ORFA_MAX_FORGET;
+	pthread_mutex_lock(&cl->flock);
+	b[cl->fcount[conn]].nodeid = nodeid;
+	b[cl->fcount[conn]].nlookup = nlookup;
+	if (++cl->fcount[conn] == ORFA_MAX_FORGET) {
+		send_forget(cl, conn, b, cl->fcount[conn]);
+		cl->fcount[conn] = 0;
+	}
+	pthread_mutex_unlock(&cl->flock);
+}
+
+void orfa_client_flush_forgets(struct orfa_client *cl)
+{
+	pthread_mutex_lock(&cl->flock);
+	for (unsigned c = 0; c < cl->n; c++) {
+		if (cl->fcount[c]) {
+			send_forget(cl, c, cl->fbatch +
+				    (size_t)c * ORFA_MAX_FORGET, cl->fcount[c]);
+			cl->fcount[c] = 0;
+		}
+	}
+	pthread_mutex_unlock(&cl->flock);
+}
+
+static void release_done(struct orfa_call *call, int err,
+			 const struct orfa_msg *rep)
+{
+	if (err && err != -EIO)
+		log_debug("RELEASE of an orphaned open: %s", strerror(-err));
+}
+
+void orfa_client_release(struct orfa_client *cl, unsigned conn,
+			 uint64_t nodeid, uint64_t fh, int dir)
+{
+	struct orfa_call *call;
+
+	if (fh == ORFA_FH_NONE)
+		return;
+	call = orfa_call_new(cl, dir ? ORFA_OP_RELEASEDIR : ORFA_OP_RELEASE,
+			     0, 0);
+	if (!call) {
+		log_err("out of memory: server file %llu left open",
+			(unsigned long long)fh);
+		return;
+	}
+	call->msg.a.fh.nodeid = nodeid;
+	call->msg.a.fh.fh = fh;
+	orfa_call_set_conn(call, conn);
+	orfa_call_send(call, NULL, 0, 0, release_done, NULL);
+}
+
+/* ---- connecting ---------------------------------------------------------- */
+
+/* Synchronous HELLO on a fresh connection (no receiver thread yet). */
+static int do_hello(struct orfa_client *cl, struct cconn *cc,
+		    uint32_t max_data, char *err, size_t errsz)
+{
+	uint8_t head[ORFA_HDR_SIZE + 64 + 4096 + 8];
+	const char *path = cl->export_path, *why = NULL;
+	struct orfa_txmsg tx;
+	struct orfa_rxmsg rx;
+	struct orfa_msg m;
+	struct pollfd pfd;
+	ssize_t body;
+	int rc, wait_ms;
+
+	orfa_msg_init(&m, ORFA_OP_HELLO, 1);
+	m.a.hello.magic = ORFA_MAGIC;
+	m.a.hello.version = ORFA_PROTO_VERSION;
+	m.a.hello.max_data = max_data;
+	m.a.hello.features = ORFA_FEAT_ALL;
+	m.name = path;
+	m.namelen = (uint32_t)strlen(path);
+	body = orfa_req_encode(&m, head + ORFA_HDR_SIZE,
+			       sizeof(head) - ORFA_HDR_SIZE);
+	if (body < 0) {
+		snprintf(err, errsz, "bad export path '%s'", path);
+		return -EINVAL;
+	}
+	m.hdr.data_len = 0;
+	orfa_hdr_encode(head, &m.hdr);
+	memset(&tx, 0, sizeof(tx));
+	tx.head = head;
+	tx.head_len = ORFA_HDR_SIZE + (size_t)body;
+	tx.fd = -1;
+	rc = orfa_conn_send(cc->conn, &tx);
+	if (rc < 0) {
+		snprintf(err, errsz, "%s: cannot send HELLO: %s", cc->name,
+			 strerror(-rc));
+		return rc;
+	}
+
+	/* Do not hang on a server that accepts but never answers. */
+	wait_ms = cl->timeout_ms > 0 ? cl->timeout_ms : HELLO_WAIT_MS;
+	pfd.fd = orfa_conn_fd(cc->conn);
+	pfd.events = POLLIN;
+	if (pfd.fd >= 0) {
+		do {
+			rc = poll(&pfd, 1, wait_ms);
+		} while (rc < 0 && errno == EINTR);
+		if (rc == 0) {
+			snprintf(err, errsz, "%s: no answer to HELLO within "
+				 "%d ms", cc->name, wait_ms);
+			return -ETIMEDOUT;
+		}
+	}
+
+	memset(&rx, 0, sizeof(rx));
+	rc = orfa_conn_recv(cc->conn, &rx);
+	if (rc < 0) {
+		const char *le = orfa_conn_last_error(cc->conn);
+
+		snprintf(err, errsz, "%s: no answer to HELLO: %s", cc->name,
+			 le && le[0] ? le : strerror(-rc));
+		return rc;
+	}
+	memset(&m, 0, sizeof(m));
+	m.hdr = rx.hdr;
+	if (rx.hdr.opcode != ORFA_OP_HELLO || rx.hdr.req_id != 1) {
+		rc = -EPROTO;
+		why = "first reply is not the HELLO reply";
+	} else {
+		rc = orfa_rep_decode(&m, rx.body, &why);
+	}
+	if (rc < 0) {
+		snprintf(err, errsz, "%s: bad HELLO reply: %s", cc->name,
+			 why ? why : strerror(-rc));
+		orfa_conn_recv_done(cc->conn, &rx);
+		return -EPROTO;
+	}
+	if (m.hdr.status) {
+		int len = rx.hdr.data_len > 200 ? 200 : (int)rx.hdr.data_len;
+		const char *reason = rx.data ? (const char *)rx.data : "";
+
+		/* The server's reason when it gave one, else the errno. */
+		if (len && memchr(reason, '\0', (size_t)len))
+			len = (int)strlen(reason);
+		if (m.hdr.status == EPROTONOSUPPORT || m.a.hello_rep.version !=
+		    ORFA_PROTO_VERSION)
+			snprintf(err, errsz, "%s: server speaks protocol "
+				 "version %u, we speak %u%s%.*s", cc->name,
+				 m.a.hello_rep.version, ORFA_PROTO_VERSION,
+				 len ? ": " : "", len, reason);
+		else if (len)
+			snprintf(err, errsz, "%s: server refused: %.*s",
+				 cc->name, len, reason);
+		else
+			snprintf(err, errsz, "%s: server refused export %s: %s",
+				 cc->name, path, strerror((int)m.hdr.status));
+		rc = -(int)m.hdr.status;
+		orfa_conn_recv_done(cc->conn, &rx);
+		return rc;
+	}
+	orfa_conn_recv_done(cc->conn, &rx);
+
+	if (cc->idx == 0) {
+		cl->info.root_nodeid = m.a.hello_rep.root_nodeid;
+		cl->info.root_generation = m.a.hello_rep.root_generation;
+		cl->info.root_attr = m.a.hello_rep.root_attr;
+		cl->info.features = m.a.hello_rep.features;
+		cl->info.max_data = (uint32_t)(m.a.hello_rep.max_data <
+			max_data ? m.a.hello_rep.max_data : max_data);
+		cl->info.server_version = m.a.hello_rep.version;
+	} else if (m.a.hello_rep.root_nodeid != cl->info.root_nodeid) {
+		snprintf(err, errsz, "%s: server gave another root node on a "
+			 "second connection", cc->name);
+		return -EPROTO;
+	}
+	if (cl->info.root_nodeid == ORFA_ROOT_ID_NONE ||
+	    cl->info.max_data < 4096) {
+		snprintf(err, errsz, "%s: unusable HELLO reply (root %llu, "
+			 "max_data %u)", cc->name,
+			 (unsigned long long)cl->info.root_nodeid,
+			 cl->info.max_data);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+static void cconn_free(struct cconn *cc)
+{
+	if (!cc)
+		return;
+	if (cc->conn)
+		orfa_conn_put(&cc->conn);
+	pthread_mutex_destroy(&cc->lock);
+	pthread_cond_destroy(&cc->slot_cond);
+	free(cc);
+}
+
+static struct cconn *cconn_new(struct orfa_client *cl, unsigned idx)
+{
+	struct cconn *cc = calloc(1, sizeof(*cc));
+
+	if (!cc)
+		return NULL;
+	cc->cl = cl;
+	cc->idx = idx;
+	pthread_mutex_init(&cc->lock, NULL);
+	pthread_cond_init(&cc->slot_cond, NULL);
+	for (unsigned i = 0; i < NSLOTS; i++)
+		cc->free_stack[i] = NSLOTS - 1 - i;
+	cc->nfree = NSLOTS;
+	atomic_init(&cc->inflight, 0);
+	snprintf(cc->name, sizeof(cc->name), strchr(cl->host, ':') ?
+		 "[%s]:%s" : "%s:%s", cl->host, cl->port);
+	if (cl->n > 1)
+		snprintf(cc->name + strlen(cc->name),
+			 sizeof(cc->name) - strlen(cc->name), "#%u", idx);
+	return cc;
+}
+
+int orfa_client_connect(const struct orfa_client_cfg *cfg,
+			struct orfa_client **out, char *err, size_t errsz)
+{
+	struct orfa_client *cl;
+	struct orfa_tp_opts o;
+	int rc = -ENOMEM;
+
+	*out = NULL;
+	snprintf(err, errsz, "out of memory");
+	cl = calloc(1, sizeof(*cl));
+	if (!cl)
+		return -ENOMEM;
+	pthread_mutex_init(&cl->tlock, NULL);
+	pthread_cond_init(&cl->tcond, NULL);
+	pthread_mutex_init(&cl->flock, NULL);
+	pthread_mutex_init(&cl->data_lock, NULL);
+	pthread_cond_init(&cl->data_cond, NULL);
+	cl->n = cfg->nconns ? cfg->nconns : 1;
+	cl->timeout_ms = cfg->timeout_ms;
+	cl->transport = strdup(cfg->transport);
+	cl->host = strdup(cfg->host);
+	cl->port = strdup(cfg->port);
+	cl->export_path = strdup(cfg->export_path);
+	cl->conns = calloc(cl->n, sizeof(*cl->conns));
+	cl->fbatch = calloc((size_t)cl->n * ORFA_MAX_FORGET,
+			    sizeof(*cl->fbatch));
+	cl->fcount = calloc(cl->n, sizeof(*cl->fcount));
+	if (!cl->transport || !cl->host || !cl->port || !cl->export_path ||
+	    !cl->conns || !cl->fbatch || !cl->fcount)
+		goto fail;
+
+	orfa_tp_opts_default(&o);
+	o.max_body = ORFA_MAX_BODY;
+	o.max_data = cfg->max_data;
+	o.send_timeout_ms = cfg->timeout_ms;
+	for (unsigned i = 0; i < cl->n; i++) {
+		struct cconn *cc = cconn_new(cl, i);
+
+		if (!cc)
+			goto fail;
+		cl->conns[i] = cc;
+		rc = orfa_conn_connect(cl->transport, cl->host, cl->port, &o,
+				       &cc->conn);
+		if (rc < 0) {
+			char where[80];
+
+			snprintf(where, sizeof(where), strchr(cl->host, ':') ?
+				 "[%s]:%s" : "%s:%s", cl->host, cl->port);
+			if (rc == -ENOENT || rc == -ENOSYS)
+				snprintf(err, errsz, "cannot connect to %s: "
+					 "transport '%s' is not available",
+					 where, cl->transport);
+			else
+				snprintf(err, errsz, "cannot connect to %s: %s",
+					 where, strerror(-rc));
+			cc->conn = NULL;
+			goto fail;
+		}
+		rc = do_hello(cl, cc, cfg->max_data, err, errsz);
+		if (rc < 0)
+			goto fail;
+		orfa_conn_set_sink(cc->conn, rx_sink, cc);
+	}
+	*out = cl;
+	return 0;
+
+fail:
+	cl->stopped = true;
+	orfa_client_destroy(cl);
+	return rc < 0 ? rc : -ENOMEM;
+}
+
+const struct orfa_session_info *orfa_client_info(const struct orfa_client *cl)
+{
+	return &cl->info;
+}
+
+int orfa_client_start(struct orfa_client *cl)
+{
+	int rc;
+
+	for (unsigned i = 0; i < cl->n; i++) {
+		struct cconn *cc = cl->conns[i];
+		char tname[32];
+
+		rc = pthread_create(&cc->rx, NULL, rx_main, cc);
+		if (rc) {
+			log_err("cannot start receiver thread: %s",
+				strerror(rc));
+			return -rc;
+		}
+		cc->rx_started = true;
+		snprintf(tname, sizeof(tname), "orfa-rx%u", i);
+		tname[15] = '\0';		/* the kernel's limit */
+		pthread_setname_np(cc->rx, tname);
+	}
+	rc = pthread_create(&cl->timer, NULL, timer_main, cl);
+	if (rc) {
+		log_err("cannot start timer thread: %s", strerror(rc));
+		return -rc;
+	}
+	cl->timer_started = true;
+	pthread_setname_np(cl->timer, "orfa-timer");
+	return 0;
+}
+
+void orfa_client_stop(struct orfa_client *cl)
+{
+	if (!cl || cl->stop_done)
+		return;
+	pthread_mutex_lock(&cl->tlock);
+	cl->stopping = true;
+	pthread_cond_signal(&cl->tcond);
+	pthread_mutex_unlock(&cl->tlock);
+	if (cl->timer_started) {
+		pthread_join(cl->timer, NULL);
+		cl->timer_started = false;
+	}
+	/* Queued interrupts still owe their answer. */
+	while (cl->intr_head) {
+		struct orfa_call *call = cl->intr_head;
+
+		cl->intr_head = call->next_intr;
+		call_complete(call, -EINTR, NULL);
+		call_put(call);
+	}
+	if (!cl->stopped)
+		orfa_client_flush_forgets(cl);
+	cl->stopped = true;
+	for (unsigned i = 0; cl->conns && i < cl->n; i++) {
+		struct cconn *cc = cl->conns[i];
+
+		if (!cc || !cc->conn)
+			continue;
+		orfa_conn_shutdown(cc->conn);
+		if (cc->rx_started) {
+			pthread_join(cc->rx, NULL);
+			cc->rx_started = false;
+		} else {
+			conn_fail(cc, 0);
+		}
+	}
+	cl->stop_done = true;
+}
+
+void orfa_client_destroy(struct orfa_client *cl)
+{
+	if (!cl)
+		return;
+	orfa_client_stop(cl);
+	for (unsigned i = 0; cl->conns && i < cl->n; i++)
+		cconn_free(cl->conns[i]);
+	free(cl->conns);
+	free(cl->fbatch);
+	free(cl->fcount);
+	free(cl->transport);
+	free(cl->host);
+	free(cl->port);
+	free(cl->export_path);
+	pthread_mutex_destroy(&cl->tlock);
+	pthread_cond_destroy(&cl->tcond);
+	pthread_mutex_destroy(&cl->flock);
+	pthread_mutex_destroy(&cl->data_lock);
+	pthread_cond_destroy(&cl->data_cond);
+	free(cl);
+}

@@ -1,0 +1,118 @@
+/*
+ * ops_xattr.c - FUSE extended attribute operations: SETXATTR, GETXATTR,
+ * LISTXATTR, REMOVEXATTR.  Size-0 queries ask the server for the size
+ * only; a value that does not fit the caller's buffer is ERANGE (from the
+ * server, or here if it sent more than asked).
+ */
+#include "ops.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* Without the feature, ENOSYS: the kernel then stops asking. */
+static bool xattr_ok(fuse_req_t req, const char *name)
+{
+	if (!(req_mount(req)->features & ORFA_FEAT_XATTR)) {
+		fuse_reply_err(req, ENOSYS);
+		return false;
+	}
+	if (name && strlen(name) > ORFA_MAX_XATTR_NAME) {
+		fuse_reply_err(req, ERANGE);
+		return false;
+	}
+	return true;
+}
+
+void orfa_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			     const char *value, size_t size, int flags)
+{
+	struct orfa_call *call;
+	struct orfa_msg *msg;
+	struct op_ctx *ctx;
+	struct iovec iov = { .iov_base = (void *)value, .iov_len = size };
+
+	if (!xattr_ok(req, name))
+		return;
+	if (size > ORFA_MAX_XATTR_VALUE) {
+		fuse_reply_err(req, E2BIG);
+		return;
+	}
+	if (!(call = op_call(req, ORFA_OP_SETXATTR, 0, &ctx)))
+		return;
+	msg = orfa_call_msg(call);
+	msg->a.setxattr.nodeid = orfa_ino_to_node(ctx->m, ino);
+	msg->a.setxattr.flags = (uint32_t)flags;
+	msg->name = name;
+	msg->namelen = (uint32_t)strlen(name);
+	orfa_call_send(call, &iov, size ? 1 : 0, 0, op_done_err, NULL);
+}
+
+/* GETXATTR, LISTXATTR: size 0 asks for the size only. */
+static void done_xattr(struct orfa_call *call, int err,
+		       const struct orfa_msg *rep)
+{
+	struct op_ctx *ctx = orfa_call_ctx(call);
+
+	if (err) {
+		fuse_reply_err(ctx->req, -err);
+	} else if (ctx->size == 0) {
+		fuse_reply_xattr(ctx->req, (size_t)rep->a.xattr_rep.size);
+	} else if (rep->data_len > ctx->size) {
+		fuse_reply_err(ctx->req, ERANGE);
+	} else {
+		fuse_reply_buf(ctx->req, rep->data, rep->data_len);
+	}
+}
+
+static void get_xattr(fuse_req_t req, unsigned opcode, fuse_ino_t ino,
+		      const char *name, size_t size)
+{
+	struct orfa_call *call;
+	struct orfa_msg *msg;
+	struct op_ctx *ctx;
+
+	if (!xattr_ok(req, name))
+		return;
+	if (size > ORFA_MAX_XATTR_VALUE)
+		size = ORFA_MAX_XATTR_VALUE;
+	if (!(call = op_call(req, opcode, size, &ctx)))
+		return;
+	ctx->size = (uint32_t)size;
+	msg = orfa_call_msg(call);
+	msg->a.getxattr.nodeid = orfa_ino_to_node(ctx->m, ino);
+	msg->a.getxattr.size = (uint32_t)size;
+	if (name) {
+		msg->name = name;
+		msg->namelen = (uint32_t)strlen(name);
+	}
+	orfa_call_send(call, NULL, 0, 0, done_xattr, NULL);
+}
+
+void orfa_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			     size_t size)
+{
+	get_xattr(req, ORFA_OP_GETXATTR, ino, name, size);
+}
+
+void orfa_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	get_xattr(req, ORFA_OP_LISTXATTR, ino, NULL, size);
+}
+
+void orfa_op_removexattr(fuse_req_t req, fuse_ino_t ino,
+				const char *name)
+{
+	struct orfa_call *call;
+	struct orfa_msg *msg;
+	struct op_ctx *ctx;
+
+	if (!xattr_ok(req, name) ||
+	    !(call = op_call(req, ORFA_OP_REMOVEXATTR, 0, &ctx)))
+		return;
+	msg = orfa_call_msg(call);
+	msg->a.removexattr.nodeid = orfa_ino_to_node(ctx->m, ino);
+	msg->name = name;
+	msg->namelen = (uint32_t)strlen(name);
+	orfa_call_send(call, NULL, 0, 0, op_done_err, NULL);
+}
+
