@@ -1,0 +1,180 @@
+#!/bin/bash
+# fs-smoke.sh - a real orfad and a real orfa mount talking over RDMA
+# (Soft-RoCE) and, for comparison, over TCP, both on 192.0.2.1 inside the
+# VM of scripts/rdma-vm.  For each transport and backend (ramfs, native):
+# start orfad, mount, then cp / cat / ls / mv / rm and the checksum of a
+# 64 MiB file written and read back through the mount.  TAP on stdout.
+#
+#   fs-smoke.sh [BUILD_DIR]      (run inside the VM: test/rdma/meson.build)
+#
+# Skips (exit 77) when it is not inside the VM (no 192.0.2.1 RDMA device)
+# or the binaries are missing.  Everything it starts is stopped, and every
+# mount unmounted, in an EXIT trap.
+set -u
+export LC_ALL=C
+
+BUILD=${1:-${ORFA_BUILD_DIR:-}}
+ORFAD=$BUILD/server/orfad
+ORFA=$BUILD/fuse-client/orfa
+HOST=${ORFA_RDMA_TEST_ADDR:-192.0.2.1}
+T=$(mktemp -d /tmp/rdma-fs.XXXXXX) || exit 1
+n=0
+failed=0
+pids=""
+mounts=""
+
+ok() { n=$((n + 1)); echo "ok $n - $*"; }
+not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $*"; }
+check() { # check NAME COMMAND...
+	local name=$1
+	shift
+	if "$@" > "$T/check.out" 2>&1; then
+		ok "$name"
+	else
+		not_ok "$name"
+		sed 's/^/#   /' "$T/check.out" | tail -n 5
+	fi
+}
+
+cleanup() {
+	local m p
+	for m in $mounts; do
+		fusermount3 -u -z "$m" 2> /dev/null
+	done
+	for p in $pids; do
+		kill "$p" 2> /dev/null
+	done
+	sleep 0.2
+	for p in $pids; do
+		kill -9 "$p" 2> /dev/null
+	done
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+if [ ! -x "$ORFAD" ] || [ ! -x "$ORFA" ]; then
+	echo "1..0 # SKIP orfad or orfa not built in '$BUILD'"
+	exit 77
+fi
+if ! ip -o addr show 2> /dev/null | grep -q " $HOST/" ||
+	! [ -d /sys/class/infiniband ] || [ -z "$(ls /sys/class/infiniband)" ]; then
+	echo "1..0 # SKIP no RDMA device with $HOST (run under scripts/rdma-vm)"
+	exit 77
+fi
+
+# The data: 64 MiB of random bytes and a few small files.
+head -c $((64 << 20)) /dev/urandom > "$T/big"
+big_sum=$(md5sum < "$T/big" | cut -d' ' -f1)
+mkdir -p "$T/small"
+for i in 1 2 3 4 5; do
+	seq 1 $((i * 1000)) > "$T/small/f$i"
+done
+
+wait_file() { # wait_file FILE SECONDS
+	local end=$((SECONDS + $2))
+	while [ "$SECONDS" -lt "$end" ]; do
+		[ -s "$1" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+wait_mount() { # wait_mount DIR PID SECONDS
+	local end=$((SECONDS + $3))
+	while [ "$SECONDS" -lt "$end" ]; do
+		if grep -q " $1 fuse" /proc/mounts &&
+			timeout 10 stat -f "$1" > /dev/null 2>&1; then
+			return 0
+		fi
+		kill -0 "$2" 2> /dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+# One transport + backend: mount, exercise, unmount.
+run_one() {
+	local tp=$1 backend=$2 d=$T/$1-$2 spid cpid addr mnt t0 t1
+	local -a sargs
+
+	mkdir -p "$d/export" "$d/mnt"
+	mnt=$d/mnt
+	case $backend in
+	ramfs) sargs=(--ramfs --ramfs-size 512M) ;;
+	native) sargs=(--export "$d/export") ;;
+	esac
+	"$ORFAD" -f --listen "$tp://$HOST:0" --port-file "$d/port" \
+		"${sargs[@]}" > "$d/orfad.log" 2>&1 &
+	spid=$!
+	pids="$pids $spid"
+	if ! wait_file "$d/port" 20; then
+		not_ok "$tp/$backend: orfad listens on $tp://$HOST"
+		sed 's/^/#   /' "$d/orfad.log" | tail -n 5
+		return
+	fi
+	addr=$(head -n1 "$d/port")
+	ok "$tp/$backend: orfad listens on $tp://$addr"
+
+	"$ORFA" "$addr:/" "$mnt" -f -o "transport=$tp" > "$d/orfa.log" 2>&1 &
+	cpid=$!
+	pids="$pids $cpid"
+	mounts="$mounts $mnt"
+	if ! wait_mount "$mnt" "$cpid" 30; then
+		not_ok "$tp/$backend: mount with -o transport=$tp"
+		sed 's/^/#   /' "$d/orfa.log" | tail -n 5
+		return
+	fi
+	ok "$tp/$backend: mount with -o transport=$tp"
+
+	t0=$(date +%s.%N)
+	check "$tp/$backend: cp 64 MiB file in" timeout 300 cp "$T/big" "$mnt/big"
+	t1=$(date +%s.%N)
+	echo "# $tp/$backend: 64 MiB written in $(echo "$t1 - $t0" | bc) s"
+	check "$tp/$backend: size is right" test "$(stat -c %s "$mnt/big")" = $((64 << 20))
+	t0=$(date +%s.%N)
+	check "$tp/$backend: 64 MiB checksum read back matches" \
+		sh -c "[ \"\$(timeout 300 cat '$mnt/big' | md5sum | cut -d' ' -f1)\" = $big_sum ]"
+	t1=$(date +%s.%N)
+	echo "# $tp/$backend: 64 MiB read in $(echo "$t1 - $t0" | bc) s"
+	check "$tp/$backend: cp -r of small files, contents match" \
+		sh -c "cp -r '$T/small' '$mnt/small' && diff -r '$T/small' '$mnt/small'"
+	check "$tp/$backend: ls lists them" \
+		sh -c "[ \"\$(ls '$mnt/small' | tr '\n' ' ')\" = 'f1 f2 f3 f4 f5 ' ]"
+	check "$tp/$backend: mv and cat" \
+		sh -c "mv '$mnt/small/f3' '$mnt/f3' && cmp '$mnt/f3' '$T/small/f3'"
+	check "$tp/$backend: rm -r and rm" \
+		sh -c "rm -r '$mnt/small' '$mnt/f3' '$mnt/big' && [ -z \"\$(ls -A '$mnt')\" ]"
+	if [ "$backend" = native ]; then
+		check "$tp/$backend: export directory is empty again" \
+			sh -c "[ -z \"\$(ls -A '$d/export')\" ]"
+	fi
+
+	fusermount3 -u "$mnt" 2> /dev/null || fusermount3 -u -z "$mnt"
+	if timeout 20 sh -c "while kill -0 $cpid 2>/dev/null; do sleep 0.1; done"; then
+		ok "$tp/$backend: client exits after unmount"
+	else
+		not_ok "$tp/$backend: client exits after unmount"
+	fi
+	kill -TERM "$spid"
+	if timeout 20 sh -c "while kill -0 $spid 2>/dev/null; do sleep 0.1; done"; then
+		wait "$spid"
+		check "$tp/$backend: orfad stops cleanly on SIGTERM" test $? = 0
+	else
+		not_ok "$tp/$backend: orfad stops on SIGTERM"
+	fi
+	if grep -E "ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:" \
+		"$d/orfad.log" "$d/orfa.log" > "$T/san" 2>&1; then
+		not_ok "$tp/$backend: no sanitizer reports"
+		sed 's/^/#   /' "$T/san" | head -n 5
+	else
+		ok "$tp/$backend: no sanitizer reports"
+	fi
+}
+
+for tp in ${ORFA_SMOKE_TRANSPORTS:-rdma tcp}; do
+	for backend in ramfs native; do
+		run_one "$tp" "$backend"
+	done
+done
+echo "1..$n"
+[ "$failed" = 0 ]
