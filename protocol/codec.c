@@ -37,8 +37,10 @@ _Static_assert(sizeof(struct orfa_dirent) == 24, "orfa_dirent");
 _Static_assert(sizeof(struct orfa_forget_one) == ORFA_FORGET_ONE_SIZE,
 	       "orfa_forget_one");
 _Static_assert(sizeof(struct orfa_lock) == 24, "orfa_lock");
-_Static_assert(sizeof(struct orfa_hello_req) == 32, "orfa_hello_req");
-_Static_assert(sizeof(struct orfa_hello_rep) == 128, "orfa_hello_rep");
+_Static_assert(sizeof(struct orfa_hello_req) == 64, "orfa_hello_req");
+_Static_assert(sizeof(struct orfa_hello_rep) == 168, "orfa_hello_rep");
+_Static_assert(sizeof(struct orfa_auth_req) == 32, "orfa_auth_req");
+_Static_assert(sizeof(struct orfa_auth_rep) == 136, "orfa_auth_rep");
 _Static_assert(ORFA_MAX_FORGET * ORFA_FORGET_ONE_SIZE <= ORFA_DEFAULT_MAX_DATA,
 	       "a full FORGET fits in the default data segment");
 
@@ -47,7 +49,9 @@ _Static_assert(ORFA_MAX_FORGET * ORFA_FORGET_ONE_SIZE <= ORFA_DEFAULT_MAX_DATA,
 /* One wire field: where it lives in union orfa_args and how wide it is. */
 struct field {
 	uint16_t off;
-	uint8_t size;		/* 4 or 8 */
+	uint8_t size;		/* 4 or 8: a little-endian integer; anything
+				 * else: that many raw bytes (nonces, proofs),
+				 * copied as they are */
 	uint8_t mbz;		/* must be zero: padding, or a length that is
 				 * unused by this opcode (LISTXATTR namelen) */
 };
@@ -93,7 +97,8 @@ struct layout {
 /* Requests. */
 #define L_HELLO(X) X(hello.magic, 0) X(hello.version, 0)		\
 	X(hello.max_data, 0) X(hello.features, 0)			\
-	X(hello.export_len, 0) X(hello.pad, 1)
+	X(hello.export_len, 0) X(hello.flags, 0) X(hello.nonce, 0)
+#define L_AUTH(X) X(auth.proof, 0)
 #define L_LOOKUP(X) X(lookup.parent, 0) X(lookup.namelen, 0)		\
 	X(lookup.pad, 1)
 #define L_FORGET(X) X(forget.count, 0) X(forget.pad, 1)
@@ -154,6 +159,7 @@ struct layout {
 /* Replies. */
 #define L_HELLO_REP(X) X(hello_rep.magic, 0) X(hello_rep.version, 0)	\
 	X(hello_rep.max_data, 0) X(hello_rep.features, 0)		\
+	X(hello_rep.flags, 0) X(hello_rep.pad, 1) X(hello_rep.nonce, 0)	\
 	X(hello_rep.root_nodeid, 0) X(hello_rep.root_generation, 0)	\
 	ATTR_FIELDS(X, hello_rep.root_attr)
 #define L_ENTRY(X) ENTRY_FIELDS(X, entry)
@@ -171,8 +177,11 @@ struct layout {
 #define L_LOCK(X) LOCK_FIELDS(X, lock)
 #define L_LSEEK_REP(X) X(lseek_rep.offset, 0)
 #define L_COPY_REP(X) X(copy_rep.copied, 0) ATTR_FIELDS(X, copy_rep.attr)
+#define L_AUTH_REP(X) X(auth_rep.proof, 0) X(auth_rep.root_nodeid, 0)	\
+	X(auth_rep.root_generation, 0) ATTR_FIELDS(X, auth_rep.root_attr)
 
 LAYOUT(lay_hello, struct orfa_hello_req, L_HELLO)
+LAYOUT(lay_auth, struct orfa_auth_req, L_AUTH)
 LAYOUT(lay_lookup, struct orfa_lookup_req, L_LOOKUP)
 LAYOUT(lay_forget, struct orfa_forget_req, L_FORGET)
 LAYOUT(lay_getattr, struct orfa_getattr_req, L_GETATTR)
@@ -212,6 +221,7 @@ LAYOUT(lay_xattr_rep, struct orfa_xattr_rep, L_XATTR_REP)
 LAYOUT(lay_lock, struct orfa_lock, L_LOCK)
 LAYOUT(lay_lseek_rep, struct orfa_lseek_rep, L_LSEEK_REP)
 LAYOUT(lay_copy_rep, struct orfa_copy_range_rep, L_COPY_REP)
+LAYOUT(lay_auth_rep, struct orfa_auth_rep, L_AUTH_REP)
 
 /* What a name after the request arguments may be. */
 enum name_kind {
@@ -233,6 +243,8 @@ enum data_rule {
 	DATA_ANY,	/* opaque bytes, bounded only by max_data */
 	DATA_FORGET,	/* count x struct orfa_forget_one */
 	DATA_XATTR,	/* xattr value, <= ORFA_MAX_XATTR_VALUE */
+	DATA_REASON,	/* replies: a refusal's reason text, only when
+			 * status != 0 (HELLO, AUTH); none on success */
 };
 
 struct op_desc {
@@ -243,7 +255,9 @@ struct op_desc {
 	struct name_rule names[2];	/* in wire order; unused: NK_NONE */
 	uint8_t req_data;		/* enum data_rule */
 	const struct layout *rep;	/* NULL: empty reply body */
-	uint8_t rep_data;		/* DATA_NONE or DATA_ANY */
+	uint8_t rep_data;		/* DATA_NONE, DATA_ANY or DATA_REASON */
+	bool err_body;			/* error replies keep the reply body
+					 * (HELLO: versions stay readable) */
 	const char *trunc_req;		/* "<OP> request arguments truncated" */
 	const char *trunc_rep;		/* "<OP> reply body truncated" */
 };
@@ -260,7 +274,7 @@ struct op_desc {
 static const struct op_desc ops[ORFA_OP_MAX] = {
 	OP(HELLO, false, &lay_hello, &lay_hello_rep,
 	   .names = { NAMELEN(NK_EXPORT, hello.export_len) },
-	   .rep_data = DATA_ANY),
+	   .rep_data = DATA_REASON, .err_body = true),
 	OP(LOOKUP, true, &lay_lookup, &lay_entry,
 	   .names = { NAMELEN(NK_NAME, lookup.namelen) }),
 	OP(FORGET, true, &lay_forget, NULL,
@@ -316,6 +330,7 @@ static const struct op_desc ops[ORFA_OP_MAX] = {
 	OP(LSEEK, true, &lay_lseek, &lay_lseek_rep),
 	OP(COPY_FILE_RANGE, true, &lay_copy, &lay_copy_rep),
 	OP(PING, false, NULL, NULL),
+	OP(AUTH, false, &lay_auth, &lay_auth_rep, .rep_data = DATA_REASON),
 };
 
 static const struct op_desc *op_get(unsigned opcode)
@@ -530,7 +545,8 @@ static void field_store(union orfa_args *a, const struct field *f, uint64_t v)
  * (offsetof), each field little-endian: with no implicit padding and the
  * sizes summing to sizeof, that is exactly the declared layout, whatever
  * order the list is written in.  Must-be-zero fields are written as zero
- * whatever the host struct holds.
+ * whatever the host struct holds.  Byte-array fields (nonces, proofs) go
+ * out as they are, in array order.
  */
 static void layout_encode(struct wcur *c, const struct layout *l,
 			  const union orfa_args *a)
@@ -541,8 +557,17 @@ static void layout_encode(struct wcur *c, const struct layout *l,
 		return;
 	for (unsigned i = 0; i < l->nfields; i++) {
 		const struct field *f = &l->f[i];
-		uint64_t v = f->mbz ? 0 : field_load(a, f);
+		uint64_t v;
 
+		if (f->size != 4 && f->size != 8) {
+			if (f->mbz)
+				memset(q + f->off, 0, f->size);
+			else
+				memcpy(q + f->off, (const uint8_t *)a + f->off,
+				       f->size);
+			continue;
+		}
+		v = f->mbz ? 0 : field_load(a, f);
 		if (f->size == 4)
 			orfa_put_le32(q + f->off, (uint32_t)v);
 		else
@@ -565,9 +590,17 @@ static bool layout_decode(struct rcur *c, const struct layout *l,
 		return true;
 	for (unsigned i = 0; i < l->nfields; i++) {
 		const struct field *f = &l->f[i];
-		uint64_t v = f->size == 4 ? orfa_get_le32(q + f->off)
-					  : orfa_get_le64(q + f->off);
+		uint64_t v;
 
+		if (f->size != 4 && f->size != 8) {
+			memcpy((uint8_t *)a + f->off, q + f->off, f->size);
+			for (unsigned k = 0; f->mbz && k < f->size; k++)
+				if (q[f->off + k])
+					pads_ok = false;
+			continue;
+		}
+		v = f->size == 4 ? orfa_get_le32(q + f->off)
+				 : orfa_get_le64(q + f->off);
 		if (f->mbz && v)
 			pads_ok = false;
 		field_store(a, f, v);
@@ -871,7 +904,7 @@ int orfa_req_decode(struct orfa_msg *m, uint8_t *body, const char **why)
 
 static bool rep_has_body(const struct op_desc *d, const struct orfa_hdr *h)
 {
-	return d->rep && (h->status == 0 || d->rep == &lay_hello_rep);
+	return d->rep && (h->status == 0 || d->err_body);
 }
 
 ssize_t orfa_rep_encode(struct orfa_msg *m, uint8_t *buf, size_t cap)
@@ -959,12 +992,20 @@ int orfa_rep_decode(struct orfa_msg *m, uint8_t *body, const char **why)
 		*why = "bad magic in HELLO reply";
 		return -EPROTO;
 	}
-	if (m->hdr.data_len &&
-	    (d->rep_data == DATA_NONE ||
-	     (m->hdr.status && d->rep != &lay_hello_rep))) {
-		*why = m->hdr.status ? "error reply with a data segment" :
-				       "unexpected data segment";
-		return -EPROTO;
+	if (m->hdr.data_len) {
+		if (m->hdr.status && d->rep_data != DATA_REASON) {
+			*why = "error reply with a data segment";
+			return -EPROTO;
+		}
+		if (!m->hdr.status && (d->rep_data == DATA_NONE ||
+				       d->rep_data == DATA_REASON)) {
+			*why = "unexpected data segment";
+			return -EPROTO;
+		}
+		if (m->hdr.status && m->hdr.data_len > ORFA_HELLO_MAX_DATA) {
+			*why = "refusal reason above ORFA_HELLO_MAX_DATA";
+			return -EPROTO;
+		}
 	}
 	return 0;
 }

@@ -26,6 +26,7 @@
 union orfa_args {
 	/* requests */
 	struct orfa_hello_req hello;
+	struct orfa_auth_req auth;
 	struct orfa_lookup_req lookup;
 	struct orfa_forget_req forget;
 	struct orfa_getattr_req getattr;
@@ -54,6 +55,7 @@ union orfa_args {
 	struct orfa_copy_range_req copy;
 	/* replies */
 	struct orfa_hello_rep hello_rep;
+	struct orfa_auth_rep auth_rep;
 	struct orfa_entry entry;		/* LOOKUP MKNOD MKDIR SYMLINK LINK */
 	struct orfa_attr attr;			/* GETATTR SETATTR FALLOCATE */
 	struct orfa_open_rep open_rep;		/* OPEN, OPENDIR */
@@ -73,7 +75,7 @@ union orfa_args {
  */
 struct orfa_msg {
 	struct orfa_hdr hdr;		/* opcode, flags, status, req_id, lengths */
-	struct orfa_cred cred;		/* requests except HELLO/PING */
+	struct orfa_cred cred;		/* requests except HELLO/AUTH/PING */
 	union orfa_args a;
 	const char *name;		/* first name, or NULL */
 	uint32_t namelen;
@@ -113,7 +115,8 @@ int orfa_hdr_decode(const uint8_t in[ORFA_HDR_SIZE], struct orfa_hdr *h,
  * to its data segment length.  Returns -EMSGSIZE when cap is too small,
  * -EINVAL when m is inconsistent (name too long, too many groups),
  * -ENOSYS on an unknown opcode.  Replies with hdr.status != 0 have an empty
- * body, except HELLO.
+ * body, except HELLO (whose body is always sent); HELLO and AUTH refusals
+ * may carry a reason text as data segment.
  * Names come from m->name/namelen and m->name2/name2len; the encoder
  * writes those lengths into the argument length fields (namelen,
  * targetlen, export_len...), so callers need not fill them twice.  Pad
@@ -133,7 +136,8 @@ ssize_t orfa_rep_encode(struct orfa_msg *m, uint8_t *buf, size_t cap);
  * that disagrees with data_len, non-zero pad), -ENOSYS (unknown opcode).
  * Also -EPROTO: ORFA_F_REPLY set on a request or missing on a reply,
  * ORFA_F_NOREPLY outside a FORGET request, non-zero status on a request,
- * an error reply with a body or data (HELLO excepted), a bad HELLO reply
+ * an error reply with a body (HELLO excepted) or data (HELLO and AUTH may
+ * carry a reason of at most ORFA_HELLO_MAX_DATA bytes), a bad HELLO reply
  * magic, a data segment where the opcode allows none; -EBADMSG: unknown
  * flag bits.  m->data_len is set to hdr.data_len.
  * The data pointer is not touched; set m->data yourself.

@@ -13,7 +13,9 @@
  * in the ORFA design (no XDR).
  *
  * Version history:
- *   1  first version (2026-11).
+ *   1  first version (2026-11).  Revised before its first release (still
+ *      version 1, see PROTOCOL.md section 15): HELLO carries flags and
+ *      nonces, new opcode AUTH (shared-key mutual authentication).
  */
 #ifndef ORFA_PROTO_H
 #define ORFA_PROTO_H
@@ -39,6 +41,8 @@
 #define ORFA_MAX_XATTR_VALUE	65536u
 #define ORFA_MAX_FORGET		4096u		/* entries in one FORGET */
 #define ORFA_MAX_EXPORT		4096u		/* HELLO export path */
+#define ORFA_NONCE_SIZE		32u		/* HELLO nonces */
+#define ORFA_PROOF_SIZE		32u		/* AUTH proofs (MACs) */
 
 #define ORFA_ROOT_ID_NONE	0u		/* node id 0 is never valid */
 #define ORFA_FH_NONE		0u		/* file id 0 means "no file" */
@@ -94,6 +98,7 @@ enum orfa_opcode {
 	ORFA_OP_LSEEK,
 	ORFA_OP_COPY_FILE_RANGE,
 	ORFA_OP_PING,		/* 38: no arguments, empty reply */
+	ORFA_OP_AUTH,		/* 39: after HELLO, when the server asks */
 	ORFA_OP_MAX		/* one past the last opcode */
 };
 
@@ -115,8 +120,8 @@ struct orfa_hdr {
 };
 
 /*
- * Credentials: the first thing in every request body (except HELLO and
- * PING, which carry none).  On the wire: the 24 fixed bytes below, then
+ * Credentials: the first thing in every request body (except HELLO, AUTH
+ * and PING, which carry none).  On the wire: the 24 fixed bytes below, then
  * ngroups u32 group ids, then zero padding up to a multiple of 8.
  */
 struct orfa_cred {
@@ -168,25 +173,55 @@ struct orfa_statfs_out {
 	uint32_t pad;
 };
 
-/* ---- HELLO ---------------------------------------------------------- */
+/* ---- HELLO and AUTH ------------------------------------------------- */
 /* Request body: struct orfa_hello_req, then export_len bytes of export path
  * ("/" or "/sub/dir") and a NUL.  Reply body: struct orfa_hello_rep, sent
  * even when status != 0 so that each side can report the other's version;
- * on failure the data segment carries a human-readable reason. */
-struct orfa_hello_req {
+ * on failure the data segment carries a human-readable reason.  magic and
+ * version stay at offsets 0 and 4 of both structures in every version. */
+
+/* HELLO flags.  Request: the client holds a key and will prove it (its
+ * nonce is set).  Reply: the server requires AUTH before anything else (its
+ * nonce is set; the root fields are zero, the AUTH reply carries them). */
+#define ORFA_HELLO_AUTH		(1u << 0)
+#define ORFA_HELLO_FLAGS_ALL	0x1u
+
+struct orfa_hello_req {		/* 64 bytes */
 	uint32_t magic;		/* ORFA_MAGIC */
 	uint32_t version;	/* ORFA_PROTO_VERSION */
 	uint64_t max_data;	/* largest data segment the client accepts */
 	uint64_t features;	/* ORFA_FEAT_* wanted */
 	uint32_t export_len;
-	uint32_t pad;
+	uint32_t flags;		/* ORFA_HELLO_* */
+	uint8_t nonce[ORFA_NONCE_SIZE];	/* client nonce: fresh random bytes
+					 * with ORFA_HELLO_AUTH, else zero */
 };
-struct orfa_hello_rep {
+struct orfa_hello_rep {		/* 168 bytes */
 	uint32_t magic;
 	uint32_t version;	/* server's version */
 	uint64_t max_data;	/* min(client's, server's) */
 	uint64_t features;	/* granted */
-	uint64_t root_nodeid;	/* node the client maps to its root */
+	uint32_t flags;		/* ORFA_HELLO_AUTH: send AUTH next */
+	uint32_t pad;
+	uint8_t nonce[ORFA_NONCE_SIZE];	/* server nonce with ORFA_HELLO_AUTH,
+					 * else zero */
+	uint64_t root_nodeid;	/* node the client maps to its root
+				 * (0 when AUTH must follow) */
+	uint64_t root_generation;
+	struct orfa_attr root_attr;
+};
+
+/* AUTH (no credentials): the client's proof, a MAC with the shared key
+ * over (client role, client nonce, server nonce, export path); the reply
+ * carries the server's proof (server role, same inputs) and the root that
+ * HELLO withheld.  A refusal (EACCES...) has an empty body and a reason
+ * in the data segment, and the server closes the connection. */
+struct orfa_auth_req {		/* 32 bytes */
+	uint8_t proof[ORFA_PROOF_SIZE];
+};
+struct orfa_auth_rep {		/* 136 bytes */
+	uint8_t proof[ORFA_PROOF_SIZE];
+	uint64_t root_nodeid;
 	uint64_t root_generation;
 	struct orfa_attr root_attr;
 };

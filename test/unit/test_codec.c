@@ -96,7 +96,6 @@ static size_t fill_req(struct orfa_msg *m, unsigned op, int *has_cred)
 	case ORFA_OP_HELLO:
 		*has_cred = 0;
 		memset(&m->cred, 0, sizeof(m->cred));
-		a->hello.pad = 0;
 		set_name(m, 0, N_EXPORT);
 		a->hello.export_len = m->namelen;
 		sz = sizeof(a->hello);
@@ -246,6 +245,11 @@ static size_t fill_req(struct orfa_msg *m, unsigned op, int *has_cred)
 		memset(&m->cred, 0, sizeof(m->cred));
 		sz = 0;
 		break;
+	case ORFA_OP_AUTH:
+		*has_cred = 0;
+		memset(&m->cred, 0, sizeof(m->cred));
+		sz = sizeof(a->auth);
+		break;
 	default:
 		ck_abort_msg("fill_req: opcode %u not covered", op);
 		return 0;
@@ -268,7 +272,11 @@ static size_t fill_rep(struct orfa_msg *m, unsigned op)
 	switch (op) {
 	case ORFA_OP_HELLO:
 		a->hello_rep.magic = ORFA_MAGIC;
+		a->hello_rep.pad = 0;
 		sz = sizeof(a->hello_rep);
+		break;
+	case ORFA_OP_AUTH:
+		sz = sizeof(a->auth_rep);
 		break;
 	case ORFA_OP_LOOKUP:
 	case ORFA_OP_MKNOD:
@@ -618,7 +626,11 @@ START_TEST(test_hello_request_has_no_credentials)
 		0x4f, 0x52, 0x46, 0x41,  0x01, 0, 0, 0,	/* "ORFA", version */
 		0, 0, 0, 0x01, 0, 0, 0, 0,		/* max_data 16 MiB */
 		0x0f, 0, 0, 0, 0, 0, 0, 0,		/* features */
-		0x01, 0, 0, 0,  0, 0, 0, 0,		/* export_len, pad */
+		0x01, 0, 0, 0,  0x01, 0, 0, 0,		/* export_len, flags */
+		0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, /* nonce, */
+		0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, /* in array */
+		0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, /* order */
+		0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f,
 		'/', 0,
 	};
 	struct orfa_msg m;
@@ -631,10 +643,90 @@ START_TEST(test_hello_request_has_no_credentials)
 	m.a.hello.version = ORFA_PROTO_VERSION;
 	m.a.hello.max_data = ORFA_DEFAULT_MAX_DATA;
 	m.a.hello.features = ORFA_FEAT_ALL;
+	m.a.hello.flags = ORFA_HELLO_AUTH;
+	for (unsigned i = 0; i < ORFA_NONCE_SIZE; i++)
+		m.a.hello.nonce[i] = (uint8_t)i;
 	set_name(&m, 0, "/");
 	n = orfa_req_encode(&m, buf, sizeof(buf));
 	ck_assert_int_eq(n, sizeof(want));
 	ck_assert_mem_eq(buf, want, sizeof(want));
+}
+END_TEST
+
+/* The HELLO reply: flags, pad and the server nonce sit between features
+ * and the root fields; the nonce goes out in array order. */
+START_TEST(test_hello_reply_golden_nonce_and_root_offsets)
+{
+	struct orfa_msg m, r;
+	uint8_t buf[256];
+	const char *why;
+	ssize_t n;
+
+	orfa_msg_init(&m, ORFA_OP_HELLO, 1);
+	m.a.hello_rep.magic = ORFA_MAGIC;
+	m.a.hello_rep.version = ORFA_PROTO_VERSION;
+	m.a.hello_rep.flags = ORFA_HELLO_AUTH;
+	for (unsigned i = 0; i < ORFA_NONCE_SIZE; i++)
+		m.a.hello_rep.nonce[i] = (uint8_t)(0xa0 + i);
+	m.a.hello_rep.root_nodeid = 0x0102030405060708ull;
+	n = orfa_rep_encode(&m, buf, sizeof(buf));
+	ck_assert_int_eq(n, 168);
+	ck_assert_uint_eq(orfa_get_le32(buf + 0), ORFA_MAGIC);
+	ck_assert_uint_eq(orfa_get_le32(buf + 4), ORFA_PROTO_VERSION);
+	ck_assert_uint_eq(orfa_get_le32(buf + 24), ORFA_HELLO_AUTH);
+	ck_assert_uint_eq(orfa_get_le32(buf + 28), 0);
+	for (unsigned i = 0; i < ORFA_NONCE_SIZE; i++)
+		ck_assert_uint_eq(buf[32 + i], 0xa0 + i);
+	ck_assert_uint_eq(orfa_get_le64(buf + 64), 0x0102030405060708ull);
+	ck_assert_int_eq(decode_rep_bytes(&m.hdr, buf, (size_t)n, &r, &why),
+			 0);
+	ck_assert_mem_eq(r.a.hello_rep.nonce, m.a.hello_rep.nonce,
+			 ORFA_NONCE_SIZE);
+	/* Non-zero pad after the flags: refused. */
+	buf[28] = 1;
+	ck_assert_int_eq(decode_rep_bytes(&m.hdr, buf, (size_t)n, &r, &why),
+			 -EPROTO);
+}
+END_TEST
+
+/* AUTH: no credentials, 32 raw proof bytes; the reply's proof first, then
+ * the root entry HELLO withheld. */
+START_TEST(test_auth_golden_bytes)
+{
+	struct orfa_msg m, r;
+	uint8_t buf[256];
+	const char *why;
+	ssize_t n;
+
+	orfa_msg_init(&m, ORFA_OP_AUTH, 2);
+	m.cred.uid = 99;	/* must not be sent */
+	for (unsigned i = 0; i < ORFA_PROOF_SIZE; i++)
+		m.a.auth.proof[i] = (uint8_t)(0xff - i);
+	n = orfa_req_encode(&m, buf, sizeof(buf));
+	ck_assert_int_eq(n, ORFA_PROOF_SIZE);
+	for (unsigned i = 0; i < ORFA_PROOF_SIZE; i++)
+		ck_assert_uint_eq(buf[i], 0xff - i);
+	ck_assert_int_eq(decode_req_bytes(&m.hdr, buf, (size_t)n, &r, &why),
+			 0);
+	ck_assert_mem_eq(r.a.auth.proof, m.a.auth.proof, ORFA_PROOF_SIZE);
+	/* A short proof is a truncated request. */
+	ck_assert_int_eq(decode_req_bytes(&m.hdr, buf, 31, &r, &why),
+			 -EBADMSG);
+
+	orfa_msg_init(&m, ORFA_OP_AUTH, 2);
+	for (unsigned i = 0; i < ORFA_PROOF_SIZE; i++)
+		m.a.auth_rep.proof[i] = (uint8_t)i;
+	m.a.auth_rep.root_nodeid = 0x1122334455667788ull;
+	m.a.auth_rep.root_generation = 7;
+	m.a.auth_rep.root_attr.mode = 040755;
+	n = orfa_rep_encode(&m, buf, sizeof(buf));
+	ck_assert_int_eq(n, 136);
+	ck_assert_uint_eq(buf[31], 31);
+	ck_assert_uint_eq(orfa_get_le64(buf + 32), 0x1122334455667788ull);
+	ck_assert_uint_eq(orfa_get_le64(buf + 40), 7);
+	ck_assert_int_eq(decode_rep_bytes(&m.hdr, buf, (size_t)n, &r, &why),
+			 0);
+	ck_assert_uint_eq(r.a.auth_rep.root_attr.mode, 040755);
 }
 END_TEST
 
@@ -1426,6 +1518,41 @@ START_TEST(test_hello_error_reply_keeps_body_and_reason)
 }
 END_TEST
 
+/* HELLO and AUTH refusals carry a reason (at most ORFA_HELLO_MAX_DATA
+ * bytes); their successful replies carry no data. */
+START_TEST(test_refusal_reason_only_on_hello_and_auth_errors)
+{
+	static const unsigned ops[] = { ORFA_OP_HELLO, ORFA_OP_AUTH };
+	struct orfa_msg m, r;
+	uint8_t *body;
+	const char *why;
+	ssize_t n;
+
+	for (unsigned i = 0; i < 2; i++) {
+		fill_rep(&m, ops[i]);
+		m.hdr.status = EACCES;
+		n = encode_rep(&m, &body);
+		ck_assert_int_eq(n, ops[i] == ORFA_OP_HELLO ?
+				 (ssize_t)sizeof(struct orfa_hello_rep) : 0);
+		m.hdr.data_len = 60;
+		ck_assert_int_eq(decode_rep_bytes(&m.hdr, body, (size_t)n, &r,
+						  &why), 0);
+		m.hdr.data_len = ORFA_HELLO_MAX_DATA + 1;
+		ck_assert_int_eq(decode_rep_bytes(&m.hdr, body, (size_t)n, &r,
+						  &why), -EPROTO);
+		free(body);
+
+		fill_rep(&m, ops[i]);
+		n = encode_rep(&m, &body);
+		m.hdr.data_len = 4;
+		ck_assert_int_eq(decode_rep_bytes(&m.hdr, body, (size_t)n, &r,
+						  &why), -EPROTO);
+		ck_assert_str_eq(why, "unexpected data segment");
+		free(body);
+	}
+}
+END_TEST
+
 START_TEST(test_error_reply_with_data_is_eproto)
 {
 	struct orfa_msg m, r;
@@ -2008,6 +2135,8 @@ static Suite *codec_suite(void)
 	tcase_add_test(tc, test_header_golden_bytes);
 	tcase_add_test(tc, test_lookup_request_golden_bytes);
 	tcase_add_test(tc, test_hello_request_has_no_credentials);
+	tcase_add_test(tc, test_hello_reply_golden_nonce_and_root_offsets);
+	tcase_add_test(tc, test_auth_golden_bytes);
 	tcase_add_test(tc, test_forget_records_roundtrip);
 	tcase_add_test(tc, test_op_names_known_and_distinct);
 	tcase_add_test(tc, test_op_name_unknown_is_question_mark);
@@ -2062,6 +2191,7 @@ static Suite *codec_suite(void)
 	tcase_add_test(tc, test_error_reply_with_body_is_eproto);
 	tcase_add_test(tc, test_hello_error_reply_keeps_body_and_reason);
 	tcase_add_test(tc, test_error_reply_with_data_is_eproto);
+	tcase_add_test(tc, test_refusal_reason_only_on_hello_and_auth_errors);
 	tcase_add_test(tc, test_data_on_reply_without_data_is_eproto);
 	tcase_add_test(tc, test_trailing_bytes_after_reply_is_eproto);
 	tcase_add_test(tc, test_nonzero_reply_pad_is_eproto);
