@@ -287,6 +287,14 @@ void orfa_conn_shutdown(struct orfa_conn *c)
 	c->ops->shutdown(c);
 }
 
+int orfa_conn_peer_addr(struct orfa_conn *c, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (!c->ops->peer_addr)
+		return -ENOTSUP;
+	return c->ops->peer_addr(c, ss);
+}
+
 void orfa_conn_get(struct orfa_conn *c)
 {
 	int old = __atomic_fetch_add(&c->refs, 1, __ATOMIC_RELAXED);

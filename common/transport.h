@@ -40,6 +40,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -142,6 +143,8 @@ struct orfa_transport_ops {
 	void (*set_limits)(struct orfa_conn *c, uint32_t max_body, uint32_t max_data);
 	void (*shutdown)(struct orfa_conn *c);
 	void (*destroy)(struct orfa_conn *c);
+	/* The peer's address (for export access checks); may be NULL. */
+	int (*peer_addr)(struct orfa_conn *c, struct sockaddr_storage *ss);
 };
 
 /* The connection object every transport embeds as its first member. */
@@ -198,6 +201,10 @@ void orfa_conn_set_limits(struct orfa_conn *c, uint32_t max_body,
 			  uint32_t max_data);
 /* Wake a blocked receiver and fail further sends with -ENOTCONN. */
 void orfa_conn_shutdown(struct orfa_conn *c);
+/* The peer's socket address (AF_INET or AF_INET6; IPv4 peers of a
+ * dual-stack socket may show as v4-mapped AF_INET6): 0, -ENOTSUP when the
+ * transport cannot tell, or another negative errno (-ENOTCONN...). */
+int orfa_conn_peer_addr(struct orfa_conn *c, struct sockaddr_storage *ss);
 /* References: the creator holds one; the last put destroys the connection
  * and clears *cp. */
 void orfa_conn_get(struct orfa_conn *c);

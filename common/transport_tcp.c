@@ -1434,6 +1434,14 @@ static void tcp_destroy(struct orfa_conn *oc)
 	free(c);
 }
 
+static int tcp_peer_addr(struct orfa_conn *base, struct sockaddr_storage *ss)
+{
+	struct tcp_conn *c = (struct tcp_conn *)base;
+	socklen_t len = sizeof(*ss);
+
+	return getpeername(c->fd, (struct sockaddr *)ss, &len) ? -errno : 0;
+}
+
 const struct orfa_transport_ops orfa_tcp_transport = {
 	.name = "tcp",
 	.connect = tcp_connect,
@@ -1453,4 +1461,5 @@ const struct orfa_transport_ops orfa_tcp_transport = {
 	.set_limits = tcp_set_limits,
 	.shutdown = tcp_shutdown,
 	.destroy = tcp_destroy,
+	.peer_addr = tcp_peer_addr,
 };
