@@ -303,6 +303,30 @@ int orfa_exports_load(const char *file, struct orfa_exports *out, char *err,
 	return rc;
 }
 
+int orfa_exports_shortcut(struct orfa_exports *out, const char *dir,
+			  uint64_t ramfs_size)
+{
+	struct orfa_export *e;
+
+	memset(out, 0, sizeof(*out));
+	if (dir && strlen(dir) >= sizeof(e->path))
+		return -ENAMETOOLONG;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	strcpy(e->name, "/");
+	if (dir)
+		strcpy(e->path, dir);
+	else
+		e->ramfs_size = ramfs_size;
+	e->nnets = 1;			/* nets[0] zeroed: anyone */
+	e->anonuid = NOBODY;
+	e->anongid = NOBODY;		/* flags 0: rw, no_root_squash */
+	out->v = e;
+	out->n = 1;
+	return 0;
+}
+
 void orfa_exports_free(struct orfa_exports *ex)
 {
 	free(ex->v);

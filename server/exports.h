@@ -70,6 +70,15 @@ int orfa_exports_load(const char *file, struct orfa_exports *out,
 		      char *err, size_t errsz);
 void orfa_exports_free(struct orfa_exports *ex);
 
+/*
+ * The table of the command-line shortcuts (THE SHORTCUT in
+ * docs/exports.md): one root export "/" for anyone, rw, no_root_squash,
+ * serving dir, or a RAM file system of ramfs_size bytes when dir is NULL.
+ * 0 (release with orfa_exports_free), -ENAMETOOLONG or -ENOMEM.
+ */
+int orfa_exports_shortcut(struct orfa_exports *out, const char *dir,
+			  uint64_t ramfs_size);
+
 /* Parse "1G", "512M", "4096" into bytes; -EINVAL when malformed. */
 int orfa_parse_size(const char *s, uint64_t *out);
 

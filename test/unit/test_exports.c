@@ -213,6 +213,33 @@ START_TEST(sizes)
 }
 END_TEST
 
+/* The --export / --ramfs shortcut: "/ DIR * rw,no_root_squash". */
+START_TEST(shortcut_table)
+{
+	struct orfa_exports ex;
+	const char *sub = NULL;
+	struct orfa_cred cr = { .uid = 0, .gid = 0 };
+
+	ck_assert_int_eq(orfa_exports_shortcut(&ex, "/srv/x", 0), 0);
+	ck_assert_int_eq(ex.n, 1);
+	ck_assert_str_eq(ex.v[0].name, "/");
+	ck_assert_str_eq(ex.v[0].path, "/srv/x");
+	ck_assert_uint_eq(ex.v[0].flags, 0);
+	ck_assert(allows(&ex.v[0], "203.0.113.9"));
+	ck_assert(allows(&ex.v[0], "fd00::1"));
+	orfa_export_squash(&ex.v[0], &cr);
+	ck_assert_uint_eq(cr.uid, 0);
+	ck_assert_str_eq(orfa_exports_find(&ex, "/a/b", &sub)->name, "/");
+	ck_assert_str_eq(sub, "a/b");
+	orfa_exports_free(&ex);
+
+	ck_assert_int_eq(orfa_exports_shortcut(&ex, NULL, 1u << 20), 0);
+	ck_assert_uint_eq(ex.v[0].ramfs_size, 1u << 20);
+	ck_assert_str_eq(ex.v[0].path, "");
+	orfa_exports_free(&ex);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("exports");
@@ -225,6 +252,7 @@ int main(void)
 	tcase_add_test(tc, squash_rules);
 	tcase_add_test(tc, readonly_filter);
 	tcase_add_test(tc, sizes);
+	tcase_add_test(tc, shortcut_table);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
