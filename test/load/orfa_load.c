@@ -496,7 +496,7 @@ int main(int argc, char **argv)
 		for (int i = 0; i < n; i++) {
 			struct lconn *c = evs[i].data.ptr;
 			struct orfa_rxmsg rx;
-			int rc;
+			int rc = 0;
 
 			while (c->phase != PH_DONE &&
 			       (rc = orfa_conn_recv(c->conn, &rx)) == 0) {
