@@ -4,12 +4,14 @@
  * and node references of the connection, call the backend or the lock
  * manager, and send the reply (header + body, then the data segment as a
  * separate segment: memory through writev, a file range through
- * sendfile).  HELLO, which sets a connection up, is here too.
+ * sendfile).  Every request first passes the session's access checks
+ * (access.h: squashing, read-only exports, subdirectory confinement).
  *
  * Handlers run on any thread (workers, loop thread, connection threads)
  * and return a negative errno to be answered as an error, 0 once they have
  * answered themselves, or SREQ_PARKED when the request waits for a lock.
- * Not here: reading, queueing and connection lifetimes (server.c).
+ * Not here: reading, queueing and connection lifetimes (server.c), the
+ * handshake (hello.c).
  */
 #include "dispatch.h"
 
@@ -21,10 +23,13 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 
+#include "access.h"
 #include "log.h"
 #include "server_impl.h"
 
-#define BE(r)		((r)->conn->srv->be)
+/* The connection's export: its backend and its lock table. */
+#define BE(r)		((r)->conn->ex->be)
+#define LOCKS(r)	((r)->conn->ex->locks)
 #define OPS(r)		(BE(r)->ops)
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -40,7 +45,7 @@ static int reply_entry(struct sreq *r, const struct orfa_entry *e)
 {
 	struct orfa_msg rep;
 
-	if (nmap_add(&r->conn->nodes, e->nodeid, 1) < 0) {
+	if (access_ref_add(r->conn, e->nodeid, 1) < 0) {
 		OPS(r)->forget(BE(r), e->nodeid, 1);
 		return -ENOMEM;
 	}
@@ -157,8 +162,11 @@ static int h_lookup(struct sreq *r)
 	struct orfa_entry e;
 	int ret;
 
-	ret = OPS(r)->lookup(BE(r), &r->m.cred, a->parent, r->m.name,
-			     r->m.namelen, &e);
+	if (access_is_dotdot_lookup(r->conn, &r->m))
+		ret = access_lookup_dotdot(r->conn, &r->m.cred, a->parent, &e);
+	else
+		ret = OPS(r)->lookup(BE(r), &r->m.cred, a->parent, r->m.name,
+				     r->m.namelen, &e);
 	return ret ? ret : reply_entry(r, &e);
 }
 
@@ -171,7 +179,7 @@ static int h_forget(struct sreq *r)
 		uint64_t took;
 
 		orfa_forget_get(d, i, &f);
-		took = nmap_sub(&r->conn->nodes, f.nodeid, f.nlookup);
+		took = access_ref_sub(r->conn, f.nodeid, f.nlookup);
 		if (took)
 			OPS(r)->forget(BE(r), f.nodeid, took);
 		if (took < f.nlookup)
@@ -387,8 +395,8 @@ static int h_create(struct sreq *r)
 	ret = file_install(r, rep.a.create_rep.entry.nodeid, fh, 0, a->flags,
 			   &rep.a.create_rep.fh);
 	if (ret == 0)
-		ret = nmap_add(&r->conn->nodes, rep.a.create_rep.entry.nodeid,
-			       1);
+		ret = access_ref_add(r->conn, rep.a.create_rep.entry.nodeid,
+				     1);
 	if (ret) {
 		struct sfile *f = ftab_remove(&r->conn->files,
 					      rep.a.create_rep.fh);
@@ -528,7 +536,7 @@ static int h_flush(struct sreq *r)
 	if (ret)
 		return ret;
 	/* close(2) drops the POSIX locks of the closing owner. */
-	orfa_locks_drop_posix(r->conn->srv->locks, f->nodeid, &o);
+	orfa_locks_drop_posix(LOCKS(r), f->nodeid, &o);
 	ret = OPS(r)->flush(BE(r), f->nodeid, f->fh);
 	sfile_put(&f);
 	return ret ? ret : reply_empty(r);
@@ -552,8 +560,8 @@ static int h_release(struct sreq *r)
 	if (!f)
 		return -EBADF;		/* released twice at once */
 	if (!dir)
-		orfa_locks_drop_posix(r->conn->srv->locks, f->nodeid, &po);
-	orfa_locks_drop_flock(r->conn->srv->locks, f->nodeid, &fo);
+		orfa_locks_drop_posix(LOCKS(r), f->nodeid, &po);
+	orfa_locks_drop_flock(LOCKS(r), f->nodeid, &fo);
 	/* The backend's release runs once reads still in flight are sent. */
 	sfile_put(&f);
 	return reply_empty(r);
@@ -586,6 +594,7 @@ struct dir_fill {
 	size_t cap, off;
 	int plus;
 	int full;
+	int at_view_root;	/* listing a subdirectory session's root */
 };
 
 struct dir_ctx {
@@ -610,7 +619,21 @@ static int dir_fill_cb(void *ctx, const char *name, uint32_t namelen,
 	struct sreq *r = df->r;
 	struct orfa_dirent d = { .ino = ino, .cookie = next_cookie,
 				 .type = type, .namelen = namelen };
+	struct orfa_entry up;
 	int ret;
+
+	/* The parent of a subdirectory session's root is outside the
+	 * session: its ".." shows the root itself, as LOOKUP ".." does. */
+	if (df->at_view_root && namelen == 2 && name[0] == '.' &&
+	    name[1] == '.') {
+		if (df->plus && e && e->nodeid)
+			OPS(r)->forget(BE(r), e->nodeid, 1);
+		d.ino = r->conn->root_ino;
+		memset(&up, 0, sizeof(up));
+		up.attr.ino = r->conn->root_ino;
+		up.attr.mode = S_IFDIR;
+		e = df->plus ? &up : NULL;
+	}
 
 	ret = orfa_dirent_put(df->buf, df->cap, &df->off, df->plus, &d,
 			      df->plus ? e : NULL, name);
@@ -627,7 +650,7 @@ static int dir_fill_cb(void *ctx, const char *name, uint32_t namelen,
 		return 0;
 	}
 	if (df->plus && e && e->nodeid &&
-	    nmap_add(&r->conn->nodes, e->nodeid, 1) < 0)
+	    access_ref_add(r->conn, e->nodeid, 1) < 0)
 		OPS(r)->forget(BE(r), e->nodeid, 1);
 	return 0;
 }
@@ -660,6 +683,7 @@ static int h_readdir(struct sreq *r)
 	df.buf = dc->buf;
 	df.cap = cap;
 	df.plus = r->m.hdr.opcode == ORFA_OP_READDIRPLUS;
+	df.at_view_root = r->conn->view && f->nodeid == r->conn->root_nodeid;
 	ret = OPS(r)->readdir(BE(r), &r->m.cred, f->nodeid, f->fh, a->cookie,
 			      df.plus, dir_fill_cb, &df);
 	if (df.off == 0 && (ret < 0 || df.full)) {
@@ -773,7 +797,7 @@ static int h_getlk(struct sreq *r)
 
 	rep_init(&rep);
 	rep.a.lock = a->lock;
-	ret = orfa_locks_getlk(r->conn->srv->locks, a->nodeid, &o,
+	ret = orfa_locks_getlk(LOCKS(r), a->nodeid, &o,
 			       &rep.a.lock);
 	if (ret)
 		return ret;
@@ -869,7 +893,7 @@ static int h_setlk(struct sreq *r)
 {
 	const struct orfa_lk_req *a = &r->m.a.lk;
 	struct orfa_lk_owner o = lk_owner(r, a->owner);
-	struct orfa_locks *lt = r->conn->srv->locks;
+	struct orfa_locks *lt = LOCKS(r);
 	struct orfa_lk_waiter *w;
 	int ret;
 
@@ -890,7 +914,7 @@ static int h_flock(struct sreq *r)
 {
 	const struct orfa_flock_req *a = &r->m.a.flock;
 	struct orfa_lk_owner o = lk_owner(r, a->fh);
-	struct orfa_locks *lt = r->conn->srv->locks;
+	struct orfa_locks *lt = LOCKS(r);
 	uint32_t op = a->op & ~(uint32_t)LOCK_NB;
 	struct orfa_lk_waiter *w;
 	struct sfile *f;
@@ -1075,7 +1099,9 @@ void dispatch_request(struct sreq *r)
 
 	log_debug("%s: %s #%llu", r->conn->peer, e && e->fn ? e->name : "?",
 		  (unsigned long long)r->m.hdr.req_id);
-	ret = e && e->fn ? e->fn(r) : -ENOSYS;
+	ret = access_check(r->conn, &r->m);
+	if (ret == 0)
+		ret = e && e->fn ? e->fn(r) : -ENOSYS;
 	if (ret == SREQ_PARKED)
 		return;
 	if (ret < 0) {
@@ -1095,180 +1121,11 @@ void dispatch_request(struct sreq *r)
 	sreq_finish(r);
 }
 
-/* ---- HELLO ------------------------------------------------------------------ */
-
-/* Refuse a HELLO: status err, our version in the body, reason as data. */
-static void hello_refuse(struct sreq *r, int err, const char *reason)
-{
-	struct sconn *c = r->conn;
-	size_t len = strlen(reason);
-	struct data_blk *b = blk_new(len);
-	struct orfa_msg rep;
-
-	log_warn("%s: HELLO refused: %s", c->peer, reason);
-	rep_init(&rep);
-	rep.hdr.status = (uint32_t)err;
-	rep.a.hello_rep.magic = ORFA_MAGIC;
-	rep.a.hello_rep.version = ORFA_PROTO_VERSION;
-	rep.a.hello_rep.max_data = c->srv->cfg.max_data;
-	rep.a.hello_rep.features = ORFA_FEAT_ALL;
-	if (b) {
-		memcpy(b->data, reason, len);
-		reply_blk(r, &rep, b, len);
-	} else {
-		sreq_reply(r, &rep, NULL);
-	}
-	c->close_after_flush = 1;
-}
-
-/* Walk the export path from the root; *e gets the export's root node with
- * one lookup reference held for the client (none for the real root). */
-static int hello_resolve(struct sreq *r, const char *path,
-			 struct orfa_entry *e, char *why, size_t whysz)
-{
-	const struct orfa_cred root = { 0 };
-	struct orfa_backend *be = BE(r);
-	char *copy = strdup(path), *save = NULL, *comp;
-	uint64_t cur = ORFA_ROOT_NODEID;
-	int ret = 0;
-
-	if (!copy)
-		return -ENOMEM;
-	memset(e, 0, sizeof(*e));
-	for (comp = strtok_r(copy, "/", &save); comp;
-	     comp = strtok_r(NULL, "/", &save)) {
-		struct orfa_entry next;
-
-		if (strcmp(comp, ".") == 0)
-			continue;
-		if (strcmp(comp, "..") == 0) {
-			snprintf(why, whysz, "export path %s: '..' not allowed",
-				 path);
-			ret = -EINVAL;
-			break;
-		}
-		ret = be->ops->lookup(be, &root, cur, comp,
-				      (uint32_t)strlen(comp), &next);
-		if (ret == 0 && !S_ISDIR(next.attr.mode)) {
-			be->ops->forget(be, next.nodeid, 1);
-			ret = -ENOTDIR;
-		}
-		if (ret) {
-			snprintf(why, whysz, "export path %s: %s", path,
-				 strerror(-ret));
-			break;
-		}
-		if (cur != ORFA_ROOT_NODEID)
-			be->ops->forget(be, cur, 1);	/* intermediate */
-		cur = next.nodeid;
-		*e = next;
-	}
-	free(copy);
-	if (ret) {
-		if (cur != ORFA_ROOT_NODEID)
-			be->ops->forget(be, cur, 1);
-		return ret;
-	}
-	if (cur == ORFA_ROOT_NODEID) {
-		e->nodeid = ORFA_ROOT_NODEID;
-		ret = be->ops->getattr(be, &root, cur, NULL, &e->attr);
-		if (ret)
-			snprintf(why, whysz, "export root: %s", strerror(-ret));
-		return ret;
-	}
-	ret = nmap_add(&r->conn->nodes, cur, 1);
-	if (ret) {
-		be->ops->forget(be, cur, 1);
-		snprintf(why, whysz, "out of memory");
-	}
-	return ret;
-}
-
-void dispatch_hello(struct sreq *r)
-{
-	struct sconn *c = r->conn;
-	const uint8_t *body = r->head + ORFA_HDR_SIZE;
-	const struct orfa_hello_req *a = &r->m.a.hello;
-	char reason[320];
-	struct orfa_msg rep;
-	struct orfa_entry root;
-	const char *why = NULL;
-	uint32_t magic, version;
-	int ret;
-
-	/* Magic and version first, before the rest of a body whose layout
-	 * may belong to another version. */
-	if (r->m.hdr.body_len < 8) {
-		hello_refuse(r, EPROTO, "HELLO body too short");
-		return;
-	}
-	magic = orfa_get_le32(body);
-	version = orfa_get_le32(body + 4);
-	if (magic != ORFA_MAGIC) {
-		snprintf(reason, sizeof(reason),
-			 "bad magic 0x%08x in HELLO (expected 0x%08x)", magic,
-			 ORFA_MAGIC);
-		hello_refuse(r, EPROTONOSUPPORT, reason);
-		return;
-	}
-	if (version != ORFA_PROTO_VERSION) {
-		snprintf(reason, sizeof(reason),
-			 "client speaks protocol version %u, server speaks "
-			 "version %u", version, ORFA_PROTO_VERSION);
-		hello_refuse(r, EPROTONOSUPPORT, reason);
-		return;
-	}
-	ret = orfa_req_decode(&r->m, r->head + ORFA_HDR_SIZE, &why);
-	if (ret) {
-		snprintf(reason, sizeof(reason), "malformed HELLO: %s",
-			 why ? why : strerror(-ret));
-		hello_refuse(r, EPROTO, reason);
-		return;
-	}
-	if (a->max_data == 0) {
-		hello_refuse(r, EINVAL, "HELLO offers max_data 0");
-		return;
-	}
-	reason[0] = '\0';
-	ret = hello_resolve(r, r->m.name ? r->m.name : "/", &root, reason,
-			    sizeof(reason));
-	if (ret) {
-		hello_refuse(r, -ret, reason);
-		return;
-	}
-	c->max_data = a->max_data < c->srv->cfg.max_data ?
-		      (uint32_t)a->max_data : c->srv->cfg.max_data;
-	c->features = a->features & ORFA_FEAT_ALL;
-	c->hello_done = 1;
-	orfa_conn_set_limits(c->tc, ORFA_MAX_BODY, c->max_data);
-
-	rep_init(&rep);
-	rep.a.hello_rep.magic = ORFA_MAGIC;
-	rep.a.hello_rep.version = ORFA_PROTO_VERSION;
-	rep.a.hello_rep.max_data = c->max_data;
-	rep.a.hello_rep.features = c->features;
-	rep.a.hello_rep.root_nodeid = root.nodeid;
-	rep.a.hello_rep.root_generation = root.generation;
-	rep.a.hello_rep.root_attr = root.attr;
-	log_info("%s: HELLO: export %s, root node %llu, max_data %u, "
-		 "features %#llx", c->peer, r->m.name ? r->m.name : "/",
-		 (unsigned long long)root.nodeid, c->max_data,
-		 (unsigned long long)c->features);
-	sreq_reply(r, &rep, NULL);
-}
-
 /* ---- connection teardown ------------------------------------------------------ */
 
 static void cleanup_file(uint64_t id, struct sfile *f, void *arg)
 {
 	sfile_put(&f);
-}
-
-static void cleanup_node(uint64_t nodeid, uint64_t count, void *arg)
-{
-	struct orfa_backend *be = arg;
-
-	be->ops->forget(be, nodeid, count);
 }
 
 void dispatch_conn_cleanup(struct sconn *c)
@@ -1278,5 +1135,5 @@ void dispatch_conn_cleanup(struct sconn *c)
 	if (nfiles)
 		log_debug("%s: releasing %u open files", c->peer, nfiles);
 	ftab_destroy(&c->files, cleanup_file, NULL);
-	nmap_destroy(&c->nodes, cleanup_node, c->srv->be);
+	access_conn_cleanup(c);
 }

@@ -37,6 +37,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "log.h"
 
 /* Data segment limit before HELLO negotiates one: HELLO carries none. */
@@ -348,6 +349,7 @@ static void conn_free(struct sconn *c)
 	/* Transport first: queued replies let go of their file objects. */
 	orfa_conn_put(&c->tc);
 	dispatch_conn_cleanup(c);
+	free(c->export_path);
 	log_debug("%s: connection %llu freed", c->peer,
 		  (unsigned long long)c->id);
 	pthread_cond_destroy(&c->cond);
@@ -375,6 +377,13 @@ static void conn_close(struct sconn *c)
 	orfa_conn_shutdown(c->tc);
 }
 
+/* Drop c's locks (and cancel its parked waiters) in its export's table. */
+static void conn_drop_locks(struct sconn *c)
+{
+	if (c->ex)
+		orfa_locks_drop_conn(c->ex->locks, c->id);
+}
+
 /* Loop modes: advance the teardown; returns 1 when c was freed. */
 static int conn_teardown_step(struct sconn *c)
 {
@@ -388,7 +397,7 @@ static int conn_teardown_step(struct sconn *c)
 		pthread_mutex_unlock(&c->lock);
 		/* No request of c is running: no lock or waiter of c can
 		 * appear any more.  Cancelled waiters finish here. */
-		orfa_locks_drop_conn(c->srv->locks, c->id);
+		conn_drop_locks(c);
 		pthread_mutex_lock(&c->lock);
 	}
 	if (c->inflight > 0) {
@@ -409,7 +418,7 @@ static void conn_teardown_wait(struct sconn *c)
 		pthread_cond_wait(&c->cond, &c->lock);
 	c->teardown_stage = 1;
 	pthread_mutex_unlock(&c->lock);
-	orfa_locks_drop_conn(c->srv->locks, c->id);
+	conn_drop_locks(c);
 	pthread_mutex_lock(&c->lock);
 	while (c->inflight > 0)
 		pthread_cond_wait(&c->cond, &c->lock);
@@ -537,6 +546,24 @@ static void conn_handle_frame(struct sconn *c, struct orfa_rxmsg *rx)
 		conn_inflight_inc(c, r);
 		dispatch_hello(r);
 		sreq_finish(r);
+		return;
+	}
+	/* With a key, AUTH must come right after HELLO, and alone. */
+	if (op == ORFA_OP_AUTH) {
+		if (!c->auth_wait) {
+			sreq_free(r);
+			conn_drop(c, "AUTH request the server did not ask for");
+			return;
+		}
+		conn_inflight_inc(c, r);
+		dispatch_auth(r);
+		sreq_finish(r);
+		return;
+	}
+	if (c->auth_wait) {
+		sreq_free(r);
+		conn_drop(c, "%s request (opcode %u) before AUTH",
+			  orfa_op_name(op), op);
 		return;
 	}
 	ret = orfa_req_decode(&r->m, r->head + ORFA_HDR_SIZE, &why);
@@ -876,10 +903,36 @@ int orfa_server_create(const struct orfa_server_cfg *cfg,
 		       struct orfa_backend *be, struct orfa_listener *lst,
 		       struct orfa_server **out)
 {
+	struct orfa_exports tab;
+	int ret;
+
+	*out = NULL;
+	ret = orfa_exports_shortcut(&tab, NULL, 0);
+	if (ret)
+		return ret;
+	tab.v[0].backend = be;
+	ret = orfa_server_create_exports(cfg, &tab, lst, out);
+	if (ret) {
+		orfa_exports_free(&tab);
+		return ret;
+	}
+	/* Nothing reads the table before orfa_server_run. */
+	(*out)->own_exports = tab;
+	(*out)->exports = &(*out)->own_exports;
+	return 0;
+}
+
+int orfa_server_create_exports(const struct orfa_server_cfg *cfg,
+			       const struct orfa_exports *ex,
+			       struct orfa_listener *lst,
+			       struct orfa_server **out)
+{
 	struct orfa_server *srv;
 	int ret;
 
 	*out = NULL;
+	if (!ex || ex->n < 1)
+		return -EINVAL;
 	/* Before the event base exists, so the base is created with locks
 	 * and a notification channel for event_active from workers. */
 	if (evthread_use_pthreads() < 0)
@@ -894,16 +947,22 @@ int orfa_server_create(const struct orfa_server_cfg *cfg,
 		srv->cfg.max_outq = 64u << 20;
 	if (srv->cfg.max_data == 0 || srv->cfg.max_data > ORFA_MAX_DATA_LIMIT)
 		srv->cfg.max_data = ORFA_DEFAULT_MAX_DATA;
-	srv->be = be;
+	srv->exports = ex;
 	srv->lst = lst;
 	srv->qtail = &srv->qhead;
 	pthread_mutex_init(&srv->qlock, NULL);
 	pthread_cond_init(&srv->qcond, NULL);
 	pthread_mutex_init(&srv->clock, NULL);
 	pthread_cond_init(&srv->ccond, NULL);
-	ret = orfa_locks_create(&srv->locks);
-	if (ret)
+	ret = -ENOMEM;
+	srv->sx = calloc((size_t)ex->n, sizeof(*srv->sx));
+	if (!srv->sx)
 		goto fail;
+	for (int i = 0; i < ex->n; i++) {
+		ret = sexport_init(&srv->sx[i], &ex->v[i]);
+		if (ret)
+			goto fail;
+	}
 	ret = -ENOMEM;
 	srv->base = event_base_new();
 	if (!srv->base)
@@ -1015,7 +1074,10 @@ void orfa_server_destroy(struct orfa_server *srv)
 		event_free(srv->ev_accept_retry);
 	if (srv->base)
 		event_base_free(srv->base);
-	orfa_locks_destroy(srv->locks);
+	for (int i = 0; srv->sx && i < srv->exports->n; i++)
+		sexport_fini(&srv->sx[i]);
+	free(srv->sx);
+	orfa_exports_free(&srv->own_exports);
 	pthread_cond_destroy(&srv->ccond);
 	pthread_mutex_destroy(&srv->clock);
 	pthread_cond_destroy(&srv->qcond);

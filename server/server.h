@@ -19,6 +19,8 @@
 #include <stdint.h>
 
 struct orfa_backend;
+struct orfa_exports;
+struct orfa_key;
 struct orfa_listener;
 struct orfa_tp_opts;
 struct orfa_server;
@@ -36,10 +38,15 @@ struct orfa_server_cfg {
 	size_t max_outq;		/* per connection queued reply bytes:
 					 * stop reading above */
 	uint32_t max_data;		/* largest data segment offered in HELLO */
+	const struct orfa_key *key;	/* shared key: clients must
+					 * authenticate (PROTOCOL.md section
+					 * 6); NULL: no authentication.
+					 * Borrowed: lives as long as the
+					 * server */
 };
 
 /* Defaults: queue mode, 2 workers per CPU (at least 4), 256 requests and
- * 64 MiB of output per connection, ORFA_DEFAULT_MAX_DATA. */
+ * 64 MiB of output per connection, ORFA_DEFAULT_MAX_DATA, no key. */
 void orfa_server_cfg_default(struct orfa_server_cfg *cfg);
 /* "queue", "sequential", "connection" -> enum value, or -1. */
 int orfa_threading_parse(const char *s);
@@ -49,11 +56,18 @@ void orfa_server_listen_opts(const struct orfa_server_cfg *cfg,
 			     struct orfa_tp_opts *o);
 
 /*
- * Create a server for backend be on listener lst (both borrowed: the
- * caller closes/destroys them after orfa_server_destroy).  Creates the
- * event base, so call it in the process that will run the server (after
- * any fork).  Returns 0 or a negative errno.
+ * Create a server for the exports of ex on listener lst.  Every export's
+ * backend field holds its struct orfa_backend.  ex, the backends and lst
+ * are borrowed: the caller frees them after orfa_server_destroy.  Creates
+ * the event base, so call it in the process that will run the server
+ * (after any fork).  Returns 0 or a negative errno.
  */
+int orfa_server_create_exports(const struct orfa_server_cfg *cfg,
+			       const struct orfa_exports *ex,
+			       struct orfa_listener *lst,
+			       struct orfa_server **out);
+/* The same for the one-line table of the --export/--ramfs shortcut: backend
+ * be as the root export "/", for anyone, rw, no_root_squash. */
 int orfa_server_create(const struct orfa_server_cfg *cfg,
 		       struct orfa_backend *be, struct orfa_listener *lst,
 		       struct orfa_server **out);

@@ -23,6 +23,7 @@
 
 #include "backend.h"
 #include "codec.h"
+#include "exports.h"
 #include "locks.h"
 #include "server.h"
 #include "session.h"
@@ -30,12 +31,18 @@
 
 struct event;
 struct event_base;
+struct sexport;
+struct sview;
 
 struct orfa_server {
 	struct orfa_server_cfg cfg;
-	struct orfa_backend *be;
+	const struct orfa_exports *exports;	/* what is served (borrowed,
+						 * or own_exports) */
+	struct orfa_exports own_exports;	/* orfa_server_create's
+						 * one-export table */
+	struct sexport *sx;		/* sx[i] serves exports->v[i]
+					 * (access.h) */
 	struct orfa_listener *lst;
-	struct orfa_locks *locks;
 	struct event_base *base;
 	struct event *ev_accept;	/* loop thread */
 	struct event *ev_accept_retry;	/* loop thread: after EMFILE */
@@ -66,6 +73,19 @@ struct sconn {
 	uint64_t id;			/* lock owner part, never reused */
 	struct orfa_conn *tc;
 	char peer[64];
+
+	/* The session (access.h, hello.c): written by the receiving thread
+	 * during the handshake, before any other request of c runs; then
+	 * read-only until teardown. */
+	struct sexport *ex;		/* the export; NULL before HELLO */
+	struct sview *view;		/* subdirectory sessions, else NULL */
+	uint64_t root_nodeid;		/* the client's root */
+	uint64_t root_ino;
+	int auth_wait;			/* HELLO asked for AUTH: nothing else
+					 * may come before it */
+	uint8_t cnonce[ORFA_NONCE_SIZE], snonce[ORFA_NONCE_SIZE];
+	char *export_path;		/* as sent in HELLO (AUTH proof
+					 * input), with a key only */
 
 	/* Owned by the receiving thread (loop or connection thread). */
 	struct event *ev_read, *ev_write, *ev_wake;
@@ -131,9 +151,13 @@ void conn_kick_locked(struct sconn *c);
 /* dispatch.c: run one decoded request (any thread); answers it unless it
  * is parked, then finishes it (sreq_finish) unless parked. */
 void dispatch_request(struct sreq *r);
-/* dispatch.c: HELLO, on the receiving thread.  Sets conn->hello_done, or
- * conn->close_after_flush when refused.  Answers, does not finish. */
+/* hello.c: HELLO, on the receiving thread.  Sets conn->hello_done (and
+ * conn->auth_wait when AUTH must follow), or conn->close_after_flush when
+ * refused.  Answers, does not finish. */
 void dispatch_hello(struct sreq *r);
+/* hello.c: AUTH, on the receiving thread, only while conn->auth_wait.
+ * Opens the session, or refuses and sets conn->close_after_flush. */
+void dispatch_auth(struct sreq *r);
 /* dispatch.c: give back every lookup reference and file of c (teardown). */
 void dispatch_conn_cleanup(struct sconn *c);
 

@@ -1,0 +1,428 @@
+/*
+ * access.c - export binding and per-request access checks of orfad
+ * (access.h): which export a session reaches, which of its node ids, as
+ * whom, and whether it may change anything.  The policy itself (networks,
+ * squashing rules, what modifies) is exports.c's; this file applies it to
+ * connections and requests.
+ */
+#include "access.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "locks.h"
+#include "log.h"
+#include "server_impl.h"
+
+/* ---- exports ------------------------------------------------------------ */
+
+static void count_drop(uint64_t nodeid, uint64_t count, void *arg)
+{
+}
+
+int sexport_init(struct sexport *x, const struct orfa_export *e)
+{
+	int ret;
+
+	memset(x, 0, sizeof(*x));
+	x->cfg = e;
+	x->be = e->backend;
+	ret = orfa_locks_create(&x->locks);
+	if (ret)
+		return ret;
+	pthread_mutex_init(&x->vlock, NULL);
+	return 0;
+}
+
+void sexport_fini(struct sexport *x)
+{
+	if (!x->locks)
+		return;
+	/* Every connection left its view before the server went away. */
+	while (x->views) {
+		struct sview *v = x->views;
+
+		x->views = v->next;
+		nmap_destroy(&v->nodes, count_drop, NULL);
+		free(v);
+	}
+	pthread_mutex_destroy(&x->vlock);
+	orfa_locks_destroy(x->locks);
+	x->locks = NULL;
+}
+
+struct sexport *access_find(const struct orfa_exports *tab,
+			    struct sexport *x, const char *path,
+			    const char **subdir)
+{
+	const struct orfa_export *e = orfa_exports_find(tab, path, subdir);
+
+	return e ? &x[e - tab->v] : NULL;
+}
+
+/* ---- peers ---------------------------------------------------------------- */
+
+static int open_to_anyone(const struct orfa_export *e)
+{
+	for (int i = 0; i < e->nnets; i++)
+		if (e->nets[i].family == 0)
+			return 1;
+	return 0;
+}
+
+/* The address part of c->peer ("a.b.c.d:port", "[v6]:port"). */
+static void peer_host_of_name(const char *peer, char *host, size_t hsz)
+{
+	const char *colon = strrchr(peer, ':');
+	size_t len = colon ? (size_t)(colon - peer) : strlen(peer);
+
+	if (len >= 2 && peer[0] == '[' && peer[len - 1] == ']') {
+		peer++;
+		len -= 2;
+	}
+	snprintf(host, hsz, "%.*s", (int)len, peer);
+}
+
+int access_peer_allowed(struct sconn *c, const struct sexport *x, char *host,
+			size_t hsz)
+{
+	struct sockaddr_storage ss;
+	int ret;
+
+	peer_host_of_name(c->peer, host, hsz);
+	if (open_to_anyone(x->cfg))
+		return 1;
+	ret = orfa_conn_peer_addr(c->tc, &ss);
+	if (ret) {
+		log_warn("%s: cannot tell the peer's address (%s): export %s "
+			 "is open to some networks only, refusing",
+			 c->peer, strerror(-ret), x->cfg->name);
+		return 0;
+	}
+	return orfa_export_allows(x->cfg, (const struct sockaddr *)&ss);
+}
+
+/* ---- views ------------------------------------------------------------------ */
+
+static struct sview *view_get(struct sexport *x, uint64_t root)
+{
+	struct sview *v;
+
+	pthread_mutex_lock(&x->vlock);
+	for (v = x->views; v; v = v->next)
+		if (v->root == root)
+			break;
+	if (!v) {
+		v = calloc(1, sizeof(*v));
+		if (v && nmap_init(&v->nodes)) {
+			free(v);
+			v = NULL;
+		}
+		if (v) {
+			v->root = root;
+			v->next = x->views;
+			x->views = v;
+		}
+	}
+	if (v)
+		v->nconns++;
+	pthread_mutex_unlock(&x->vlock);
+	return v;
+}
+
+static void view_put(struct sexport *x, struct sview **vp)
+{
+	struct sview *v = *vp, **pp;
+
+	*vp = NULL;
+	if (!v)
+		return;
+	pthread_mutex_lock(&x->vlock);
+	if (--v->nconns > 0) {
+		pthread_mutex_unlock(&x->vlock);
+		return;
+	}
+	for (pp = &x->views; *pp; pp = &(*pp)->next) {
+		if (*pp == v) {
+			*pp = v->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&x->vlock);
+	nmap_destroy(&v->nodes, count_drop, NULL);
+	free(v);
+}
+
+static int view_holds(const struct sconn *c, uint64_t nodeid)
+{
+	return nodeid == c->root_nodeid ||
+	       nmap_get(&c->view->nodes, nodeid) > 0;
+}
+
+/* ---- lookup references ----------------------------------------------------- */
+
+int access_ref_add(struct sconn *c, uint64_t nodeid, uint64_t n)
+{
+	int ret = nmap_add(&c->nodes, nodeid, n);
+
+	if (ret || !c->view)
+		return ret;
+	ret = nmap_add(&c->view->nodes, nodeid, n);
+	if (ret)
+		nmap_sub(&c->nodes, nodeid, n);
+	return ret;
+}
+
+uint64_t access_ref_sub(struct sconn *c, uint64_t nodeid, uint64_t n)
+{
+	uint64_t took = nmap_sub(&c->nodes, nodeid, n);
+
+	if (took && c->view)
+		nmap_sub(&c->view->nodes, nodeid, took);
+	return took;
+}
+
+/* ---- session start ---------------------------------------------------------- */
+
+int access_session_start(struct sconn *c, const char *path,
+			 const char *subdir, struct orfa_entry *root,
+			 char *why, size_t whysz)
+{
+	static const struct orfa_cred as_root = { 0 };
+	struct orfa_backend *be = c->ex->be;
+	char *copy = strdup(subdir), *save = NULL, *comp;
+	uint64_t cur = ORFA_ROOT_NODEID;
+	int ret = 0;
+
+	if (!copy) {
+		snprintf(why, whysz, "out of memory");
+		return -ENOMEM;
+	}
+	memset(root, 0, sizeof(*root));
+	for (comp = strtok_r(copy, "/", &save); comp;
+	     comp = strtok_r(NULL, "/", &save)) {
+		struct orfa_entry next;
+
+		if (strcmp(comp, ".") == 0)
+			continue;
+		if (strcmp(comp, "..") == 0) {
+			snprintf(why, whysz, "export path %s: '..' not allowed",
+				 path);
+			ret = -EINVAL;
+			break;
+		}
+		ret = be->ops->lookup(be, &as_root, cur, comp,
+				      (uint32_t)strlen(comp), &next);
+		if (ret == 0 && !S_ISDIR(next.attr.mode)) {
+			be->ops->forget(be, next.nodeid, 1);
+			ret = -ENOTDIR;
+		}
+		if (ret) {
+			snprintf(why, whysz, "export path %s: %s", path,
+				 strerror(-ret));
+			break;
+		}
+		if (cur != ORFA_ROOT_NODEID)
+			be->ops->forget(be, cur, 1);	/* intermediate */
+		cur = next.nodeid;
+		*root = next;
+	}
+	free(copy);
+	if (ret) {
+		if (cur != ORFA_ROOT_NODEID)
+			be->ops->forget(be, cur, 1);
+		return ret;
+	}
+	if (cur == ORFA_ROOT_NODEID) {
+		root->nodeid = ORFA_ROOT_NODEID;
+		ret = be->ops->getattr(be, &as_root, cur, NULL, &root->attr);
+		if (ret) {
+			snprintf(why, whysz, "export root: %s", strerror(-ret));
+			return ret;
+		}
+	} else {
+		c->view = view_get(c->ex, cur);
+		if (!c->view) {
+			be->ops->forget(be, cur, 1);
+			snprintf(why, whysz, "out of memory");
+			return -ENOMEM;
+		}
+	}
+	c->root_nodeid = cur;
+	c->root_ino = root->attr.ino;
+	if (cur != ORFA_ROOT_NODEID) {
+		ret = access_ref_add(c, cur, 1);
+		if (ret) {
+			be->ops->forget(be, cur, 1);
+			view_put(c->ex, &c->view);
+			snprintf(why, whysz, "out of memory");
+			return ret;
+		}
+	}
+	return 0;
+}
+
+/* ---- per-request checks ------------------------------------------------------ */
+
+/* The node ids a request names directly (not through a file id, whose
+ * node was checked when it was opened).  Returns how many (0..2). */
+static int req_nodes(const struct orfa_msg *m, uint64_t id[2])
+{
+	const union orfa_args *a = &m->a;
+
+	switch (m->hdr.opcode) {
+	case ORFA_OP_LOOKUP:	id[0] = a->lookup.parent; return 1;
+	case ORFA_OP_GETATTR:	id[0] = a->getattr.nodeid; return 1;
+	case ORFA_OP_SETATTR:	id[0] = a->setattr.nodeid; return 1;
+	case ORFA_OP_READLINK:
+	case ORFA_OP_STATFS:	id[0] = a->node.nodeid; return 1;
+	case ORFA_OP_MKNOD:	id[0] = a->mknod.parent; return 1;
+	case ORFA_OP_MKDIR:	id[0] = a->mkdir.parent; return 1;
+	case ORFA_OP_UNLINK:
+	case ORFA_OP_RMDIR:	id[0] = a->unlink.parent; return 1;
+	case ORFA_OP_SYMLINK:	id[0] = a->symlink.parent; return 1;
+	case ORFA_OP_RENAME:
+		id[0] = a->rename.parent;
+		id[1] = a->rename.newparent;
+		return 2;
+	case ORFA_OP_LINK:
+		id[0] = a->link.nodeid;
+		id[1] = a->link.newparent;
+		return 2;
+	case ORFA_OP_OPEN:
+	case ORFA_OP_OPENDIR:	id[0] = a->open.nodeid; return 1;
+	case ORFA_OP_CREATE:	id[0] = a->create.parent; return 1;
+	case ORFA_OP_SETXATTR:	id[0] = a->setxattr.nodeid; return 1;
+	case ORFA_OP_GETXATTR:
+	case ORFA_OP_LISTXATTR:	id[0] = a->getxattr.nodeid; return 1;
+	case ORFA_OP_REMOVEXATTR: id[0] = a->removexattr.nodeid; return 1;
+	case ORFA_OP_ACCESS:	id[0] = a->access.nodeid; return 1;
+	case ORFA_OP_GETLK:
+	case ORFA_OP_SETLK:	id[0] = a->lk.nodeid; return 1;
+	default:		return 0;
+	}
+}
+
+/* 1 for ".", 2 for "..", else 0. */
+static int dot_kind(const char *name, uint32_t len)
+{
+	if (!name || len == 0 || len > 2 || name[0] != '.')
+		return 0;
+	if (len == 1)
+		return 1;
+	return name[1] == '.' ? 2 : 0;
+}
+
+/*
+ * "." and ".." name the directory itself or its parent: creating,
+ * removing or renaming them is refused here, whatever a backend would do,
+ * with the errors Linux gives for mkdir, unlinkat, rmdir and rename.
+ */
+static int dot_names_check(const struct orfa_msg *m)
+{
+	int k1 = dot_kind(m->name, m->namelen);
+	int k2 = dot_kind(m->name2, m->name2len);
+
+	switch (m->hdr.opcode) {
+	case ORFA_OP_MKNOD:
+	case ORFA_OP_MKDIR:
+	case ORFA_OP_SYMLINK:	/* name2 is the target: any text */
+	case ORFA_OP_LINK:
+	case ORFA_OP_CREATE:
+		return k1 ? -EEXIST : 0;
+	case ORFA_OP_UNLINK:
+		return k1 ? -EISDIR : 0;
+	case ORFA_OP_RMDIR:
+		return k1 == 1 ? -EINVAL : k1 == 2 ? -ENOTEMPTY : 0;
+	case ORFA_OP_RENAME:
+		return k1 || k2 ? -EBUSY : 0;
+	default:
+		return 0;
+	}
+}
+
+int access_check(struct sconn *c, struct orfa_msg *m)
+{
+	const struct orfa_export *e = c->ex->cfg;
+	unsigned op = m->hdr.opcode;
+	uint64_t id[2];
+	int n, ret;
+
+	if (e->flags & (ORFA_EXPORT_ROOT_SQUASH | ORFA_EXPORT_ALL_SQUASH))
+		orfa_export_squash(e, &m->cred);
+	if (e->flags & ORFA_EXPORT_RO) {
+		if (orfa_op_modifies(op, op == ORFA_OP_OPEN ?
+				     m->a.open.flags : 0))
+			return -EROFS;
+		if (op == ORFA_OP_ACCESS && (m->a.access.mask & W_OK))
+			return -EROFS;
+	}
+	ret = dot_names_check(m);
+	if (ret)
+		return ret;
+	if (!c->view)
+		return 0;
+	n = req_nodes(m, id);
+	for (int i = 0; i < n; i++)
+		if (!view_holds(c, id[i]))
+			return -ESTALE;
+	return 0;
+}
+
+/* ---- ".." in a subdirectory session ------------------------------------------- */
+
+int access_is_dotdot_lookup(const struct sconn *c, const struct orfa_msg *m)
+{
+	return c->view && m->hdr.opcode == ORFA_OP_LOOKUP &&
+	       dot_kind(m->name, m->namelen) == 2;
+}
+
+int access_lookup_dotdot(struct sconn *c, const struct orfa_cred *cr,
+			 uint64_t parent, struct orfa_entry *e)
+{
+	struct orfa_backend *be = c->ex->be;
+	int ret;
+
+	/* The session root is the client's "/": its ".." is itself. */
+	if (parent == c->root_nodeid)
+		return be->ops->lookup(be, cr, parent, ".", 1, e);
+	ret = be->ops->lookup(be, cr, parent, "..", 2, e);
+	if (ret)
+		return ret;
+	if (!view_holds(c, e->nodeid)) {
+		/* A parent this view never reached: the directory was moved
+		 * out of the subtree; do not follow it. */
+		log_info("%s: '..' of node %llu leads out of the mounted "
+			 "subdirectory: refused", c->peer,
+			 (unsigned long long)parent);
+		be->ops->forget(be, e->nodeid, 1);
+		return -EACCES;
+	}
+	return 0;
+}
+
+/* ---- teardown ------------------------------------------------------------------- */
+
+static void cleanup_node(uint64_t nodeid, uint64_t count, void *arg)
+{
+	struct sconn *c = arg;
+
+	c->ex->be->ops->forget(c->ex->be, nodeid, count);
+	if (c->view)
+		nmap_sub(&c->view->nodes, nodeid, count);
+}
+
+void access_conn_cleanup(struct sconn *c)
+{
+	/* No HELLO took: no reference can have been handed out. */
+	nmap_destroy(&c->nodes, c->ex ? cleanup_node : count_drop, c);
+	if (c->ex)
+		view_put(c->ex, &c->view);
+}

@@ -1,0 +1,126 @@
+/*
+ * access.h - what one orfad session may reach and do: the exports a server
+ * serves at run time (a backend and a lock table each), binding a
+ * connection to one of them, and the checks every request passes before
+ * its handler runs (squashing, read-only exports, confinement to the
+ * mounted subdirectory).  Not here: parsing the exports file (exports.h),
+ * the handshake itself (hello.c), authentication (auth.h).
+ *
+ * Export binding.  HELLO picks the export from the first component of the
+ * path the client asks for (orfa_exports_find); the rest is a subdirectory
+ * resolved from the export root.  A connection reaches only its export's
+ * backend, so node and file ids of another export mean nothing to it.
+ *
+ * Confinement.  A session whose root is the export root needs nothing
+ * more: the backends never resolve ".." above their root.  A session bound
+ * to a subdirectory (a "view") may use only node ids that were handed out
+ * to a connection of the same view (export + root node) and not yet
+ * forgotten, plus its root: a crafted or guessed id (the export root is
+ * always 1) gives ESTALE.  ".." of the session root is the session root,
+ * and a ".." elsewhere whose result the view never saw (a directory moved
+ * out of the subtree by someone else) gives EACCES.  Node ids are shared
+ * by the connections of a view because a client with several connections
+ * uses any of them for a node (the fuse client does).
+ *
+ * Threads: sexport and sview are shared by all connections and workers;
+ * their tables have their own locks (lock order: view list lock, then a
+ * node map's lock).  A connection's binding fields are written by its
+ * receiving thread during the handshake, before any other request of the
+ * connection runs, and are read-only afterwards.
+ */
+#ifndef ORFA_ACCESS_H
+#define ORFA_ACCESS_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "codec.h"
+#include "exports.h"
+#include "session.h"
+
+struct orfa_backend;
+struct orfa_locks;
+struct sconn;
+
+/* A subdirectory view: the node ids its connections hold, summed. */
+struct sview {
+	struct sview *next;		/* sexport.views, under vlock */
+	uint64_t root;			/* the subdirectory's node id */
+	unsigned nconns;		/* under vlock */
+	struct nmap nodes;		/* own lock */
+};
+
+/* One export being served. */
+struct sexport {
+	const struct orfa_export *cfg;	/* borrowed from the exports table */
+	struct orfa_backend *be;	/* borrowed (cfg->backend) */
+	struct orfa_locks *locks;	/* owned: locks are per export */
+	pthread_mutex_t vlock;		/* guards views */
+	struct sview *views;
+};
+
+/* Set up x for export e (whose backend is e->backend): 0 or -ENOMEM.
+ * sexport_fini releases what sexport_init made (never the backend). */
+int sexport_init(struct sexport *x, const struct orfa_export *e);
+void sexport_fini(struct sexport *x);
+
+/*
+ * The export that path names, and the subdirectory part in *subdir (points
+ * into path, "" for the export root); NULL when none does.  x[i] serves
+ * tab->v[i].
+ */
+struct sexport *access_find(const struct orfa_exports *tab,
+			    struct sexport *x, const char *path,
+			    const char **subdir);
+
+/*
+ * May c's peer mount x?  1 or 0; host (hsz bytes) gets the peer's address
+ * without port for messages.  An export open to anyone does not ask the
+ * transport; otherwise a transport that cannot tell the peer's address
+ * (orfa_conn_peer_addr fails) is refused.
+ */
+int access_peer_allowed(struct sconn *c, const struct sexport *x, char *host,
+			size_t hsz);
+
+/*
+ * Start c's session on export x (c->ex must be x): resolve subdir from the
+ * export root (".." refused, a directory required) and bind c to it.
+ * *root gets the root entry; the client holds one lookup reference on it
+ * unless it is the export root.  0, or a negative errno with a reason in
+ * why ("export path ...").  Receiving thread.
+ */
+int access_session_start(struct sconn *c, const char *path,
+			 const char *subdir, struct orfa_entry *root,
+			 char *why, size_t whysz);
+
+/*
+ * Before the handler of a decoded request of c runs (any thread): squash
+ * m's credentials as the export says, refuse modifying requests on a
+ * read-only export (-EROFS), "." and ".." as names to create, remove or
+ * rename (-EEXIST, -EINVAL, -ENOTEMPTY, -EBUSY as Linux answers), and in a
+ * subdirectory session node ids the view does not hold (-ESTALE).
+ * 0 or the negative errno to answer.
+ */
+int access_check(struct sconn *c, struct orfa_msg *m);
+
+/*
+ * Lookup references handed to c's client: counted in c->nodes and in its
+ * view (access_ref_add: 0 or -ENOMEM, nothing counted on failure; the
+ * caller gives the backend reference back).  access_ref_sub takes back up
+ * to n and returns how many were held (see nmap_sub).
+ */
+int access_ref_add(struct sconn *c, uint64_t nodeid, uint64_t n);
+uint64_t access_ref_sub(struct sconn *c, uint64_t nodeid, uint64_t n);
+
+/* Is m a LOOKUP of ".." that the session must answer itself (subdirectory
+ * sessions)?  Then access_lookup_dotdot answers it: 0 and *e (with one
+ * backend reference), or a negative errno. */
+int access_is_dotdot_lookup(const struct sconn *c, const struct orfa_msg *m);
+int access_lookup_dotdot(struct sconn *c, const struct orfa_cred *cr,
+			 uint64_t parent, struct orfa_entry *e);
+
+/* Connection teardown: give every reference back (backend and view),
+ * leave the view.  Owning thread, once no request of c is left. */
+void access_conn_cleanup(struct sconn *c);
+
+#endif /* ORFA_ACCESS_H */
