@@ -76,6 +76,11 @@ out_close:
 	return rc;
 }
 
+void orfa_key_wipe(struct orfa_key *key)
+{
+	sodium_memzero(key, sizeof(*key));
+}
+
 int orfa_key_generate(const char *file, char *err, size_t errsz)
 {
 	uint8_t raw[32];

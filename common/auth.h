@@ -43,6 +43,9 @@ int orfa_auth_init(void);
 int orfa_key_load(const char *file, struct orfa_key *key, char *err,
 		  size_t errsz);
 
+/* Overwrite a key in memory (before it goes out of scope). */
+void orfa_key_wipe(struct orfa_key *key);
+
 /* Write a new random key file (64 hex digits) with mode 0600; fails with
  * -EEXIST rather than overwrite. */
 int orfa_key_generate(const char *file, char *err, size_t errsz);

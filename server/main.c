@@ -1,11 +1,12 @@
 /*
- * main.c - the orfad command line: parse options, create the backend,
- * bind the listener (so a busy port fails in the starting process),
- * write the port file, detach unless -f, then run the server until
- * SIGINT/SIGTERM.
+ * main.c - the orfad command line: parse options, read the exports (a file,
+ * or the --export/--ramfs one-line shortcut) and create a backend for each,
+ * load the key, bind the listener (so a busy port fails in the starting
+ * process), write the port file, detach unless -f, then run the server
+ * until SIGINT/SIGTERM.  --genkey writes a key file and exits.
  *
- * Exit status: 0 after a clean stop, 1 when the export or the listening
- * address cannot be used, 2 for a bad command line.
+ * Exit status: 0 after a clean stop, 1 when an export, the key or the
+ * listening address cannot be used, 2 for a bad command line.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,8 +21,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "backend.h"
 #include "config.h"
+#include "exports.h"
 #include "log.h"
 #include "server.h"
 #include "transport.h"
@@ -32,21 +35,31 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-"Usage: orfad [--listen ADDR[:PORT]] (--export DIR | --ramfs [--ramfs-size SIZE])\n"
-"             [-f] [--log-level LEVEL] [--port-file FILE]\n"
+"Usage: orfad [--listen ADDR[:PORT]]\n"
+"             (--exports FILE | --export DIR | --ramfs [--ramfs-size SIZE])\n"
+"             [--key FILE] [-f] [--log-level LEVEL] [--port-file FILE]\n"
 "             [--threading=queue|sequential|connection] [--threads N]\n"
+"       orfad --genkey FILE\n"
 "\n"
-"Serve a directory (--export) or an in-memory file system (--ramfs) to ORFA\n"
-"clients.\n"
+"Serve directories and in-memory file systems to ORFA clients.\n"
 "\n"
 "  -l, --listen ADDR[:PORT]  address to listen on (default " DEFAULT_LISTEN
 ":" ORFA_DEFAULT_PORT "; only the\n"
 "                            local host unless told otherwise). ADDR may be\n"
 "                            a host name, an IPv4 address or [IPv6]; PORT 0\n"
 "                            picks a free port. A tcp:// prefix is allowed.\n"
-"  -e, --export DIR          export the directory DIR\n"
+"  -x, --exports FILE        serve the exports FILE lists: name, source,\n"
+"                            allowed client networks, options (ro,\n"
+"                            root_squash, ...); see orfa-exports(5),\n"
+"                            docs/exports.md\n"
+"  -e, --export DIR          export the directory DIR to anyone (the line\n"
+"                            \"/ DIR * rw,no_root_squash\")\n"
 "  -r, --ramfs               export an empty in-memory file system\n"
 "      --ramfs-size SIZE     its capacity, e.g. 512M, 4G (default 1G)\n"
+"  -k, --key FILE            clients must prove they hold this shared key\n"
+"                            (mode 0600), and orfad proves it to them\n"
+"      --genkey FILE         write a new random key to FILE (mode 0600) and\n"
+"                            exit\n"
 "  -f, --foreground          stay in the foreground, log to stderr\n"
 "                            (otherwise detach once listening, log to syslog)\n"
 "      --log-level LEVEL     err, warning, notice (default), info, debug\n"
@@ -59,8 +72,8 @@ static void usage(FILE *f)
 "  -h, --help                show this help\n"
 "  -V, --version             show the version\n"
 "\n"
-"Exit status: 0 after SIGINT/SIGTERM, 1 when the export or the address\n"
-"cannot be used, 2 for a bad command line.\n");
+"Exit status: 0 after SIGINT/SIGTERM, 1 when an export, the key or the\n"
+"address cannot be used, 2 for a bad command line.\n");
 }
 
 static void __attribute__((noreturn, format(printf, 1, 2)))
@@ -164,13 +177,88 @@ enum {
 	OPT_PORT_FILE,
 	OPT_THREADING,
 	OPT_THREADS,
+	OPT_GENKEY,
 };
+
+/* Create the backend of every export; on failure say which and why. */
+static int backends_create(struct orfa_exports *ex)
+{
+	for (int i = 0; i < ex->n; i++) {
+		struct orfa_export *e = &ex->v[i];
+		struct orfa_backend *be = NULL;
+		int ret;
+
+		if (e->ramfs_size)
+			ret = backend_ramfs_create(e->ramfs_size, &be);
+		else
+			ret = backend_native_create(e->path, &be);
+		if (ret) {
+			if (e->ramfs_size)
+				fprintf(stderr, "orfad: cannot create the RAM "
+					"file system of export %s: %s\n",
+					e->name, strerror(-ret));
+			else if (strcmp(e->name, "/") == 0)
+				fprintf(stderr, "orfad: cannot export %s: %s\n",
+					e->path, strerror(-ret));
+			else
+				fprintf(stderr, "orfad: cannot export %s as "
+					"%s: %s\n", e->path, e->name,
+					strerror(-ret));
+			return ret;
+		}
+		e->backend = be;
+	}
+	return 0;
+}
+
+static void backends_destroy(struct orfa_exports *ex)
+{
+	for (int i = 0; i < ex->n; i++) {
+		orfa_backend_destroy(ex->v[i].backend);
+		ex->v[i].backend = NULL;
+	}
+}
+
+/* "data (/srv/data, ro), scratch (RAM 4G)" for the start-up log line. */
+static void exports_describe(const struct orfa_exports *ex, char *buf,
+			     size_t size)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < ex->n && off < size; i++) {
+		const struct orfa_export *e = &ex->v[i];
+		char src[64];
+		int n;
+
+		if (e->ramfs_size)
+			snprintf(src, sizeof(src), "RAM %llu MiB",
+				 (unsigned long long)(e->ramfs_size >> 20));
+		n = snprintf(buf + off, size - off, "%s%s (%s%s%s%s%s)",
+			     i ? ", " : "", e->name,
+			     e->ramfs_size ? src : e->path,
+			     e->flags & ORFA_EXPORT_RO ? ", ro" : "",
+			     e->flags & ORFA_EXPORT_ALL_SQUASH ?
+			     ", all_squash" : "",
+			     e->flags & ORFA_EXPORT_ROOT_SQUASH &&
+			     !(e->flags & ORFA_EXPORT_ALL_SQUASH) ?
+			     ", root_squash" : "",
+			     e->nets[0].family == 0 && e->nnets == 1 ? "" :
+			     ", some networks");
+		if (n < 0)
+			break;
+		off += (size_t)n;
+	}
+}
 
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "export", required_argument, NULL, 'e' },
+		{ "exports", required_argument, NULL, 'x' },
+		{ "key", required_argument, NULL, 'k' },
+		{ "genkey", required_argument, NULL, OPT_GENKEY },
 		{ "ramfs", no_argument, NULL, 'r' },
 		{ "ramfs-size", required_argument, NULL, OPT_RAMFS_SIZE },
 		{ "foreground", no_argument, NULL, 'f' },
@@ -183,13 +271,15 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *listen_spec = DEFAULT_LISTEN, *export_dir = NULL;
-	const char *port_file = NULL;
-	char tp[16], host[256], port[16], addr[320];
+	const char *port_file = NULL, *exports_file = NULL, *key_file = NULL;
+	const char *genkey_file = NULL;
+	char tp[16], host[256], port[16], addr[320], err[512], what[1024];
 	uint64_t ramfs_size = DEFAULT_RAMFS_SIZE;
 	int ramfs = 0, foreground = 0, size_given = 0, ch, ret, status = 0;
 	struct orfa_server_cfg cfg;
 	struct orfa_tp_opts tpo;
-	struct orfa_backend *be = NULL;
+	struct orfa_exports ex = { NULL, 0 };
+	struct orfa_key key;
 	struct orfa_listener *lst = NULL;
 	struct orfa_server *srv = NULL;
 	char *end;
@@ -200,13 +290,23 @@ int main(int argc, char **argv)
 	orfa_log_set_ident("orfad");
 	orfa_server_cfg_default(&cfg);
 
-	while ((ch = getopt_long(argc, argv, "l:e:rfhV", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "l:e:x:k:rfhV", opts, NULL)) !=
+	       -1) {
 		switch (ch) {
 		case 'l':
 			listen_spec = optarg;
 			break;
 		case 'e':
 			export_dir = optarg;
+			break;
+		case 'x':
+			exports_file = optarg;
+			break;
+		case 'k':
+			key_file = optarg;
+			break;
+		case OPT_GENKEY:
+			genkey_file = optarg;
 			break;
 		case 'r':
 			ramfs = 1;
@@ -261,27 +361,54 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc)
 		bad_usage("unexpected argument '%s'", argv[optind]);
-	if (!!export_dir + ramfs != 1)
-		bad_usage("give exactly one of --export DIR and --ramfs");
+	if (genkey_file) {
+		if (export_dir || ramfs || exports_file || key_file)
+			bad_usage("--genkey FILE takes no other option");
+		ret = orfa_key_generate(genkey_file, err, sizeof(err));
+		if (ret) {
+			fprintf(stderr, "orfad: cannot write a key: %s\n", err);
+			return 1;
+		}
+		printf("orfad: wrote a new key to %s (mode 0600); give the "
+		       "same file to orfad --key and to clients (-o key=%s)\n",
+		       genkey_file, genkey_file);
+		return 0;
+	}
+	if (!!export_dir + ramfs + !!exports_file != 1)
+		bad_usage("give exactly one of --exports FILE, --export DIR "
+			  "and --ramfs");
 	if (size_given && !ramfs)
 		bad_usage("--ramfs-size needs --ramfs");
 	if (orfa_parse_address(listen_spec, ORFA_DEFAULT_PORT, tp, sizeof(tp),
 			       host, sizeof(host), port, sizeof(port)) < 0)
 		bad_usage("invalid --listen address '%s'", listen_spec);
 
-	if (ramfs)
-		ret = backend_ramfs_create(ramfs_size, &be);
-	else
-		ret = backend_native_create(export_dir, &be);
-	if (ret) {
-		if (ramfs)
-			fprintf(stderr, "orfad: cannot create the RAM file "
-				"system: %s\n", strerror(-ret));
-		else
-			fprintf(stderr, "orfad: cannot export %s: %s\n",
-				export_dir, strerror(-ret));
-		return 1;
+	if (key_file) {
+		ret = orfa_key_load(key_file, &key, err, sizeof(err));
+		if (ret) {
+			fprintf(stderr, "orfad: cannot use the key: %s\n", err);
+			return 1;
+		}
+		cfg.key = &key;
 	}
+	if (exports_file) {
+		ret = orfa_exports_load(exports_file, &ex, err, sizeof(err));
+		if (ret)
+			fprintf(stderr, "orfad: bad exports file: %s\n", err);
+	} else {
+		ret = orfa_exports_shortcut(&ex, export_dir, ramfs_size);
+		if (ret)
+			fprintf(stderr, "orfad: cannot export %s: %s\n",
+				export_dir ? export_dir : "a RAM file system",
+				strerror(-ret));
+	}
+	if (ret == 0)
+		ret = backends_create(&ex);
+	if (ret) {
+		status = 1;
+		goto out;
+	}
+	exports_describe(&ex, what, sizeof(what));
 
 	orfa_server_listen_opts(&cfg, &tpo);
 	ret = orfa_listener_open(tp, host, port, &tpo, &lst, NULL);
@@ -320,7 +447,7 @@ int main(int argc, char **argv)
 		}
 	}
 
-	ret = orfa_server_create(&cfg, be, lst, &srv);
+	ret = orfa_server_create_exports(&cfg, &ex, lst, &srv);
 	if (ret == 0)
 		ret = orfa_server_catch_signals(srv);
 	if (ret) {
@@ -329,13 +456,14 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (cfg.threading == ORFA_THREADING_QUEUE)
-		log_notice("listening on %s, exporting %s, queue threading "
-			   "with %u workers", addr,
-			   ramfs ? "a RAM file system" : export_dir,
-			   cfg.threads);
+		log_notice("listening on %s, exporting %s, %s, queue "
+			   "threading with %u workers", addr, what,
+			   cfg.key ? "clients must authenticate" :
+			   "no authentication", cfg.threads);
 	else
-		log_notice("listening on %s, exporting %s, %s threading", addr,
-			   ramfs ? "a RAM file system" : export_dir,
+		log_notice("listening on %s, exporting %s, %s, %s threading",
+			   addr, what, cfg.key ? "clients must authenticate" :
+			   "no authentication",
 			   orfa_threading_name(cfg.threading));
 	if (orfa_server_run(srv) < 0)
 		status = 1;
@@ -343,6 +471,9 @@ int main(int argc, char **argv)
 out:
 	orfa_server_destroy(srv);
 	orfa_listener_close(lst);
-	orfa_backend_destroy(be);
+	backends_destroy(&ex);
+	orfa_exports_free(&ex);
+	if (cfg.key)
+		orfa_key_wipe(&key);
 	return status;
 }
