@@ -49,6 +49,10 @@ struct orfa_backend;
  * iov[] at its own memory and sets release/hold so the caller can return it
  * once sent, or (native backend) sets fd/off for sendfile, leaving iovcnt 0.
  * len is the byte count (0 at or beyond end of file).
+ * buf may be NULL (the server tries that first, to avoid allocating a
+ * buffer that is rarely used): a backend that would have to copy into buf
+ * then returns -ENOBUFS, having released anything it took, and the caller
+ * asks again with a buffer.
  */
 struct orfa_read_out {
 	struct iovec iov[ORFA_READ_MAX_IOV];

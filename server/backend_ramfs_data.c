@@ -647,7 +647,11 @@ int ramfs_op_read(struct orfa_backend *be, uint64_t nodeid, void *fh,
 	if (offset < n->size && size) {
 		uint64_t len = min_u64(size, n->size - offset);
 
-		if (read_zero_copy(n, offset, len, out)) {
+		if (read_zero_copy(n, offset, len, out) == 0) {
+			/* out points into the chunks */
+		} else if (!buf) {
+			r = -ENOBUFS;	/* backend.h: asked again with one */
+		} else {
 			read_copy(n, offset, len, buf);
 			out->iov[0].iov_base = buf;
 			out->iov[0].iov_len = len;

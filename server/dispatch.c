@@ -409,7 +409,9 @@ static int h_create(struct sreq *r)
 	return 0;
 }
 
-/* Read data in flight: freed by the transport's done callback. */
+/* Read data in flight: freed by the transport's done callback.  buf is
+ * only there when the backend had to copy (backend.h: it says so with
+ * -ENOBUFS when first asked without one). */
 struct read_ctx {
 	struct sfile *f;
 	void (*release)(void *hold);
@@ -426,6 +428,48 @@ static void read_done(void *arg)
 		rc->release(rc->hold);
 	sfile_put(&rc->f);
 	free(rc);
+}
+
+/* One backend read into a fresh context of cap buffer bytes (buf NULL
+ * when cap is 0).  0, -ENOMEM, or the backend's result with *rcp set. */
+static int read_try(struct sreq *r, struct sfile *f, size_t cap,
+		    struct orfa_read_out *out, struct read_ctx **rcp)
+{
+	const struct orfa_read_req *a = &r->m.a.read;
+	struct read_ctx *rc = malloc(sizeof(*rc) + cap);
+
+	*rcp = rc;
+	if (!rc)
+		return -ENOMEM;
+	rc->f = NULL;
+	memset(out, 0, sizeof(*out));
+	out->fd = -1;
+	return OPS(r)->read(BE(r), f->nodeid, f->fh, a->offset, a->size,
+			    cap ? rc->buf : NULL, out);
+}
+
+/* Ask the backend without a copy buffer first; allocate one only when it
+ * says it needs it.  Returns the result with *rcp owning f, or a
+ * negative errno with f put and *rcp NULL. */
+static int read_call(struct sreq *r, struct sfile *f, struct orfa_read_out *out,
+		     struct read_ctx **rcp)
+{
+	struct read_ctx *rc;
+	int ret = read_try(r, f, 0, out, &rc);
+
+	if (ret == -ENOBUFS) {
+		free(rc);
+		ret = read_try(r, f, r->m.a.read.size, out, &rc);
+	}
+	*rcp = rc;
+	if (!rc) {
+		sfile_put(&f);
+		return ret;
+	}
+	rc->f = f;
+	rc->release = out->release;
+	rc->hold = out->hold;
+	return ret;
 }
 
 static int h_read(struct sreq *r)
@@ -447,20 +491,9 @@ static int h_read(struct sreq *r)
 		sfile_put(&f);
 		return -EBADF;
 	}
-	rc = malloc(sizeof(*rc) + a->size);
-	if (!rc) {
-		sfile_put(&f);
-		return -ENOMEM;
-	}
-	rc->f = f;
-	rc->release = NULL;
-	rc->hold = NULL;
-	memset(&out, 0, sizeof(out));
-	out.fd = -1;
-	ret = OPS(r)->read(BE(r), f->nodeid, f->fh, a->offset, a->size,
-			   rc->buf, &out);
-	rc->release = out.release;
-	rc->hold = out.hold;
+	ret = read_call(r, f, &out, &rc);
+	if (!rc)
+		return ret;
 	if (ret == 0) {
 		if (out.iovcnt > 0 && out.iovcnt <= ORFA_READ_MAX_IOV) {
 			for (int i = 0; i < out.iovcnt; i++) {

@@ -4,7 +4,9 @@
  *
  * Queue mode: the libevent loop thread accepts, reads whole frames from
  * each connection (non-blocking transport, until -EAGAIN), copies and
- * decodes them, and queues them to a pool of workers (mutex + condvar).
+ * decodes them, and queues them to a pool of workers (mutex + condvar);
+ * requests known to be short run on the loop thread instead, up to a
+ * time budget per read burst (may_run_inline).
  * A worker runs the request against the backend (dispatch.c) and sends
  * the reply itself: non-blocking sends never stall it, the transport
  * queues what the socket does not take.  Workers never touch libevent
@@ -35,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "access.h"
@@ -99,6 +102,79 @@ void orfa_server_listen_opts(const struct orfa_server_cfg *cfg,
 
 /* ---- worker queue ------------------------------------------------------ */
 
+/*
+ * Queue mode runs a request on the loop thread itself when handing it to
+ * a worker would cost more than running it: the wake-up of a worker and
+ * the switch to it take several microseconds, as long as a GETATTR.  The
+ * loop thread runs a request whose opcode took less than INLINE_MAX_NS on
+ * average so far and that moves at most INLINE_MAX_BYTES of data, as
+ * long as it spent less than INLINE_BUDGET_NS running requests of the
+ * current read burst; the rest of a long burst goes to the workers, so
+ * other connections are read again soon and both stages run at once.  A
+ * request that turns out slow (a cold disk under the native backend) can
+ * hold the loop once; its opcode's average then goes up and the next ones
+ * go to the workers until the average, also kept by the workers' runs,
+ * is low again.
+ */
+#define INLINE_MAX_NS		20000u
+#define INLINE_MAX_BYTES	(64u * 1024)
+#define INLINE_BUDGET_NS	100000u
+#define OP_NS_CAP		1000000000u	/* one sample counts at most 1 s */
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Run r (any thread of queue mode) and fold its run time into the
+ * average of its opcode.  r is gone on return.  Returns the run time. */
+static uint64_t run_timed(struct orfa_server *srv, struct sreq *r)
+{
+	unsigned op = r->m.hdr.opcode;
+	uint64_t t0 = now_ns(), dt;
+	uint32_t avg;
+
+	dispatch_request(r);
+	dt = now_ns() - t0;
+	if (op >= ORFA_OP_MAX)
+		return dt;
+	if (dt > OP_NS_CAP)
+		dt = OP_NS_CAP;
+	avg = __atomic_load_n(&srv->op_ns[op], __ATOMIC_RELAXED);
+	avg = avg - avg / 8 + (uint32_t)dt / 8;
+	__atomic_store_n(&srv->op_ns[op], avg, __ATOMIC_RELAXED);
+	return dt;
+}
+
+/* Operations that may wait for the disk by design never run inline. */
+static int op_may_inline(unsigned op)
+{
+	switch (op) {
+	case ORFA_OP_FSYNC:
+	case ORFA_OP_FSYNCDIR:
+	case ORFA_OP_FALLOCATE:
+	case ORFA_OP_COPY_FILE_RANGE:
+		return 0;
+	default:
+		return op < ORFA_OP_MAX;
+	}
+}
+
+/* Loop thread, queue mode: may r, just read, run here? */
+static int may_run_inline(struct sconn *c, struct sreq *r)
+{
+	unsigned op = r->m.hdr.opcode;
+
+	return !c->closing && op_may_inline(op) &&
+	       r->cost <= INLINE_MAX_BYTES &&
+	       c->inline_ns < INLINE_BUDGET_NS &&
+	       __atomic_load_n(&c->srv->op_ns[op], __ATOMIC_RELAXED) <=
+	       INLINE_MAX_NS;
+}
+
 static void queue_push(struct orfa_server *srv, struct sreq *r)
 {
 	pthread_mutex_lock(&srv->qlock);
@@ -125,7 +201,7 @@ static void *worker_main(void *arg)
 		if (!srv->qhead)
 			srv->qtail = &srv->qhead;
 		pthread_mutex_unlock(&srv->qlock);
-		dispatch_request(r);
+		run_timed(srv, r);
 		pthread_mutex_lock(&srv->qlock);
 	}
 	pthread_mutex_unlock(&srv->qlock);
@@ -583,10 +659,14 @@ static void conn_handle_frame(struct sconn *c, struct orfa_rxmsg *rx)
 	r->m.data = r->data;
 	r->m.data_len = (uint32_t)dlen;
 	conn_inflight_inc(c, r);
-	if (c->srv->cfg.threading == ORFA_THREADING_QUEUE)
-		queue_push(c->srv, r);
-	else
+	if (c->srv->cfg.threading != ORFA_THREADING_QUEUE) {
 		dispatch_request(r);
+		return;
+	}
+	if (may_run_inline(c, r))
+		c->inline_ns += run_timed(c->srv, r);
+	else
+		queue_push(c->srv, r);
 }
 
 /*
@@ -629,6 +709,7 @@ static void conn_read(struct sconn *c)
 	struct orfa_rxmsg rx;
 	int ret;
 
+	c->inline_ns = 0;	/* a new read burst */
 	while (!c->closing && c->read_on && !c->close_after_flush) {
 		if (!conn_may_read(c)) {
 			conn_pause(c);

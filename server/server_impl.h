@@ -55,6 +55,10 @@ struct orfa_server {
 	int qstop;
 	pthread_t *workers;
 	unsigned nworkers;
+	/* Queue mode: average run time per opcode (ns, moving average over
+	 * about 8 runs, relaxed atomics: a lost update does not matter),
+	 * which decides whether the loop thread may run one itself. */
+	uint32_t op_ns[ORFA_OP_MAX];
 
 	/* Connections.  clock guards the list (the loop thread and, in
 	 * connection mode, the connection threads change it). */
@@ -95,6 +99,9 @@ struct sconn {
 	int teardown_stage;		/* 0, 1 (locks dropped), 2 (done) */
 	uint32_t max_data;		/* negotiated in HELLO */
 	uint64_t features;
+	uint64_t inline_ns;		/* queue mode: time spent running
+					 * requests of this read burst on the
+					 * loop thread */
 
 	/* Guarded by lock. */
 	pthread_mutex_t lock;
