@@ -31,6 +31,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "auth.h"
 #include "codec.h"
 
 struct orfa_client;
@@ -66,6 +67,8 @@ struct orfa_client_cfg {
 	unsigned nconns;		/* >= 1 */
 	int timeout_ms;			/* request timeout; 0: none */
 	uint32_t max_data;		/* data segment offered in HELLO */
+	const struct orfa_key *key;	/* shared key (-o key=FILE) or NULL;
+					 * only used during connect */
 };
 
 /* What the HELLO exchange established (same on every connection). */

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "handshake.h"
 #include "log.h"
 
 /* ---- interrupts and timeouts ------------------------------------------ */
@@ -229,47 +230,50 @@ void orfa_client_release(struct orfa_client *cl, unsigned conn,
 
 /* ---- connecting ---------------------------------------------------------- */
 
-/* Synchronous HELLO on a fresh connection (no receiver thread yet). */
-static int do_hello(struct orfa_client *cl, struct cconn *cc,
-		    uint32_t max_data, char *err, size_t errsz)
+/* Send one handshake request m (no data) on a fresh connection. */
+static int hs_send(struct cconn *cc, struct orfa_msg *m, char *err,
+		   size_t errsz)
 {
-	uint8_t head[ORFA_HDR_SIZE + 64 + 4096 + 8];
-	const char *path = cl->export_path, *why = NULL;
+	uint8_t head[ORFA_HDR_SIZE + 128 + ORFA_MAX_EXPORT + 8];
 	struct orfa_txmsg tx;
-	struct orfa_rxmsg rx;
-	struct orfa_msg m;
-	struct pollfd pfd;
 	ssize_t body;
-	int rc, wait_ms;
+	int rc;
 
-	orfa_msg_init(&m, ORFA_OP_HELLO, 1);
-	m.a.hello.magic = ORFA_MAGIC;
-	m.a.hello.version = ORFA_PROTO_VERSION;
-	m.a.hello.max_data = max_data;
-	m.a.hello.features = ORFA_FEAT_ALL;
-	m.name = path;
-	m.namelen = (uint32_t)strlen(path);
-	body = orfa_req_encode(&m, head + ORFA_HDR_SIZE,
+	body = orfa_req_encode(m, head + ORFA_HDR_SIZE,
 			       sizeof(head) - ORFA_HDR_SIZE);
 	if (body < 0) {
-		snprintf(err, errsz, "bad export path '%s'", path);
-		return -EINVAL;
+		snprintf(err, errsz, "%s: cannot encode %s: %s", cc->name,
+			 orfa_op_name(m->hdr.opcode), strerror((int)-body));
+		return (int)body;
 	}
-	m.hdr.data_len = 0;
-	orfa_hdr_encode(head, &m.hdr);
+	m->hdr.data_len = 0;
+	orfa_hdr_encode(head, &m->hdr);
 	memset(&tx, 0, sizeof(tx));
 	tx.head = head;
 	tx.head_len = ORFA_HDR_SIZE + (size_t)body;
 	tx.fd = -1;
 	rc = orfa_conn_send(cc->conn, &tx);
-	if (rc < 0) {
-		snprintf(err, errsz, "%s: cannot send HELLO: %s", cc->name,
-			 strerror(-rc));
-		return rc;
-	}
+	if (rc < 0)
+		snprintf(err, errsz, "%s: cannot send %s: %s", cc->name,
+			 orfa_op_name(m->hdr.opcode), strerror(-rc));
+	return rc;
+}
 
-	/* Do not hang on a server that accepts but never answers. */
-	wait_ms = cl->timeout_ms > 0 ? cl->timeout_ms : HELLO_WAIT_MS;
+/*
+ * Receive the reply to handshake request (opcode, req_id) into rep (its
+ * body and data stay in rx until orfa_conn_recv_done).  Waits at most
+ * wait_ms: a server that accepts but never answers must not hang the
+ * mount.  A refusal (status != 0) is turned into a message and its errno.
+ */
+static int hs_recv(struct orfa_client *cl, struct cconn *cc, unsigned opcode,
+		   uint64_t req_id, struct orfa_rxmsg *rx, struct orfa_msg *rep,
+		   char *err, size_t errsz)
+{
+	int wait_ms = cl->timeout_ms > 0 ? cl->timeout_ms : HELLO_WAIT_MS;
+	const char *why = NULL;
+	struct pollfd pfd;
+	int rc;
+
 	pfd.fd = orfa_conn_fd(cc->conn);
 	pfd.events = POLLIN;
 	if (pfd.fd >= 0) {
@@ -277,72 +281,122 @@ static int do_hello(struct orfa_client *cl, struct cconn *cc,
 			rc = poll(&pfd, 1, wait_ms);
 		} while (rc < 0 && errno == EINTR);
 		if (rc == 0) {
-			snprintf(err, errsz, "%s: no answer to HELLO within "
-				 "%d ms", cc->name, wait_ms);
+			snprintf(err, errsz, "%s: no answer to %s within %d ms",
+				 cc->name, orfa_op_name(opcode), wait_ms);
 			return -ETIMEDOUT;
 		}
 	}
-
-	memset(&rx, 0, sizeof(rx));
-	rc = orfa_conn_recv(cc->conn, &rx);
+	memset(rx, 0, sizeof(*rx));
+	rc = orfa_conn_recv(cc->conn, rx);
 	if (rc < 0) {
 		const char *le = orfa_conn_last_error(cc->conn);
 
-		snprintf(err, errsz, "%s: no answer to HELLO: %s", cc->name,
-			 le && le[0] ? le : strerror(-rc));
+		snprintf(err, errsz, "%s: no answer to %s: %s", cc->name,
+			 orfa_op_name(opcode), le && le[0] ? le : strerror(-rc));
 		return rc;
 	}
-	memset(&m, 0, sizeof(m));
-	m.hdr = rx.hdr;
-	if (rx.hdr.opcode != ORFA_OP_HELLO || rx.hdr.req_id != 1) {
+	memset(rep, 0, sizeof(*rep));
+	rep->hdr = rx->hdr;
+	if (rx->hdr.opcode != opcode || rx->hdr.req_id != req_id) {
 		rc = -EPROTO;
-		why = "first reply is not the HELLO reply";
+		why = "not the reply to the handshake";
 	} else {
-		rc = orfa_rep_decode(&m, rx.body, &why);
+		rc = orfa_rep_decode(rep, rx->body, &why);
 	}
 	if (rc < 0) {
-		snprintf(err, errsz, "%s: bad HELLO reply: %s", cc->name,
-			 why ? why : strerror(-rc));
-		orfa_conn_recv_done(cc->conn, &rx);
+		snprintf(err, errsz, "%s: bad %s reply: %s", cc->name,
+			 orfa_op_name(opcode), why ? why : strerror(-rc));
+		orfa_conn_recv_done(cc->conn, rx);
 		return -EPROTO;
 	}
-	if (m.hdr.status) {
-		int len = rx.hdr.data_len > 200 ? 200 : (int)rx.hdr.data_len;
-		const char *reason = rx.data ? (const char *)rx.data : "";
+	rep->data = rx->data;
+	if (rep->hdr.status) {
+		int len = rx->hdr.data_len > 200 ? 200 : (int)rx->hdr.data_len;
+		const char *reason = rx->data ? (const char *)rx->data : "";
 
 		/* The server's reason when it gave one, else the errno. */
 		if (len && memchr(reason, '\0', (size_t)len))
 			len = (int)strlen(reason);
-		if (m.hdr.status == EPROTONOSUPPORT || m.a.hello_rep.version !=
-		    ORFA_PROTO_VERSION)
+		if (opcode == ORFA_OP_HELLO &&
+		    (rep->hdr.status == EPROTONOSUPPORT ||
+		     rep->a.hello_rep.version != ORFA_PROTO_VERSION))
 			snprintf(err, errsz, "%s: server speaks protocol "
 				 "version %u, we speak %u%s%.*s", cc->name,
-				 m.a.hello_rep.version, ORFA_PROTO_VERSION,
+				 rep->a.hello_rep.version, ORFA_PROTO_VERSION,
 				 len ? ": " : "", len, reason);
 		else if (len)
 			snprintf(err, errsz, "%s: server refused: %.*s",
 				 cc->name, len, reason);
 		else
 			snprintf(err, errsz, "%s: server refused export %s: %s",
-				 cc->name, path, strerror((int)m.hdr.status));
-		rc = -(int)m.hdr.status;
-		orfa_conn_recv_done(cc->conn, &rx);
+				 cc->name, cl->export_path,
+				 strerror((int)rep->hdr.status));
+		rc = -(int)rep->hdr.status;
+		orfa_conn_recv_done(cc->conn, rx);
 		return rc;
 	}
+	return 0;
+}
+
+/*
+ * Synchronous handshake on a fresh connection (no receiver thread yet):
+ * HELLO, then AUTH when either side holds a key (common/handshake.c does
+ * the protocol; this does the I/O).
+ */
+static int do_hello(struct orfa_client *cl, struct cconn *cc,
+		    uint32_t max_data, const struct orfa_key *key, char *err,
+		    size_t errsz)
+{
+	struct orfa_handshake hs;
+	struct orfa_hello_rep hello;
+	struct orfa_rxmsg rx;
+	struct orfa_msg m, rep;
+	int rc;
+
+	orfa_handshake_init(&hs, key, cl->export_path);
+	rc = orfa_handshake_hello(&hs, &m, 1, max_data, ORFA_FEAT_ALL);
+	if (rc < 0) {
+		snprintf(err, errsz, "bad export path '%s'", cl->export_path);
+		goto out;
+	}
+	rc = hs_send(cc, &m, err, errsz);
+	if (rc < 0)
+		goto out;
+	rc = hs_recv(cl, cc, ORFA_OP_HELLO, 1, &rx, &rep, err, errsz);
+	if (rc < 0)
+		goto out;
+	rc = orfa_handshake_hello_reply(&hs, &rep, err, errsz);
+	hello = rep.a.hello_rep;
 	orfa_conn_recv_done(cc->conn, &rx);
+	if (rc == 1) {
+		rc = orfa_handshake_auth(&hs, &m, 2);
+		if (rc == 0)
+			rc = hs_send(cc, &m, err, errsz);
+		if (rc == 0)
+			rc = hs_recv(cl, cc, ORFA_OP_AUTH, 2, &rx, &rep, err,
+				     errsz);
+		if (rc == 0) {
+			rc = orfa_handshake_auth_reply(&hs, &rep, &hello, err,
+						       errsz);
+			orfa_conn_recv_done(cc->conn, &rx);
+		}
+	}
+	if (rc < 0)
+		goto out;
 
 	if (cc->idx == 0) {
-		cl->info.root_nodeid = m.a.hello_rep.root_nodeid;
-		cl->info.root_generation = m.a.hello_rep.root_generation;
-		cl->info.root_attr = m.a.hello_rep.root_attr;
-		cl->info.features = m.a.hello_rep.features;
-		cl->info.max_data = (uint32_t)(m.a.hello_rep.max_data <
-			max_data ? m.a.hello_rep.max_data : max_data);
-		cl->info.server_version = m.a.hello_rep.version;
-	} else if (m.a.hello_rep.root_nodeid != cl->info.root_nodeid) {
+		cl->info.root_nodeid = hello.root_nodeid;
+		cl->info.root_generation = hello.root_generation;
+		cl->info.root_attr = hello.root_attr;
+		cl->info.features = hello.features;
+		cl->info.max_data = (uint32_t)(hello.max_data < max_data ?
+					       hello.max_data : max_data);
+		cl->info.server_version = hello.version;
+	} else if (hello.root_nodeid != cl->info.root_nodeid) {
 		snprintf(err, errsz, "%s: server gave another root node on a "
 			 "second connection", cc->name);
-		return -EPROTO;
+		rc = -EPROTO;
+		goto out;
 	}
 	if (cl->info.root_nodeid == ORFA_ROOT_ID_NONE ||
 	    cl->info.max_data < 4096) {
@@ -350,9 +404,11 @@ static int do_hello(struct orfa_client *cl, struct cconn *cc,
 			 "max_data %u)", cc->name,
 			 (unsigned long long)cl->info.root_nodeid,
 			 cl->info.max_data);
-		return -EPROTO;
+		rc = -EPROTO;
 	}
-	return 0;
+out:
+	orfa_handshake_clear(&hs);
+	return rc;
 }
 
 static void cconn_free(struct cconn *cc)
@@ -446,7 +502,7 @@ int orfa_client_connect(const struct orfa_client_cfg *cfg,
 			cc->conn = NULL;
 			goto fail;
 		}
-		rc = do_hello(cl, cc, cfg->max_data, err, errsz);
+		rc = do_hello(cl, cc, cfg->max_data, cfg->key, err, errsz);
 		if (rc < 0)
 			goto fail;
 		orfa_conn_set_sink(cc->conn, rx_sink, cc);

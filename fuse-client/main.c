@@ -38,6 +38,7 @@ struct cli {
 	const char *source;
 	char *transport;
 	char *port_opt;
+	char *key_file;
 	unsigned conns;
 	double timeout;
 	double attr_timeout, entry_timeout, negative_timeout;	/* < 0: default */
@@ -55,13 +56,14 @@ struct cli {
 enum {
 	KEY_TRANSPORT, KEY_PORT, KEY_CONNS, KEY_TIMEOUT, KEY_ATTR, KEY_ENTRY,
 	KEY_NEGATIVE, KEY_CACHE, KEY_WRITEBACK, KEY_IGNORE, KEY_FSNAME,
-	KEY_SUBTYPE, KEY_ALLOW_OTHER, KEY_DEFPERMS, KEY_NO_DEFPERMS,
+	KEY_SUBTYPE, KEY_KEY, KEY_ALLOW_OTHER, KEY_DEFPERMS, KEY_NO_DEFPERMS,
 	KEY_HELP, KEY_VERSION,
 };
 
 static const struct fuse_opt orfa_opts[] = {
 	FUSE_OPT_KEY("transport=", KEY_TRANSPORT),
 	FUSE_OPT_KEY("port=", KEY_PORT),
+	FUSE_OPT_KEY("key=", KEY_KEY),
 	FUSE_OPT_KEY("conns=", KEY_CONNS),
 	FUSE_OPT_KEY("timeout=", KEY_TIMEOUT),
 	FUSE_OPT_KEY("attr_timeout=", KEY_ATTR),
@@ -129,7 +131,11 @@ static void usage(const char *prog)
 "    entry_timeout=S        name cache lifetime (same defaults)\n"
 "    negative_timeout=S     lifetime of cached \"no such file\" (auto 0,\n"
 "                           none 0, always 60)\n"
-"    writeback=0|1          kernel writeback cache (0)\n"
+"    writeback=0|1          kernel writeback cache (0); the kernel then\n"
+"                           trusts its own file sizes and times: for files\n"
+"                           only this client writes\n"
+"    key=FILE               shared key (mode 0600) for mutual\n"
+"                           authentication with orfad --key\n"
 "    no_default_permissions with allow_other, do not let the kernel check\n"
 "                           permissions (default_permissions is implied by\n"
 "                           allow_other: cached names skip the server's\n"
@@ -201,6 +207,12 @@ static int opt_proc(void *data, const char *arg, int key,
 			return bad_opt(c, arg, "expected a port number");
 		free(c->port_opt);
 		c->port_opt = strdup(val);
+		return 0;
+	case KEY_KEY:
+		if (!*val)
+			return bad_opt(c, arg, "expected a key file");
+		free(c->key_file);
+		c->key_file = strdup(val);
 		return 0;
 	case KEY_CONNS:
 		n = strtol(val, &end, 10);
@@ -530,6 +542,7 @@ int main(int argc, char *argv[])
 	struct fuse_cmdline_opts fo;
 	struct orfa_client_cfg cfg;
 	struct orfa_mount m;
+	struct orfa_key key;
 	struct fuse_session *se = NULL;
 	char host[256], port[16], path[4096], err[512];
 	const char *use_port;
@@ -634,6 +647,14 @@ int main(int argc, char *argv[])
 		goto out_args;
 	}
 
+	if (c.key_file) {
+		if (orfa_auth_init() < 0 ||
+		    orfa_key_load(c.key_file, &key, err, sizeof(err)) < 0) {
+			fprintf(stderr, "orfa: %s\n", err);
+			goto out_mount;
+		}
+	}
+
 	/* Unknown libfuse options are refused here, before connecting. */
 	se = fuse_session_new(&args, &orfa_ll_ops, sizeof(orfa_ll_ops), &m);
 	if (!se)
@@ -651,7 +672,11 @@ int main(int argc, char *argv[])
 	cfg.nconns = c.conns;
 	cfg.timeout_ms = (int)(c.timeout * 1000 + 0.5);
 	cfg.max_data = ORFA_DEFAULT_MAX_DATA;
-	if (orfa_client_connect(&cfg, &m.cl, err, sizeof(err)) < 0) {
+	cfg.key = c.key_file ? &key : NULL;
+	rc = orfa_client_connect(&cfg, &m.cl, err, sizeof(err));
+	if (c.key_file)
+		orfa_key_wipe(&key);	/* only the handshake needs it */
+	if (rc < 0) {
 		fprintf(stderr, "orfa: %s\n", err);
 		goto out_session;
 	}
@@ -712,11 +737,14 @@ out_session:
 	fuse_session_destroy(se);
 	orfa_client_destroy(m.cl);
 out_mount:
+	if (c.key_file)
+		orfa_key_wipe(&key);
 	orfa_mount_fini(&m);
 out_args:
 	free(fo.mountpoint);
 	free(c.transport);
 	free(c.port_opt);
+	free(c.key_file);
 	fuse_opt_free_args(&args);
 	if (report_fd >= 0)
 		close(report_fd);	/* parent sees EOF: failure */

@@ -361,11 +361,52 @@ static void orfa_op_forget_multi(fuse_req_t req, size_t count,
 /* GETATTR, SETATTR: reply with attributes.  ctx->size != 0 marks our own
  * change (setattr). */
 static void done_attr(struct orfa_call *call, int err,
+		      const struct orfa_msg *rep);
+
+/*
+ * With the writeback cache the kernel owns a file's times and writes them
+ * back with a SETATTR of MTIME|CTIME under the credentials of whoever
+ * closes or syncs the file.  A server that checks ownership refuses that
+ * to a writer who does not own the file (EPERM), and close(2) would fail.
+ * Such a flush is not the user setting times: answer it with the server's
+ * attributes instead.  (A user's utimensat with UTIME_OMIT for atime looks
+ * the same and would then succeed without effect; only with writeback=1.)
+ */
+static bool times_flush_refused(const struct op_ctx *ctx, int err)
+{
+	return err == -EPERM && ctx->m->writeback &&
+	       ctx->fi.flags == (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_CTIME);
+}
+
+static void getattr_instead(struct orfa_call *call)
+{
+	struct op_ctx *ctx = orfa_call_ctx(call), *nctx;
+	struct orfa_call *get;
+
+	get = orfa_call_new(ctx->m->cl, ORFA_OP_GETATTR, 0, sizeof(*nctx));
+	if (!get) {
+		fuse_reply_err(ctx->req, ENOMEM);
+		return;
+	}
+	nctx = orfa_call_ctx(get);
+	nctx->req = ctx->req;
+	nctx->m = ctx->m;
+	nctx->node = ctx->node;
+	orfa_call_msg(get)->cred = orfa_call_msg(call)->cred;
+	orfa_call_msg(get)->a.getattr.nodeid = ctx->node;
+	orfa_call_send(get, NULL, 0, 0, done_attr, NULL);
+}
+
+static void done_attr(struct orfa_call *call, int err,
 		      const struct orfa_msg *rep)
 {
 	struct op_ctx *ctx = orfa_call_ctx(call);
 	struct stat st;
 
+	if (ctx->size && times_flush_refused(ctx, err)) {
+		getattr_instead(call);
+		return;
+	}
 	if (err) {
 		fuse_reply_err(ctx->req, -err);
 		return;
@@ -409,6 +450,7 @@ static void orfa_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		return;
 	ctx->node = orfa_ino_to_node(m, ino);
 	ctx->size = 1;			/* our own change */
+	ctx->fi.flags = to_set;		/* for times_flush_refused */
 	s = &orfa_call_msg(call)->a.setattr;
 	s->nodeid = ctx->node;
 	s->fh = ORFA_FH_NONE;
