@@ -22,6 +22,7 @@
 
 char g_host[256], g_port[16];
 const char *g_log;
+const char *g_export = "/";
 void (*g_reply_watch)(const struct orfa_msg *rep, const void *data,
 		      size_t len);
 int g_n, g_failed;
@@ -236,7 +237,7 @@ int pc_hello_v(struct pc *p, uint32_t version, const char *export,
 	return st;
 }
 
-/* Connect and say HELLO for "/": 0 or non-zero. */
+/* Connect and say HELLO for g_export: 0 or non-zero. */
 int pc_open(struct pc *p)
 {
 	struct orfa_msg rep;
@@ -244,7 +245,7 @@ int pc_open(struct pc *p)
 
 	if (ret)
 		return ret;
-	ret = pc_hello_v(p, ORFA_PROTO_VERSION, "/", &rep, NULL, 0);
+	ret = pc_hello_v(p, ORFA_PROTO_VERSION, g_export, &rep, NULL, 0);
 	if (ret)
 		pc_close(p);
 	return ret;
@@ -714,8 +715,8 @@ int raw_hello(int fd)
 	m.a.hello.magic = ORFA_MAGIC;
 	m.a.hello.version = ORFA_PROTO_VERSION;
 	m.a.hello.max_data = 1 << 20;
-	m.name = "/";
-	m.namelen = 1;
+	m.name = g_export;
+	m.namelen = (uint32_t)strlen(g_export);
 	if (raw_write(fd, buf, raw_frame(buf, sizeof(buf), &m, 0)))
 		return -1;
 	return raw_reply(fd, &h) == 0 && h.status == 0 ? 0 : -1;

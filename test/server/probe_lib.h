@@ -21,6 +21,8 @@
 
 extern char g_host[256], g_port[16];	/* the server, from --addr */
 extern const char *g_log;		/* the server's log file, or NULL */
+extern const char *g_export;		/* pc_open and raw_hello mount it
+					 * ("/" unless changed) */
 extern int g_n, g_failed;
 /* Called with every reply that decoded (its data segment too), when set. */
 extern void (*g_reply_watch)(const struct orfa_msg *rep, const void *data,
@@ -63,7 +65,7 @@ int pc_call(struct pc *p, struct orfa_msg *m, const void *data, size_t dlen,
  * goes to reason.  Sets p->root, max_data, root_attr on success. */
 int pc_hello_v(struct pc *p, uint32_t version, const char *export,
 	       struct orfa_msg *rep, char *reason, size_t rsz);
-/* Connect and say HELLO for "/": 0 or non-zero. */
+/* Connect and say HELLO for g_export: 0 or non-zero. */
 int pc_open(struct pc *p);
 
 /* ---- operations: the reply status, or a negative errno ---- */
@@ -132,7 +134,7 @@ size_t raw_frame(uint8_t *buf, size_t cap, struct orfa_msg *m, size_t dlen);
 int raw_read(int fd, void *buf, size_t len);
 /* One reply frame: header decoded, body and data discarded. */
 int raw_reply(int fd, struct orfa_hdr *h);
-/* HELLO for "/" on a raw connection: 0 when accepted. */
+/* HELLO for g_export on a raw connection: 0 when accepted. */
 int raw_hello(int fd);
 /* The server closed fd (EOF or reset) within the bound. */
 int raw_closed(int fd);
