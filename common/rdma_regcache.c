@@ -58,7 +58,14 @@ static size_t cache_limit(void)
 	return (size_t)v << 20;
 }
 
-struct rdma_dev *rdma_dev_get(struct ibv_context *verbs)
+/*
+ * Find or create the shared state of a device.  With own == 0, verbs is
+ * librdmacm's context of the device; with own != 0 we open (and later
+ * close) a context of our own on verbs->device, used after fork(): the
+ * kernel refuses write() commands on a context opened by another process
+ * (see lst_reopen in transport_rdma.c).
+ */
+static struct rdma_dev *dev_get(struct ibv_context *verbs, int own)
 {
 	struct rdma_dev *d;
 	int err;
@@ -69,7 +76,8 @@ struct rdma_dev *rdma_dev_get(struct ibv_context *verbs)
 	}
 	pthread_mutex_lock(&registry_lock);
 	for (d = registry; d; d = d->next)
-		if (d->verbs == verbs)
+		if (own ? (d->own_ctx && d->verbs->device == verbs->device &&
+			   d->pid == getpid()) : d->verbs == verbs)
 			break;
 	if (d) {
 		d->refs++;
@@ -81,13 +89,25 @@ struct rdma_dev *rdma_dev_get(struct ibv_context *verbs)
 		err = ENOMEM;
 		goto out_unlock;
 	}
-	d->verbs = verbs;
-	if (ibv_query_device(verbs, &d->attr)) {
+	if (own) {
+		d->verbs = ibv_open_device(verbs->device);
+		if (!d->verbs) {
+			err = errno ? errno : ENODEV;
+			log_err("rdma: ibv_open_device: %s", strerror(err));
+			free(d);
+			goto out_unlock;
+		}
+		d->own_ctx = 1;
+		d->pid = getpid();
+	} else {
+		d->verbs = verbs;
+	}
+	if (ibv_query_device(d->verbs, &d->attr)) {
 		err = errno ? errno : EIO;
 		log_err("rdma: ibv_query_device: %s", strerror(err));
 		goto out_free;
 	}
-	d->pd = ibv_alloc_pd(verbs);
+	d->pd = ibv_alloc_pd(d->verbs);
 	if (!d->pd) {
 		err = errno ? errno : ENOMEM;
 		log_err("rdma: ibv_alloc_pd: %s", strerror(err));
@@ -102,11 +122,23 @@ struct rdma_dev *rdma_dev_get(struct ibv_context *verbs)
 	return d;
 
 out_free:
+	if (d->own_ctx)
+		ibv_close_device(d->verbs);
 	free(d);
 out_unlock:
 	pthread_mutex_unlock(&registry_lock);
 	errno = err;
 	return NULL;
+}
+
+struct rdma_dev *rdma_dev_get(struct ibv_context *verbs)
+{
+	return dev_get(verbs, 0);
+}
+
+struct rdma_dev *rdma_dev_get_own(struct ibv_context *verbs)
+{
+	return dev_get(verbs, 1);
 }
 
 static void rbuf_destroy(struct rdma_rbuf *rb)
@@ -144,6 +176,8 @@ void rdma_dev_put(struct rdma_dev *dev)
 	}
 	if (ibv_dealloc_pd(dev->pd))
 		log_warn("rdma: ibv_dealloc_pd failed (resources still in use?)");
+	if (dev->own_ctx && ibv_close_device(dev->verbs))
+		log_warn("rdma: ibv_close_device failed");
 	pthread_mutex_destroy(&dev->lock);
 	free(dev);
 }

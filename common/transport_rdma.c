@@ -27,6 +27,12 @@
  * PD), receive pool MR, send pool MR, completion channel, CQ, QP,
  * (receives posted, connect/accept), epoll and eventfds, thread.
  *
+ * fork(): the kernel refuses RDMA CM and verbs write() commands on fds
+ * another process opened, so a listener opened before a daemonizing
+ * fork() re-opens itself in the child on first use and accepts with QPs on
+ * a device context of its own (lst_reopen, manual_qp).  Connections do
+ * not survive fork().
+ *
  * Not here: reconnection, multiple paths, IPv6 link-local scopes.
  */
 #include "transport_rdma_impl.h"
@@ -65,6 +71,10 @@ struct rdma_listener {
 	int efd;			/* readable while a connection waits */
 	int efd_set;			/* efd currently signalled */
 	struct orfa_tp_opts opts;	/* given to accepted connections */
+	struct sockaddr_storage addr;	/* bound address, for lst_reopen */
+	pid_t pid;			/* process that made ch and id */
+	int forked;			/* re-opened after fork(): accepted
+					 * connections use manual QPs */
 	struct rdma_conn *pending;	/* accepted at the verbs level, not yet
 					 * established (lnext list) */
 	struct rdma_conn *ready_first;	/* established, not yet handed out */
@@ -149,16 +159,59 @@ static struct rdma_conn *conn_alloc(const struct orfa_tp_opts *o)
 
 /* Verbs resources of a connection whose id has a device (route resolved
  * or connect request received).  Receives are posted on return. */
+/* Manual QP: move it to state st with the CM's attributes (what
+ * rdma_create_qp/rdma_accept do for QPs they know); rd is the RDMA READ
+ * depth for RTR (responder) and RTS (initiator). */
+static int qp_modify(struct rdma_conn *c, enum ibv_qp_state st, int rd)
+{
+	struct ibv_qp_attr a;
+	int mask = 0, rc;
+
+	memset(&a, 0, sizeof(a));
+	a.qp_state = st;
+	if (rdma_init_qp_attr(c->id, &a, &mask)) {
+		log_warn("rdma: %s: rdma_init_qp_attr(state %d): %s",
+			 c->base.peer, (int)st, strerror(errno));
+		return -(errno ? errno : EINVAL);
+	}
+	if (st == IBV_QPS_INIT)
+		a.qp_access_flags = IBV_ACCESS_LOCAL_WRITE |
+				    IBV_ACCESS_REMOTE_READ |
+				    IBV_ACCESS_REMOTE_WRITE;
+	else if (st == IBV_QPS_RTR)
+		a.max_dest_rd_atomic = (uint8_t)rd;
+	else if (st == IBV_QPS_RTS)
+		a.max_rd_atomic = (uint8_t)rd;
+	rc = ibv_modify_qp(c->qp, &a, mask);
+	if (rc) {
+		log_warn("rdma: %s: ibv_modify_qp(state %d): %s", c->base.peer,
+			 (int)st, strerror(rc));
+		return -rc;
+	}
+	return 0;
+}
+
+/* Log a failed set-up step; returns -err (ENOMEM if err is 0). */
+static int verbs_err(struct rdma_conn *c, const char *what, int err)
+{
+	if (!err)
+		err = ENOMEM;
+	log_warn("rdma: %s: %s: %s", c->base.peer, what, strerror(err));
+	return -err;
+}
+
 static int conn_setup_verbs(struct rdma_conn *c)
 {
-	struct ibv_context *verbs = c->id->verbs;
+	struct ibv_context *verbs;
 	struct ibv_qp_init_attr qa;
 	uint32_t max_wr, cqe;
 	int rc;
 
-	c->dev = rdma_dev_get(verbs);
+	c->dev = c->manual_qp ? rdma_dev_get_own(c->id->verbs) :
+				rdma_dev_get(c->id->verbs);
 	if (!c->dev)
-		return -errno;
+		return verbs_err(c, "cannot open the device", errno);
+	verbs = c->dev->verbs;
 	max_wr = (uint32_t)c->dev->attr.max_qp_wr;
 	c->nspare = c->credits < MAX_SPARE ? c->credits : MAX_SPARE;
 	c->sq_depth = 2 * c->credits + 8 * RDMA_MAX_SEG + RDMA_CTRL_SLOTS + 16;
@@ -175,14 +228,14 @@ static int conn_setup_verbs(struct rdma_conn *c)
 	c->rpool_mr = rdma_pool_alloc(c->dev, (size_t)(c->credits + c->nspare) *
 				      c->buf_size);
 	if (!c->rpool_mr)
-		return -errno;
+		return verbs_err(c, "receive pool", errno);
 	c->spool_mr = rdma_pool_alloc(c->dev, (size_t)c->nsslots * c->buf_size +
 				      RDMA_CTRL_SLOTS * RDMA_WIRE_SIZE);
 	if (!c->spool_mr)
-		return -errno;
+		return verbs_err(c, "send pool", errno);
 	c->comp_ch = ibv_create_comp_channel(verbs);
 	if (!c->comp_ch)
-		return -(errno ? errno : ENOMEM);
+		return verbs_err(c, "ibv_create_comp_channel", errno);
 	rc = set_nonblock(c->comp_ch->fd);
 	if (rc)
 		return rc;
@@ -191,9 +244,10 @@ static int conn_setup_verbs(struct rdma_conn *c)
 		cqe = (uint32_t)c->dev->attr.max_cqe;
 	c->cq = ibv_create_cq(verbs, (int)cqe, c, c->comp_ch, 0);
 	if (!c->cq)
-		return -(errno ? errno : ENOMEM);
-	if (ibv_req_notify_cq(c->cq, 0))
-		return -EIO;
+		return verbs_err(c, "ibv_create_cq", errno);
+	rc = ibv_req_notify_cq(c->cq, 0);
+	if (rc)
+		return verbs_err(c, "ibv_req_notify_cq", rc);
 	memset(&qa, 0, sizeof(qa));
 	qa.send_cq = c->cq;
 	qa.recv_cq = c->cq;
@@ -203,9 +257,19 @@ static int conn_setup_verbs(struct rdma_conn *c)
 	qa.cap.max_recv_wr = c->credits + c->nspare;
 	qa.cap.max_send_sge = 1;
 	qa.cap.max_recv_sge = 1;
-	if (rdma_create_qp(c->id, c->dev->pd, &qa))
-		return -(errno ? errno : ENOMEM);
-	c->qp = c->id->qp;
+	if (c->manual_qp) {
+		qa.qp_context = c;
+		c->qp = ibv_create_qp(c->dev->pd, &qa);
+		if (!c->qp)
+			return verbs_err(c, "ibv_create_qp", errno);
+		rc = qp_modify(c, IBV_QPS_INIT, 0);
+		if (rc)
+			return rc;
+	} else {
+		if (rdma_create_qp(c->id, c->dev->pd, &qa))
+			return verbs_err(c, "rdma_create_qp", errno);
+		c->qp = c->id->qp;
+	}
 	c->sq_free = c->sq_depth;
 	return rdma_io_init(c);
 }
@@ -273,7 +337,10 @@ static void conn_teardown(struct rdma_conn *c)
 	c->epfd = c->wake_efd = c->ufd[0] = c->ufd[1] = -1;
 	if (c->qp) {
 		rdma_disconnect(c->id);
-		rdma_destroy_qp(c->id);
+		if (c->manual_qp)
+			ibv_destroy_qp(c->qp);
+		else
+			rdma_destroy_qp(c->id);
 		c->qp = NULL;
 	}
 	if (c->cq && ibv_destroy_cq(c->cq))
@@ -535,6 +602,14 @@ static void rdma_listener_close(struct orfa_listener *ol)
 
 	if (!l)
 		return;
+	if (l->pid != getpid() && l->ch) {
+		/* Inherited across fork() and never re-opened: only our copy
+		 * of the fd is ours to drop (see lst_reopen). */
+		rdma_destroy_event_channel(l->ch);
+		l->ch = NULL;
+		l->id = NULL;
+		l->pending = l->ready_first = NULL;
+	}
 	while ((c = l->pending)) {
 		l->pending = c->lnext;
 		conn_teardown(c);
@@ -601,6 +676,8 @@ static int rdma_listen_(const char *host, const char *port,
 		goto fail;
 	}
 	freeaddrinfo(res);
+	memcpy(&l->addr, rdma_get_local_addr(l->id), sizeof(l->addr));
+	l->pid = getpid();
 	if (rdma_listen(l->id, LISTEN_BACKLOG)) {
 		rc = -errno;
 		log_err("rdma: cannot listen on %s:%s: %s", host ? host : "*",
@@ -652,6 +729,8 @@ static void lst_request(struct rdma_listener *l, struct rdma_cm_id *id,
 		rc = -(errno ? errno : ENOMEM);
 		goto reject;
 	}
+	/* ORFA_RDMA_MANUAL_QP=1 takes that path always (tests). */
+	c->manual_qp = l->forked || getenv("ORFA_RDMA_MANUAL_QP") != NULL;
 	rc = conn_setup_verbs(c);
 	if (rc)
 		goto reject;
@@ -665,6 +744,15 @@ static void lst_request(struct rdma_listener *l, struct rdma_cm_id *id,
 					  rd_atomic(c) : peer_resp_res);
 	param.retry_count = 7;
 	param.rnr_retry_count = 0;
+	if (c->manual_qp) {
+		/* What rdma_accept does for a QP made by rdma_create_qp. */
+		rc = qp_modify(c, IBV_QPS_RTR, param.responder_resources);
+		if (rc == 0)
+			rc = qp_modify(c, IBV_QPS_RTS, param.initiator_depth);
+		if (rc)
+			goto reject;
+		param.qp_num = c->qp->qp_num;
+	}
 	if (rdma_accept(id, &param)) {
 		rc = -errno;
 		log_warn("rdma: %s: rdma_accept: %s", c->base.peer,
@@ -712,6 +800,8 @@ static void lst_events(struct rdma_listener *l)
 		struct rdma_conn *c;
 		int rc;
 
+		log_debug("rdma: listener: %s (status %d)", rdma_event_str(ev),
+			  e->status);
 		if (ev == RDMA_CM_EVENT_CONNECT_REQUEST) {
 			uint8_t pdata[256];
 			size_t plen = e->param.conn.private_data_len;
@@ -768,12 +858,89 @@ static void lst_events(struct rdma_listener *l)
 	}
 }
 
+/*
+ * The listener was made by another process: we are the child of a fork()
+ * (a daemonizing server).  The kernel's RDMA CM refuses every command
+ * written to a CM channel fd by a process other than its opener (EACCES,
+ * see ib_safe_file_access), so the inherited channel is useless: drop our
+ * copy of its fd (its ids go away with the last copy, once the parent has
+ * exited, which frees the port) and listen again on the same address
+ * with a channel of our own, inside the epoll set the caller already
+ * watches.  The old id is not destroyed (that is a CM command too); its
+ * few bytes are left.  The device context librdmacm opened in the parent
+ * is refused as well (rxe rings its doorbell with write()), so connections
+ * accepted from now on use a context of our own and a QP we move through
+ * its states ourselves (manual_qp).  Connections made before fork() are
+ * not usable here; only the listener is carried over.  0 or -errno.
+ */
+static int lst_reopen(struct rdma_listener *l)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct rdma_event_channel *ch;
+	struct rdma_cm_id *id = NULL;
+	int rc = 0;
+
+	epoll_ctl(l->epfd, EPOLL_CTL_DEL, l->ch->fd, NULL);
+	rdma_destroy_event_channel(l->ch);	/* close(fd) + free */
+	l->ch = NULL;
+	l->id = NULL;
+	l->pending = l->ready_first = l->ready_last = NULL;
+	ch = rdma_create_event_channel();
+	if (!ch)
+		return -(errno ? errno : ENODEV);
+	if (set_nonblock(ch->fd) || rdma_create_id(ch, &id, l, RDMA_PS_TCP)) {
+		rc = -(errno ? errno : EIO);
+		goto fail;
+	}
+	/* The parent may not have closed its copy yet: the port stays
+	 * taken until it has (it exits right after fork in practice). */
+	for (int i = 0; i < 100; i++) {
+		rc = rdma_bind_addr(id, (struct sockaddr *)&l->addr) ? -errno : 0;
+		if (rc != -EADDRINUSE)
+			break;
+		usleep(50000);
+	}
+	if (rc == 0 && rdma_listen(id, LISTEN_BACKLOG))
+		rc = -errno;
+	if (rc == 0 && epoll_ctl(l->epfd, EPOLL_CTL_ADD, ch->fd, &ev))
+		rc = -errno;
+	if (rc)
+		goto fail;
+	l->ch = ch;
+	l->id = id;
+	l->pid = getpid();
+	l->forked = 1;
+	log_info("rdma: listener re-opened in process %d after fork()",
+		 (int)l->pid);
+	return 0;
+fail:
+	log_err("rdma: cannot listen again after fork(): %s", strerror(-rc));
+	if (id)
+		rdma_destroy_id(id);
+	rdma_destroy_event_channel(ch);
+	return rc;
+}
+
+/* Re-open after fork() if needed; 0 when the listener is usable. */
+static int lst_check_pid(struct rdma_listener *l)
+{
+	if (l->ch && l->pid == getpid())
+		return 0;
+	if (!l->ch)
+		return -EBADF;	/* a failed re-open */
+	return lst_reopen(l);
+}
+
 static int rdma_accept_(struct orfa_listener *ol, struct orfa_conn **out)
 {
 	struct rdma_listener *l = lst(ol);
 	struct rdma_conn *c;
+	int rc;
 
 	*out = NULL;
+	rc = lst_check_pid(l);
+	if (rc)
+		return rc;
 	lst_events(l);
 	c = l->ready_first;
 	if (c) {
@@ -789,6 +956,9 @@ static int rdma_accept_(struct orfa_listener *ol, struct orfa_conn **out)
 
 static int rdma_listener_fd(struct orfa_listener *ol)
 {
+	/* A daemonizing server asks for the fd after fork(): re-open now,
+	 * before any connection request arrives (see lst_reopen). */
+	lst_check_pid(lst(ol));
 	return lst(ol)->epfd;
 }
 
@@ -796,9 +966,9 @@ static int rdma_listener_addr(struct orfa_listener *ol, char *buf,
 			      size_t size)
 {
 	struct rdma_listener *l = lst(ol);
-	struct sockaddr *sa = rdma_get_local_addr(l->id);
+	struct sockaddr *sa = (struct sockaddr *)&l->addr;
 
-	if (!sa || !buf || size == 0)
+	if (!buf || size == 0)
 		return -EINVAL;
 	addr_str(sa, buf, size);
 	return 0;

@@ -35,6 +35,7 @@
 
 #include <pthread.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <stdint.h>
 
 #include <infiniband/verbs.h>
@@ -103,7 +104,9 @@ struct rdma_rbuf;
 struct rdma_dev {
 	struct rdma_dev *next;		/* registry list (registry lock) */
 	int refs;			/* registry lock */
-	struct ibv_context *verbs;	/* owned by librdmacm */
+	struct ibv_context *verbs;	/* librdmacm's, or ours if own_ctx */
+	int own_ctx;			/* we opened verbs (after fork) */
+	pid_t pid;			/* own_ctx: the process that did */
 	struct ibv_pd *pd;		/* one PD for all users of the device */
 	struct ibv_device_attr attr;	/* limits, read once */
 	pthread_mutex_t lock;		/* guards the cache fields below */
@@ -127,6 +130,8 @@ struct rdma_rbuf {
 
 /* Find or open the shared state of a device; NULL with errno set. */
 struct rdma_dev *rdma_dev_get(struct ibv_context *verbs);
+/* The same with a context of our own on verbs->device (after fork()). */
+struct rdma_dev *rdma_dev_get_own(struct ibv_context *verbs);
 /* Drop a reference; frees the PD and cached buffers with the last one. */
 void rdma_dev_put(struct rdma_dev *dev);
 
@@ -217,7 +222,12 @@ struct rdma_conn {
 	struct ibv_mr *spool_mr;	/* (I) send buffers, one region */
 	struct ibv_comp_channel *comp_ch; /* (I) CQ event channel */
 	struct ibv_cq *cq;		/* (I) send and receive completions */
-	struct ibv_qp *qp;		/* (I) RC queue pair (id->qp) */
+	struct ibv_qp *qp;		/* (I) RC queue pair (id->qp, or ours
+					 * when manual_qp) */
+	int manual_qp;			/* (I) QP on our own device context,
+					 * moved through its states by us
+					 * (accepted after fork(), see
+					 * lst_reopen) */
 	int qp_err;			/* (L) QP moved to the error state */
 
 	/* Event integration. */

@@ -17,7 +17,11 @@
  *
  * Modes: (no argument) the test suite; --bench: RDMA vs TCP round trip
  * and 1 MiB throughput over 192.0.2.1, printed as TAP comments;
- * --child-stream HOST PORT: helper process for the peer-death test.
+ * --child-stream HOST PORT: helper process for the peer-death test;
+ * --forked-server FILE: helper for the listener-across-fork() test.
+ * ORFA_RDMA_TESTS=a,b runs some groups only; ORFA_RDMA_MANUAL_QP=1 makes
+ * every accepted connection use the after-fork path (own device context,
+ * QP states driven by the transport).
  */
 #include "config.h"
 
@@ -423,8 +427,22 @@ static void *srv_loop(void *arg)
 	return NULL;
 }
 
+static int srv_open(struct srv *s, const char *tp, unsigned flags,
+		    unsigned credits, uint32_t limit_data);
+
 static int srv_start(struct srv *s, const char *tp, unsigned flags,
 		     unsigned credits, uint32_t limit_data)
+{
+	int rc = srv_open(s, tp, flags, credits, limit_data);
+
+	if (rc)
+		return rc;
+	return pthread_create(&s->thr, NULL, srv_loop, s) ? -EAGAIN : 0;
+}
+
+/* The listener only (no thread yet). */
+static int srv_open(struct srv *s, const char *tp, unsigned flags,
+		    unsigned credits, uint32_t limit_data)
 {
 	char addr[64], *colon;
 	int rc;
@@ -454,7 +472,7 @@ static int srv_start(struct srv *s, const char *tp, unsigned flags,
 	snprintf(s->port, sizeof(s->port), "%s", colon + 1);
 	*colon = '\0';
 	snprintf(s->host, sizeof(s->host), "%s", addr);
-	return pthread_create(&s->thr, NULL, srv_loop, s) ? -EAGAIN : 0;
+	return 0;
 }
 
 /* Blocking-mode servers run per-connection threads that are detached;
@@ -1087,6 +1105,75 @@ static void test_peer_death(struct srv *s, const char *self)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* --forked-server FILE: open the listener, fork, let the parent exit at
+ * once and serve from the child, as a daemonizing orfad does.  The child
+ * writes "HOST PORT PID" to FILE and serves for at most 60 s. */
+static int forked_server(const char *file)
+{
+	struct srv s;
+	FILE *f;
+	pid_t pid;
+	int rc = srv_open(&s, "rdma", ORFA_TP_NONBLOCK, 0, 0);
+
+	if (rc) {
+		fprintf(stderr, "forked server: listen: %s\n", strerror(-rc));
+		return 1;
+	}
+	pid = fork();
+	if (pid < 0)
+		return 1;
+	if (pid > 0)
+		_exit(0);
+	setsid();
+	if (pthread_create(&s.thr, NULL, srv_loop, &s))
+		return 1;
+	f = fopen(file, "w");
+	if (!f)
+		return 1;
+	fprintf(f, "%s %s %d\n", s.host, s.port, (int)getpid());
+	fclose(f);
+	sleep(60);
+	_exit(0);
+}
+
+static void test_forked_listener(const char *self)
+{
+	char file[] = "/tmp/rdma-fork.XXXXXX", port[16] = "";
+	struct srv s;
+	struct orfa_conn *c = NULL;
+	int fd = mkstemp(file), st, pid = 0, ok = 0;
+	pid_t p;
+	FILE *f;
+
+	memset(&s, 0, sizeof(s));
+	s.tp = "rdma";
+	close(fd);
+	unlink(file);
+	p = fork();
+	if (p == 0) {
+		execl(self, self, "--forked-server", file, (char *)NULL);
+		_exit(127);
+	}
+	waitpid(p, &st, 0);
+	for (int i = 0; i < 100 && !(f = fopen(file, "r")); i++)
+		usleep(100000);
+	if (f) {
+		if (fscanf(f, "%63s %15s %d", s.host, port, &pid) != 3)
+			pid = 0;
+		fclose(f);
+	}
+	snprintf(s.port, sizeof(s.port), "%s", port);
+	if (pid > 0 && cl_connect(&s, 0, 0, &c) == 0) {
+		ok = echo_once(c, 1, 100) && echo_once(c, 2, 1u << 20);
+		orfa_conn_put(&c);
+	}
+	tap(ok, "listener opened before fork(), served by the child after "
+	    "the parent exited (daemonizing server)");
+	if (pid > 0)
+		kill(pid, SIGKILL);
+	unlink(file);
+}
+
 static int child_stream(const char *host, const char *port)
 {
 	struct orfa_tp_opts o;
@@ -1341,8 +1428,14 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (env && *env)
 		test_host = env;
+	orfa_log_set_level(getenv("ORFA_TEST_DEBUG") ? ORFA_LOG_DEBUG :
+			   ORFA_LOG_ERR);
 	if (argc == 4 && strcmp(argv[1], "--child-stream") == 0)
 		return child_stream(argv[2], argv[3]);
+	if (argc == 3 && strcmp(argv[1], "--forked-server") == 0) {
+		pat_init();
+		return forked_server(argv[2]);
+	}
 	orfa_log_set_level(getenv("ORFA_TEST_DEBUG") ? ORFA_LOG_DEBUG :
 			   ORFA_LOG_ERR);
 	if (!orfa_transport_find("rdma")) {
@@ -1427,6 +1520,8 @@ int main(int argc, char **argv)
 			tap(0, "back-pressure server: start");
 		}
 	}
+	if (want("fork"))
+		test_forked_listener("/proc/self/exe");
 	if (want("limits"))
 		test_limits();
 	if (want("refused"))
