@@ -5,8 +5,9 @@
  * Queue mode: the libevent loop thread accepts, reads whole frames from
  * each connection (non-blocking transport, until -EAGAIN), copies and
  * decodes them, and queues them to a pool of workers (mutex + condvar);
- * requests known to be short run on the loop thread instead, up to a
- * time budget per read burst (may_run_inline).
+ * requests known to be short run on the loop thread instead
+ * (may_run_inline).  Queue mode runs one loop per CPU, each owning some
+ * of the connections.
  * A worker runs the request against the backend (dispatch.c) and sends
  * the reply itself: non-blocking sends never stall it, the transport
  * queues what the socket does not take.  Workers never touch libevent
@@ -54,6 +55,7 @@ static struct zombie *zombies;	/* under srv->clock; one server per process */
 
 static void conn_progress(struct sconn *c);
 static void conn_read(struct sconn *c);
+static void loop_detach(struct sconn *c);
 
 /* ---- configuration ----------------------------------------------------- */
 
@@ -106,20 +108,23 @@ void orfa_server_listen_opts(const struct orfa_server_cfg *cfg,
  * Queue mode runs a request on the loop thread itself when handing it to
  * a worker would cost more than running it: the wake-up of a worker and
  * the switch to it take several microseconds, as long as a GETATTR.  The
- * loop thread runs a request whose opcode took less than INLINE_MAX_NS on
- * average so far and that moves at most INLINE_MAX_BYTES of data, as
- * long as it spent less than INLINE_BUDGET_NS running requests of the
- * current read burst; the rest of a long burst goes to the workers, so
- * other connections are read again soon and both stages run at once.  A
- * request that turns out slow (a cold disk under the native backend) can
- * hold the loop once; its opcode's average then goes up and the next ones
- * go to the workers until the average, also kept by the workers' runs,
- * is low again.
+ * loop thread runs requests that move at most INLINE_MAX_BYTES of data
+ * and whose opcode was seldom slow lately: less than a quarter of its
+ * recent runs (a moving average over about 8) took longer than
+ * INLINE_MAX_NS.  The workers run the others.  An opcode that turns slow
+ * (a cold disk under the native backend) holds the loop two or three
+ * times, then goes to the workers until their runs are fast again; a
+ * run that was slow only because the thread lost its CPU for a while
+ * does not move it (with 50 us, 10% of 4 KiB reads went to the workers
+ * for that reason on a busy 2-CPU machine; with 200 us, under 1%).  Once a read burst of one connection has run
+ * INLINE_BUDGET_NS of requests, the loop turns to its other connections
+ * and comes back after the next poll (ev_more).
  */
-#define INLINE_MAX_NS		20000u
+#define INLINE_MAX_NS		200000u
 #define INLINE_MAX_BYTES	(64u * 1024)
 #define INLINE_BUDGET_NS	100000u
-#define OP_NS_CAP		1000000000u	/* one sample counts at most 1 s */
+#define SLOW_ONE		256u	/* op_slow of an always slow opcode */
+#define SLOW_MAX		(SLOW_ONE / 4)	/* inline below this */
 
 static uint64_t now_ns(void)
 {
@@ -129,23 +134,21 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Run r (any thread of queue mode) and fold its run time into the
- * average of its opcode.  r is gone on return.  Returns the run time. */
+/* Run r (any thread of queue mode) and note in its opcode's op_slow
+ * whether it was slow.  r is gone on return.  Returns the run time. */
 static uint64_t run_timed(struct orfa_server *srv, struct sreq *r)
 {
 	unsigned op = r->m.hdr.opcode;
 	uint64_t t0 = now_ns(), dt;
-	uint32_t avg;
+	uint32_t f;
 
 	dispatch_request(r);
 	dt = now_ns() - t0;
 	if (op >= ORFA_OP_MAX)
 		return dt;
-	if (dt > OP_NS_CAP)
-		dt = OP_NS_CAP;
-	avg = __atomic_load_n(&srv->op_ns[op], __ATOMIC_RELAXED);
-	avg = avg - avg / 8 + (uint32_t)dt / 8;
-	__atomic_store_n(&srv->op_ns[op], avg, __ATOMIC_RELAXED);
+	f = __atomic_load_n(&srv->op_slow[op], __ATOMIC_RELAXED);
+	f = f - f / 8 + (dt > INLINE_MAX_NS ? SLOW_ONE / 8 : 0);
+	__atomic_store_n(&srv->op_slow[op], f, __ATOMIC_RELAXED);
 	return dt;
 }
 
@@ -170,9 +173,8 @@ static int may_run_inline(struct sconn *c, struct sreq *r)
 
 	return !c->closing && op_may_inline(op) &&
 	       r->cost <= INLINE_MAX_BYTES &&
-	       c->inline_ns < INLINE_BUDGET_NS &&
-	       __atomic_load_n(&c->srv->op_ns[op], __ATOMIC_RELAXED) <=
-	       INLINE_MAX_NS;
+	       __atomic_load_n(&c->srv->op_slow[op], __ATOMIC_RELAXED) <
+	       SLOW_MAX;
 }
 
 static void queue_push(struct orfa_server *srv, struct sreq *r)
@@ -413,6 +415,10 @@ static void conn_free(struct sconn *c)
 		event_free(c->ev_write);
 	if (c->ev_wake)
 		event_free(c->ev_wake);
+	if (c->ev_more)
+		event_free(c->ev_more);
+	if (c->loop)
+		loop_detach(c);
 	pthread_mutex_lock(&srv->clock);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -449,6 +455,8 @@ static void conn_close(struct sconn *c)
 		event_del(c->ev_read);
 	if (c->ev_write && c->write_on)
 		event_del(c->ev_write);
+	if (c->ev_more)
+		event_del(c->ev_more);
 	c->read_on = c->write_on = 0;
 	orfa_conn_shutdown(c->tc);
 }
@@ -715,6 +723,15 @@ static void conn_read(struct sconn *c)
 			conn_pause(c);
 			break;
 		}
+		if (c->inline_ns >= INLINE_BUDGET_NS) {
+			/* A timer, not event_active: it fires after the next
+			 * poll, so connections that became readable since
+			 * get their turn first. */
+			static const struct timeval now = { 0, 0 };
+
+			evtimer_add(c->ev_more, &now);
+			break;
+		}
 		memset(&rx, 0, sizeof(rx));
 		ret = orfa_conn_recv(c->tc, &rx);
 		if (ret == -EAGAIN)
@@ -797,6 +814,16 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 	struct sconn *c = arg;
 
 	conn_read(c);
+	conn_progress(c);
+}
+
+/* After a yield (conn_read): read on if reading is still on. */
+static void on_more(evutil_socket_t fd, short what, void *arg)
+{
+	struct sconn *c = arg;
+
+	if (c->read_on)
+		conn_read(c);
 	conn_progress(c);
 }
 
@@ -886,12 +913,245 @@ static void zombies_join(struct orfa_server *srv)
 	}
 }
 
+/* ---- event loops (loop modes) --------------------------------------------- */
+
+/* On c's loop thread: give c its events and start reading it. */
+static void conn_attach(struct sconn *c)
+{
+	struct sloop *l = c->loop;
+	int fd = orfa_conn_fd(c->tc);
+
+	c->lnext = l->conns;
+	c->lprev = NULL;
+	if (l->conns)
+		l->conns->lprev = c;
+	l->conns = c;
+	c->ev_read = event_new(l->base, fd, EV_READ | EV_PERSIST, on_read, c);
+	c->ev_write = event_new(l->base, fd, EV_WRITE | EV_PERSIST, on_write,
+				c);
+	c->ev_wake = event_new(l->base, -1, 0, on_wake, c);
+	c->ev_more = evtimer_new(l->base, on_more, c);
+	if (!c->ev_read || !c->ev_write || !c->ev_wake || !c->ev_more) {
+		log_err("%s: out of memory for connection events", c->peer);
+		c->closing = 1;
+		conn_free(c);
+		return;
+	}
+	c->read_on = 1;
+	event_add(c->ev_read, NULL);
+}
+
+/* From conn_free, on the loop thread. */
+static void loop_detach(struct sconn *c)
+{
+	struct sloop *l = c->loop;
+
+	if (c->lprev)
+		c->lprev->lnext = c->lnext;
+	else
+		l->conns = c->lnext;
+	if (c->lnext)
+		c->lnext->lprev = c->lprev;
+	pthread_mutex_lock(&l->lock);
+	l->nconns--;
+	pthread_mutex_unlock(&l->lock);
+}
+
+/* Accepting thread: give c to the loop with the fewest connections. */
+static void loop_hand_over(struct orfa_server *srv, struct sconn *c)
+{
+	struct sloop *l = &srv->loops[0];
+	unsigned best = ~0u;
+
+	for (unsigned i = 0; i < srv->nloops; i++) {
+		struct sloop *x = &srv->loops[i];
+		unsigned n;
+
+		if (i > 0 && !x->started)
+			continue;
+		pthread_mutex_lock(&x->lock);
+		n = x->nconns;
+		pthread_mutex_unlock(&x->lock);
+		if (n < best) {
+			best = n;
+			l = x;
+		}
+	}
+	c->loop = l;
+	pthread_mutex_lock(&l->lock);
+	l->nconns++;
+	if (l->idx > 0) {
+		c->lnext = l->pending;
+		l->pending = c;
+		event_active(l->ev_attach, EV_READ, 0);
+	}
+	pthread_mutex_unlock(&l->lock);
+	if (l->idx == 0)
+		conn_attach(c);
+}
+
+static void on_attach(evutil_socket_t fd, short what, void *arg)
+{
+	struct sloop *l = arg;
+	struct sconn *c, *next;
+
+	pthread_mutex_lock(&l->lock);
+	c = l->pending;
+	l->pending = NULL;
+	pthread_mutex_unlock(&l->lock);
+	for (; c; c = next) {
+		next = c->lnext;
+		conn_attach(c);
+	}
+}
+
+static void on_keepalive(evutil_socket_t fd, short what, void *arg)
+{
+}
+
+/* On l's thread once it stops: close its connections and run until each
+ * is torn down (their requests finish on the workers, which wake us). */
+static void loop_drain(struct sloop *l)
+{
+	struct timeval tv = { 1, 0 };
+	struct event *keep;
+	struct sconn *c, *next;
+
+	on_attach(-1, 0, l);
+	for (c = l->conns; c; c = c->lnext)
+		conn_close(c);
+	for (c = l->conns; c; c = next) {
+		next = c->lnext;
+		conn_progress(c);
+	}
+	/* Keeps the loop waiting (not spinning) while workers finish. */
+	keep = event_new(l->base, -1, EV_PERSIST, on_keepalive, NULL);
+	if (keep)
+		event_add(keep, &tv);
+	while (l->conns)
+		event_base_loop(l->base, EVLOOP_ONCE);
+	if (keep)
+		event_free(keep);
+}
+
+static void on_loop_stop(evutil_socket_t fd, short what, void *arg)
+{
+	struct sloop *l = arg;
+
+	l->stop = 1;
+	event_base_loopbreak(l->base);
+}
+
+static void *loop_main(void *arg)
+{
+	struct sloop *l = arg;
+	char name[32];
+
+	snprintf(name, sizeof(name), "orfad-l%u", l->idx);
+	name[15] = '\0';
+	pthread_setname_np(pthread_self(), name);
+	while (!l->stop)
+		if (event_base_loop(l->base, EVLOOP_NO_EXIT_ON_EMPTY) < 0) {
+			log_err("event loop %u failed", l->idx);
+			break;
+		}
+	loop_drain(l);
+	return NULL;
+}
+
+static int loops_create(struct orfa_server *srv)
+{
+	unsigned n = 1;
+
+	if (srv->cfg.threading == ORFA_THREADING_QUEUE) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+		n = srv->cfg.loops ? srv->cfg.loops :
+		    cpus > 1 ? (unsigned)cpus : 1;
+		if (n > 8 && !srv->cfg.loops)
+			n = 8;
+	}
+	if (srv->cfg.threading == ORFA_THREADING_CONNECTION)
+		n = 1;
+	srv->loops = calloc(n, sizeof(*srv->loops));
+	if (!srv->loops)
+		return -ENOMEM;
+	for (unsigned i = 0; i < n; i++) {
+		struct sloop *l = &srv->loops[i];
+
+		l->srv = srv;
+		l->idx = i;
+		pthread_mutex_init(&l->lock, NULL);
+		srv->nloops++;
+		l->base = i == 0 ? srv->base : event_base_new();
+		if (!l->base)
+			return -ENOMEM;
+		l->ev_attach = event_new(l->base, -1, 0, on_attach, l);
+		if (!l->ev_attach)
+			return -ENOMEM;
+		if (i == 0)
+			continue;
+		l->ev_stop = event_new(l->base, -1, 0, on_loop_stop, l);
+		if (!l->ev_stop)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Start the loop threads; one that cannot start gets no connections. */
+static void loops_start(struct orfa_server *srv)
+{
+	for (unsigned i = 1; i < srv->nloops; i++) {
+		struct sloop *l = &srv->loops[i];
+		int ret = pthread_create(&l->thread, NULL, loop_main, l);
+
+		if (ret) {
+			log_warn("cannot start event loop thread: %s",
+				 strerror(ret));
+			continue;
+		}
+		l->started = 1;
+	}
+}
+
+/* After accepting stopped: every loop drains; returns once all did. */
+static void loops_stop(struct orfa_server *srv)
+{
+	for (unsigned i = 1; i < srv->nloops; i++)
+		if (srv->loops[i].started)
+			event_active(srv->loops[i].ev_stop, EV_READ, 0);
+	loop_drain(&srv->loops[0]);
+	for (unsigned i = 1; i < srv->nloops; i++) {
+		if (srv->loops[i].started)
+			pthread_join(srv->loops[i].thread, NULL);
+		srv->loops[i].started = 0;
+	}
+}
+
+static void loops_destroy(struct orfa_server *srv)
+{
+	for (unsigned i = 0; srv->loops && i < srv->nloops; i++) {
+		struct sloop *l = &srv->loops[i];
+
+		if (l->ev_attach)
+			event_free(l->ev_attach);
+		if (l->ev_stop)
+			event_free(l->ev_stop);
+		if (i > 0 && l->base)
+			event_base_free(l->base);
+		pthread_mutex_destroy(&l->lock);
+	}
+	free(srv->loops);
+	srv->loops = NULL;
+	srv->nloops = 0;
+}
+
 /* ---- accepting ---------------------------------------------------------- */
 
 static void conn_setup(struct orfa_server *srv, struct orfa_conn *tc)
 {
 	struct sconn *c = conn_new(srv, tc);
-	int fd = orfa_conn_fd(tc), ret;
+	int ret;
 
 	if (!c) {
 		log_err("out of memory for a new connection");
@@ -920,18 +1180,7 @@ static void conn_setup(struct orfa_server *srv, struct orfa_conn *tc)
 		}
 		return;		/* c belongs to its thread now */
 	}
-	c->ev_read = event_new(srv->base, fd, EV_READ | EV_PERSIST, on_read, c);
-	c->ev_write = event_new(srv->base, fd, EV_WRITE | EV_PERSIST, on_write,
-				c);
-	c->ev_wake = event_new(srv->base, -1, 0, on_wake, c);
-	if (!c->ev_read || !c->ev_write || !c->ev_wake) {
-		log_err("%s: out of memory for connection events", c->peer);
-		c->closing = 1;
-		conn_free(c);
-		return;
-	}
-	event_add(c->ev_read, NULL);
-	c->read_on = 1;
+	loop_hand_over(srv, c);
 }
 
 static void on_accept_retry(evutil_socket_t fd, short what, void *arg)
@@ -1055,6 +1304,9 @@ int orfa_server_create_exports(const struct orfa_server_cfg *cfg,
 		goto fail;
 	if (event_add(srv->ev_accept, NULL) < 0)
 		goto fail;
+	ret = loops_create(srv);
+	if (ret)
+		goto fail;
 	if (srv->cfg.threading == ORFA_THREADING_QUEUE) {
 		ret = workers_start(srv);
 		if (ret)
@@ -1085,17 +1337,11 @@ void orfa_server_stop(struct orfa_server *srv)
 	event_base_loopbreak(srv->base);
 }
 
-static void on_keepalive(evutil_socket_t fd, short what, void *arg)
-{
-}
-
 /* After the loop was broken: close every connection and wait until all
  * are torn down. */
 static void server_drain(struct orfa_server *srv)
 {
-	struct timeval tv = { 1, 0 };
-	struct event *keep;
-	struct sconn *c, *next;
+	struct sconn *c;
 
 	srv->stopping = 1;
 	event_del(srv->ev_accept);
@@ -1110,28 +1356,15 @@ static void server_drain(struct orfa_server *srv)
 		zombies_join(srv);
 		return;
 	}
-	for (c = srv->conns; c; c = next) {
-		next = c->next;
-		conn_close(c);
-	}
-	for (c = srv->conns; c; c = next) {
-		next = c->next;
-		conn_progress(c);
-	}
-	/* Keeps the loop waiting (not spinning) while workers finish. */
-	keep = event_new(srv->base, -1, EV_PERSIST, on_keepalive, NULL);
-	if (keep)
-		event_add(keep, &tv);
-	while (srv->conns)
-		event_base_loop(srv->base, EVLOOP_ONCE);
-	if (keep)
-		event_free(keep);
+	loops_stop(srv);
 }
 
 int orfa_server_run(struct orfa_server *srv)
 {
-	int ret = event_base_dispatch(srv->base);
+	int ret;
 
+	loops_start(srv);
+	ret = event_base_dispatch(srv->base);
 	if (ret < 0)
 		log_err("event loop failed");
 	server_drain(srv);
@@ -1153,6 +1386,7 @@ void orfa_server_destroy(struct orfa_server *srv)
 		event_free(srv->ev_accept);
 	if (srv->ev_accept_retry)
 		event_free(srv->ev_accept_retry);
+	loops_destroy(srv);
 	if (srv->base)
 		event_base_free(srv->base);
 	for (int i = 0; srv->sx && i < srv->exports->n; i++)

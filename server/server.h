@@ -3,8 +3,9 @@
  * and serves ORFA requests from a backend.
  *
  * Three threading modes, after the ORFA design:
- *  - queue (default): one event-loop thread receives and sends, a pool of
- *    worker threads runs the requests (receive / process / send pipeline);
+ *  - queue (default): event-loop threads (one per CPU) receive, run the
+ *    short requests and send, a pool of worker threads runs the others
+ *    (receive / process / send pipeline);
  *  - sequential: the loop thread runs every request itself;
  *  - connection: one thread per connection doing blocking receive, run and
  *    send; the loop thread only accepts.
@@ -34,6 +35,8 @@ enum orfa_threading {
 struct orfa_server_cfg {
 	enum orfa_threading threading;
 	unsigned threads;		/* queue mode workers (>= 1) */
+	unsigned loops;			/* queue mode receiving event loops
+					 * (0: one per CPU, at most 8) */
 	unsigned max_inflight;		/* per connection: stop reading above */
 	size_t max_outq;		/* per connection queued reply bytes:
 					 * stop reading above */

@@ -34,6 +34,29 @@ struct event_base;
 struct sexport;
 struct sview;
 
+/*
+ * An event loop that owns connections (loop modes).  loops[0] runs on
+ * the thread of orfa_server_run and also accepts; queue mode adds one
+ * loop thread per further CPU, so receiving and short requests run on
+ * every CPU while the workers take the long ones.  A connection belongs
+ * to one loop for its whole life: its events live on that loop's base and
+ * only that loop's thread touches them.
+ */
+struct sloop {
+	struct orfa_server *srv;
+	unsigned idx;
+	struct event_base *base;	/* loops[0]: srv->base */
+	pthread_t thread;		/* idx > 0, once started */
+	int started;
+	struct event *ev_attach;	/* pending connections handed over */
+	struct event *ev_stop;		/* idx > 0: stop and drain */
+	int stop;			/* loop thread */
+	struct sconn *conns;		/* loop thread: attached connections */
+	pthread_mutex_t lock;		/* guards pending and nconns */
+	struct sconn *pending;		/* handed over, not attached yet */
+	unsigned nconns;		/* owned (pending or attached) */
+};
+
 struct orfa_server {
 	struct orfa_server_cfg cfg;
 	const struct orfa_exports *exports;	/* what is served (borrowed,
@@ -55,10 +78,11 @@ struct orfa_server {
 	int qstop;
 	pthread_t *workers;
 	unsigned nworkers;
-	/* Queue mode: average run time per opcode (ns, moving average over
-	 * about 8 runs, relaxed atomics: a lost update does not matter),
-	 * which decides whether the loop thread may run one itself. */
-	uint32_t op_ns[ORFA_OP_MAX];
+	/* Queue mode: per opcode, the share of recent runs that took longer
+	 * than INLINE_MAX_NS (server.c), in 1/256, a moving average over
+	 * about 8 runs; relaxed atomics: a lost update does not matter.  It
+	 * decides whether the loop thread may run one itself. */
+	uint32_t op_slow[ORFA_OP_MAX];
 
 	/* Connections.  clock guards the list (the loop thread and, in
 	 * connection mode, the connection threads change it). */
@@ -69,11 +93,17 @@ struct orfa_server {
 	unsigned nthreads;		/* connection threads not yet ended */
 	uint64_t next_conn_id;
 	int stopping;			/* loop thread; clock for threads */
+
+	struct sloop *loops;		/* loop modes: nloops (>= 1) */
+	unsigned nloops;
 };
 
 struct sconn {
 	struct orfa_server *srv;
 	struct sconn *prev, *next;	/* srv->conns, under srv->clock */
+	struct sloop *loop;		/* loop modes: the owning loop */
+	struct sconn *lprev, *lnext;	/* loop->conns (loop thread), or
+					 * loop->pending (lnext, loop->lock) */
 	uint64_t id;			/* lock owner part, never reused */
 	struct orfa_conn *tc;
 	char peer[64];
@@ -93,6 +123,7 @@ struct sconn {
 
 	/* Owned by the receiving thread (loop or connection thread). */
 	struct event *ev_read, *ev_write, *ev_wake;
+	struct event *ev_more;		/* queue mode: read on after a yield */
 	int read_on, write_on;
 	int hello_done;
 	int close_after_flush;		/* HELLO refused: drain, then close */
