@@ -4,9 +4,9 @@
 # backend (a real directory with symlinks pointing out of it and a canary
 # file outside) or the RAM backend; then the same server with --key for
 # the authentication tests; then the key file checks of orfad itself.
-#   run-contain.sh ORFAD ORFA_CONTAIN native|ramfs
+#   run-contain.sh ORFAD ORFA_CONTAIN native|ramfs [queue|sequential|connection]
 set -u
-orfad=$1 contain=$2 backend=$3
+orfad=$1 contain=$2 backend=$3 mode=${4:-queue}
 dir=$(mktemp -d /tmp/orfa-contain.XXXXXX)
 pid=
 cleanup() {
@@ -67,7 +67,8 @@ start() {	# start LOG ARGS...: orfad in the background, pid in $pid
 	shift
 	rm -f "$dir/port"
 	"$orfad" -f --listen 127.0.0.1:0 --port-file "$dir/port" \
-		--exports "$dir/exports" --log-level info "$@" >"$log" 2>&1 &
+		--exports "$dir/exports" --threading="$mode" --log-level info \
+		"$@" >"$log" 2>&1 &
 	pid=$!
 	for _ in $(seq 100); do
 		[ -s "$dir/port" ] && return 0
@@ -119,7 +120,7 @@ probe() {	# probe LOG ARGS...: run orfa_contain, count its tests
 	fi
 }
 
-echo "# containment, $backend backend, in $dir"
+echo "# containment, $backend backend, $mode threading, in $dir"
 if start "$dir/orfad.log"; then
 	t 0 "orfad serves the exports file (a, b, ro, sq, all, net)"
 	probe "$dir/orfad.log" --mode main
