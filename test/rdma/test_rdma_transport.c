@@ -1174,6 +1174,64 @@ static void test_forked_listener(const char *self)
 	unlink(file);
 }
 
+/* The peer stops (SIGSTOP): its receives run out and nothing comes back,
+ * so a blocking send waits for credits and gives up after
+ * send_timeout_ms with -ETIMEDOUT, calling done; nothing hangs. */
+static void test_send_timeout(const char *self)
+{
+	char file[] = "/tmp/rdma-stop.XXXXXX", port[16] = "";
+	struct orfa_tp_opts o;
+	struct orfa_conn *c = NULL;
+	struct srv s;
+	int fd = mkstemp(file), st, pid = 0, rc = 0, sent = 0;
+	long d0;
+	pid_t p;
+	FILE *f = NULL;
+	double t0;
+
+	memset(&s, 0, sizeof(s));
+	close(fd);
+	unlink(file);
+	p = fork();
+	if (p == 0) {
+		execl(self, self, "--forked-server", file, (char *)NULL);
+		_exit(127);
+	}
+	waitpid(p, &st, 0);
+	for (int i = 0; i < 100 && !(f = fopen(file, "r")); i++)
+		usleep(100000);
+	if (f) {
+		if (fscanf(f, "%63s %15s %d", s.host, port, &pid) != 3)
+			pid = 0;
+		fclose(f);
+	}
+	orfa_tp_opts_default(&o);
+	o.rdma_credits = 8;
+	o.send_timeout_ms = 500;
+	if (pid <= 0 || orfa_conn_connect("rdma", s.host, port, &o, &c)) {
+		tap(0, "send timeout: helper server and connection");
+		if (pid > 0)
+			kill(pid, SIGKILL);
+		return;
+	}
+	kill(pid, SIGSTOP);
+	d0 = atomic_load(&dones);
+	t0 = now_s();
+	for (int i = 0; i < 200 && rc == 0; i++, sent++)
+		rc = cl_send(c, T_PUT, (uint64_t)i, NULL, 0, pat, 100, NULL, 0);
+	tap(rc == -ETIMEDOUT && sent > 1 && sent < 200,
+	    "send timeout: blocking send to a stopped peer fails with "
+	    "-ETIMEDOUT once credits run out (after %d sends, %.1f s)", sent,
+	    now_s() - t0);
+	tap(atomic_load(&dones) - d0 == sent,
+	    "send timeout: done() called for every send (%ld of %d)",
+	    atomic_load(&dones) - d0, sent);
+	kill(pid, SIGKILL);
+	kill(pid, SIGCONT);
+	orfa_conn_put(&c);
+	unlink(file);
+}
+
 static int child_stream(const char *host, const char *port)
 {
 	struct orfa_tp_opts o;
@@ -1522,6 +1580,8 @@ int main(int argc, char **argv)
 	}
 	if (want("fork"))
 		test_forked_listener("/proc/self/exe");
+	if (want("timeout"))
+		test_send_timeout("/proc/self/exe");
 	if (want("limits"))
 		test_limits();
 	if (want("refused"))
