@@ -1,0 +1,325 @@
+/*
+ * transport_tcp_rx.c - receiving for the TCP transport: an incremental
+ * framing state machine (header, body, data) fed from a 64 KiB staging
+ * buffer that reads ahead, so a burst of small messages costs one
+ * read(2).  Large body or data remainders are read straight into their
+ * destination with one readv that also refills the staging buffer behind
+ * them.  Frame lengths are checked against the limits before anything is
+ * allocated.  Received messages live in pooled buffers lent to the caller
+ * until recv_done, so several may be out on loan at once and returned
+ * from any thread.
+ */
+#include "transport_tcp_impl.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "codec.h"	/* orfa_get_le* only */
+#include "log.h"
+
+/* ---- receive buffers -------------------------------------------------- */
+
+static size_t data_offset(size_t head_len)
+{
+	return (head_len + RX_DATA_ALIGN - 1) & ~(size_t)(RX_DATA_ALIGN - 1);
+}
+
+static struct rxbuf *rxbuf_get(struct tcp_conn *c, size_t need)
+{
+	struct rxbuf *b = NULL, **pp, **best = NULL;
+	size_t cap;
+
+	pthread_mutex_lock(&c->pool_lock);
+	if (need <= RX_SMALL_CAP) {
+		b = c->pool_small;
+		if (b) {
+			c->pool_small = b->next;
+			c->n_small--;
+		}
+	} else {
+		/* Best fit, so a 16 MiB buffer is not spent on 20 KiB. */
+		for (pp = &c->pool_big; *pp; pp = &(*pp)->next)
+			if ((*pp)->cap >= need &&
+			    (!best || (*pp)->cap < (*best)->cap))
+				best = pp;
+		if (best) {
+			b = *best;
+			*best = b->next;
+			c->n_big--;
+			c->big_bytes -= b->cap;
+		}
+	}
+	pthread_mutex_unlock(&c->pool_lock);
+	if (b)
+		return b;
+	if (need <= RX_SMALL_CAP)
+		cap = RX_SMALL_CAP;
+	else
+		cap = (need + RX_BIG_ROUND - 1) & ~(size_t)(RX_BIG_ROUND - 1);
+	b = malloc(sizeof(*b) + cap);
+	if (b)
+		b->cap = cap;
+	return b;
+}
+
+static void pool_push_big(struct tcp_conn *c, struct rxbuf *b)
+{
+	b->next = c->pool_big;
+	c->pool_big = b;
+	c->n_big++;
+	c->big_bytes += b->cap;
+}
+
+/* Keep b for reuse if the pool has room.  A full large-buffer pool gives
+ * up its smallest buffer for a bigger one, so a stream of big messages
+ * after many medium ones stops hitting malloc. */
+static void rxbuf_put(struct tcp_conn *c, struct rxbuf *b)
+{
+	struct rxbuf **pp, **small = NULL, *victim;
+
+	pthread_mutex_lock(&c->pool_lock);
+	if (b->cap == RX_SMALL_CAP) {
+		if (c->n_small < RX_SMALL_KEEP) {
+			b->next = c->pool_small;
+			c->pool_small = b;
+			c->n_small++;
+			b = NULL;
+		}
+	} else if (c->n_big < RX_BIG_KEEP &&
+		   c->big_bytes + b->cap <= RX_BIG_KEEP_BYTES) {
+		pool_push_big(c, b);
+		b = NULL;
+	} else {
+		for (pp = &c->pool_big; *pp; pp = &(*pp)->next)
+			if (!small || (*pp)->cap < (*small)->cap)
+				small = pp;
+		if (small && (*small)->cap < b->cap &&
+		    c->big_bytes - (*small)->cap + b->cap <=
+		    RX_BIG_KEEP_BYTES) {
+			victim = *small;
+			*small = victim->next;
+			c->n_big--;
+			c->big_bytes -= victim->cap;
+			pool_push_big(c, b);
+			b = victim;
+		}
+	}
+	pthread_mutex_unlock(&c->pool_lock);
+	free(b);
+}
+
+void tcp_rxbuf_free_list(struct rxbuf *b)
+{
+	while (b) {
+		struct rxbuf *next = b->next;
+
+		free(b);
+		b = next;
+	}
+}
+
+/* ---- receive ---------------------------------------------------------- */
+
+/* Record a receive failure; it sticks: later recv calls return it too. */
+static int rx_fail(struct tcp_conn *c, int err)
+{
+	c->rx_err = err;
+	return err;
+}
+
+/* A whole frame header is staged: check it, find homes for the body and
+ * the data, and move on to the body. */
+static int rx_start(struct tcp_conn *c)
+{
+	const uint8_t *p = c->stage + c->s_start;
+	struct orfa_hdr *h = &c->rx_hdr;
+	uint32_t max_body = __atomic_load_n(&c->max_body, __ATOMIC_RELAXED);
+	uint32_t max_data = __atomic_load_n(&c->max_data, __ATOMIC_RELAXED);
+	void *sinkbuf = NULL;
+	size_t head_len, need;
+	struct rxbuf *b;
+
+	h->body_len = orfa_get_le32(p);
+	h->data_len = orfa_get_le32(p + 4);
+	h->opcode = orfa_get_le16(p + 8);
+	h->flags = orfa_get_le16(p + 10);
+	h->status = orfa_get_le32(p + 12);
+	h->req_id = orfa_get_le64(p + 16);
+	if (h->body_len > max_body)
+		return rx_fail(c, orfa_conn_fail(&c->base, -EMSGSIZE,
+			"frame body_len %u exceeds max_body %u (opcode %u)",
+			h->body_len, max_body, h->opcode));
+	if (h->data_len > max_data)
+		return rx_fail(c, orfa_conn_fail(&c->base, -EMSGSIZE,
+			"frame data_len %u exceeds max_data %u (opcode %u)",
+			h->data_len, max_data, h->opcode));
+
+	head_len = ORFA_HDR_SIZE + (size_t)h->body_len;
+	if (h->data_len > 0 && c->sink)
+		sinkbuf = c->sink(c->sink_arg, h);
+	need = sinkbuf ? head_len : data_offset(head_len) + h->data_len;
+	b = rxbuf_get(c, need);
+	if (!b)
+		return rx_fail(c, orfa_conn_fail(&c->base, -ENOMEM,
+			"cannot allocate %zu bytes for a received frame",
+			need));
+	memcpy(b->mem, p, ORFA_HDR_SIZE);
+	c->s_start += ORFA_HDR_SIZE;
+	c->rx_buf = b;
+	c->rx_in_sink = sinkbuf != NULL;
+	c->rx_data = sinkbuf ? sinkbuf :
+		     h->data_len ? b->mem + data_offset(head_len) : NULL;
+	c->rx_state = RX_BODY;
+	c->rx_dst = b->mem + ORFA_HDR_SIZE;
+	c->rx_need = h->body_len;
+	c->rx_got = ORFA_HDR_SIZE;
+	c->rx_total = head_len + h->data_len;
+	return 0;
+}
+
+/* Current segment complete: advance.  1 when the message is whole. */
+static int rx_advance(struct tcp_conn *c)
+{
+	if (c->rx_state == RX_BODY && c->rx_hdr.data_len > 0) {
+		c->rx_state = RX_DATA;
+		c->rx_dst = c->rx_data;
+		c->rx_need = c->rx_hdr.data_len;
+		return 0;
+	}
+	return 1;
+}
+
+/* Read more from the socket.  >0 bytes read, 0 at EOF, or -errno. */
+static ssize_t rx_fill(struct tcp_conn *c)
+{
+	size_t avail = c->s_end - c->s_start;
+	ssize_t r;
+
+	/* We only read when staging cannot make progress: at most a partial
+	 * header (< 24 bytes) is left, so moving it down is cheap. */
+	if (c->s_start > 0) {
+		memmove(c->stage, c->stage + c->s_start, avail);
+		c->s_start = 0;
+		c->s_end = avail;
+	}
+	if (c->rx_state != RX_HDR && c->rx_need >= RX_DIRECT_MIN) {
+		/* Big remainder: straight into place, read ahead behind it. */
+		struct iovec iov[2] = {
+			{ .iov_base = c->rx_dst, .iov_len = c->rx_need },
+			{ .iov_base = c->stage + c->s_end,
+			  .iov_len = RX_STAGE_SIZE - c->s_end },
+		};
+		size_t k;
+
+		r = readv(c->fd, iov, 2);
+		if (r > 0) {
+			k = min_sz((size_t)r, c->rx_need);
+			c->rx_dst += k;
+			c->rx_need -= k;
+			c->rx_got += k;
+			c->s_end += (size_t)r - k;
+		}
+	} else {
+		r = read(c->fd, c->stage + c->s_end, RX_STAGE_SIZE - c->s_end);
+		if (r > 0)
+			c->s_end += (size_t)r;
+	}
+	return r < 0 ? -errno : r;
+}
+
+int tcp_recv(struct orfa_conn *oc, struct orfa_rxmsg *m)
+{
+	struct tcp_conn *c = tcp(oc);
+	ssize_t r;
+	int rc;
+
+	if (tcp_is_closed(c))
+		return -ENOTCONN;
+	if (c->rx_err)
+		return c->rx_err;
+	for (;;) {
+		size_t avail = c->s_end - c->s_start;
+
+		if (c->rx_state == RX_HDR) {
+			if (avail >= ORFA_HDR_SIZE) {
+				rc = rx_start(c);
+				if (rc)
+					return rc;
+				continue;
+			}
+		} else if (c->rx_need == 0 || avail > 0) {
+			size_t k = min_sz(avail, c->rx_need);
+
+			memcpy(c->rx_dst, c->stage + c->s_start, k);
+			c->s_start += k;
+			c->rx_dst += k;
+			c->rx_need -= k;
+			c->rx_got += k;
+			if (c->rx_need == 0 && rx_advance(c))
+				break;
+			continue;
+		}
+
+		r = rx_fill(c);
+		if (r > 0) {
+			if (c->rx_state != RX_HDR && c->rx_need == 0 &&
+			    rx_advance(c))
+				break;
+			continue;
+		}
+		if (r == 0) {
+			if (tcp_is_closed(c))
+				return -ENOTCONN;
+			if (c->rx_state == RX_HDR && c->s_end == c->s_start)
+				return rx_fail(c, orfa_conn_fail(oc,
+					-ECONNRESET, "peer closed connection"));
+			return rx_fail(c, orfa_conn_fail(oc, -ECONNRESET,
+				"truncated frame: peer closed connection "
+				"after %zu of %zu bytes",
+				c->rx_state == RX_HDR ? c->s_end - c->s_start :
+				c->rx_got,
+				c->rx_state == RX_HDR ? (size_t)ORFA_HDR_SIZE :
+				c->rx_total));
+		}
+		if (r == -EINTR)
+			continue;
+		if (r == -EAGAIN || r == -EWOULDBLOCK) {
+			if (c->nonblock)
+				return -EAGAIN;
+			rc = tcp_wait_fd(c, POLLIN, 0);
+			if (rc)
+				return rc;
+			continue;
+		}
+		if (tcp_is_closed(c))
+			return -ENOTCONN;
+		return rx_fail(c, orfa_conn_fail(oc, -ECONNRESET,
+			"receive failed: %s", strerror((int)-r)));
+	}
+
+	/* Whole message: lend it. */
+	m->hdr = c->rx_hdr;
+	m->head = c->rx_buf->mem;
+	m->head_len = ORFA_HDR_SIZE + (size_t)c->rx_hdr.body_len;
+	m->body = m->head + ORFA_HDR_SIZE;
+	m->data = c->rx_data;
+	m->data_in_sink = c->rx_in_sink;
+	m->tp_priv = c->rx_buf;
+	c->rx_buf = NULL;
+	c->rx_data = NULL;
+	c->rx_in_sink = 0;
+	c->rx_state = RX_HDR;
+	return 0;
+}
+
+void tcp_recv_done(struct orfa_conn *oc, struct orfa_rxmsg *m)
+{
+	if (m->tp_priv)
+		rxbuf_put(tcp(oc), m->tp_priv);
+	m->tp_priv = NULL;
+	m->head = m->body = NULL;
+	m->data = NULL;
+}
