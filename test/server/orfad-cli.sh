@@ -39,15 +39,29 @@ t $([ $rc = 0 ] && grep -q -- '--listen' "$dir/out"; echo $?) "--help exits 0 an
 run --version
 t $([ $rc = 0 ] && grep -q '^orfad ' "$dir/out"; echo $?) "--version exits 0"
 
+run --help
+t $(grep -q -- '--exports FILE' "$dir/out" && grep -q -- '--key FILE' "$dir/out" && grep -q -- '--genkey FILE' "$dir/out"; echo $?) "--help shows --exports, --key and --genkey"
+
 for args in "" "--ramfs --export /tmp" "--ramfs --threading=bogus" \
 	    "--ramfs --log-level loud" "--ramfs --listen 127.0.0.1:99999" \
 	    "--ramfs --threads 0" "--ramfs --ramfs-size 12X" "--ramfs --nope" \
-	    "--ramfs extra"; do
+	    "--ramfs extra" "--exports /dev/null --ramfs" \
+	    "--exports /dev/null --export /tmp" "--genkey $dir/k --ramfs"; do
 	# shellcheck disable=SC2086
 	run -f $args
 	t $([ $rc = 2 ] && [ -s "$dir/err" ]; echo $?) "'orfad -f $args' exits 2 with a message (exit $rc)"
 done
 head -2 "$dir/err" | sed 's/^/# /'
+
+run -f --listen 127.0.0.1:0 --exports "$dir/missing"
+t $([ $rc = 1 ] && grep -q "bad exports file: $dir/missing" "$dir/err"; echo $?) "a missing exports file: exit 1 with a message (exit $rc)"
+printf 'data /srv\n' >"$dir/bad-exports"
+run -f --listen 127.0.0.1:0 --exports "$dir/bad-exports"
+t $([ $rc = 1 ] && grep -q "line 1: too few fields" "$dir/err"; echo $?) "an exports file with a bad line: exit 1 naming the line (exit $rc)"
+sed 's/^/# /' "$dir/err"
+printf 'data %s/missing *\n' "$dir" >"$dir/exports"
+run -f --listen 127.0.0.1:0 --exports "$dir/exports"
+t $([ $rc = 1 ] && grep -q "cannot export $dir/missing as data" "$dir/err"; echo $?) "an export whose directory is missing: exit 1 naming it (exit $rc)"
 
 run -f --listen 127.0.0.1:0 --export "$dir/missing"
 t $([ $rc = 1 ] && grep -q "cannot export $dir/missing" "$dir/err"; echo $?) "a missing export directory: exit 1 with a message (exit $rc)"
