@@ -115,15 +115,16 @@ static void done_create(struct orfa_call *call, int err,
 			const struct orfa_msg *rep)
 {
 	struct op_ctx *ctx = orfa_call_ctx(call);
-	const struct orfa_entry *e = &rep->a.create_rep.entry;
 	struct fuse_file_info fi = ctx->fi;
 	unsigned conn = orfa_call_conn(call);
+	const struct orfa_entry *e;
 	struct cfile *cf;
 
 	if (err) {
 		fuse_reply_err(ctx->req, -err);
 		return;
 	}
+	e = &rep->a.create_rep.entry;
 	cf = malloc(sizeof(*cf));
 	if (!cf) {
 		orfa_client_release(ctx->m->cl, conn, e->nodeid,
