@@ -20,6 +20,7 @@ struct node {
 	int64_t mtime, ctime;
 	uint32_t mtime_nsec, ctime_nsec;
 	uint64_t size;
+	int64_t nocaps_until;	/* security.capability absent until then */
 	uint64_t per[];		/* references per connection */
 };
 
@@ -189,6 +190,30 @@ bool nodes_open_keep(struct orfa_nodes *n, uint64_t nodeid,
 	}
 	pthread_mutex_unlock(&n->lock);
 	return keep;
+}
+
+void nodes_set_nocaps(struct orfa_nodes *n, uint64_t nodeid, int64_t until)
+{
+	struct node *e;
+
+	pthread_mutex_lock(&n->lock);
+	e = *find(n, nodeid);
+	if (e)
+		e->nocaps_until = until;
+	pthread_mutex_unlock(&n->lock);
+}
+
+bool nodes_nocaps(struct orfa_nodes *n, uint64_t nodeid, int64_t now)
+{
+	struct node *e;
+	bool absent = false;
+
+	pthread_mutex_lock(&n->lock);
+	e = *find(n, nodeid);
+	if (e)
+		absent = now < e->nocaps_until;
+	pthread_mutex_unlock(&n->lock);
+	return absent;
 }
 
 void nodes_stats(struct orfa_nodes *n, uint64_t *count, uint64_t *refs)

@@ -50,6 +50,15 @@ void nodes_observe(struct orfa_nodes *n, uint64_t nodeid,
 bool nodes_open_keep(struct orfa_nodes *n, uint64_t nodeid,
 		     const struct orfa_attr *a);
 
+/*
+ * "security.capability" is absent on nodeid, as the server said: remembered
+ * until `until` (CLOCK_MONOTONIC ns), because the kernel asks for it before
+ * every write(2) to see whether capabilities must be dropped.
+ * nodes_nocaps: true while that holds (now < until).  until 0 forgets it.
+ */
+void nodes_set_nocaps(struct orfa_nodes *n, uint64_t nodeid, int64_t until);
+bool nodes_nocaps(struct orfa_nodes *n, uint64_t nodeid, int64_t now);
+
 /* Number of nodes tracked and sum of their lookup counts (tests, debug). */
 void nodes_stats(struct orfa_nodes *n, uint64_t *count, uint64_t *refs);
 

@@ -93,6 +93,7 @@ struct op_ctx {
 	uint64_t node;			/* server node id the op is about */
 	uint32_t size;			/* bytes the kernel asked for */
 	int plus;			/* READDIRPLUS */
+	bool caps;			/* GETXATTR of security.capability */
 	struct fuse_file_info fi;	/* open/create/opendir */
 	/* SETLK/FLOCK that may wait: what to undo if granted too late. */
 	uint64_t fh, owner;

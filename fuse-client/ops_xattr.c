@@ -3,11 +3,35 @@
  * LISTXATTR, REMOVEXATTR.  Size-0 queries ask the server for the size
  * only; a value that does not fit the caller's buffer is ERANGE (from the
  * server, or here if it sent more than asked).
+ *
+ * The kernel reads "security.capability" before every write(2) (to drop
+ * file capabilities on write).  Its absence is cached per node for the
+ * attribute timeout, like an attribute, so small writes cost one round
+ * trip, not two.
  */
 #include "ops.h"
 
 #include <errno.h>
 #include <string.h>
+#include <time.h>
+
+#define CAPS_XATTR "security.capability"
+
+static int64_t mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* A change of the capability xattr through this client. */
+static void caps_changed(struct orfa_mount *m, fuse_ino_t ino,
+			 const char *name)
+{
+	if (strcmp(name, CAPS_XATTR) == 0)
+		nodes_set_nocaps(m->nodes, orfa_ino_to_node(m, ino), 0);
+}
 
 /* Without the feature, ENOSYS: the kernel then stops asking. */
 static bool xattr_ok(fuse_req_t req, const char *name)
@@ -24,7 +48,7 @@ static bool xattr_ok(fuse_req_t req, const char *name)
 }
 
 void orfa_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
-			     const char *value, size_t size, int flags)
+		      const char *value, size_t size, int flags)
 {
 	struct orfa_call *call;
 	struct orfa_msg *msg;
@@ -37,6 +61,7 @@ void orfa_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		fuse_reply_err(req, E2BIG);
 		return;
 	}
+	caps_changed(req_mount(req), ino, name);
 	if (!(call = op_call(req, ORFA_OP_SETXATTR, 0, &ctx)))
 		return;
 	msg = orfa_call_msg(call);
@@ -53,6 +78,9 @@ static void done_xattr(struct orfa_call *call, int err,
 {
 	struct op_ctx *ctx = orfa_call_ctx(call);
 
+	if (ctx->caps && (err == -ENODATA || err == -EOPNOTSUPP))
+		nodes_set_nocaps(ctx->m->nodes, ctx->node, mono_now() +
+				 (int64_t)(ctx->m->attr_timeout * 1e9));
 	if (err) {
 		fuse_reply_err(ctx->req, -err);
 	} else if (ctx->size == 0) {
@@ -71,13 +99,23 @@ static void get_xattr(fuse_req_t req, unsigned opcode, fuse_ino_t ino,
 	struct orfa_msg *msg;
 	struct op_ctx *ctx;
 
+	struct orfa_mount *m = req_mount(req);
+	bool caps = name && strcmp(name, CAPS_XATTR) == 0;
+
 	if (!xattr_ok(req, name))
 		return;
+	if (caps && nodes_nocaps(m->nodes, orfa_ino_to_node(m, ino),
+				 mono_now())) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
 	if (size > ORFA_MAX_XATTR_VALUE)
 		size = ORFA_MAX_XATTR_VALUE;
 	if (!(call = op_call(req, opcode, size, &ctx)))
 		return;
 	ctx->size = (uint32_t)size;
+	ctx->caps = caps;
+	ctx->node = orfa_ino_to_node(m, ino);
 	msg = orfa_call_msg(call);
 	msg->a.getxattr.nodeid = orfa_ino_to_node(ctx->m, ino);
 	msg->a.getxattr.size = (uint32_t)size;
@@ -89,7 +127,7 @@ static void get_xattr(fuse_req_t req, unsigned opcode, fuse_ino_t ino,
 }
 
 void orfa_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
-			     size_t size)
+		      size_t size)
 {
 	get_xattr(req, ORFA_OP_GETXATTR, ino, name, size);
 }
@@ -99,15 +137,16 @@ void orfa_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	get_xattr(req, ORFA_OP_LISTXATTR, ino, NULL, size);
 }
 
-void orfa_op_removexattr(fuse_req_t req, fuse_ino_t ino,
-				const char *name)
+void orfa_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	struct orfa_call *call;
 	struct orfa_msg *msg;
 	struct op_ctx *ctx;
 
-	if (!xattr_ok(req, name) ||
-	    !(call = op_call(req, ORFA_OP_REMOVEXATTR, 0, &ctx)))
+	if (!xattr_ok(req, name))
+		return;
+	caps_changed(req_mount(req), ino, name);
+	if (!(call = op_call(req, ORFA_OP_REMOVEXATTR, 0, &ctx)))
 		return;
 	msg = orfa_call_msg(call);
 	msg->a.removexattr.nodeid = orfa_ino_to_node(ctx->m, ino);
