@@ -42,7 +42,7 @@
 #include "codec.h"
 
 struct orfa_handshake {
-	const struct orfa_key *key;		/* NULL: the client has none */
+	const struct orfa_key *key;		/* NULL: no key */
 	const char *export_path;		/* borrowed: as sent in HELLO */
 	uint8_t cnonce[ORFA_NONCE_SIZE];	/* ours, fresh per connection */
 	uint8_t snonce[ORFA_NONCE_SIZE];	/* the server's, from HELLO */

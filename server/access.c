@@ -7,9 +7,7 @@
  */
 #include "access.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +19,7 @@
 #include "log.h"
 #include "server_impl.h"
 
-/* ---- exports ------------------------------------------------------------ */
+/* ---- exports ------------------------------------------------------------- */
 
 static void count_drop(uint64_t nodeid, uint64_t count, void *arg)
 {
@@ -67,7 +65,7 @@ struct sexport *access_find(const struct orfa_exports *tab,
 	return e ? &x[e - tab->v] : NULL;
 }
 
-/* ---- peers ---------------------------------------------------------------- */
+/* ---- peers --------------------------------------------------------------- */
 
 static int open_to_anyone(const struct orfa_export *e)
 {
@@ -109,7 +107,7 @@ int access_peer_allowed(struct sconn *c, const struct sexport *x, char *host,
 	return orfa_export_allows(x->cfg, (const struct sockaddr *)&ss);
 }
 
-/* ---- views ------------------------------------------------------------------ */
+/* ---- views --------------------------------------------------------------- */
 
 static struct sview *view_get(struct sexport *x, uint64_t root)
 {
@@ -166,7 +164,7 @@ static int view_holds(const struct sconn *c, uint64_t nodeid)
 	       nmap_get(&c->view->nodes, nodeid) > 0;
 }
 
-/* ---- lookup references ----------------------------------------------------- */
+/* ---- lookup references --------------------------------------------------- */
 
 int access_ref_add(struct sconn *c, uint64_t nodeid, uint64_t n)
 {
@@ -189,7 +187,7 @@ uint64_t access_ref_sub(struct sconn *c, uint64_t nodeid, uint64_t n)
 	return took;
 }
 
-/* ---- session start ---------------------------------------------------------- */
+/* ---- session start ------------------------------------------------------- */
 
 int access_session_start(struct sconn *c, const char *path,
 			 const char *subdir, struct orfa_entry *root,
@@ -269,7 +267,7 @@ int access_session_start(struct sconn *c, const char *path,
 	return 0;
 }
 
-/* ---- per-request checks ------------------------------------------------------ */
+/* ---- per-request checks -------------------------------------------------- */
 
 /* The node ids a request names directly (not through a file id, whose
  * node was checked when it was opened).  Returns how many (0..2). */
@@ -376,7 +374,7 @@ int access_check(struct sconn *c, struct orfa_msg *m)
 	return 0;
 }
 
-/* ---- ".." in a subdirectory session ------------------------------------------- */
+/* ---- ".." in a subdirectory session -------------------------------------- */
 
 int access_is_dotdot_lookup(const struct sconn *c, const struct orfa_msg *m)
 {
@@ -408,7 +406,7 @@ int access_lookup_dotdot(struct sconn *c, const struct orfa_cred *cr,
 	return 0;
 }
 
-/* ---- teardown ------------------------------------------------------------------- */
+/* ---- teardown ------------------------------------------------------------ */
 
 static void cleanup_node(uint64_t nodeid, uint64_t count, void *arg)
 {

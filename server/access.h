@@ -52,7 +52,7 @@ struct sview {
 
 /* One export being served. */
 struct sexport {
-	const struct orfa_export *cfg;	/* borrowed from the exports table */
+	const struct orfa_export *cfg;	/* borrowed: the exports table's */
 	struct orfa_backend *be;	/* borrowed (cfg->backend) */
 	struct orfa_locks *locks;	/* owned: locks are per export */
 	pthread_mutex_t vlock;		/* guards views */
