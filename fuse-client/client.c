@@ -18,12 +18,14 @@
  * reference.  Timed-out and interrupted calls stay in their slot, answered,
  * until their reply arrives (so its server-side effect can be undone, see
  * orphan_cleanup) or the connection dies; when a connection runs out of
- * slots, such orphans are evicted first.
+ * slots, such orphans without a reply buffer are evicted first (one with a
+ * buffer stays: the peer may still write into it).
  *
  * Not here: FUSE (ops.c), command line (main.c), reconnecting.
  */
 #include "client_impl.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -89,6 +91,7 @@ void call_put(struct orfa_call *call)
 {
 	int old = atomic_fetch_sub(&call->refs, 1);
 
+	assert(old > 0);
 	if (old == 1)
 		orfa_call_free(call);
 }
@@ -396,12 +399,17 @@ static void rx_handle(struct cconn *cc, struct orfa_rxmsg *rx)
 		call_put(claimed);
 }
 
-/* The connection is gone: every call on it gets -EIO now. */
+/*
+ * The connection is gone: every call on it gets -EIO now, and the
+ * connection stays dead (orfa_call_send skips it).  Calls are taken out in
+ * batches so that no callback runs under cc->lock and nothing is
+ * allocated on this path.
+ */
 void conn_fail(struct cconn *cc, int err)
 {
-	struct orfa_call **dead;
-	bool *answer;
-	unsigned n = 0;
+	struct orfa_call *batch[64];
+	bool answer[64];
+	unsigned n;
 
 	if (!cc->dead && err && !cc->cl->stopping)
 		log_err("%s: connection lost: %s", cc->name,
@@ -409,50 +417,34 @@ void conn_fail(struct cconn *cc, int err)
 			orfa_conn_last_error(cc->conn) : strerror(-err));
 	/* First stop the peer from writing into reply buffers we free. */
 	orfa_conn_shutdown(cc->conn);
-	dead = calloc(NSLOTS + 1, sizeof(*dead));
-	answer = calloc(NSLOTS + 1, sizeof(*answer));
-	pthread_mutex_lock(&cc->lock);
-	cc->dead = true;
-	for (unsigned i = 0; i < NSLOTS; i++) {
-		struct orfa_call *call = cc->slots[i];
-
-		if (!call)
-			continue;
-		slot_unlink(cc, call);
-		if (dead && answer) {
-			answer[n] = call_take_answer(cc, call);
-			dead[n++] = call;
-		} else {
-			/* Out of memory: answer under the lock rather
-			 * than lose a reply. */
-			if (call_take_answer(cc, call))
-				call_complete(call, -EIO, NULL);
-			call_put(call);
+	do {
+		n = 0;
+		pthread_mutex_lock(&cc->lock);
+		cc->dead = true;
+		/* The claimed call may also still be in its slot: its two
+		 * references are dropped separately, its answer taken once. */
+		if (cc->claimed) {
+			answer[n] = call_take_answer(cc, cc->claimed);
+			batch[n++] = cc->claimed;
+			cc->claimed = NULL;
 		}
-	}
-	if (cc->claimed) {
-		struct orfa_call *call = cc->claimed;
+		for (unsigned i = 0; i < NSLOTS && n < 64; i++) {
+			struct orfa_call *call = cc->slots[i];
 
-		cc->claimed = NULL;
-		if (dead && answer) {
+			if (!call)
+				continue;
+			slot_unlink(cc, call);
 			answer[n] = call_take_answer(cc, call);
-			dead[n++] = call;
-		} else {
-			if (call_take_answer(cc, call))
-				call_complete(call, -EIO, NULL);
-			call_put(call);
+			batch[n++] = call;
 		}
-	}
-	pthread_cond_broadcast(&cc->slot_cond);
-	pthread_mutex_unlock(&cc->lock);
-
-	for (unsigned i = 0; i < n; i++) {
-		if (answer[i])
-			call_complete(dead[i], -EIO, NULL);
-		call_put(dead[i]);
-	}
-	free(dead);
-	free(answer);
+		pthread_cond_broadcast(&cc->slot_cond);
+		pthread_mutex_unlock(&cc->lock);
+		for (unsigned i = 0; i < n; i++) {
+			if (answer[i])
+				call_complete(batch[i], -EIO, NULL);
+			call_put(batch[i]);
+		}
+	} while (n > 0);
 }
 
 void *rx_main(void *arg)
