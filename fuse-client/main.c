@@ -378,6 +378,7 @@ static int daemonized;
  * to stderr as libfuse wrote them ("fuse: bad mount point ..."); after,
  * and for debug traces, through our log (syslog once detached).
  */
+__attribute__((format(printf, 2, 0)))
 static void fuse_log_to_orfa(enum fuse_log_level level, const char *fmt,
 			     va_list ap)
 {
