@@ -113,7 +113,8 @@ struct rdma_rx {
 	struct orfa_hdr hdr;
 	uint8_t flags;			/* RWF_* */
 	uint8_t *inl;			/* inline data in slot/copy */
-	void *data;			/* written into the advert buffer */
+	void *data;			/* where the data is: advert buffer,
+					 * sink or landing buffer */
 	unsigned nseg;
 	struct rdma_seg seg[RDMA_MAX_SEG];
 	void *sink;			/* caller's sink for RDV data */
@@ -742,7 +743,7 @@ static int rx_head_actionable(const struct rdma_conn *c)
 	const struct rdma_rx *rx = c->rxq_first;
 
 	return rx && (rx->state == RX_READY ||
-		      (rx->state == RX_NEED_DEST && c->sink && c->lent == 0));
+		      (rx->state == RX_NEED_DEST && c->sink));
 }
 
 /*
@@ -1073,9 +1074,10 @@ static int rx_resolve(struct rdma_conn *c, struct rdma_rx *rx,
  * Progress thread: post READs for rendezvous messages, in arrival order.
  * Without a sink resolver it also chooses their destinations (transport
  * buffers), reading ahead of the caller.  With one, a message's sink is
- * asked for by the receiving thread (rx_deliver) once every earlier
- * message has been returned, as with TCP: the client's resolver relies on
- * that order.
+ * asked for by the receiving thread, inside the recv call that finds the
+ * message first in line (rx_deliver), as TCP does: the client's resolver
+ * relies on that order (one sink handed out at a time, for the message
+ * its receiver handles next).
  */
 static void rx_advance(struct rdma_conn *c)
 {
@@ -1622,7 +1624,7 @@ static int rx_deliver(struct rdma_conn *c, struct orfa_rxmsg *m)
 	orfa_sink_fn sink;
 	void *arg, *dst;
 
-	if (rx && rx->state == RX_NEED_DEST && c->sink && c->lent == 0) {
+	if (rx && rx->state == RX_NEED_DEST && c->sink) {
 		/* Ask the sink now, as TCP does inside recv; the READs
 		 * complete later. */
 		if (rx_resolve(c, rx, c->sink, c->sink_arg) == 0 &&
@@ -1694,7 +1696,7 @@ void rdma_recv_done(struct orfa_conn *oc, struct orfa_rxmsg *m)
 	pthread_mutex_lock(&c->lock);
 	c->lent--;
 	rx_free_item(c, rx);
-	ufd_update(c);	/* a rendezvous may wait for lent == 0 */
+
 	pthread_mutex_unlock(&c->lock);
 }
 
