@@ -22,7 +22,9 @@
 # Environment knobs (all optional):
 #   ORFA_FS_MOUNT_OPTS   client -o options of mount 1 (default
 #                        allow_other,default_permissions)
-#   ORFA_FS_MOUNT2_OPTS  client -o options of mount 2 (default allow_other)
+#   ORFA_FS_MOUNT2_OPTS  client -o options of mount 2 (default
+#                        allow_other,no_default_permissions: orfa turns
+#                        default_permissions on with allow_other otherwise)
 #                        The two differ on purpose.  orfad checks every
 #                        request against the caller's credentials (as an
 #                        NFS server would), so mount 2 leaves permission
@@ -102,7 +104,7 @@ FS_ORFAD=$BUILD/server/orfad
 FS_ORFA=$BUILD/fuse-client/orfa
 HELPER_SRC=$BUILD/test/fs
 FS_MOUNT_OPTS=${ORFA_FS_MOUNT_OPTS:-allow_other,default_permissions}
-FS_MOUNT2_OPTS=${ORFA_FS_MOUNT2_OPTS:-allow_other}
+FS_MOUNT2_OPTS=${ORFA_FS_MOUNT2_OPTS:-allow_other,no_default_permissions}
 IS_ROOT=0
 [ "$(id -u)" -eq 0 ] && IS_ROOT=1
 # A non-root user may pass allow_other only with user_allow_other in
