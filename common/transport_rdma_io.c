@@ -1406,7 +1406,7 @@ static int send_prepare(struct rdma_conn *c, const struct orfa_txmsg *m,
 	struct orfa_hdr h;
 	struct rdma_tx *tx;
 	struct rdma_seg target;
-	size_t data_len = 0, cap, need;
+	size_t data_len = 0, cap, need, niov;
 	int has_target = 0, rc;
 	uint32_t adv_len = 0;
 
@@ -1436,11 +1436,14 @@ static int send_prepare(struct rdma_conn *c, const struct orfa_txmsg *m,
 	if (need > send_cap(c))
 		return -EMSGSIZE;
 
-	tx = calloc(1, sizeof(*tx) + m->head_len +
-		    (m->iov ? (size_t)m->iovcnt * sizeof(struct iovec) : 0));
+	/* One block: the struct, room for the iovec array (aligned, right
+	 * after the struct), then the head copy. */
+	niov = m->iov ? (size_t)m->iovcnt : 0;
+	tx = calloc(1, sizeof(*tx) + niov * sizeof(struct iovec) +
+		    m->head_len);
 	if (!tx)
 		return -ENOMEM;
-	tx->head = (uint8_t *)(tx + 1);
+	tx->head = (uint8_t *)((struct iovec *)(tx + 1) + niov);
 	memcpy(tx->head, m->head, m->head_len);
 	tx->head_len = (uint32_t)m->head_len;
 	tx->req_id = h.req_id;
@@ -1481,7 +1484,7 @@ static int send_prepare(struct rdma_conn *c, const struct orfa_txmsg *m,
 	if (data_len == 0 || data_len <= cap) {
 		tx->kind = TX_INLINE;
 		if (data_len && m->iov) {
-			tx->iov = (struct iovec *)(tx->head + m->head_len);
+			tx->iov = (struct iovec *)(tx + 1);
 			memcpy(tx->iov, m->iov,
 			       (size_t)m->iovcnt * sizeof(struct iovec));
 			tx->iovcnt = m->iovcnt;

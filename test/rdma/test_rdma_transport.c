@@ -658,6 +658,65 @@ static void test_basic(struct srv *s, const char *mode)
 	orfa_conn_put(&c);
 }
 
+/* Echo with an odd-length body and data in several iovecs: inline, a
+ * rendezvous with one segment per iovec, and more iovecs than segments
+ * (copied into a bounce buffer). */
+static void test_iovecs(struct srv *s)
+{
+	static const struct { int n; size_t each; } cases[] = {
+		{ 3, 1000 }, { 3, 300000 }, { 12, 50000 }, { 1, 0 },
+	};
+	struct orfa_conn *c = NULL;
+	uint8_t head[ORFA_HDR_SIZE + 13], body[13];
+	struct iovec iov[12];
+	int ok = 1;
+
+	if (cl_connect(s, 0, 0, &c)) {
+		tap(0, "iovecs: connect");
+		return;
+	}
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		struct orfa_txmsg tx = { .fd = -1 };
+		struct orfa_rxmsg m;
+		size_t total = 0;
+		uint8_t *want;
+
+		memset(body, (int)k + 1, sizeof(body));
+		for (int i = 0; i < cases[k].n; i++) {
+			iov[i].iov_base = pat + 4096 * (size_t)(i + k) + 3;
+			iov[i].iov_len = cases[k].each;
+			total += cases[k].each;
+		}
+		tx.head = head;
+		tx.head_len = mk_head(head, T_ECHO, 0, 7000 + k, body,
+				      sizeof(body), (uint32_t)total);
+		tx.iov = total ? iov : NULL;
+		tx.iovcnt = total ? cases[k].n : 0;
+		tx.done = count_done;
+		if (orfa_conn_send(c, &tx) || orfa_conn_recv(c, &m)) {
+			ok = 0;
+			break;
+		}
+		want = malloc(total + 1);
+		for (int i = 0, off = 0; total && i < cases[k].n; i++) {
+			memcpy(want + off, iov[i].iov_base, iov[i].iov_len);
+			off += (int)iov[i].iov_len;
+		}
+		if (m.hdr.body_len != sizeof(body) ||
+		    memcmp(m.body, body, sizeof(body)) ||
+		    m.hdr.data_len != total ||
+		    (total && memcmp(m.data, want, total))) {
+			ok = 0;
+			diag("iovecs case %zu: wrong echo", k);
+		}
+		free(want);
+		orfa_conn_recv_done(c, &m);
+	}
+	tap(ok, "iovecs: 13-byte body with 3 iovecs inline, 3 x 300000 "
+	    "(3 segments), 12 x 50000 (bounce), none");
+	orfa_conn_put(&c);
+}
+
 static void test_reads(struct srv *s)
 {
 	struct orfa_conn *c = NULL;
@@ -1528,8 +1587,10 @@ int main(int argc, char **argv)
 		    "listener_addr gives the bound address and real port (%s)",
 		    addr);
 	}
-	if (want("basic"))
+	if (want("basic")) {
 		test_basic(&s, "nonblocking server");
+		test_iovecs(&s);
+	}
 	if (want("reads"))
 		test_reads(&s);
 	if (want("sink")) {
