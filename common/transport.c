@@ -295,6 +295,22 @@ int orfa_conn_peer_addr(struct orfa_conn *c, struct sockaddr_storage *ss)
 	return c->ops->peer_addr(c, ss);
 }
 
+int orfa_conn_set_defer(struct orfa_conn *c, orfa_defer_fn fn, void *arg)
+{
+	if (!c->ops->set_defer || !c->ops->recv_data)
+		return -ENOTSUP;
+	c->ops->set_defer(c, fn, arg);
+	return 0;
+}
+
+int orfa_conn_recv_data(struct orfa_conn *c, struct orfa_rxmsg *m,
+			struct orfa_rxdest *d)
+{
+	if (!c->ops->recv_data)
+		return -ENOTSUP;
+	return c->ops->recv_data(c, m, d);
+}
+
 void orfa_conn_get(struct orfa_conn *c)
 {
 	int old = __atomic_fetch_add(&c->refs, 1, __ATOMIC_RELAXED);

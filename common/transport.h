@@ -105,8 +105,10 @@ struct orfa_rxmsg {
 	uint8_t *head;			/* raw frame header + body (head_len bytes) */
 	size_t head_len;
 	uint8_t *body;			/* = head + ORFA_HDR_SIZE */
-	void *data;			/* NULL when data_len == 0 */
+	void *data;			/* NULL when data_len == 0 or deferred */
 	int data_in_sink;		/* 1 when data was written into the sink */
+	int data_deferred;		/* 1: the data segment is still in the
+					 * connection (orfa_defer_fn) */
 	void *tp_priv;			/* transport bookkeeping */
 };
 
@@ -118,6 +120,39 @@ struct orfa_rxmsg {
  * buffer must stay valid until orfa_conn_recv_done for that message.
  */
 typedef void *(*orfa_sink_fn)(void *arg, const struct orfa_hdr *hdr);
+
+/*
+ * Two-phase receive (server side; optional: a transport may leave its
+ * slots NULL, RDMA does, and the wrappers then answer -ENOTSUP).  The
+ * defer resolver is called by the receiving thread once a frame header
+ * with data_len > 0 has arrived.  Returning 1 leaves that frame's data
+ * segment in the connection: orfa_conn_recv returns the message with head
+ * and body, data NULL and data_deferred 1.  Before the connection is read
+ * again, the segment must be taken with orfa_conn_recv_data, by any one
+ * thread (the caller stops polling orfa_conn_fd for reading meanwhile;
+ * orfa_conn_recv answers -EBUSY until then).  So a WRITE can go from the
+ * socket straight into its file (the "recvfile" of the ORFA report).
+ */
+typedef int (*orfa_defer_fn)(void *arg, const struct orfa_hdr *hdr);
+
+/* Where orfa_conn_recv_data puts a deferred data segment. */
+struct orfa_rxdest {
+	int fd;			/* >= 0: write the data into fd at off (TCP:
+				 * splice socket -> pipe -> file; read +
+				 * pwrite where the file refuses splice, or
+				 * for an O_APPEND fd, which ignores off) */
+	off_t off;
+	void *buf;		/* fd < 0: into buf (data_len bytes), or when
+				 * NULL into memory lent as m->data until
+				 * orfa_conn_recv_done */
+	int timeout_ms;		/* longest wait for more data from the peer
+				 * (<= 0: 30 s) */
+	/* Results for fd >= 0: */
+	size_t written;		/* bytes the file took, from off on */
+	int werr;		/* 0, or the negative errno that stopped the
+				 * file taking more (-ENOSPC...): the rest of
+				 * the segment was read and dropped */
+};
 
 /* The table every transport fills in with designated initializers. */
 struct orfa_transport_ops {
@@ -145,6 +180,10 @@ struct orfa_transport_ops {
 	void (*destroy)(struct orfa_conn *c);
 	/* The peer's address (for export access checks); may be NULL. */
 	int (*peer_addr)(struct orfa_conn *c, struct sockaddr_storage *ss);
+	/* Two-phase receive (orfa_defer_fn); both may be NULL. */
+	void (*set_defer)(struct orfa_conn *c, orfa_defer_fn fn, void *arg);
+	int (*recv_data)(struct orfa_conn *c, struct orfa_rxmsg *m,
+			 struct orfa_rxdest *d);
 };
 
 /* The connection object every transport embeds as its first member. */
@@ -205,6 +244,19 @@ void orfa_conn_shutdown(struct orfa_conn *c);
  * dual-stack socket may show as v4-mapped AF_INET6): 0, -ENOTSUP when the
  * transport cannot tell, or another negative errno (-ENOTCONN...). */
 int orfa_conn_peer_addr(struct orfa_conn *c, struct sockaddr_storage *ss);
+/* Install (fn NULL: remove) the defer resolver, on the receiving thread
+ * before the first recv or between recvs: 0 or -ENOTSUP. */
+int orfa_conn_set_defer(struct orfa_conn *c, orfa_defer_fn fn, void *arg);
+/*
+ * Take the deferred data segment of m (m->data_deferred) to d.  May block
+ * up to d->timeout_ms per wait for the peer, in either mode.  0: the
+ * segment left the connection (m->data_deferred is 0, m->data is set for
+ * memory destinations, file results are in d); -ENOTSUP; -EINVAL when m
+ * has nothing deferred; -ENOMEM (nothing taken); or the connection's
+ * error (-ECONNRESET, -ETIMEDOUT...: it is unusable).
+ */
+int orfa_conn_recv_data(struct orfa_conn *c, struct orfa_rxmsg *m,
+			struct orfa_rxdest *d);
 /* References: the creator holds one; the last put destroys the connection
  * and clears *cp. */
 void orfa_conn_get(struct orfa_conn *c);

@@ -139,6 +139,7 @@ static int conn_new(int fd, const struct orfa_tp_opts *o,
 	clamp_limits(&c->max_body, &c->max_data);
 	c->rx_state = RX_HDR;
 	c->txq.tail = &c->txq.head;
+	c->pipefd[0] = c->pipefd[1] = -1;
 	pthread_mutex_init(&c->pool_lock, NULL);
 	pthread_mutex_init(&c->tx_lock, NULL);
 	if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0 ||
@@ -436,6 +437,11 @@ static void tcp_destroy(struct orfa_conn *oc)
 	tcp_rxbuf_free_list(c->pool_big);
 	free(c->stage);
 	free(c->bounce);
+	free(c->rx_bounce);
+	if (c->pipefd[0] >= 0) {
+		close(c->pipefd[0]);
+		close(c->pipefd[1]);
+	}
 	pthread_mutex_destroy(&c->pool_lock);
 	pthread_mutex_destroy(&c->tx_lock);
 	free(c);
@@ -469,5 +475,7 @@ const struct orfa_transport_ops orfa_tcp_transport = {
 	.shutdown = tcp_shutdown,
 	.destroy = tcp_destroy,
 	.peer_addr = tcp_peer_addr,
+	.set_defer = tcp_set_defer,
+	.recv_data = tcp_recv_data,
 };
 

@@ -23,13 +23,18 @@
 #define RX_BIG_KEEP_BYTES (32u << 20)	/* ... and their total size */
 #define RX_BIG_ROUND	4096u		/* large buffers round up to this */
 #define RX_DATA_ALIGN	64u		/* data offset inside a buffer */
+#define RX_BOUNCE_SIZE	(64u * 1024)	/* deferred data without splice */
+#define RX_PIPE_SIZE	(1u << 20)	/* splice pipe, if the kernel allows */
+#define RX_DEFER_WAIT_MS 30000		/* default wait for deferred data */
 #define TX_IOV_MAX	64		/* iovecs per sendmsg */
 #define TX_ZERO_SIZE	(64u * 1024)	/* zero padding block */
 #define TX_BOUNCE_SIZE	(64u * 1024)	/* pread fallback buffer */
 #define TX_FILE_CHUNK	(1u << 30)	/* largest single sendfile */
 
 /* A lent receive buffer: frame header + body, then (unless the data went to
- * a sink) the data segment at an aligned offset. */
+ * a sink or was deferred) the data segment at an aligned offset.  While
+ * lent, next chains the separate buffer of a deferred segment taken into
+ * memory. */
 struct rxbuf {
 	struct rxbuf *next;		/* pool link (pool_lock) */
 	size_t cap;			/* bytes in mem[] */
@@ -62,7 +67,9 @@ struct txq {
 	size_t bytes;			/* sum of left over entries */
 };
 
-enum rx_state { RX_HDR, RX_BODY, RX_DATA };
+/* RX_DEFERRED: a message was lent whose data segment is still to be
+ * taken with recv_data (rx_def_left bytes, staged ones first). */
+enum rx_state { RX_HDR, RX_BODY, RX_DATA, RX_DEFERRED };
 
 struct tcp_conn {
 	struct orfa_conn base;		/* must stay first */
@@ -86,6 +93,13 @@ struct tcp_conn {
 	size_t rx_need;			/* bytes missing at rx_dst */
 	size_t rx_got, rx_total;	/* frame progress, for messages */
 	int rx_err;			/* sticky receive failure */
+	orfa_defer_fn defer;		/* two-phase receive resolver */
+	void *defer_arg;
+	int rx_defer;			/* frame being read leaves its data */
+	size_t rx_def_left;		/* RX_DEFERRED: data bytes not taken */
+	int pipefd[2];			/* splice pipe, -1 until first used */
+	size_t pipe_cap;		/* its capacity */
+	uint8_t *rx_bounce;		/* RX_BOUNCE_SIZE, allocated on demand */
 
 	/* Buffer pool: pool_lock (recv_done may run on any thread). */
 	pthread_mutex_t pool_lock;
@@ -124,6 +138,9 @@ int tcp_wait_fd(struct tcp_conn *c, short events, int timeout_ms);
 /* transport_tcp_rx.c */
 int tcp_recv(struct orfa_conn *oc, struct orfa_rxmsg *m);
 void tcp_recv_done(struct orfa_conn *oc, struct orfa_rxmsg *m);
+void tcp_set_defer(struct orfa_conn *oc, orfa_defer_fn fn, void *arg);
+int tcp_recv_data(struct orfa_conn *oc, struct orfa_rxmsg *m,
+		  struct orfa_rxdest *d);
 void tcp_rxbuf_free_list(struct rxbuf *b);
 
 /* transport_tcp_tx.c */

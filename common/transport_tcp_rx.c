@@ -8,10 +8,18 @@
  * allocated.  Received messages live in pooled buffers lent to the caller
  * until recv_done, so several may be out on loan at once and returned
  * from any thread.
+ *
+ * Two-phase receive: a frame the defer resolver picks is lent with its
+ * data segment still in the socket (and maybe partly staged); recv_data
+ * then writes the staged part with pwrite and moves the rest socket ->
+ * pipe -> file with splice, so file data never crosses user memory, or
+ * reads it into memory.  A file that refuses splice gets read + pwrite;
+ * after a write error the rest is read and dropped, keeping the framing.
  */
 #include "transport_tcp_impl.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,15 +61,19 @@ static struct rxbuf *rxbuf_get(struct tcp_conn *c, size_t need)
 		}
 	}
 	pthread_mutex_unlock(&c->pool_lock);
-	if (b)
+	if (b) {
+		b->next = NULL;
 		return b;
+	}
 	if (need <= RX_SMALL_CAP)
 		cap = RX_SMALL_CAP;
 	else
 		cap = (need + RX_BIG_ROUND - 1) & ~(size_t)(RX_BIG_ROUND - 1);
 	b = malloc(sizeof(*b) + cap);
-	if (b)
+	if (b) {
 		b->cap = cap;
+		b->next = NULL;
+	}
 	return b;
 }
 
@@ -158,9 +170,12 @@ static int rx_start(struct tcp_conn *c)
 			h->data_len, max_data, h->opcode));
 
 	head_len = ORFA_HDR_SIZE + (size_t)h->body_len;
-	if (h->data_len > 0 && c->sink)
+	c->rx_defer = h->data_len > 0 && c->defer &&
+		      c->defer(c->defer_arg, h) == 1;
+	if (h->data_len > 0 && c->sink && !c->rx_defer)
 		sinkbuf = c->sink(c->sink_arg, h);
-	need = sinkbuf ? head_len : data_offset(head_len) + h->data_len;
+	need = sinkbuf || c->rx_defer ? head_len :
+	       data_offset(head_len) + h->data_len;
 	b = rxbuf_get(c, need);
 	if (!b)
 		return rx_fail(c, orfa_conn_fail(&c->base, -ENOMEM,
@@ -171,7 +186,8 @@ static int rx_start(struct tcp_conn *c)
 	c->rx_buf = b;
 	c->rx_in_sink = sinkbuf != NULL;
 	c->rx_data = sinkbuf ? sinkbuf :
-		     h->data_len ? b->mem + data_offset(head_len) : NULL;
+		     h->data_len && !c->rx_defer ?
+		     b->mem + data_offset(head_len) : NULL;
 	c->rx_state = RX_BODY;
 	c->rx_dst = b->mem + ORFA_HDR_SIZE;
 	c->rx_need = h->body_len;
@@ -183,7 +199,7 @@ static int rx_start(struct tcp_conn *c)
 /* Current segment complete: advance.  1 when the message is whole. */
 static int rx_advance(struct tcp_conn *c)
 {
-	if (c->rx_state == RX_BODY && c->rx_hdr.data_len > 0) {
+	if (c->rx_state == RX_BODY && c->rx_hdr.data_len > 0 && !c->rx_defer) {
 		c->rx_state = RX_DATA;
 		c->rx_dst = c->rx_data;
 		c->rx_need = c->rx_hdr.data_len;
@@ -240,6 +256,8 @@ int tcp_recv(struct orfa_conn *oc, struct orfa_rxmsg *m)
 		return -ENOTCONN;
 	if (c->rx_err)
 		return c->rx_err;
+	if (c->rx_state == RX_DEFERRED)
+		return -EBUSY;	/* the caller's bug: take the data first */
 	for (;;) {
 		size_t avail = c->s_end - c->s_start;
 
@@ -307,19 +325,297 @@ int tcp_recv(struct orfa_conn *oc, struct orfa_rxmsg *m)
 	m->body = m->head + ORFA_HDR_SIZE;
 	m->data = c->rx_data;
 	m->data_in_sink = c->rx_in_sink;
+	m->data_deferred = c->rx_defer;
 	m->tp_priv = c->rx_buf;
 	c->rx_buf = NULL;
 	c->rx_data = NULL;
 	c->rx_in_sink = 0;
-	c->rx_state = RX_HDR;
+	c->rx_state = c->rx_defer ? RX_DEFERRED : RX_HDR;
+	c->rx_def_left = c->rx_defer ? c->rx_hdr.data_len : 0;
+	c->rx_defer = 0;
 	return 0;
 }
 
 void tcp_recv_done(struct orfa_conn *oc, struct orfa_rxmsg *m)
 {
-	if (m->tp_priv)
-		rxbuf_put(tcp(oc), m->tp_priv);
+	struct rxbuf *b = m->tp_priv;
+
+	if (b) {
+		if (b->next)
+			rxbuf_put(tcp(oc), b->next);
+		rxbuf_put(tcp(oc), b);
+	}
 	m->tp_priv = NULL;
 	m->head = m->body = NULL;
 	m->data = NULL;
+}
+
+/* ---- two-phase receive -------------------------------------------------- */
+
+void tcp_set_defer(struct orfa_conn *oc, orfa_defer_fn fn, void *arg)
+{
+	tcp(oc)->defer = fn;
+	tcp(oc)->defer_arg = arg;
+}
+
+/* The rest of a deferred segment cannot come: the connection is over. */
+static int def_broken(struct tcp_conn *c, int err, const char *why)
+{
+	return rx_fail(c, orfa_conn_fail(&c->base, err, "%s with %zu bytes of "
+					 "a data segment missing", why,
+					 c->rx_def_left));
+}
+
+/* Wait until the socket has more of the segment: 0 or the error. */
+static int def_wait(struct tcp_conn *c, int timeout_ms)
+{
+	int rc = tcp_wait_fd(c, POLLIN, timeout_ms);
+
+	if (rc == -ETIMEDOUT)
+		return def_broken(c, rc, "peer sent nothing for a while");
+	return rc ? rx_fail(c, rc) : 0;
+}
+
+/* Up to n bytes of the segment into p, staged bytes first.  > 0 bytes,
+ * or the connection's negative errno. */
+static ssize_t def_read(struct tcp_conn *c, void *p, size_t n, int timeout_ms)
+{
+	size_t avail = c->s_end - c->s_start;
+	ssize_t r;
+
+	n = min_sz(n, c->rx_def_left);
+	if (avail) {
+		n = min_sz(n, avail);
+		memcpy(p, c->stage + c->s_start, n);
+		c->s_start += n;
+		c->rx_def_left -= n;
+		return (ssize_t)n;
+	}
+	for (;;) {
+		r = read(c->fd, p, n);
+		if (r > 0) {
+			c->rx_def_left -= (size_t)r;
+			return r;
+		}
+		if (r == 0)
+			return def_broken(c, -ECONNRESET,
+					  "truncated frame: peer closed "
+					  "connection");
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return def_broken(c, -ECONNRESET, strerror(errno));
+		r = def_wait(c, timeout_ms);
+		if (r)
+			return r;
+	}
+}
+
+/* Append n bytes at p to d's file, unless it failed already. */
+static void def_pwrite(int fd, const uint8_t *p, size_t n,
+		       struct orfa_rxdest *d)
+{
+	while (n > 0 && !d->werr) {
+		ssize_t w = pwrite(fd, p, n, d->off + (off_t)d->written);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			d->werr = w < 0 ? -errno : -EIO;
+			break;
+		}
+		d->written += (size_t)w;
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+static int def_bounce(struct tcp_conn *c)
+{
+	if (!c->rx_bounce)
+		c->rx_bounce = malloc(RX_BOUNCE_SIZE);
+	return c->rx_bounce ? 0 : -ENOMEM;
+}
+
+/* Files that do not take splice from a pipe say so with these. */
+static int splice_refused(int err)
+{
+	return err == EINVAL || err == ENOSYS || err == EOPNOTSUPP ||
+	       err == EBADF || err == ESPIPE;
+}
+
+/* Empty the pipe (n bytes) into d's file; *nosplice when it refused.
+ * 0, or a negative errno when the pipe misbehaves (connection over). */
+static int def_pipe_out(struct tcp_conn *c, size_t n, int fd,
+			struct orfa_rxdest *d, int *nosplice)
+{
+	while (n > 0) {
+		ssize_t w, r;
+
+		if (!d->werr && !*nosplice) {
+			loff_t off = d->off + (off_t)d->written;
+
+			w = splice(c->pipefd[0], NULL, fd, &off, n,
+				   SPLICE_F_MOVE);
+			if (w > 0) {
+				d->written += (size_t)w;
+				n -= (size_t)w;
+				continue;
+			}
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0 && splice_refused(errno))
+				*nosplice = 1;	/* copy through memory */
+			else
+				d->werr = w < 0 ? -errno : -EIO;
+			continue;
+		}
+		/* Through memory (or dropped once the file failed). */
+		r = read(c->pipefd[0], c->rx_bounce, min_sz(n, RX_BOUNCE_SIZE));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return def_broken(c, -EIO, "splice pipe lost data");
+		def_pwrite(fd, c->rx_bounce, (size_t)r, d);
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+/* Move the socket part of the segment through the pipe into the file.
+ * 0 when done or when it should continue through memory (*nosplice), or
+ * the connection's negative errno. */
+static int def_splice(struct tcp_conn *c, int fd, struct orfa_rxdest *d,
+		      int timeout_ms, int *nosplice)
+{
+	if (c->pipefd[0] < 0) {
+		int cap;
+
+		if (pipe2(c->pipefd, O_CLOEXEC | O_NONBLOCK) < 0) {
+			c->pipefd[0] = c->pipefd[1] = -1;
+			*nosplice = 1;
+			return 0;
+		}
+		(void)fcntl(c->pipefd[1], F_SETPIPE_SZ, (int)RX_PIPE_SIZE);
+		cap = fcntl(c->pipefd[1], F_GETPIPE_SZ);
+		c->pipe_cap = cap > 0 ? (size_t)cap : 65536;
+	}
+	while (c->rx_def_left > 0 && !*nosplice && !d->werr) {
+		ssize_t in = splice(c->fd, NULL, c->pipefd[1], NULL,
+				    min_sz(c->rx_def_left, c->pipe_cap),
+				    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		int rc;
+
+		if (in == 0)
+			return def_broken(c, -ECONNRESET, "truncated frame: "
+					  "peer closed connection");
+		if (in < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				rc = def_wait(c, timeout_ms);
+				if (rc)
+					return rc;
+				continue;
+			}
+			if (splice_refused(errno)) {
+				*nosplice = 1;	/* this socket does not */
+				return 0;
+			}
+			return def_broken(c, -ECONNRESET, strerror(errno));
+		}
+		c->rx_def_left -= (size_t)in;
+		rc = def_pipe_out(c, (size_t)in, fd, d, nosplice);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* The segment into d->fd: staged bytes with pwrite, the rest by splice
+ * where the file takes it, else read + pwrite; dropped once it failed. */
+static int def_to_file(struct tcp_conn *c, struct orfa_rxdest *d,
+		       int timeout_ms)
+{
+	int nosplice = 0, rc;
+
+	rc = def_bounce(c);
+	if (rc)
+		return rc;	/* nothing taken yet */
+	while (c->rx_def_left > 0) {
+		size_t avail = min_sz(c->s_end - c->s_start, c->rx_def_left);
+		ssize_t r;
+
+		if (avail > 0) {		/* read ahead already */
+			def_pwrite(d->fd, c->stage + c->s_start, avail, d);
+			c->s_start += avail;
+			c->rx_def_left -= avail;
+			continue;
+		}
+		if (!nosplice && !d->werr) {
+			rc = def_splice(c, d->fd, d, timeout_ms, &nosplice);
+			if (rc)
+				return rc;
+			continue;
+		}
+		r = def_read(c, c->rx_bounce, RX_BOUNCE_SIZE, timeout_ms);
+		if (r < 0)
+			return (int)r;
+		def_pwrite(d->fd, c->rx_bounce, (size_t)r, d);
+	}
+	return 0;
+}
+
+/* The segment into memory: d->buf, or a second lent buffer chained to
+ * the message's (its head stays where the caller's pointers are). */
+static int def_to_mem(struct tcp_conn *c, struct orfa_rxmsg *m,
+		      struct orfa_rxdest *d, int timeout_ms)
+{
+	struct rxbuf *head = m->tp_priv, *b = NULL;
+	uint8_t *dst = d->buf;
+	size_t got = 0, len = c->rx_def_left;
+
+	if (!dst) {
+		b = rxbuf_get(c, len);
+		if (!b)
+			return -ENOMEM;
+		dst = b->mem;
+		head->next = b;
+	}
+	while (got < len) {
+		ssize_t r = def_read(c, dst + got, len - got, timeout_ms);
+
+		if (r < 0)
+			return (int)r;	/* b stays chained: freed by recv_done */
+		got += (size_t)r;
+	}
+	m->data = dst;
+	m->data_in_sink = d->buf != NULL;
+	return 0;
+}
+
+int tcp_recv_data(struct orfa_conn *oc, struct orfa_rxmsg *m,
+		  struct orfa_rxdest *d)
+{
+	struct tcp_conn *c = tcp(oc);
+	int timeout_ms = d->timeout_ms > 0 ? d->timeout_ms : RX_DEFER_WAIT_MS;
+	int rc;
+
+	d->written = 0;
+	d->werr = 0;
+	if (!m->data_deferred || c->rx_state != RX_DEFERRED || !m->tp_priv)
+		return -EINVAL;
+	if (c->rx_err)
+		return c->rx_err;
+	if (d->fd >= 0)
+		rc = def_to_file(c, d, timeout_ms);
+	else
+		rc = def_to_mem(c, m, d, timeout_ms);
+	if (rc == -ENOMEM && c->rx_def_left == m->hdr.data_len)
+		return rc;	/* nothing taken: may be tried again */
+	if (rc)
+		return rc;
+	m->data_deferred = 0;
+	c->rx_state = RX_HDR;
+	return 0;
 }

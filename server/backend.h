@@ -26,7 +26,8 @@
  * Locks (GETLK/SETLK/FLOCK) are not backend operations: the server keeps
  * them in server/locks.c so both backends share one implementation.
  * Every slot is filled: orfa_backend_fill_defaults() puts an -ENOSYS
- * stub into each NULL slot, so callers never test for NULL.
+ * stub into each NULL slot, so callers never test for NULL -- except
+ * write_fd, an optional fast path that may stay NULL.
  */
 #ifndef ORFA_BACKEND_H
 #define ORFA_BACKEND_H
@@ -62,6 +63,19 @@ struct orfa_read_out {
 	size_t len;
 	void (*release)(void *hold);	/* NULL if nothing to release */
 	void *hold;
+};
+
+/*
+ * The data of a WRITE still in the client's connection (see write_fd).
+ * to_fd moves all len bytes into fd at off (the backend's descriptor,
+ * not opened with O_APPEND) and returns how many the file took, from off
+ * on: fewer than len only when a write failed, the rest being dropped;
+ * or a negative errno when it took none.  Call it at most once; it may
+ * wait for the client to send the data.  Valid during write_fd only.
+ */
+struct orfa_wsrc {
+	size_t len;
+	ssize_t (*to_fd)(struct orfa_wsrc *src, int fd, off_t off);
 };
 
 /*
@@ -131,6 +145,18 @@ struct orfa_backend_ops {
 		     uint64_t nodeid, void *fh, uint64_t offset,
 		     const struct iovec *iov, int iovcnt, uint32_t flags,
 		     uint64_t *written, struct orfa_attr *attr);
+	/*
+	 * write, with the data still in the connection: a backend whose
+	 * open files are descriptors lets src move it straight into the
+	 * file (TCP: splice from the socket).  Returning -EOPNOTSUPP without
+	 * calling src->to_fd (say for an O_APPEND write) makes the server
+	 * read the data into memory and call write instead.  Optional: a
+	 * NULL slot means the same (fill_defaults leaves NULL here).
+	 */
+	int (*write_fd)(struct orfa_backend *be, const struct orfa_cred *cr,
+			uint64_t nodeid, void *fh, uint64_t offset,
+			struct orfa_wsrc *src, uint32_t flags,
+			uint64_t *written, struct orfa_attr *attr);
 	int (*flush)(struct orfa_backend *be, uint64_t nodeid, void *fh);
 	void (*release)(struct orfa_backend *be, uint64_t nodeid, void *fh);
 	int (*fsync)(struct orfa_backend *be, uint64_t nodeid, void *fh,

@@ -1187,6 +1187,7 @@ static const struct orfa_backend_ops native_ops = {
     .create = nat_create,
     .read = nat_read,
     .write = nat_write,
+    .write_fd = nat_write_fd,
     .flush = nat_flush,
     .release = nat_release,
     .fsync = nat_fsync,

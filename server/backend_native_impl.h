@@ -167,6 +167,10 @@ int nat_write(struct orfa_backend *be, const struct orfa_cred *cr,
 	      uint64_t nodeid, void *fh, uint64_t offset,
 	      const struct iovec *iov, int iovcnt, uint32_t flags,
 	      uint64_t *written, struct orfa_attr *attr);
+int nat_write_fd(struct orfa_backend *be, const struct orfa_cred *cr,
+		 uint64_t nodeid, void *fh, uint64_t offset,
+		 struct orfa_wsrc *src, uint32_t flags, uint64_t *written,
+		 struct orfa_attr *attr);
 int nat_flush(struct orfa_backend *be, uint64_t nodeid, void *fh);
 void nat_release(struct orfa_backend *be, uint64_t nodeid, void *fh);
 int nat_fsync(struct orfa_backend *be, uint64_t nodeid, void *fh, int datasync);

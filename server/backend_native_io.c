@@ -325,6 +325,38 @@ int nat_write(struct orfa_backend *be, const struct orfa_cred *cr,
 	return fd_attr(f->fd, attr);
 }
 
+/* The data comes straight from the client's connection (server.c:
+ * splice); same checks and credentials as nat_write.  Appending writes
+ * take the memory path: splice and pwrite ignore the offset there. */
+int nat_write_fd(struct orfa_backend *be, const struct orfa_cred *cr,
+		 uint64_t nodeid, void *fh, uint64_t offset,
+		 struct orfa_wsrc *src, uint32_t flags, uint64_t *written,
+		 struct orfa_attr *attr)
+{
+	struct nat_backend *nb = to_nb(be);
+	struct nat_cred_state cs;
+	struct nat_file *f = file_of(fh);
+	ssize_t n;
+	int r;
+
+	*written = 0;
+	if (!f)
+		return -EBADF;
+	if ((flags & O_APPEND) || (f->flags & O_APPEND))
+		return -EOPNOTSUPP;
+	if (offset > (uint64_t)INT64_MAX)
+		return -EFBIG;
+	r = nat_cred_enter(nb, cr, &cs);
+	if (r)
+		return r;
+	n = src->to_fd(src, f->fd, (off_t)offset);
+	nat_cred_leave(nb, &cs);
+	if (n < 0)
+		return (int)n;
+	*written = (uint64_t)n;
+	return fd_attr(f->fd, attr);
+}
+
 int nat_flush(struct orfa_backend *be, uint64_t nodeid, void *fh)
 {
 	struct nat_file *f = file_of(fh);

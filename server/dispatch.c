@@ -530,6 +530,57 @@ static int h_read(struct sreq *r)
 	return 0;
 }
 
+/* The data source write_fd gets for a WRITE whose data is still in the
+ * connection. */
+struct wsrc {
+	struct orfa_wsrc base;
+	struct sreq *r;
+	int taken;
+};
+
+static ssize_t wsrc_to_fd(struct orfa_wsrc *s, int fd, off_t off)
+{
+	struct wsrc *w = (struct wsrc *)s;
+	struct orfa_rxdest d = { .fd = fd, .off = off };
+	int ret;
+
+	if (w->taken)
+		return -EINVAL;
+	w->taken = 1;
+	ret = sreq_take_data(w->r, &d);
+	if (ret)
+		return ret;
+	if (d.written == 0 && d.werr)
+		return d.werr;
+	return (ssize_t)d.written;	/* short after a write error */
+}
+
+/* WRITE with its data still in the connection: straight into the file
+ * when the backend has write_fd; -EOPNOTSUPP when the data must come into
+ * memory first (nothing taken yet). */
+static int write_deferred(struct sreq *r, struct sfile *f,
+			  struct orfa_msg *rep)
+{
+	const struct orfa_write_req *a = &r->m.a.write;
+	struct wsrc w = { .base = { .len = r->m.data_len,
+				    .to_fd = wsrc_to_fd },
+			  .r = r };
+	int ret;
+
+	if (!OPS(r)->write_fd) {
+		/* No such backend: stop deferring on this connection. */
+		__atomic_store_n(&r->conn->splice_ok, 0, __ATOMIC_RELAXED);
+		return -EOPNOTSUPP;
+	}
+	ret = OPS(r)->write_fd(BE(r), &r->m.cred, f->nodeid, f->fh,
+			       a->offset, &w.base, a->flags,
+			       &rep->a.write_rep.written,
+			       &rep->a.write_rep.attr);
+	if (ret == -EOPNOTSUPP || ret == -ENOSYS)
+		return w.taken ? -EIO : -EOPNOTSUPP;
+	return ret;
+}
+
 static int h_write(struct sreq *r)
 {
 	const struct orfa_write_req *a = &r->m.a.write;
@@ -546,11 +597,23 @@ static int h_write(struct sreq *r)
 		return -EBADF;
 	}
 	rep_init(&rep);
+	if (r->rx.data_deferred) {
+		ret = write_deferred(r, f, &rep);
+		if (ret == -EOPNOTSUPP)
+			ret = sreq_take_data(r, NULL);
+		else
+			goto out;
+		if (ret) {
+			sfile_put(&f);
+			return ret;
+		}
+	}
 	iov.iov_base = (void *)r->m.data;
 	iov.iov_len = r->m.data_len;
 	ret = OPS(r)->write(BE(r), &r->m.cred, f->nodeid, f->fh, a->offset,
 			    &iov, r->m.data_len ? 1 : 0, a->flags,
 			    &rep.a.write_rep.written, &rep.a.write_rep.attr);
+out:
 	sfile_put(&f);
 	if (ret)
 		return ret;

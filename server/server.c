@@ -262,6 +262,45 @@ static void conn_wake_locked(struct sconn *c)
 	}
 }
 
+/* ---- two-phase receive ---------------------------------------------------- */
+
+/*
+ * WRITE data of at least SPLICE_MIN_DATA bytes stays in the socket until
+ * the worker running the WRITE moves it into the file (backend write_fd;
+ * TCP splices socket -> pipe -> file): one copy instead of two, and no
+ * buffer of that size.  Measured on loopback into tmpfs (orfad CPU per
+ * GiB written): 1 MiB writes 15-20% less with splice, 512 KiB 20% less,
+ * 256 KiB even, 128 KiB 10-40% more (pausing and waking the loop for
+ * each write costs more than the copy saved).  Queue and connection
+ * modes only: the sequential loop would wait for a slow client's data
+ * itself.  ORFA_NO_SPLICE=1 in the environment turns it off (for such
+ * comparisons).
+ */
+#define SPLICE_MIN_DATA		(512u * 1024)
+#define DEFER_WAIT_MS		30000	/* longest pause inside a segment */
+
+/* The transport's defer resolver, on the receiving thread. */
+static int conn_defer(void *arg, const struct orfa_hdr *h)
+{
+	struct sconn *c = arg;
+
+	return h->opcode == ORFA_OP_WRITE && h->data_len >= SPLICE_MIN_DATA &&
+	       c->hello_done && !(h->flags & ORFA_F_REPLY) &&
+	       __atomic_load_n(&c->splice_ok, __ATOMIC_RELAXED);
+}
+
+/* On the receiving thread before the first recv; a transport without
+ * two-phase receive keeps the usual path. */
+static void conn_defer_setup(struct sconn *c)
+{
+	if (c->srv->cfg.threading == ORFA_THREADING_SEQUENTIAL ||
+	    getenv("ORFA_NO_SPLICE"))
+		return;
+	c->splice_ok = 1;
+	if (orfa_conn_set_defer(c->tc, conn_defer, c) != 0)
+		c->splice_ok = 0;
+}
+
 /* ---- replies and request completion -------------------------------------- */
 
 int sreq_reply(struct sreq *r, struct orfa_msg *rep, struct orfa_txmsg *tx)
@@ -357,11 +396,47 @@ void conn_kick_locked(struct sconn *c)
 		conn_wake_locked(c);
 }
 
+int sreq_take_data(struct sreq *r, struct orfa_rxdest *d)
+{
+	struct sconn *c = r->conn;
+	struct orfa_rxdest mem = { .fd = -1 };
+	int ret;
+
+	if (!r->rx.data_deferred)
+		return -EINVAL;
+	if (!d)
+		d = &mem;
+	if (!d->timeout_ms)
+		d->timeout_ms = DEFER_WAIT_MS;
+	ret = orfa_conn_recv_data(c->tc, &r->rx, d);
+	if (ret == 0 && d->fd < 0) {
+		r->data = r->rx.data;
+		r->m.data = r->data;
+	}
+	r->rx.data_deferred = 0;	/* taken, or never will be */
+	pthread_mutex_lock(&c->lock);
+	c->rx_deferred = 0;
+	if (ret) {
+		c->send_failed = 1;
+		conn_wake_locked(c);
+	} else {
+		conn_kick_locked(c);
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (ret)
+		log_info("%s: cannot take %u bytes of %s data: %s", c->peer,
+			 r->m.hdr.data_len, orfa_op_name(r->m.hdr.opcode),
+			 strerror(-ret));
+	return ret;
+}
+
 void sreq_finish(struct sreq *r)
 {
 	struct sconn *c = r->conn;
 	size_t cost = r->cost;
 
+	if (r->rx.data_deferred)
+		sreq_take_data(r, NULL);	/* refused early: drop it */
 	sreq_free(r);
 	/* Nothing may touch c after the unlock: once inflight reaches zero
 	 * on a closing connection its owner may free it. */
@@ -596,7 +671,7 @@ static void conn_handle_frame(struct sconn *c, struct orfa_rxmsg *rx)
 	int ret;
 
 	if (hlen != ORFA_HDR_SIZE + (size_t)rx->hdr.body_len ||
-	    (dlen && !rx->data)) {
+	    (dlen && !rx->data && !rx->data_deferred)) {
 		orfa_conn_recv_done(c->tc, rx);
 		conn_drop(c, "transport returned an inconsistent frame");
 		return;
@@ -671,6 +746,15 @@ static void conn_handle_frame(struct sconn *c, struct orfa_rxmsg *rx)
 		dispatch_request(r);
 		return;
 	}
+	if (rx->data_deferred) {
+		/* A worker takes the data from the socket; the loop reads
+		 * nothing more of c until then (conn_may_read). */
+		pthread_mutex_lock(&c->lock);
+		c->rx_deferred = 1;
+		pthread_mutex_unlock(&c->lock);
+		queue_push(c->srv, r);
+		return;
+	}
 	if (may_run_inline(c, r))
 		c->inline_ns += run_timed(c->srv, r);
 	else
@@ -687,14 +771,16 @@ static int conn_may_read(struct sconn *c)
 {
 	size_t queued = orfa_conn_queued_bytes(c->tc), bytes;
 	unsigned inflight;
+	int deferred;
 
 	/* Parked lock requests do not count: the unlock that frees them
 	 * may be the next request on this very connection. */
 	pthread_mutex_lock(&c->lock);
 	inflight = c->inflight - c->parked;
 	bytes = c->inflight_bytes;
+	deferred = c->rx_deferred;
 	pthread_mutex_unlock(&c->lock);
-	if (inflight >= c->srv->cfg.max_inflight ||
+	if (deferred || inflight >= c->srv->cfg.max_inflight ||
 	    queued >= c->srv->cfg.max_outq)
 		return 0;
 	return inflight == 0 || bytes + queued < c->srv->cfg.max_outq;
@@ -858,6 +944,7 @@ static void *conn_thread(void *arg)
 	snprintf(name, sizeof(name), "orfad-c%llu", (unsigned long long)c->id);
 	name[15] = '\0';
 	pthread_setname_np(pthread_self(), name);
+	conn_defer_setup(c);
 	while (!c->closing) {
 		memset(&rx, 0, sizeof(rx));
 		ret = orfa_conn_recv(c->tc, &rx);
@@ -937,6 +1024,7 @@ static void conn_attach(struct sconn *c)
 		conn_free(c);
 		return;
 	}
+	conn_defer_setup(c);
 	c->read_on = 1;
 	event_add(c->ev_read, NULL);
 }

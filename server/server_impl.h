@@ -130,6 +130,9 @@ struct sconn {
 	int teardown_stage;		/* 0, 1 (locks dropped), 2 (done) */
 	uint32_t max_data;		/* negotiated in HELLO */
 	uint64_t features;
+	int splice_ok;			/* atomic: big WRITE data may stay in
+					 * the connection for write_fd (0 once
+					 * the backend showed it has none) */
 	uint64_t inline_ns;		/* queue mode: time spent running
 					 * requests of this read burst on the
 					 * loop thread */
@@ -144,7 +147,12 @@ struct sconn {
 	int closing;			/* nothing more is read */
 	int read_paused;		/* back-pressure on */
 	int wake_pending;		/* ev_wake activated, not yet run */
-	int send_failed;		/* a worker's send hit a dead socket */
+	int send_failed;		/* a worker found the connection dead
+					 * (send, or taking deferred data) */
+	int rx_deferred;		/* a request is taking its data
+					 * segment from the connection
+					 * (sreq_take_data): nothing is read
+					 * meanwhile */
 
 	struct ftab files;
 	struct nmap nodes;
@@ -178,6 +186,16 @@ struct sreq {
  * also noted on the connection, which the owning thread then closes.
  */
 int sreq_reply(struct sreq *r, struct orfa_msg *rep, struct orfa_txmsg *tx);
+/*
+ * r's data segment is still in the connection (r->rx.data_deferred: a
+ * WRITE of at least SPLICE_MIN_DATA bytes in queue or connection mode):
+ * take it to d, a file range, or into memory when d is NULL (r->data and
+ * r->m.data then point at it).  Any thread, once; the connection is read
+ * again afterwards.  0, or a negative errno after which the connection is
+ * closed (its owner is told).  A request finished without taking its data
+ * has it read and dropped by sreq_finish.
+ */
+int sreq_take_data(struct sreq *r, struct orfa_rxdest *d);
 /* Empty error reply with status err (positive errno). */
 void sreq_reply_err(struct sreq *r, int err);
 /* The request is over: free it and let the connection progress. */

@@ -3,7 +3,9 @@
  * and of the transport-neutral helpers (transport.c) over real loopback
  * sockets: framing of all data sizes both ways, concurrent senders, file
  * data (sendfile, zero padding of a shrunk file), non-blocking queueing,
- * the sink resolver, refusal of oversized or truncated frames, shutdown,
+ * the sink resolver, two-phase receive (deferred data into a file by
+ * splice, into memory, fallbacks), refusal of oversized or truncated
+ * frames, shutdown,
  * connect errors, address parsing and IPv6.
  *
  * Payloads are patterned by (seed, offset) so a lost, duplicated or
@@ -887,6 +889,246 @@ END_TEST
 
 /* ---- refused frames ---------------------------------------------------- */
 
+/* ---- two-phase receive (deferred data) ----------------------------------- */
+
+/* Defer the data of odd req_ids (read from the frame header). */
+static int defer_odd(void *arg, const struct orfa_hdr *h)
+{
+	__atomic_fetch_add((int *)arg, 1, __ATOMIC_SEQ_CST);
+	return (int)(h->req_id & 1);
+}
+
+struct seq_job {
+	struct orfa_conn *c;
+	uint8_t *data[3];
+	size_t len[3];
+	int n, rc;
+};
+
+/* Patterned payloads: data[i] of len[i] bytes, seed i + 1. */
+static void seq_fill(struct seq_job *j)
+{
+	for (int i = 0; i < j->n; i++) {
+		j->data[i] = malloc(j->len[i]);
+		ck_assert_ptr_nonnull(j->data[i]);
+		fill(j->data[i], j->len[i], (uint64_t)i + 1, 0);
+	}
+}
+
+static void seq_free(struct seq_job *j)
+{
+	for (int i = 0; i < j->n; i++)
+		free(j->data[i]);
+}
+
+/* Send messages 1..n with data[i] (pattern seed = req_id). */
+static void *seq_sender(void *arg)
+{
+	struct seq_job *j = arg;
+
+	for (int i = 0; i < j->n && !j->rc; i++)
+		j->rc = send_mem(j->c, (uint64_t)i + 1, 16, j->data[i],
+				 j->len[i], NULL);
+	return NULL;
+}
+
+static char *tmpfile_path(char *buf, size_t size)
+{
+	snprintf(buf, size, "/tmp/orfa-tcp-defer-XXXXXX");
+	return buf;
+}
+
+/* 1 when fd holds the pattern of seed at [off, off + len). */
+static int file_matches(int fd, off_t off, size_t len, uint64_t seed)
+{
+	uint8_t *b = malloc(len);
+	int ok = b && pread(fd, b, len, off) == (ssize_t)len &&
+		 matches(b, len, seed, 0);
+
+	free(b);
+	return ok;
+}
+
+START_TEST(test_deferred_data_to_file_and_memory)
+{
+	const size_t big = (3u << 20) + 123;
+	struct seq_job j = { .len = { big, 5000, 300000 }, .n = 3 };
+	struct orfa_rxdest d;
+	struct orfa_rxmsg m;
+	struct pair p;
+	pthread_t t;
+	char path[64];
+	int calls = 0, fd;
+
+	pair_open(&p, 0, 0);
+	ck_assert_int_eq(orfa_conn_set_defer(p.cli, defer_odd, &calls), 0);
+	fd = mkstemp(tmpfile_path(path, sizeof(path)));
+	ck_assert_int_ge(fd, 0);
+	unlink(path);
+	j.c = p.srv;
+	seq_fill(&j);
+	thread_start(&t, seq_sender, &j);
+
+	/* 1: deferred, then into the file at 1000 (splice). */
+	ck_assert_int_eq(orfa_conn_recv(p.cli, &m), 0);
+	ck_assert_uint_eq(m.hdr.req_id, 1);
+	ck_assert_int_eq(m.data_deferred, 1);
+	ck_assert_ptr_null(m.data);
+	ck_assert(matches(m.body, m.hdr.body_len, body_seed(1), 0));
+	{
+		struct orfa_rxmsg m2;
+
+		ck_assert_int_eq(orfa_conn_recv(p.cli, &m2), -EBUSY);
+	}
+	memset(&d, 0, sizeof(d));
+	d.fd = fd;
+	d.off = 1000;
+	ck_assert_int_eq(orfa_conn_recv_data(p.cli, &m, &d), 0);
+	ck_assert_int_eq(m.data_deferred, 0);
+	ck_assert_uint_eq(d.written, big);
+	ck_assert_int_eq(d.werr, 0);
+	ck_assert(file_matches(fd, 1000, big, 1));
+	orfa_conn_recv_done(p.cli, &m);
+
+	/* 2: even, received as usual. */
+	ck_assert_int_eq(orfa_conn_recv(p.cli, &m), 0);
+	ck_assert_int_eq(m.data_deferred, 0);
+	ck_assert(matches(m.data, 5000, 2, 0));
+	orfa_conn_recv_done(p.cli, &m);
+
+	/* 3: deferred, taken into lent memory; the head stays in place. */
+	ck_assert_int_eq(orfa_conn_recv(p.cli, &m), 0);
+	ck_assert_int_eq(m.data_deferred, 1);
+	{
+		uint8_t *head = m.head;
+
+		memset(&d, 0, sizeof(d));
+		d.fd = -1;
+		ck_assert_int_eq(orfa_conn_recv_data(p.cli, &m, &d), 0);
+		ck_assert_ptr_eq(m.head, head);
+	}
+	ck_assert_ptr_nonnull(m.data);
+	ck_assert_int_eq(m.data_in_sink, 0);
+	ck_assert(matches(m.data, 300000, 3, 0));
+	ck_assert(matches(m.body, m.hdr.body_len, body_seed(3), 0));
+	/* Nothing deferred any more. */
+	ck_assert_int_eq(orfa_conn_recv_data(p.cli, &m, &d), -EINVAL);
+	orfa_conn_recv_done(p.cli, &m);
+	pthread_join(t, NULL);
+	ck_assert_int_eq(j.rc, 0);
+	ck_assert_int_eq(calls, 3);
+	close(fd);
+	pair_close(&p);
+	seq_free(&j);
+}
+END_TEST
+
+/* A file that refuses splice with an offset (O_APPEND) gets read + pwrite;
+ * one that refuses writing reports the error, and the framing survives. */
+START_TEST(test_deferred_data_fallbacks)
+{
+	const size_t len = 1u << 20;
+	struct seq_job j = { .len = { len, len, 100 }, .n = 3 };
+	struct orfa_rxdest d;
+	struct orfa_rxmsg m;
+	struct pair p;
+	pthread_t t;
+	char path[64];
+	int calls = 0, fd, afd, rofd;
+
+	pair_open(&p, 0, ORFA_TP_NONBLOCK);
+	/* The receiving end here is the accepted, non-blocking one. */
+	ck_assert_int_eq(orfa_conn_set_defer(p.srv, defer_odd, &calls), 0);
+	fd = mkstemp(tmpfile_path(path, sizeof(path)));
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, "0123456789", 10), 10);
+	afd = open(path, O_WRONLY | O_APPEND);
+	rofd = open(path, O_RDONLY);
+	unlink(path);
+	ck_assert_int_ge(afd, 0);
+	ck_assert_int_ge(rofd, 0);
+	j.c = p.cli;
+	seq_fill(&j);
+	thread_start(&t, seq_sender, &j);
+
+	/* 1 to the O_APPEND descriptor: appended after the 10 bytes. */
+	while ((calls = orfa_conn_recv(p.srv, &m)) == -EAGAIN)
+		poll(NULL, 0, 1);
+	ck_assert_int_eq(calls, 0);
+	ck_assert_int_eq(m.data_deferred, 1);
+	memset(&d, 0, sizeof(d));
+	d.fd = afd;
+	d.off = 0;
+	ck_assert_int_eq(orfa_conn_recv_data(p.srv, &m, &d), 0);
+	ck_assert_uint_eq(d.written, len);
+	ck_assert_int_eq(d.werr, 0);
+	ck_assert(file_matches(fd, 10, len, 1));
+	orfa_conn_recv_done(p.srv, &m);
+
+	/* 2 is even: as usual.  3 to a read-only descriptor: error, data
+	 * dropped, and whatever follows still frames right. */
+	while ((calls = orfa_conn_recv(p.srv, &m)) == -EAGAIN)
+		poll(NULL, 0, 1);
+	ck_assert_int_eq(calls, 0);
+	ck_assert(matches(m.data, len, 2, 0));
+	orfa_conn_recv_done(p.srv, &m);
+	while ((calls = orfa_conn_recv(p.srv, &m)) == -EAGAIN)
+		poll(NULL, 0, 1);
+	ck_assert_int_eq(calls, 0);
+	ck_assert_int_eq(m.data_deferred, 1);
+	memset(&d, 0, sizeof(d));
+	d.fd = rofd;
+	ck_assert_int_eq(orfa_conn_recv_data(p.srv, &m, &d), 0);
+	ck_assert_uint_eq(d.written, 0);
+	ck_assert_int_eq(d.werr, -EBADF);
+	orfa_conn_recv_done(p.srv, &m);
+	pthread_join(t, NULL);
+	ck_assert_int_eq(j.rc, 0);
+	ck_assert_int_eq(send_mem(p.cli, 4, 16, j.data[2], 10, NULL), 0);
+	while ((calls = orfa_conn_recv(p.srv, &m)) == -EAGAIN)
+		poll(NULL, 0, 1);
+	ck_assert_int_eq(calls, 0);
+	ck_assert_uint_eq(m.hdr.req_id, 4);
+	ck_assert_int_eq(m.data_deferred, 0);
+	orfa_conn_recv_done(p.srv, &m);
+	close(fd);
+	close(afd);
+	close(rofd);
+	pair_close(&p);
+	seq_free(&j);
+}
+END_TEST
+
+/* The peer dies inside a deferred segment: recv_data fails, for good. */
+START_TEST(test_deferred_data_peer_close)
+{
+	uint8_t head[ORFA_HDR_SIZE + 16], part[1000];
+	struct orfa_rxdest d = { .fd = -1, .timeout_ms = 5000 };
+	struct orfa_rxmsg m;
+	struct pair p;
+	int calls = 0, raw;
+
+	pair_open(&p, 0, 0);
+	orfa_conn_put(&p.srv);
+	orfa_conn_put(&p.cli);
+	raw = raw_connect(p.port);
+	ck_assert_int_eq(accept_wait(p.l, &p.srv), 0);
+	ck_assert_int_eq(orfa_conn_set_defer(p.srv, defer_odd, &calls), 0);
+	make_head(head, 1, 16, 1u << 20);
+	write_all(raw, head, sizeof(head));
+	memset(part, 1, sizeof(part));
+	write_all(raw, part, sizeof(part));
+	close(raw);
+	ck_assert_int_eq(orfa_conn_recv(p.srv, &m), 0);
+	ck_assert_int_eq(m.data_deferred, 1);
+	ck_assert_int_eq(orfa_conn_recv_data(p.srv, &m, &d), -ECONNRESET);
+	ck_assert_ptr_nonnull(strstr(orfa_conn_last_error(p.srv),
+				     "data segment"));
+	orfa_conn_recv_done(p.srv, &m);
+	pair_close(&p);
+}
+END_TEST
+
 START_TEST(test_oversized_body_refused)
 {
 	uint8_t head[ORFA_HDR_SIZE];
@@ -1422,6 +1664,9 @@ static Suite *tcp_suite(void)
 	tcase_add_test(io, test_nonblock_recv_eagain_until_whole);
 	tcase_add_test(io, test_nonblock_recv_drains_readahead);
 	tcase_add_test(io, test_sink_receives_in_place);
+	tcase_add_test(io, test_deferred_data_to_file_and_memory);
+	tcase_add_test(io, test_deferred_data_fallbacks);
+	tcase_add_test(io, test_deferred_data_peer_close);
 	tcase_add_test(io, test_oversized_body_refused);
 	tcase_add_test(io, test_oversized_data_refused);
 	tcase_add_test(io, test_peer_close_mid_frame);
