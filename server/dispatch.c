@@ -901,8 +901,9 @@ static int h_getlk(struct sreq *r)
 	return 0;
 }
 
-/* The answer to a parked SETLK/FLOCK: granted (0) or cancelled because
- * its connection is going away (-ECANCELED: no answer). */
+/* The answer to a parked SETLK/FLOCK: granted (0), cancelled because its
+ * connection is going away (-ECANCELED: no answer), or cancelled because
+ * its file id was released (-EBADF: answered). */
 static void lock_done(struct sreq *r, int status)
 {
 	log_debug("%s: %s #%llu %s", r->conn->peer,
@@ -911,6 +912,9 @@ static void lock_done(struct sreq *r, int status)
 		  status ? "cancelled" : "granted after wait");
 	if (status == 0)
 		reply_empty(r);
+	else if (status != -ECANCELED &&
+		 !(r->m.hdr.flags & ORFA_F_NOREPLY))
+		sreq_reply_err(r, -status);
 	sreq_finish(r);
 }
 
@@ -975,7 +979,7 @@ static int park_end(struct sreq *r, int ret)
 		pthread_mutex_unlock(&c->lock);
 		if (r->wake_status == 0)
 			return reply_empty(r);
-		return -ECANCELED;
+		return r->wake_status;	/* -ECANCELED: no answer */
 	}
 	/* Parked: r stops counting as running, which may unblock a paused
 	 * or closing connection.  From here on r is lock_wake's. */

@@ -481,9 +481,43 @@ void orfa_locks_drop_posix(struct orfa_locks *lt, uint64_t nodeid,
 	orfa_locks_setlk(lt, nodeid, owner, &all, NULL);
 }
 
+/* Unlink owner's parked flock waiters on n into *out (LIFO).  Caller
+ * holds lt->lock. */
+static void flock_waiters_take(struct lk_node *n,
+			       const struct orfa_lk_owner *owner,
+			       struct orfa_lk_waiter **out)
+{
+	struct orfa_lk_waiter **pp = &n->wait_head, *w;
+
+	while ((w = *pp) != NULL) {
+		if (w->kind == ORFA_LK_FLOCK && owner_eq(&w->owner, owner)) {
+			*pp = w->next;
+			w->next = *out;
+			*out = w;
+			continue;
+		}
+		pp = &w->next;
+	}
+	n->wait_tail = pp;
+}
+
 void orfa_locks_drop_flock(struct orfa_locks *lt, uint64_t nodeid,
 			   const struct orfa_lk_owner *owner)
 {
+	struct orfa_lk_waiter *gone = NULL;
+	struct lk_node *n;
+
+	/* A waiter of a released file id (its FLOCK was interrupted by the
+	 * client) must not be granted later: nobody could ever unlock it
+	 * until the connection closes. */
+	pthread_mutex_lock(&lt->lock);
+	n = node_find(lt, nodeid, 0);
+	if (n) {
+		flock_waiters_take(n, owner, &gone);
+		node_gc(lt, n);
+	}
+	pthread_mutex_unlock(&lt->lock);
+	waiters_wake(gone, -EBADF);
 	orfa_locks_flock(lt, nodeid, owner, LOCK_UN, NULL);
 }
 

@@ -44,7 +44,9 @@ enum orfa_lk_kind {
  * passing it in; the module uses next.  wake(w, status) is called exactly
  * once after the waiter was parked: status 0 when the lock was granted
  * (and is now held), -ECANCELED when the waiter was cancelled by
- * orfa_locks_drop_conn.  After wake the module no longer touches w.
+ * orfa_locks_drop_conn, -EBADF when a flock waiter was cancelled by
+ * orfa_locks_drop_flock (its file id was released).  After wake the module
+ * no longer touches w.
  */
 struct orfa_lk_waiter {
 	struct orfa_lk_waiter *next;		/* module: node's waiter list */
@@ -96,7 +98,8 @@ int orfa_locks_flock(struct orfa_locks *lt, uint64_t nodeid,
 /* Drop every POSIX lock of owner on nodeid (FLUSH, RELEASE). */
 void orfa_locks_drop_posix(struct orfa_locks *lt, uint64_t nodeid,
 			   const struct orfa_lk_owner *owner);
-/* Drop the flock lock of owner (connection, file id) on nodeid (RELEASE). */
+/* Drop the flock lock of owner (connection, file id) on nodeid and cancel
+ * its parked flock waiters (wake status -EBADF) (RELEASE). */
 void orfa_locks_drop_flock(struct orfa_locks *lt, uint64_t nodeid,
 			   const struct orfa_lk_owner *owner);
 /*

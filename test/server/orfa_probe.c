@@ -606,6 +606,48 @@ static void t_locks(struct env *t)
 	st = pc_call(&b, &m, NULL, 0, NULL, NULL, 0, NULL);
 	ok(st == EBADF, "FLOCK with an unknown file id: EBADF (%d)", st);
 
+	/* A FLOCK wait whose file id is released (the client gave up on it)
+	 * is answered with EBADF and never granted afterwards. */
+	{
+		uint64_t fb2 = 0, wait_id;
+		int got_flock = 0, got_rel = 0, fl_st = -1, rel_st = -1;
+
+		st = op_open(&b, ORFA_OP_OPEN, f.nodeid, O_RDWR, &fb2, NULL);
+		ok(st == 0, "b opens a second file id (%d)", st);
+		flock_req(&b, &m, f.nodeid, fb2, LOCK_EX);
+		wait_id = m.hdr.req_id;
+		st = pc_send(&b, &m, NULL, 0);
+		ok(st == 0 && pc_quiet(&b, 200),
+		   "its LOCK_EX waits behind b's own LOCK_SH");
+		req_init(&b, &m, ORFA_OP_RELEASE);
+		m.a.fh.nodeid = f.nodeid;
+		m.a.fh.fh = fb2;
+		st = pc_send(&b, &m, NULL, 0);
+		alarm(30);
+		for (int i = 0; i < 2 && st == 0; i++) {
+			st = pc_recv(&b, &rep, NULL, 0, NULL);
+			if (st == 0 && rep.hdr.req_id == wait_id) {
+				got_flock++;
+				fl_st = (int)rep.hdr.status;
+			} else if (st == 0 && rep.hdr.req_id == m.hdr.req_id) {
+				got_rel++;
+				rel_st = (int)rep.hdr.status;
+			}
+		}
+		alarm(0);
+		ok(got_rel == 1 && rel_st == 0, "RELEASE of the waiting file id");
+		ok(got_flock == 1 && fl_st == EBADF,
+		   "the waiting FLOCK is answered EBADF (%d)", fl_st);
+		flock_req(&b, &m, f.nodeid, fb, LOCK_UN);
+		st = pc_call(&b, &m, NULL, 0, NULL, NULL, 0, NULL);
+		ok(st == 0 && pc_quiet(&b, 200),
+		   "unlocking the holder grants nothing more (%d)", st);
+		flock_req(&b, &m, f.nodeid, fb, LOCK_EX | LOCK_NB);
+		st = pc_call(&b, &m, NULL, 0, NULL, NULL, 0, NULL);
+		ok(st == 0, "no flock left behind by the released waiter (%d)",
+		   st);
+	}
+
 	/* Closing a connection drops its locks and cancels its waiters. */
 	st = op_setlk(&b, f.nodeid, fb, 2, F_WRLCK, 0, 0);
 	ok(st == 0, "b takes a write lock on byte 0");
