@@ -93,6 +93,8 @@ struct tcp_conn {
 	size_t rx_need;			/* bytes missing at rx_dst */
 	size_t rx_got, rx_total;	/* frame progress, for messages */
 	int rx_err;			/* sticky receive failure */
+	int rx_drained;			/* last read was short: the socket
+					 * was empty */
 	orfa_defer_fn defer;		/* two-phase receive resolver */
 	void *defer_arg;
 	int rx_defer;			/* frame being read leaves its data */

@@ -238,10 +238,15 @@ static ssize_t rx_fill(struct tcp_conn *c)
 			c->rx_got += k;
 			c->s_end += (size_t)r - k;
 		}
+		c->rx_drained = r > 0 && (size_t)r < iov[0].iov_len +
+						     iov[1].iov_len;
 	} else {
-		r = read(c->fd, c->stage + c->s_end, RX_STAGE_SIZE - c->s_end);
+		size_t want = RX_STAGE_SIZE - c->s_end;
+
+		r = read(c->fd, c->stage + c->s_end, want);
 		if (r > 0)
 			c->s_end += (size_t)r;
+		c->rx_drained = r > 0 && (size_t)r < want;
 	}
 	return r < 0 ? -errno : r;
 }
@@ -281,6 +286,20 @@ int tcp_recv(struct orfa_conn *oc, struct orfa_rxmsg *m)
 			continue;
 		}
 
+		if (c->rx_drained) {
+			/* The last read took less than it asked for: the socket
+			 * was empty then, and a read now would most likely say
+			 * EAGAIN.  Wait for readiness instead (the caller's
+			 * poll, or ours), which saves a system call per
+			 * request.  Data that came meanwhile makes the fd
+			 * readable, so nothing is missed. */
+			c->rx_drained = 0;
+			if (c->nonblock)
+				return -EAGAIN;
+			rc = tcp_wait_fd(c, POLLIN, 0);
+			if (rc)
+				return rc;
+		}
 		r = rx_fill(c);
 		if (r > 0) {
 			if (c->rx_state != RX_HDR && c->rx_need == 0 &&
@@ -617,5 +636,6 @@ int tcp_recv_data(struct orfa_conn *oc, struct orfa_rxmsg *m,
 		return rc;
 	m->data_deferred = 0;
 	c->rx_state = RX_HDR;
+	c->rx_drained = 0;
 	return 0;
 }
