@@ -215,6 +215,15 @@ void orfa_backend_fill_defaults(struct orfa_backend_ops *ops);
  * the user is logged. */
 int backend_native_create(const char *root, struct orfa_backend **out);
 int backend_ramfs_create(uint64_t size_limit, struct orfa_backend **out);
+/*
+ * Native backend only, before it serves: keep node ids across restarts in
+ * state file path (created 0600 if missing; see backend_native_ids.c).
+ * Ids recorded by a previous run on the same export are restored now.
+ * Without root or file handles this logs a warning and returns 0 (ids
+ * then do not persist); a state file that cannot be opened gives a
+ * negative errno.
+ */
+int backend_native_set_state(struct orfa_backend *be, const char *path);
 
 /* Destroy any backend (NULL is fine). */
 static inline void orfa_backend_destroy(struct orfa_backend *be)

@@ -212,6 +212,7 @@ static struct nat_node *node_unhook_if_unused(struct nat_backend *nb,
 	s->gen++;
 	s->next_free = nb->free_head;
 	nb->free_head = n->slot;
+	nat_ids_clear(nb, n->slot);
 	return n;
 }
 
@@ -333,10 +334,21 @@ int nat_node_from_fd(struct nat_backend *nb, int fd, const struct stat *st,
 	fresh->nlookup = 1;
 	nb->slots[idx].node = fresh;
 	hash_insert(nb, fresh);
+	nat_ids_save(nb, fresh);
 	out->nodeid = node_id(nb, fresh);
 	out->generation = nb->slots[idx].gen;
 	pthread_mutex_unlock(&nb->lock);
 	return 0;
+}
+
+struct nat_node *nat_find_node(struct nat_backend *nb, const struct stat *st)
+{
+	return hash_find(nb, st->st_dev, st->st_ino);
+}
+
+void nat_insert_node(struct nat_backend *nb, struct nat_node *n)
+{
+	hash_insert(nb, n);
 }
 
 /* One more lookup reference on a node the caller holds (refs). */
@@ -564,6 +576,12 @@ static int check_below_root(struct nat_backend *nb, int fd,
 	if (cur != fd)
 		close(cur);
 	return r;
+}
+
+int nat_check_below_root(struct nat_backend *nb, int fd,
+			 const struct stat *st)
+{
+	return check_below_root(nb, fd, st);
 }
 
 /* Look name up in directory node p; cred already entered; name checked. */
@@ -1164,6 +1182,8 @@ static void nat_destroy(struct orfa_backend *be)
 	free(nb->buckets);
 	if (nb->proc_fd >= 0)
 		close(nb->proc_fd);
+	if (nb->ids_fd >= 0)
+		close(nb->ids_fd);
 	pthread_mutex_destroy(&nb->lock);
 	free(nb);
 }
@@ -1227,6 +1247,7 @@ int backend_native_create(const char *root, struct orfa_backend **out)
 	}
 	nb->base.ops = &native_ops;
 	nb->proc_fd = -1;
+	nb->ids_fd = -1;
 	pthread_mutex_init(&nb->lock, NULL);
 	nb->slots_cap = 1024;
 	nb->slots = calloc(nb->slots_cap, sizeof(*nb->slots));

@@ -63,6 +63,8 @@ struct nat_backend {
 	struct nat_node **buckets;
 	size_t nbuckets; /* power of two */
 	size_t nnodes;
+	int ids_fd; /* state file of persistent ids, or -1 (immutable once
+		     * set, see backend_native_ids.c) */
 };
 
 /* Per-open state of a file.  refs: one for the open itself (dropped by
@@ -151,6 +153,20 @@ int nat_lookup_name(struct nat_backend *nb, struct nat_node *p,
 int nat_handle_fd(void *fh);
 /* stat of the node itself (never follows a symlink). */
 int nat_stat_node(const struct nat_node *n, struct stat *st);
+
+/* The node of st's inode, or NULL; nb->lock held. */
+struct nat_node *nat_find_node(struct nat_backend *nb, const struct stat *st);
+/* Put a new node in the inode hash; nb->lock held. */
+void nat_insert_node(struct nat_backend *nb, struct nat_node *n);
+/* 0 when directory fd (stat st) lies below the export root (walking
+ * "..", bounded), -ESTALE when outside, or the error met. */
+int nat_check_below_root(struct nat_backend *nb, int fd,
+			 const struct stat *st);
+/* Persistent ids (backend_native_ids.c), nb->lock held, no-ops when ids
+ * are not persistent: record the handle of a node that just got its slot;
+ * mark slot free (after its generation was bumped). */
+void nat_ids_save(struct nat_backend *nb, const struct nat_node *n);
+void nat_ids_clear(struct nat_backend *nb, uint32_t slot);
 
 /* Operations implemented in backend_native_io.c (see backend.h). */
 int nat_open(struct orfa_backend *be, const struct orfa_cred *cr,

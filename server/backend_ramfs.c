@@ -6,8 +6,10 @@
  * rules shared by the three are in backend_ramfs_impl.h.
  *
  * Node ids are (generation << 32) | table slot.  The root is slot 1,
- * generation 0, i.e. id 1; a freed node's slot gets a new generation, so
- * an old id answers -ESTALE instead of reaching the slot's next node.
+ * generation 0, i.e. id 1; other slots start at a random generation (ids
+ * of an earlier orfad are stale here) and a freed node's slot gets a new
+ * one, so an old id answers -ESTALE instead of reaching the slot's next
+ * node.
  * The inode number reported is the node id.
  *
  * Everything the file system stores (nodes, names, directory tables, data
@@ -21,6 +23,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
@@ -232,6 +235,16 @@ struct ramfs_node *ramfs_node_find(struct ramfs *fs, uint64_t nodeid)
 	return fs->slots[idx].node;
 }
 
+/* Some entropy when getrandom has none (early boot). */
+static uint64_t gen_fallback(uint32_t idx)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^
+	       ((uint64_t)getpid() << 40) ^ (idx * 2654435761u);
+}
+
 /* ns held for writing. */
 static int slot_alloc(struct ramfs *fs, uint32_t *idx)
 {
@@ -262,6 +275,17 @@ static int slot_alloc(struct ramfs *fs, uint32_t *idx)
 		fs->slots_cap = ncap;
 	}
 	*idx = fs->nslots++;
+	/* A fresh slot (but the root's) starts at a random generation, so
+	 * the ids a client kept from an earlier orfad answer -ESTALE here
+	 * rather than naming whatever this instance put in their slot
+	 * (issue 6: a restarted RAM file system is empty). */
+	if (*idx > ORFA_ROOT_NODEID) {
+		uint32_t g = 0;
+
+		if (getrandom(&g, sizeof(g), GRND_NONBLOCK) != sizeof(g))
+			g = (uint32_t)gen_fallback(*idx);
+		fs->slots[*idx].gen = g;
+	}
 	return 0;
 }
 

@@ -65,6 +65,8 @@ static void usage(FILE *f)
 "      --log-level LEVEL     err, warning, notice (default), info, debug\n"
 "      --port-file FILE      write the bound \"host:port\" to FILE once\n"
 "                            listening\n"
+"      --state-dir DIR       keep state that survives a restart in DIR: the\n"
+"                            node ids of directory exports (needs root)\n"
 "      --threading MODE      queue (default): event loop + worker pool;\n"
 "                            sequential: everything on the event loop;\n"
 "                            connection: one thread per connection\n"
@@ -178,7 +180,35 @@ enum {
 	OPT_THREADING,
 	OPT_THREADS,
 	OPT_GENKEY,
+	OPT_STATE_DIR,
 };
+
+/* --state-dir, or NULL. */
+static const char *g_state_dir;
+
+/* Give native export e its state file in g_state_dir: "native-" and a
+ * hash of the export's name and directory. */
+static int backend_state(const struct orfa_export *e, struct orfa_backend *be)
+{
+	uint64_t h = 0xcbf29ce484222325ull;	/* FNV-1a */
+	char path[4096];
+	int ret;
+
+	for (const char *p = e->name; *p; p++)
+		h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
+	h = (h ^ 0) * 0x100000001b3ull;
+	for (const char *p = e->path; *p; p++)
+		h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
+	if ((size_t)snprintf(path, sizeof(path), "%s/native-%016llx.ids",
+			     g_state_dir, (unsigned long long)h) >=
+	    sizeof(path))
+		return -ENAMETOOLONG;
+	ret = backend_native_set_state(be, path);
+	if (ret)
+		fprintf(stderr, "orfad: state file %s: %s\n", path,
+			strerror(-ret));
+	return ret;
+}
 
 /* Create the backend of every export; on failure say which and why. */
 static int backends_create(struct orfa_exports *ex)
@@ -192,6 +222,13 @@ static int backends_create(struct orfa_exports *ex)
 			ret = backend_ramfs_create(e->ramfs_size, &be);
 		else
 			ret = backend_native_create(e->path, &be);
+		if (ret == 0 && !e->ramfs_size && g_state_dir) {
+			ret = backend_state(e, be);
+			if (ret) {
+				orfa_backend_destroy(be);
+				return ret;
+			}
+		}
 		if (ret) {
 			if (e->ramfs_size)
 				fprintf(stderr, "orfad: cannot create the RAM "
@@ -264,6 +301,7 @@ int main(int argc, char **argv)
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 		{ "port-file", required_argument, NULL, OPT_PORT_FILE },
+		{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
 		{ "threading", required_argument, NULL, OPT_THREADING },
 		{ "threads", required_argument, NULL, OPT_THREADS },
 		{ "help", no_argument, NULL, 'h' },
@@ -329,6 +367,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_PORT_FILE:
 			port_file = optarg;
+			break;
+		case OPT_STATE_DIR:
+			g_state_dir = optarg;
 			break;
 		case OPT_THREADING:
 			ret = orfa_threading_parse(optarg);
