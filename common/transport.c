@@ -295,6 +295,11 @@ int orfa_conn_peer_addr(struct orfa_conn *c, struct sockaddr_storage *ss)
 	return c->ops->peer_addr(c, ss);
 }
 
+int orfa_conn_cork(struct orfa_conn *c, int on)
+{
+	return c->ops->cork ? c->ops->cork(c, on) : 0;
+}
+
 int orfa_conn_set_defer(struct orfa_conn *c, orfa_defer_fn fn, void *arg)
 {
 	if (!c->ops->set_defer || !c->ops->recv_data)

@@ -180,6 +180,8 @@ struct orfa_transport_ops {
 	void (*destroy)(struct orfa_conn *c);
 	/* The peer's address (for export access checks); may be NULL. */
 	int (*peer_addr)(struct orfa_conn *c, struct sockaddr_storage *ss);
+	/* Batching replies (orfa_conn_cork); may be NULL. */
+	int (*cork)(struct orfa_conn *c, int on);
 	/* Two-phase receive (orfa_defer_fn); both may be NULL. */
 	void (*set_defer)(struct orfa_conn *c, orfa_defer_fn fn, void *arg);
 	int (*recv_data)(struct orfa_conn *c, struct orfa_rxmsg *m,
@@ -244,6 +246,15 @@ void orfa_conn_shutdown(struct orfa_conn *c);
  * dual-stack socket may show as v4-mapped AF_INET6): 0, -ENOTSUP when the
  * transport cannot tell, or another negative errno (-ENOTCONN...). */
 int orfa_conn_peer_addr(struct orfa_conn *c, struct sockaddr_storage *ss);
+/*
+ * Non-blocking mode, loop thread: while corked, orfa_conn_send queues
+ * (head copied, data referenced, as when the socket is full) instead of
+ * writing, so replies produced in one burst leave in one sendmsg: fewer
+ * system calls and segments, and fewer wake-ups of the peer.  Uncorking
+ * writes what was queued and returns like orfa_conn_flush.  Corking
+ * returns 0.  A transport without it (NULL slot) ignores it: 0.
+ */
+int orfa_conn_cork(struct orfa_conn *c, int on);
 /* Install (fn NULL: remove) the defer resolver, on the receiving thread
  * before the first recv or between recvs: 0 or -ENOTSUP. */
 int orfa_conn_set_defer(struct orfa_conn *c, orfa_defer_fn fn, void *arg);

@@ -475,6 +475,7 @@ const struct orfa_transport_ops orfa_tcp_transport = {
 	.shutdown = tcp_shutdown,
 	.destroy = tcp_destroy,
 	.peer_addr = tcp_peer_addr,
+	.cork = tcp_cork,
 	.set_defer = tcp_set_defer,
 	.recv_data = tcp_recv_data,
 };

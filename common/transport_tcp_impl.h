@@ -112,6 +112,7 @@ struct tcp_conn {
 	/* Send side: tx_lock.  Never held while calling done(). */
 	pthread_mutex_t tx_lock;
 	struct txq txq;			/* non-blocking mode backlog */
+	int corked;			/* queue, do not write (tcp_cork) */
 	int tx_err;			/* sticky send failure */
 	uint8_t *bounce;		/* TX_BOUNCE_SIZE, for pread fallback */
 };
@@ -148,6 +149,7 @@ void tcp_rxbuf_free_list(struct rxbuf *b);
 /* transport_tcp_tx.c */
 int tcp_send(struct orfa_conn *oc, const struct orfa_txmsg *m);
 int tcp_flush(struct orfa_conn *oc);
+int tcp_cork(struct orfa_conn *oc, int on);
 int tcp_want_write(struct orfa_conn *oc);
 size_t tcp_queued_bytes(struct orfa_conn *oc);
 void tcp_txq_init(struct txq *q);

@@ -5,7 +5,8 @@
  * promised the rest is zero-filled so the framing survives.  In
  * non-blocking mode what the socket does not take is queued (head
  * copied, data referenced) and written by flush(); queued messages that
- * are pure memory are gathered into one sendmsg.
+ * are pure memory are gathered into one sendmsg.  Corking queues on
+ * purpose, so that a burst of replies leaves that way.
  */
 #include "transport_tcp_impl.h"
 
@@ -475,7 +476,7 @@ static int send_nonblock(struct tcp_conn *c, struct txent *e,
 	struct txent *h;
 	int rc;
 
-	if (!c->txq.head) {
+	if (!c->txq.head && !c->corked) {
 		struct txq one;
 
 		tcp_txq_init(&one);
@@ -547,7 +548,7 @@ int tcp_flush(struct orfa_conn *oc)
 	} else if (tcp_is_closed(c)) {
 		tcp_txq_splice(&done, &c->txq);
 		rc = -ENOTCONN;
-	} else {
+	} else if (!c->corked) {
 		rc = tx_progress(c, &c->txq, &done);
 		if (rc == -EAGAIN)
 			rc = 0;
@@ -559,13 +560,26 @@ int tcp_flush(struct orfa_conn *oc)
 	return rc;
 }
 
+int tcp_cork(struct orfa_conn *oc, int on)
+{
+	struct tcp_conn *c = tcp(oc);
+
+	if (!c->nonblock)
+		return 0;
+	pthread_mutex_lock(&c->tx_lock);
+	c->corked = !!on;
+	pthread_mutex_unlock(&c->tx_lock);
+	return on ? 0 : tcp_flush(oc);
+}
+
 int tcp_want_write(struct orfa_conn *oc)
 {
 	struct tcp_conn *c = tcp(oc);
 	int r;
 
+	/* Corked output is written by the uncork, not by polling. */
 	pthread_mutex_lock(&c->tx_lock);
-	r = c->txq.head != NULL;
+	r = c->txq.head != NULL && !c->corked;
 	pthread_mutex_unlock(&c->tx_lock);
 	return r;
 }

@@ -801,6 +801,7 @@ static void conn_pause(struct sconn *c)
 static void conn_read(struct sconn *c)
 {
 	struct orfa_rxmsg rx;
+	unsigned frames = 0;
 	int ret;
 
 	c->inline_ns = 0;	/* a new read burst */
@@ -826,7 +827,17 @@ static void conn_read(struct sconn *c)
 			conn_recv_failed(c, ret);
 			break;
 		}
+		/* A second frame in one burst: the replies run here go out
+		 * together when the burst ends (one sendmsg, one wake-up
+		 * of the client). */
+		if (++frames == 2)
+			orfa_conn_cork(c->tc, 1);
 		conn_handle_frame(c, &rx);
+	}
+	if (frames >= 2) {
+		ret = orfa_conn_cork(c->tc, 0);
+		if (ret < 0 && !c->closing)
+			conn_recv_failed(c, ret);
 	}
 }
 
