@@ -889,6 +889,43 @@ END_TEST
 
 /* ---- refused frames ---------------------------------------------------- */
 
+/* Corked: sends queue (nothing reaches the peer, no EV_WRITE wanted);
+ * uncorking writes them, in order, and calls every done(). */
+START_TEST(test_cork_batches_sends)
+{
+	static uint8_t data[6][3000];	/* referenced until done() */
+	int done = 0;
+	struct pollfd pfd;
+	struct seen s;
+	struct pair p;
+
+	pair_open(&p, 0, ORFA_TP_NONBLOCK);
+	ck_assert_int_eq(orfa_conn_cork(p.srv, 1), 0);
+	for (int i = 1; i <= 5; i++) {
+		fill(data[i], sizeof(data[i]), (uint64_t)i, 0);
+		ck_assert_int_eq(send_mem(p.srv, (uint64_t)i, 12, data[i],
+					  (size_t)i * 500, &done), 0);
+	}
+	ck_assert_int_eq(done, 0);
+	ck_assert_uint_gt(orfa_conn_queued_bytes(p.srv), 0);
+	ck_assert_int_eq(orfa_conn_want_write(p.srv), 0);
+	pfd.fd = orfa_conn_fd(p.cli);
+	pfd.events = POLLIN;
+	ck_assert_int_eq(poll(&pfd, 1, 50), 0);	/* nothing sent */
+	ck_assert_int_eq(orfa_conn_cork(p.srv, 0), 0);
+	ck_assert_int_eq(done, 5);
+	ck_assert_uint_eq(orfa_conn_queued_bytes(p.srv), 0);
+	for (int i = 1; i <= 5; i++) {
+		recv_check(p.cli, 0, 0, &s);
+		ck_seen(&s, (uint64_t)i, 12, (size_t)i * 500);
+	}
+	/* Uncorked again: a send goes out at once. */
+	ck_assert_int_eq(send_mem(p.srv, 6, 12, data[0], 10, &done), 0);
+	ck_assert_int_eq(done, 6);
+	pair_close(&p);
+}
+END_TEST
+
 /* ---- two-phase receive (deferred data) ----------------------------------- */
 
 /* Defer the data of odd req_ids (read from the frame header). */
@@ -1664,6 +1701,7 @@ static Suite *tcp_suite(void)
 	tcase_add_test(io, test_nonblock_recv_eagain_until_whole);
 	tcase_add_test(io, test_nonblock_recv_drains_readahead);
 	tcase_add_test(io, test_sink_receives_in_place);
+	tcase_add_test(io, test_cork_batches_sends);
 	tcase_add_test(io, test_deferred_data_to_file_and_memory);
 	tcase_add_test(io, test_deferred_data_fallbacks);
 	tcase_add_test(io, test_deferred_data_peer_close);
