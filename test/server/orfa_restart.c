@@ -98,6 +98,7 @@ static int after(const char *file, const char *backend)
 		st = op_getattr(&p, did, 0, NULL);
 		ok(st == ESTALE, "ramfs: ... also once a new d exists (%d)",
 		   st);
+		pc_close(&p);
 		return 0;
 	}
 	st = op_getattr(&p, did, 0, &a);
