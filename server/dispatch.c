@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "access.h"
 #include "log.h"
@@ -472,6 +473,56 @@ static int read_call(struct sreq *r, struct sfile *f, struct orfa_read_out *out,
 	return ret;
 }
 
+/*
+ * A file range of at most READ_COPY_MAX bytes is read into memory here
+ * rather than sent with sendfile: a small reply then leaves in the same
+ * sendmsg as its header and as the other replies of its burst (corked),
+ * where sendfile costs a system call of its own.  Raw 4 KiB random reads
+ * from a native export on tmpfs, one connection at depth 16: 123-129k
+ * IOPS with sendfile, 165-185k copied.  At 32 KiB sendfile does as well
+ * or better with less CPU, so larger ranges go by sendfile, straight
+ * from the page cache.
+ */
+#define READ_COPY_MAX	(16u * 1024)
+
+/* Replace *rcp (whose backend handed out an fd range) by a context that
+ * holds a copy of the range.  0 and *len (maybe short: the file shrank),
+ * or a negative errno with *rcp untouched. */
+static int read_copy_small(struct read_ctx **rcp, const struct orfa_read_out *out,
+			   size_t *len)
+{
+	struct read_ctx *rc = *rcp, *n = malloc(sizeof(*n) + out->len);
+	size_t got = 0;
+
+	if (!n)
+		return -ENOMEM;
+	while (got < out->len) {
+		ssize_t k = pread(out->fd, n->buf + got, out->len - got,
+				  out->off + (off_t)got);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0) {
+			free(n);
+			return -errno;
+		}
+		if (k == 0)
+			break;
+		got += (size_t)k;
+	}
+	n->f = rc->f;			/* the file reference moves over */
+	n->release = NULL;
+	n->hold = NULL;
+	n->iov[0].iov_base = n->buf;
+	n->iov[0].iov_len = got;
+	if (rc->release)
+		rc->release(rc->hold);
+	free(rc);
+	*rcp = n;
+	*len = got;
+	return 0;
+}
+
 static int h_read(struct sreq *r)
 {
 	const struct orfa_read_req *a = &r->m.a.read;
@@ -502,6 +553,11 @@ static int h_read(struct sreq *r)
 			}
 			tx.iov = rc->iov;
 			tx.iovcnt = out.iovcnt;
+		} else if (out.iovcnt == 0 && out.fd >= 0 &&
+			   out.len <= READ_COPY_MAX && out.len <= a->size &&
+			   read_copy_small(&rc, &out, &len) == 0) {
+			tx.iov = rc->iov;
+			tx.iovcnt = 1;
 		} else if (out.iovcnt == 0 && out.fd >= 0) {
 			len = out.len;
 			tx.fd = out.fd;
