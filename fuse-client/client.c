@@ -21,7 +21,8 @@
  * slots, such orphans without a reply buffer are evicted first (one with a
  * buffer stays: the peer may still write into it).
  *
- * Not here: FUSE (ops.c), command line (main.c), reconnecting.
+ * Not here: FUSE (ops.c), command line (main.c), reconnecting
+ * (client_session.c; this file only waits for it and translates file ids).
  */
 #include "client_impl.h"
 
@@ -68,6 +69,7 @@ struct orfa_call *orfa_call_new(struct orfa_client *cl, unsigned opcode,
 	call->pin = -1;
 	atomic_init(&call->refs, 1);
 	call->opcode = opcode;
+	call->epoch = atomic_load(&cl->epoch);
 	call->ctx = ctx_size ? (uint8_t *)call + base : NULL;
 	orfa_msg_init(&call->msg, opcode, 0);
 	return call;
@@ -77,6 +79,8 @@ void orfa_call_free(struct orfa_call *call)
 {
 	if (!call)
 		return;
+	if (call->conn)
+		orfa_conn_put(&call->conn);
 	free(call->sink);
 	free(call->head_heap);
 	free(call);
@@ -235,6 +239,12 @@ static int slot_register(struct cconn *cc, struct orfa_call *call)
 	call->deadline = (timeout_ms > 0 && !(call->flags & ORFA_CALL_NO_TIMEOUT))
 		? client_now_ns() + (int64_t)timeout_ms * 1000000 : 0;
 	call_get(call);			/* the table's reference */
+	/* The connection the frame goes out on: a reconnect may replace
+	 * cc->conn meanwhile, and this call must not reach the new one. */
+	if (call->conn)
+		orfa_conn_put(&call->conn);
+	orfa_conn_get(cc->conn);
+	call->conn = cc->conn;
 	cc->slots[slot] = call;
 	atomic_fetch_add(&cc->inflight, 1);
 	pthread_mutex_unlock(&cc->lock);
@@ -454,14 +464,18 @@ void *rx_main(void *arg)
 	int rc;
 
 	for (;;) {
-		memset(&rx, 0, sizeof(rx));
-		rc = orfa_conn_recv(cc->conn, &rx);
-		if (rc < 0)
+		for (;;) {
+			memset(&rx, 0, sizeof(rx));
+			rc = orfa_conn_recv(cc->conn, &rx);
+			if (rc < 0)
+				break;
+			rx_handle(cc, &rx);
+			orfa_conn_recv_done(cc->conn, &rx);
+		}
+		conn_fail(cc, rc);
+		if (!cc->cl->reconnect || conn_reconnect(cc) < 0)
 			break;
-		rx_handle(cc, &rx);
-		orfa_conn_recv_done(cc->conn, &rx);
 	}
-	conn_fail(cc, rc);
 	return NULL;
 }
 
@@ -491,6 +505,55 @@ struct cconn *conn_pick(struct orfa_client *cl, int pin)
 	return best;
 }
 
+/* The server file ids a request carries (0 to 2 of them). */
+static unsigned msg_fh_fields(struct orfa_msg *m, uint64_t *f[2])
+{
+	switch (m->hdr.opcode) {
+	case ORFA_OP_GETATTR: f[0] = &m->a.getattr.fh; return 1;
+	case ORFA_OP_SETATTR: f[0] = &m->a.setattr.fh; return 1;
+	case ORFA_OP_READ: f[0] = &m->a.read.fh; return 1;
+	case ORFA_OP_WRITE: f[0] = &m->a.write.fh; return 1;
+	case ORFA_OP_FLUSH: case ORFA_OP_RELEASE: case ORFA_OP_FSYNC:
+	case ORFA_OP_RELEASEDIR: case ORFA_OP_FSYNCDIR:
+		f[0] = &m->a.fh.fh; return 1;
+	case ORFA_OP_READDIR: case ORFA_OP_READDIRPLUS:
+		f[0] = &m->a.readdir.fh; return 1;
+	case ORFA_OP_GETLK: case ORFA_OP_SETLK:
+		f[0] = &m->a.lk.fh; return 1;
+	case ORFA_OP_FLOCK: f[0] = &m->a.flock.fh; return 1;
+	case ORFA_OP_FALLOCATE: f[0] = &m->a.fallocate.fh; return 1;
+	case ORFA_OP_LSEEK: f[0] = &m->a.lseek.fh; return 1;
+	case ORFA_OP_COPY_FILE_RANGE:
+		f[0] = &m->a.copy.fh_in;
+		f[1] = &m->a.copy.fh_out;
+		return 2;
+	default:
+		return 0;
+	}
+}
+
+/* A call made before cc's last reconnect: translate the file ids it
+ * carries to the new connection's.  An id not in the table (older, or
+ * opened meanwhile) is left alone: the server answers EBADF to ids it
+ * never gave out on this connection.  cc->lock held. */
+static void call_remap(struct cconn *cc, struct orfa_call *call)
+{
+	uint64_t *f[2];
+	unsigned n;
+
+	if ((int32_t)(call->epoch - cc->epoch) >= 0 || !cc->nremap)
+		return;
+	n = msg_fh_fields(&call->msg, f);
+	for (unsigned i = 0; i < n; i++) {
+		for (unsigned k = 0; k < cc->nremap; k++) {
+			if (*f[i] && *f[i] == cc->remap[k].old_fh) {
+				*f[i] = cc->remap[k].new_fh;
+				break;
+			}
+		}
+	}
+}
+
 /* Transport done() for a call's data segment. */
 static void call_data_done(void *arg)
 {
@@ -512,6 +575,7 @@ void orfa_call_send(struct orfa_call *call, const struct iovec *iov,
 	struct cconn *cc = NULL;
 	size_t data_len = 0;
 	ssize_t head_len;
+	int64_t wait_until = 0;
 	int rc = -ENOTCONN;
 
 	call->fn = fn;
@@ -520,18 +584,7 @@ void orfa_call_send(struct orfa_call *call, const struct iovec *iov,
 	for (int i = 0; i < iovcnt; i++)
 		data_len += iov[i].iov_len;
 
-	head_len = call_encode(call, data_len);
-	if (head_len < 0) {
-		log_err("cannot encode %s request: %s", orfa_op_name(call->opcode),
-			strerror((int)-head_len));
-		fn(call, -EIO, NULL);
-		call_put(call);
-		return;
-	}
-	/* Names point into the caller's buffers: gone after we return. */
-	call->msg.name = call->msg.name2 = NULL;
-
-	if (!cl->stopped) {
+	while (!cl->stopped) {
 		for (unsigned tries = 0; tries < cl->n; tries++) {
 			cc = conn_pick(cl, call->pin);
 			if (!cc)
@@ -540,9 +593,44 @@ void orfa_call_send(struct orfa_call *call, const struct iovec *iov,
 			if (rc == 0 || call->pin >= 0)
 				break;
 		}
+		if (rc == 0 || !cl->reconnect)
+			break;
+		/* Reconnecting: wait for the connection, within the request
+		 * timeout. */
+		if (!wait_until)
+			wait_until = client_now_ns() + (int64_t)(cl->timeout_ms > 0 ?
+				cl->timeout_ms : HELLO_WAIT_MS) * 1000000;
+		if (!conn_wait_alive(cl, call->pin, wait_until))
+			break;
 	}
 	if (rc < 0) {
 		fn(call, -EIO, NULL);
+		call_put(call);
+		return;
+	}
+	pthread_mutex_lock(&cc->lock);
+	call_remap(cc, call);
+	pthread_mutex_unlock(&cc->lock);
+
+	head_len = call_encode(call, data_len);
+	/* Names point into the caller's buffers: gone after we return. */
+	call->msg.name = call->msg.name2 = NULL;
+	if (head_len < 0) {
+		bool answer = false, unlinked = false;
+
+		log_err("cannot encode %s request: %s", orfa_op_name(call->opcode),
+			strerror((int)-head_len));
+		pthread_mutex_lock(&cc->lock);
+		if (call->linked && !call->answered) {
+			answer = call_take_answer(cc, call);
+			slot_unlink(cc, call);
+			unlinked = true;
+		}
+		pthread_mutex_unlock(&cc->lock);
+		if (answer)
+			fn(call, -EIO, NULL);
+		if (unlinked)
+			call_put(call);
 		call_put(call);
 		return;
 	}
@@ -567,14 +655,14 @@ void orfa_call_send(struct orfa_call *call, const struct iovec *iov,
 		tx.done = call_data_done;
 		tx.done_arg = call;
 	}
-	rc = orfa_conn_send(cc->conn, &tx);
+	rc = orfa_conn_send(call->conn, &tx);
 	if (rc < 0) {
 		bool answer = false, unlinked = false;
 
 		log_err("%s: cannot send %s: %s", cc->name,
 			orfa_op_name(call->opcode),
-			orfa_conn_last_error(cc->conn)[0] ?
-			orfa_conn_last_error(cc->conn) : strerror(-rc));
+			orfa_conn_last_error(call->conn)[0] ?
+			orfa_conn_last_error(call->conn) : strerror(-rc));
 		pthread_mutex_lock(&cc->lock);
 		if (call->linked && !call->answered) {
 			answer = call_take_answer(cc, call);
@@ -588,7 +676,7 @@ void orfa_call_send(struct orfa_call *call, const struct iovec *iov,
 			call_put(call);
 		/* A partly written frame leaves the stream unusable; the
 		 * receiver fails the rest. */
-		orfa_conn_shutdown(cc->conn);
+		orfa_conn_shutdown(call->conn);
 	}
 	/* The caller's data buffer is lent until the transport's done(),
 	 * which TCP calls before send returns. */

@@ -21,8 +21,17 @@
  *    created is given back (FORGET for entries, RELEASE for open files,
  *    the call's orphan hook for anything else).
  *
- * Not done here: reconnecting (a dead connection stays dead; once all are
- * dead every call fails at once with -EIO).
+ * Reconnecting (cfg.reconnect, off by default: issue 6, partly done):
+ * when a connection dies its calls still get -EIO at once, and then its
+ * receiver thread connects again with backoff (100 ms doubling to 2 s)
+ * until it succeeds or the client stops, redoes HELLO (+AUTH), runs the
+ * reconnect hook (the caller opens its files again there) and takes calls
+ * again.  Meanwhile calls pinned to it (or all, when none is alive) wait
+ * for it up to the request timeout, then fail with -EIO.  Server file ids
+ * sent after a reconnect are translated from the old connection's to the
+ * new one's (orfa_client_remap_fh).  In-flight requests are not resent.
+ * Without cfg.reconnect a dead connection stays dead; once all are dead
+ * every call fails at once with -EIO.
  */
 #ifndef ORFA_CLIENT_H
 #define ORFA_CLIENT_H
@@ -68,7 +77,8 @@ struct orfa_client_cfg {
 	int timeout_ms;			/* request timeout; 0: none */
 	uint32_t max_data;		/* data segment offered in HELLO */
 	const struct orfa_key *key;	/* shared key (-o key=FILE) or NULL;
-					 * only used during connect */
+					 * copied when reconnect is set */
+	int reconnect;			/* reconnect dead connections */
 };
 
 /* What the HELLO exchange established (same on every connection). */
@@ -211,5 +221,31 @@ void orfa_client_flush_forgets(struct orfa_client *cl);
  * never learnt (fire and forget).  dir: RELEASEDIR instead of RELEASE. */
 void orfa_client_release(struct orfa_client *cl, unsigned conn,
 			 uint64_t nodeid, uint64_t fh, int dir);
+
+/*
+ * Reconnect hook: runs on connection conn's receiver thread once the
+ * connection was made again and its handshake done, before any call flows
+ * on it.  It may use orfa_client_sync_call on conn (only there) and
+ * orfa_client_remap_fh.  Set before orfa_client_start.
+ */
+typedef void (*orfa_reconnect_fn)(struct orfa_client *cl, unsigned conn,
+				  void *arg);
+void orfa_client_set_reconnect_hook(struct orfa_client *cl,
+				    orfa_reconnect_fn fn, void *arg);
+
+/*
+ * From the reconnect hook only: send request m (no data; the caller fills
+ * everything but req_id) on the connection being re-established and wait
+ * for its reply (at most the request timeout) into *rep (no data kept).
+ * Returns 0, the server's status as a negative errno, or a local error.
+ */
+int orfa_client_sync_call(struct orfa_client *cl, unsigned conn,
+			  struct orfa_msg *m, struct orfa_msg *rep);
+
+/* From the reconnect hook: server file id old_fh of connection conn is
+ * new_fh on the new connection; calls built before the reconnect that
+ * carry old_fh are sent with new_fh.  0 or -ENOMEM. */
+int orfa_client_remap_fh(struct orfa_client *cl, unsigned conn,
+			 uint64_t old_fh, uint64_t new_fh);
 
 #endif /* ORFA_CLIENT_H */

@@ -53,6 +53,8 @@ struct orfa_call {
 	uint8_t *head_heap;		/* head when it did not fit inline */
 	void *ctx;			/* caller's context, after this struct */
 	bool data_done;			/* cl->data_lock: transport done() ran */
+	uint32_t epoch;			/* cl->epoch when the call was made */
+	struct orfa_conn *conn;		/* cc->conn at registration (ref) */
 	uint8_t head_inline[HEAD_INLINE];
 };
 
@@ -75,6 +77,13 @@ struct cconn {
 	uint32_t free_stack[NSLOTS];
 	atomic_uint inflight;		/* registered calls; read without lock */
 	struct orfa_call *claimed;	/* receiver thread only: sink handed out */
+	/* Reconnecting (cc->lock): conn is replaced while dead.  epoch is
+	 * cl->epoch at the last reconnect; remap translates the previous
+	 * connection's file ids for calls made before it. */
+	uint32_t epoch;
+	struct fh_pair { uint64_t old_fh, new_fh; } *remap;
+	unsigned nremap, remap_cap;
+	uint32_t prev_epoch;		/* cc->epoch before the last reconnect */
 };
 
 struct orfa_client {
@@ -101,6 +110,19 @@ struct orfa_client {
 
 	pthread_mutex_t data_lock;	/* call->data_done */
 	pthread_cond_t data_cond;
+
+	/* Reconnecting (see client.h).  Immutable after connect but epoch
+	 * (atomic) and the hook (set before start). */
+	bool reconnect;
+	struct orfa_tp_opts tpo;
+	struct orfa_key key;
+	bool has_key;
+	uint32_t max_data_offer;
+	atomic_uint epoch;		/* bumped by every reconnect */
+	orfa_reconnect_fn rc_hook;
+	void *rc_arg;
+	pthread_mutex_t rc_lock;	/* rc_cond: a connection came back */
+	pthread_cond_t rc_cond;
 };
 
 int64_t client_now_ns(void);
@@ -125,5 +147,12 @@ void conn_fail(struct cconn *cc, int err);
 /* The live connection with the fewest calls in flight (or the pinned
  * one); NULL if none. */
 struct cconn *conn_pick(struct orfa_client *cl, int pin);
+
+/* Reconnect cc (its receiver thread, cc dead): loops with backoff until
+ * it is alive again (0) or the client stops (-ESHUTDOWN). */
+int conn_reconnect(struct cconn *cc);
+/* Wait until a connection (pin >= 0: that one) is alive, the client
+ * stops or deadline (CLOCK_MONOTONIC ns) passes.  True when alive. */
+bool conn_wait_alive(struct orfa_client *cl, int pin, int64_t deadline);
 
 #endif /* ORFA_CLIENT_IMPL_H */

@@ -2,7 +2,8 @@
  * client_session.c - the orfa client's connections as a whole (see
  * client.h): connecting with HELLO, starting and stopping the receiver
  * and timer threads, the timer's work (request timeouts, interrupts,
- * flushing FORGET batches), and the fire-and-forget FORGET and RELEASE.
+ * flushing FORGET batches), the fire-and-forget FORGET and RELEASE, and
+ * reconnecting dead connections (issue 6; see client.h).
  */
 #include "client_impl.h"
 
@@ -344,8 +345,8 @@ static int hs_recv(struct orfa_client *cl, struct cconn *cc, unsigned opcode,
  * the protocol; this does the I/O).
  */
 static int do_hello(struct orfa_client *cl, struct cconn *cc,
-		    uint32_t max_data, const struct orfa_key *key, char *err,
-		    size_t errsz)
+		    uint32_t max_data, const struct orfa_key *key, bool again,
+		    char *err, size_t errsz)
 {
 	struct orfa_handshake hs;
 	struct orfa_hello_rep hello;
@@ -384,6 +385,19 @@ static int do_hello(struct orfa_client *cl, struct cconn *cc,
 	if (rc < 0)
 		goto out;
 
+	if (again) {
+		/* A restarted server: same root unless its ids did not
+		 * survive (then old ids answer ESTALE); same limits, since
+		 * the FUSE session was set up with them. */
+		if (hello.root_nodeid != cl->info.root_nodeid ||
+		    hello.max_data < cl->info.max_data) {
+			snprintf(err, errsz, "%s: the server came back with "
+				 "another root node or a smaller max_data",
+				 cc->name);
+			rc = -ESTALE;
+		}
+		goto out;
+	}
 	if (cc->idx == 0) {
 		cl->info.root_nodeid = hello.root_nodeid;
 		cl->info.root_generation = hello.root_generation;
@@ -417,6 +431,7 @@ static void cconn_free(struct cconn *cc)
 		return;
 	if (cc->conn)
 		orfa_conn_put(&cc->conn);
+	free(cc->remap);
 	pthread_mutex_destroy(&cc->lock);
 	pthread_cond_destroy(&cc->slot_cond);
 	free(cc);
@@ -461,6 +476,9 @@ int orfa_client_connect(const struct orfa_client_cfg *cfg,
 	pthread_mutex_init(&cl->flock, NULL);
 	pthread_mutex_init(&cl->data_lock, NULL);
 	pthread_cond_init(&cl->data_cond, NULL);
+	pthread_mutex_init(&cl->rc_lock, NULL);
+	pthread_cond_init(&cl->rc_cond, NULL);
+	atomic_init(&cl->epoch, 0);
 	cl->n = cfg->nconns ? cfg->nconns : 1;
 	cl->timeout_ms = cfg->timeout_ms;
 	cl->transport = strdup(cfg->transport);
@@ -479,6 +497,13 @@ int orfa_client_connect(const struct orfa_client_cfg *cfg,
 	o.max_body = ORFA_MAX_BODY;
 	o.max_data = cfg->max_data;
 	o.send_timeout_ms = cfg->timeout_ms;
+	cl->tpo = o;
+	cl->max_data_offer = cfg->max_data;
+	cl->reconnect = cfg->reconnect != 0;
+	if (cl->reconnect && cfg->key) {
+		cl->key = *cfg->key;
+		cl->has_key = true;
+	}
 	for (unsigned i = 0; i < cl->n; i++) {
 		struct cconn *cc = cconn_new(cl, i);
 
@@ -502,7 +527,8 @@ int orfa_client_connect(const struct orfa_client_cfg *cfg,
 			cc->conn = NULL;
 			goto fail;
 		}
-		rc = do_hello(cl, cc, cfg->max_data, cfg->key, err, errsz);
+		rc = do_hello(cl, cc, cfg->max_data, cfg->key, false, err,
+			      errsz);
 		if (rc < 0)
 			goto fail;
 		orfa_conn_set_sink(cc->conn, rx_sink, cc);
@@ -556,8 +582,11 @@ void orfa_client_stop(struct orfa_client *cl)
 		return;
 	pthread_mutex_lock(&cl->tlock);
 	cl->stopping = true;
-	pthread_cond_signal(&cl->tcond);
+	pthread_cond_broadcast(&cl->tcond);	/* timer, reconnect backoff */
 	pthread_mutex_unlock(&cl->tlock);
+	pthread_mutex_lock(&cl->rc_lock);
+	pthread_cond_broadcast(&cl->rc_cond);	/* senders waiting for one */
+	pthread_mutex_unlock(&cl->rc_lock);
 	if (cl->timer_started) {
 		pthread_join(cl->timer, NULL);
 		cl->timer_started = false;
@@ -578,7 +607,10 @@ void orfa_client_stop(struct orfa_client *cl)
 
 		if (!cc || !cc->conn)
 			continue;
+		/* A reconnect may be swapping the connection. */
+		pthread_mutex_lock(&cc->lock);
 		orfa_conn_shutdown(cc->conn);
+		pthread_mutex_unlock(&cc->lock);
 		if (cc->rx_started) {
 			pthread_join(cc->rx, NULL);
 			cc->rx_started = false;
@@ -608,5 +640,212 @@ void orfa_client_destroy(struct orfa_client *cl)
 	pthread_mutex_destroy(&cl->flock);
 	pthread_mutex_destroy(&cl->data_lock);
 	pthread_cond_destroy(&cl->data_cond);
+	pthread_mutex_destroy(&cl->rc_lock);
+	pthread_cond_destroy(&cl->rc_cond);
+	if (cl->has_key)
+		orfa_key_wipe(&cl->key);
 	free(cl);
+}
+
+/* ---- reconnecting (issue 6) ---------------------------------------------- */
+
+void orfa_client_set_reconnect_hook(struct orfa_client *cl,
+				    orfa_reconnect_fn fn, void *arg)
+{
+	cl->rc_hook = fn;
+	cl->rc_arg = arg;
+}
+
+bool conn_wait_alive(struct orfa_client *cl, int pin, int64_t deadline)
+{
+	bool alive = false;
+
+	pthread_mutex_lock(&cl->rc_lock);
+	for (;;) {
+		struct timespec ts;
+		int64_t left;
+
+		if (pin >= 0)
+			alive = !__atomic_load_n(&cl->conns[pin]->dead,
+						 __ATOMIC_ACQUIRE);
+		else
+			alive = conn_pick(cl, -1) != NULL;
+		left = deadline - client_now_ns();
+		if (alive || cl->stopped || left <= 0)
+			break;
+		if (left > 200 * 1000000LL)
+			left = 200 * 1000000LL;	/* re-check now and then */
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += left / 1000000000LL;
+		ts.tv_nsec += left % 1000000000LL;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&cl->rc_cond, &cl->rc_lock, &ts);
+	}
+	pthread_mutex_unlock(&cl->rc_lock);
+	return alive && !cl->stopped;
+}
+
+/* The connection a reconnect hook may use, set for its duration (only one
+ * connection reconnects at a time per thread; each has its own thread). */
+static __thread struct cconn *tl_fresh;
+
+int orfa_client_sync_call(struct orfa_client *cl, unsigned conn,
+			  struct orfa_msg *m, struct orfa_msg *rep)
+{
+	static atomic_uint_fast64_t sync_id = 1000;
+	struct cconn *cc = tl_fresh;
+	struct orfa_rxmsg rx;
+	char err[256];
+	int rc;
+
+	if (!cc || cc->idx != conn || cc->cl != cl)
+		return -EINVAL;
+	m->hdr.req_id = atomic_fetch_add(&sync_id, 1);
+	rc = hs_send(cc, m, err, sizeof(err));
+	if (rc == 0)
+		rc = hs_recv(cl, cc, m->hdr.opcode, m->hdr.req_id, &rx, rep,
+			     err, sizeof(err));
+	if (rc == 0) {
+		rep->data = NULL;
+		rep->data_len = 0;
+		orfa_conn_recv_done(cc->conn, &rx);
+	}
+	return rc;
+}
+
+int orfa_client_remap_fh(struct orfa_client *cl, unsigned conn,
+			 uint64_t old_fh, uint64_t new_fh)
+{
+	struct cconn *cc;
+
+	if (conn >= cl->n)
+		return -EINVAL;
+	cc = cl->conns[conn];
+	pthread_mutex_lock(&cc->lock);
+	if (cc->nremap == cc->remap_cap) {
+		unsigned cap = cc->remap_cap ? cc->remap_cap * 2 : 16;
+		struct fh_pair *nr = realloc(cc->remap, cap * sizeof(*nr));
+
+		if (!nr) {
+			pthread_mutex_unlock(&cc->lock);
+			return -ENOMEM;
+		}
+		cc->remap = nr;
+		cc->remap_cap = cap;
+	}
+	cc->remap[cc->nremap].old_fh = old_fh;
+	cc->remap[cc->nremap].new_fh = new_fh;
+	cc->nremap++;
+	pthread_mutex_unlock(&cc->lock);
+	return 0;
+}
+
+/* Sleep ms on the client's stop condition: false when stopping. */
+static bool backoff_sleep(struct orfa_client *cl, int ms)
+{
+	struct timespec ts;
+	bool stop;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&cl->tlock);
+	if (!cl->stopping)
+		pthread_cond_timedwait(&cl->tcond, &cl->tlock, &ts);
+	stop = cl->stopping;
+	pthread_mutex_unlock(&cl->tlock);
+	return !stop;
+}
+
+static bool client_stopping(struct orfa_client *cl)
+{
+	bool stop;
+
+	pthread_mutex_lock(&cl->tlock);
+	stop = cl->stopping;
+	pthread_mutex_unlock(&cl->tlock);
+	return stop;
+}
+
+int conn_reconnect(struct cconn *cc)
+{
+	struct orfa_client *cl = cc->cl;
+	struct orfa_tp_opts o = cl->tpo;
+	int backoff = 100, attempts = 0;
+	int64_t t0 = client_now_ns();
+	char err[512];
+
+	/* Short connect attempts, so that a stop is never held up long. */
+	o.connect_timeout_ms = 2000;
+	while (backoff_sleep(cl, backoff)) {
+		struct orfa_conn *fresh = NULL, *old;
+		int rc;
+
+		attempts++;
+		if (backoff < 2000)
+			backoff = backoff * 2 > 2000 ? 2000 : backoff * 2;
+		rc = orfa_conn_connect(cl->transport, cl->host, cl->port, &o,
+				       &fresh);
+		if (rc < 0) {
+			log_debug("%s: reconnect attempt %d: %s", cc->name,
+				  attempts, strerror(-rc));
+			continue;
+		}
+		/* Swap while dead: senders never use cc->conn then, and
+		 * FORGET batches (flock) check dead under that lock. */
+		pthread_mutex_lock(&cl->flock);
+		pthread_mutex_lock(&cc->lock);
+		old = cc->conn;
+		cc->conn = fresh;
+		pthread_mutex_unlock(&cc->lock);
+		/* References the old connection held died with it. */
+		cl->fcount[cc->idx] = 0;
+		pthread_mutex_unlock(&cl->flock);
+		orfa_conn_put(&old);
+
+		rc = do_hello(cl, cc, cl->max_data_offer,
+			      cl->has_key ? &cl->key : NULL, true, err,
+			      sizeof(err));
+		if (rc < 0) {
+			log_warn("reconnect: %s", err);
+			orfa_conn_shutdown(cc->conn);
+			if (rc == -ESTALE || rc == -EACCES ||
+			    rc == -EPROTONOSUPPORT)
+				return rc;	/* hopeless: stay dead */
+			continue;
+		}
+		if (client_stopping(cl)) {
+			orfa_conn_shutdown(cc->conn);
+			break;
+		}
+		pthread_mutex_lock(&cc->lock);
+		cc->nremap = 0;
+		pthread_mutex_unlock(&cc->lock);
+		if (cl->rc_hook) {
+			tl_fresh = cc;
+			cl->rc_hook(cl, cc->idx, cl->rc_arg);
+			tl_fresh = NULL;
+		}
+		orfa_conn_set_sink(cc->conn, rx_sink, cc);
+		pthread_mutex_lock(&cc->lock);
+		cc->epoch = atomic_fetch_add(&cl->epoch, 1) + 1;
+		cc->claimed = NULL;
+		__atomic_store_n(&cc->dead, false, __ATOMIC_RELEASE);
+		pthread_mutex_unlock(&cc->lock);
+		pthread_mutex_lock(&cl->rc_lock);
+		pthread_cond_broadcast(&cl->rc_cond);
+		pthread_mutex_unlock(&cl->rc_lock);
+		log_warn("%s: reconnected after %.1f s (%d attempts)",
+			 cc->name, (double)(client_now_ns() - t0) / 1e9,
+			 attempts);
+		return 0;
+	}
+	return -ESHUTDOWN;
 }

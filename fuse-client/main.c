@@ -44,6 +44,7 @@ struct cli {
 	double attr_timeout, entry_timeout, negative_timeout;	/* < 0: default */
 	int cache;
 	int writeback;
+	int reconnect;
 	int fsname_given;
 	int subtype_given;
 	int allow_other;		/* allow_other or allow_root given */
@@ -57,7 +58,7 @@ enum {
 	KEY_TRANSPORT, KEY_PORT, KEY_CONNS, KEY_TIMEOUT, KEY_ATTR, KEY_ENTRY,
 	KEY_NEGATIVE, KEY_CACHE, KEY_WRITEBACK, KEY_IGNORE, KEY_FSNAME,
 	KEY_SUBTYPE, KEY_KEY, KEY_ALLOW_OTHER, KEY_DEFPERMS, KEY_NO_DEFPERMS,
-	KEY_HELP, KEY_VERSION,
+	KEY_HELP, KEY_VERSION, KEY_RECONNECT,
 };
 
 static const struct fuse_opt orfa_opts[] = {
@@ -72,6 +73,8 @@ static const struct fuse_opt orfa_opts[] = {
 	FUSE_OPT_KEY("cache=", KEY_CACHE),
 	FUSE_OPT_KEY("writeback=", KEY_WRITEBACK),
 	FUSE_OPT_KEY("writeback", KEY_WRITEBACK),
+	FUSE_OPT_KEY("reconnect=", KEY_RECONNECT),
+	FUSE_OPT_KEY("reconnect", KEY_RECONNECT),
 	FUSE_OPT_KEY("fsname=", KEY_FSNAME),
 	FUSE_OPT_KEY("subtype=", KEY_SUBTYPE),
 	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
@@ -144,6 +147,10 @@ static void usage(const char *prog)
 "                           by then fails with ETIMEDOUT; 0 = wait forever.\n"
 "                           A lost connection fails every pending request\n"
 "                           with EIO at once, later ones fail fast\n"
+"    reconnect[=0|1]        (experimental, off) connect again when the\n"
+"                           connection is lost or orfad restarts; later\n"
+"                           requests wait for it up to timeout=S, open\n"
+"                           files are reopened (pending ones still fail)\n"
 "    _netdev, nofail, noauto, auto, user, users, defaults, x-*, comment=*\n"
 "                           accepted and ignored (for mount(8) and systemd)\n"
 "\n", prog, ORFA_DEFAULT_PORT, MAX_CONNS, DEFAULT_TIMEOUT_S);
@@ -251,6 +258,14 @@ static int opt_proc(void *data, const char *arg, int key,
 			c->writeback = 1;
 		else if (strcmp(val, "0") == 0)
 			c->writeback = 0;
+		else
+			return bad_opt(c, arg, "expected 0 or 1");
+		return 0;
+	case KEY_RECONNECT:
+		if (strcmp(arg, "reconnect") == 0 || strcmp(val, "1") == 0)
+			c->reconnect = 1;
+		else if (strcmp(val, "0") == 0)
+			c->reconnect = 0;
 		else
 			return bad_opt(c, arg, "expected 0 or 1");
 		return 0;
@@ -674,6 +689,7 @@ int main(int argc, char *argv[])
 	cfg.timeout_ms = (int)(c.timeout * 1000 + 0.5);
 	cfg.max_data = ORFA_DEFAULT_MAX_DATA;
 	cfg.key = c.key_file ? &key : NULL;
+	cfg.reconnect = c.reconnect;
 	rc = orfa_client_connect(&cfg, &m.cl, err, sizeof(err));
 	if (c.key_file)
 		orfa_key_wipe(&key);	/* only the handshake needs it */
@@ -681,6 +697,7 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "orfa: %s\n", err);
 		goto out_session;
 	}
+	orfa_client_set_reconnect_hook(m.cl, orfa_reopen_hook, &m);
 	m.root = orfa_client_info(m.cl)->root_nodeid;
 	m.features = orfa_client_info(m.cl)->features;
 	m.max_data = orfa_client_info(m.cl)->max_data;

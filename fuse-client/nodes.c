@@ -21,6 +21,7 @@ struct node {
 	uint32_t mtime_nsec, ctime_nsec;
 	uint64_t size;
 	int64_t nocaps_until;	/* security.capability absent until then */
+	uint64_t lost;		/* references of connections since lost */
 	uint64_t per[];		/* references per connection */
 };
 
@@ -141,6 +142,17 @@ void nodes_forget(struct orfa_nodes *n, uint64_t nodeid, uint64_t nlookup,
 	pthread_mutex_lock(&n->lock);
 	pp = find(n, nodeid);
 	e = *pp;
+	/* References a lost connection handed out are forgotten first and
+	 * sent nowhere: giving the new server more than it handed out could
+	 * free a node the kernel still holds. */
+	if (e && e->lost) {
+		uint64_t take = left < e->lost ? left : e->lost;
+
+		e->lost -= take;
+		e->nlookup -= take;
+		n->refs -= take;
+		left -= take;
+	}
 	for (unsigned c = 0; e && c < n->nconns && left; c++) {
 		uint64_t take = left < e->per[c] ? left : e->per[c];
 
@@ -157,6 +169,20 @@ void nodes_forget(struct orfa_nodes *n, uint64_t nodeid, uint64_t nlookup,
 	}
 	pthread_mutex_unlock(&n->lock);
 	per_conn[0] += left;
+}
+
+void nodes_conn_reset(struct orfa_nodes *n, unsigned conn)
+{
+	if (conn >= n->nconns)
+		return;
+	pthread_mutex_lock(&n->lock);
+	for (unsigned b = 0; b < NBUCKETS; b++) {
+		for (struct node *e = n->buckets[b]; e; e = e->next) {
+			e->lost += e->per[conn];
+			e->per[conn] = 0;
+		}
+	}
+	pthread_mutex_unlock(&n->lock);
 }
 
 void nodes_observe(struct orfa_nodes *n, uint64_t nodeid,

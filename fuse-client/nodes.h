@@ -37,6 +37,12 @@ int nodes_ref(struct orfa_nodes *n, uint64_t nodeid,
 void nodes_forget(struct orfa_nodes *n, uint64_t nodeid, uint64_t nlookup,
 		  uint64_t *per_conn);
 
+/* Connection conn was replaced by a new one (reconnect): the references
+ * it handed out are no longer counted by any server connection.  The
+ * kernel still holds them; when it forgets them, nodes_forget gives them
+ * back to no connection (they are taken before any others). */
+void nodes_conn_reset(struct orfa_nodes *n, unsigned conn);
+
 /* Attributes of nodeid seen in a reply.  own: they result from this
  * client's own change (write, setattr), which the kernel's cache already
  * reflects; otherwise a change of mtime, ctime or size marks the node's

@@ -101,6 +101,8 @@ int orfa_mount_init(struct orfa_mount *m, unsigned nconns)
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&m->groups->lock, NULL);
+	pthread_mutex_init(&m->files_lock, NULL);
+	m->files = NULL;
 	return 0;
 }
 
@@ -192,6 +194,7 @@ int op_reply_entry(struct orfa_mount *m, fuse_req_t req, unsigned conn,
 		if (fi) {
 			struct cfile *cf = cfile_of(fi);
 
+			cfile_untrack(m, cf);
 			orfa_client_release(m->cl, cf->conn, cf->node,
 					    cf->sfh, 0);
 			free(cf);

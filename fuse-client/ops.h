@@ -16,6 +16,7 @@
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -42,6 +43,9 @@ struct orfa_mount {
 	double negative_timeout;
 	bool writeback;			/* FUSE writeback cache */
 	struct orfa_gcache *groups;	/* supplementary groups per pid */
+	/* Open files, for reopening them after a reconnect (ops_reopen.c). */
+	pthread_mutex_t files_lock;
+	struct cfile *files;		/* list head */
 };
 
 extern const struct fuse_lowlevel_ops orfa_ll_ops;
@@ -59,10 +63,28 @@ void orfa_mount_fini(struct orfa_mount *m);
  * file ids are only valid on the connection that opened them.
  */
 struct cfile {
-	uint64_t sfh;			/* server file id */
+	uint64_t sfh;			/* server file id (replaced when the
+					 * file is reopened after a reconnect) */
 	uint64_t node;			/* server node id */
 	unsigned conn;			/* connection the id belongs to */
+	/* For reopening (ops_reopen.c); m->files_lock guards the links. */
+	bool dir;
+	uint32_t flags;			/* as sent in OPEN/OPENDIR/CREATE */
+	struct orfa_cred cred;		/* of the opener */
+	struct cfile *prev, *next;
 };
+
+/*
+ * Open files are tracked so a reconnect can open them again (issue 6):
+ * cfile_track once cf is filled in (flags, cred from the opening call's
+ * msg), cfile_untrack before freeing it.  orfa_reopen_hook is the client's
+ * reconnect hook (arg: the mount): it resets the connection's lookup
+ * accounting and reopens its files, remapping their server file ids.
+ */
+void cfile_track(struct orfa_mount *m, struct cfile *cf, bool dir,
+		 const struct orfa_msg *open_msg);
+void cfile_untrack(struct orfa_mount *m, struct cfile *cf);
+void orfa_reopen_hook(struct orfa_client *cl, unsigned conn, void *arg);
 
 static inline struct cfile *cfile_of(const struct fuse_file_info *fi)
 {

@@ -69,6 +69,7 @@ static void done_open(struct orfa_call *call, int err,
 	cf->sfh = rep->a.open_rep.fh;
 	cf->node = ctx->node;
 	cf->conn = orfa_call_conn(call);
+	cfile_track(m, cf, false, orfa_call_msg(call));
 	keep = nodes_open_keep(m->nodes, ctx->node, &rep->a.open_rep.attr);
 	switch (m->cache) {
 	case ORFA_CACHE_NONE:
@@ -89,6 +90,7 @@ static void done_open(struct orfa_call *call, int err,
 	fi.keep_cache = keep;
 	fi.direct_io = 0;
 	if (fuse_reply_open(ctx->req, &fi) < 0) {
+		cfile_untrack(m, cf);
 		orfa_client_release(m->cl, cf->conn, cf->node, cf->sfh, 0);
 		free(cf);
 	}
@@ -136,6 +138,7 @@ static void done_create(struct orfa_call *call, int err,
 	cf->sfh = rep->a.create_rep.fh;
 	cf->node = e->nodeid;
 	cf->conn = conn;
+	cfile_track(ctx->m, cf, false, orfa_call_msg(call));
 	fi.fh = (uint64_t)(uintptr_t)cf;
 	fi.keep_cache = 0;
 	fi.direct_io = 0;
@@ -298,6 +301,7 @@ void orfa_op_release(fuse_req_t req, fuse_ino_t ino,
 {
 	struct cfile *cf = cfile_of(fi);
 
+	cfile_untrack(req_mount(req), cf);
 	send_fh(req, ORFA_OP_RELEASE, ino, cf,
 		fi->flock_release ? fi->lock_owner : 0, 0);
 	free(cf);
@@ -314,6 +318,7 @@ void orfa_op_releasedir(fuse_req_t req, fuse_ino_t ino,
 {
 	struct cfile *cf = cfile_of(fi);
 
+	cfile_untrack(req_mount(req), cf);
 	send_fh(req, ORFA_OP_RELEASEDIR, ino, cf, 0, 0);
 	free(cf);
 }
@@ -347,8 +352,10 @@ static void done_opendir(struct orfa_call *call, int err,
 	cf->sfh = rep->a.open_rep.fh;
 	cf->node = ctx->node;
 	cf->conn = orfa_call_conn(call);
+	cfile_track(ctx->m, cf, true, orfa_call_msg(call));
 	fi.fh = (uint64_t)(uintptr_t)cf;
 	if (fuse_reply_open(ctx->req, &fi) < 0) {
+		cfile_untrack(ctx->m, cf);
 		orfa_client_release(ctx->m->cl, cf->conn, cf->node, cf->sfh, 1);
 		free(cf);
 	}

@@ -187,17 +187,18 @@ enum {
 static const char *g_state_dir;
 
 /* Give native export e its state file in g_state_dir: "native-" and a
- * hash of the export's name and directory. */
+ * hash of the export's name and real directory path. */
 static int backend_state(const struct orfa_export *e, struct orfa_backend *be)
 {
 	uint64_t h = 0xcbf29ce484222325ull;	/* FNV-1a */
-	char path[4096];
+	char path[PATH_MAX], real[PATH_MAX];
+	const char *dir = realpath(e->path, real) ? real : e->path;
 	int ret;
 
 	for (const char *p = e->name; *p; p++)
 		h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
 	h = (h ^ 0) * 0x100000001b3ull;
-	for (const char *p = e->path; *p; p++)
+	for (const char *p = dir; *p; p++)
 		h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
 	if ((size_t)snprintf(path, sizeof(path), "%s/native-%016llx.ids",
 			     g_state_dir, (unsigned long long)h) >=

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/random.h>
 #include <string.h>
 
 #include "backend.h"
@@ -89,7 +90,13 @@ int ftab_add(struct ftab *t, struct sfile *f, uint64_t *id)
 			t->cap = cap;
 		}
 		idx = t->nslot++;
-		t->slot[idx].gen = 0;
+		/* A random first generation: ids of another (earlier)
+		 * connection answer EBADF here instead of naming one of this
+		 * connection's files (issue 6: a reconnecting client may
+		 * still send one). */
+		if (getrandom(&t->slot[idx].gen, sizeof(t->slot[idx].gen),
+			      GRND_NONBLOCK) != sizeof(t->slot[idx].gen))
+			t->slot[idx].gen = (uint32_t)(uintptr_t)t * 2654435761u ^ idx;
 	}
 	s = &t->slot[idx];
 	s->gen++;
