@@ -270,10 +270,10 @@ struct rdma_conn {
 	uint32_t unreported;		/* (L) receives posted, not yet reported */
 	uint32_t rdv_ack_pending;	/* (L) peer rendezvous READ, not yet acked */
 	struct rdma_rx *rxq_first;	/* (L) received, in arrival order */
-	struct rdma_rx *rxq_last;
+	struct rdma_rx *rxq_last;	/* (L) its tail */
 	struct rdma_rx *rx_free;	/* (L) recycled rx items */
 	orfa_sink_fn sink;		/* (L) client sink resolver */
-	void *sink_arg;
+	void *sink_arg;			/* (L) its argument */
 	struct rdma_adv_mine *adv_mine[RDMA_ADV_BUCKETS]; /* (L) */
 	struct rdma_adv_peer *adv_peer[RDMA_ADV_BUCKETS]; /* (L) */
 	unsigned n_adv_peer;		/* (L) entries in adv_peer */
@@ -286,19 +286,23 @@ struct rdma_conn {
 	int peer_credits;		/* (L) SENDs the peer can take now */
 	uint32_t sq_free;		/* (L) free send queue entries */
 	struct rdma_tx *txq_first;	/* (L) accepted, not yet posted */
-	struct rdma_tx *txq_last;
+	struct rdma_tx *txq_last;	/* (L) its tail */
 	size_t txq_bytes;		/* (L) their head + data bytes */
 	struct rdma_tx *rdv_first;	/* (L) posted RDV, awaiting peer ack */
-	struct rdma_tx *rdv_last;
+	struct rdma_tx *rdv_last;	/* (L) its tail */
 	struct rdma_tx *reap_first;	/* (L) finished: release and done() */
 	struct rdma_tx *reap_last;	/*     outside the lock (rdma_io_reap) */
 	uint8_t *ctrl_buf;		/* (I) RDMA_CTRL_SLOTS wire headers in
 					 * the send pool, after the slots */
 	uint32_t ctrl_free;		/* (L) bitmask of free control slots */
 
-	/* Counters for tests and logs (L). */
-	unsigned long n_sent, n_recv, n_ctrl_sent, n_rdv_sent, n_write_sent;
-	unsigned long n_copied_rx;
+	/* Counters for tests and logs (L), see rdma_conn_counters. */
+	unsigned long n_sent;		/* ORFA messages posted */
+	unsigned long n_recv;		/* ORFA messages received */
+	unsigned long n_ctrl_sent;	/* control messages posted */
+	unsigned long n_rdv_sent;	/* of n_sent: by rendezvous */
+	unsigned long n_write_sent;	/* of n_sent: RDMA-written replies */
+	unsigned long n_copied_rx;	/* received, copied out (no spare) */
 };
 
 static inline struct rdma_conn *rdma_c(struct orfa_conn *c)
