@@ -33,6 +33,11 @@
 #                        because FUSE without default_permissions does not
 #                        re-check directory search permission on cached
 #                        entries.  The permission tests run on both.
+#   ORFA_FS_TRANSPORT    tcp (default) or rdma: orfad listens on
+#                        rdma://HOST and both mounts add transport=rdma
+#                        (test/rdma runs the suite so inside the VM)
+#   ORFA_FS_HOST         address orfad listens on (default 127.0.0.1;
+#                        192.0.2.1 in the Soft-RoCE VM)
 #   ORFA_FS_RAMFS_SIZE   --ramfs-size for orfad (default 3G)
 #   ORFA_FS_SERVER_ARGS  extra orfad arguments (e.g. "--log-level debug")
 #   ORFA_FS_LOCAL_DIR    parent of the local target's directory (default
@@ -105,6 +110,15 @@ FS_ORFA=$BUILD/fuse-client/orfa
 HELPER_SRC=$BUILD/test/fs
 FS_MOUNT_OPTS=${ORFA_FS_MOUNT_OPTS:-allow_other,default_permissions}
 FS_MOUNT2_OPTS=${ORFA_FS_MOUNT2_OPTS:-allow_other,no_default_permissions}
+FS_TRANSPORT=${ORFA_FS_TRANSPORT:-tcp}
+FS_HOST=${ORFA_FS_HOST:-127.0.0.1}
+# Extra -o for every client mount the suite makes ("" over TCP).
+FS_XPORT_OPT=""
+if [ "$FS_TRANSPORT" = rdma ]; then
+	FS_XPORT_OPT="transport=rdma"
+	FS_MOUNT_OPTS="${FS_MOUNT_OPTS:+$FS_MOUNT_OPTS,}$FS_XPORT_OPT"
+	FS_MOUNT2_OPTS="${FS_MOUNT2_OPTS:+$FS_MOUNT2_OPTS,}$FS_XPORT_OPT"
+fi
 IS_ROOT=0
 [ "$(id -u)" -eq 0 ] && IS_ROOT=1
 # A non-root user may pass allow_other only with user_allow_other in
@@ -302,6 +316,7 @@ else
 		fi
 	fi
 fi
+export FS_TRANSPORT FS_HOST FS_XPORT_OPT
 export FS_TARGET FS_TMP FS_MNT FS_MNT2 FS_ADDR FS_ORFAD FS_ORFA FS_HELPERS \
 	FS_MOUNT_OPTS FS_MOUNT2_OPTS IS_ROOT EXPORT
 

@@ -8,11 +8,14 @@
 
 # orfa_server_start LOG PORTFILE ramfs|native [EXPORT_DIR]
 # Starts orfad in the foreground (background job) and waits up to 20 s for
-# its port file.  Sets SERVER_PID and SERVER_ADDR ("127.0.0.1:PORT").
+# its port file.  Sets SERVER_PID and SERVER_ADDR ("HOST:PORT"; the host is
+# $FS_HOST, 127.0.0.1 unless the suite runs over RDMA in the VM).
 # Returns 1 with the reason in SETUP_ERR.
 orfa_server_start() {
 	local log=$1 pf=$2 backend=$3 export=${4:-} addr="" end
-	local -a args=(--listen 127.0.0.1:0 --port-file "$pf" -f)
+	local listen="$FS_HOST:0"
+	[ "$FS_TRANSPORT" = rdma ] && listen="rdma://$FS_HOST:0"
+	local -a args=(--listen "$listen" --port-file "$pf" -f)
 
 	case $backend in
 	ramfs) args+=(--ramfs --ramfs-size "${ORFA_FS_RAMFS_SIZE:-3G}") ;;
@@ -31,8 +34,9 @@ orfa_server_start() {
 	while [ "$SECONDS" -lt "$end" ]; do
 		if [ -s "$pf" ]; then
 			addr=$(head -n1 "$pf")
+			addr=${addr#*://}
 			case $addr in
-			127.0.0.1:[0-9]*) SERVER_ADDR=$addr; return 0 ;;
+			"$FS_HOST":[0-9]*) SERVER_ADDR=$addr; return 0 ;;
 			esac
 		fi
 		if ! kill -0 "$SERVER_PID" 2>/dev/null; then

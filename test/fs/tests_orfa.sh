@@ -61,21 +61,21 @@ helper_mount_setup() {
 fs_test mount_t_fuse_orfa orfa root
 t_mount_t_fuse_orfa() {
 	helper_mount_setup
-	helper_mount_run -t fuse.orfa "$FS_ADDR:/" "$D"
+	helper_mount_run -t fuse.orfa "$FS_ADDR:/" "$D" ${FS_XPORT_OPT:+-o "$FS_XPORT_OPT"}
 	helper_mount_check
 }
 
 fs_test mount_t_fuse_orfa_port_option orfa root
 t_mount_t_fuse_orfa_port_option() {
 	helper_mount_setup
-	helper_mount_run -t fuse.orfa 127.0.0.1:/ "$D" -o "port=${FS_ADDR##*:}"
+	helper_mount_run -t fuse.orfa "$FS_HOST:/" "$D" -o "port=${FS_ADDR##*:}${FS_XPORT_OPT:+,$FS_XPORT_OPT}"
 	helper_mount_check
 }
 
 fs_test mount_fstab_line orfa root
 t_mount_fstab_line() {
 	helper_mount_setup
-	printf '%s %s fuse.orfa defaults,_netdev 0 0\n' "$FS_ADDR:/" "$D" > "$S/fstab"
+	printf '%s %s fuse.orfa defaults,_netdev%s 0 0\n' "$FS_ADDR:/" "$D" "${FS_XPORT_OPT:+,$FS_XPORT_OPT}" > "$S/fstab"
 	helper_mount_run --fstab "$S/fstab" "$D"
 	helper_mount_check
 }
