@@ -28,12 +28,14 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "log.h"
@@ -81,6 +83,8 @@ void orfa_call_free(struct orfa_call *call)
 		return;
 	if (call->conn)
 		orfa_conn_put(&call->conn);
+	free(call->names);
+	free(call->rdata);
 	free(call->sink);
 	free(call->head_heap);
 	free(call);
@@ -397,6 +401,10 @@ static void rx_handle(struct cconn *cc, struct orfa_rxmsg *rx)
 		err = -(int)rep.hdr.status;
 		rep.data = rx->data;
 		rep.data_len = rx->hdr.data_len;
+		/* A removal sent again after a reconnect: ENOENT means the
+		 * first one was applied before the server went away. */
+		if (err == -ENOENT && call->enoent_ok)
+			err = 0;
 	}
 
 	if (answer)
@@ -427,14 +435,18 @@ void conn_fail(struct cconn *cc, int err)
 			orfa_conn_last_error(cc->conn) : strerror(-err));
 	/* First stop the peer from writing into reply buffers we free. */
 	orfa_conn_shutdown(cc->conn);
+	bool park = cc->cl->reconnect && !cc->cl->stopping;
+
 	do {
 		n = 0;
 		pthread_mutex_lock(&cc->lock);
 		cc->dead = true;
 		/* The claimed call may also still be in its slot: its two
-		 * references are dropped separately, its answer taken once. */
+		 * references are dropped separately, its answer taken once
+		 * (below, where it may also be parked for resending). */
 		if (cc->claimed) {
-			answer[n] = call_take_answer(cc, cc->claimed);
+			answer[n] = cc->claimed->linked ? false :
+				    call_take_answer(cc, cc->claimed);
 			batch[n++] = cc->claimed;
 			cc->claimed = NULL;
 		}
@@ -444,6 +456,12 @@ void conn_fail(struct cconn *cc, int err)
 			if (!call)
 				continue;
 			slot_unlink(cc, call);
+			if (park && call->retry && !call->answered) {
+				/* The table's reference moves to the list. */
+				call->next_resend = cc->resend;
+				cc->resend = call;
+				continue;
+			}
 			answer[n] = call_take_answer(cc, call);
 			batch[n++] = call;
 		}
@@ -457,12 +475,18 @@ void conn_fail(struct cconn *cc, int err)
 	} while (n > 0);
 }
 
+/* Set on receiver threads: a call sent from one (a completion callback)
+ * must never wait for a reconnect, which that very thread may have to
+ * make. */
+static __thread bool tl_rx_thread;
+
 void *rx_main(void *arg)
 {
 	struct cconn *cc = arg;
 	struct orfa_rxmsg rx;
 	int rc;
 
+	tl_rx_thread = true;
 	for (;;) {
 		for (;;) {
 			memset(&rx, 0, sizeof(rx));
@@ -475,7 +499,9 @@ void *rx_main(void *arg)
 		conn_fail(cc, rc);
 		if (!cc->cl->reconnect || conn_reconnect(cc) < 0)
 			break;
+		conn_resend(cc);
 	}
+	conn_resend_fail(cc, -EIO, true);
 	return NULL;
 }
 
@@ -554,6 +580,70 @@ static void call_remap(struct cconn *cc, struct orfa_call *call)
 	}
 }
 
+/* Requests that may be sent twice with the same effect (issue 6).
+ * Creating, removing and renaming names are not; nor an O_APPEND write. */
+static bool op_idempotent(const struct orfa_msg *m)
+{
+	switch (m->hdr.opcode) {
+	case ORFA_OP_GETATTR: case ORFA_OP_SETATTR: case ORFA_OP_LOOKUP:
+	case ORFA_OP_READLINK: case ORFA_OP_OPEN: case ORFA_OP_OPENDIR:
+	case ORFA_OP_READ: case ORFA_OP_FLUSH: case ORFA_OP_RELEASE:
+	case ORFA_OP_FSYNC: case ORFA_OP_RELEASEDIR: case ORFA_OP_FSYNCDIR:
+	case ORFA_OP_READDIR: case ORFA_OP_READDIRPLUS: case ORFA_OP_STATFS:
+	case ORFA_OP_GETXATTR: case ORFA_OP_LISTXATTR: case ORFA_OP_ACCESS:
+	case ORFA_OP_LSEEK:
+		return true;
+	case ORFA_OP_WRITE:
+		return !(m->a.write.flags & O_APPEND);
+	default:
+		return false;
+	}
+}
+
+/* Not idempotent, but call_resolve can tell whether it was applied. */
+static bool op_resolvable(const struct orfa_msg *m)
+{
+	switch (m->hdr.opcode) {
+	case ORFA_OP_CREATE: case ORFA_OP_MKDIR: case ORFA_OP_MKNOD:
+	case ORFA_OP_SYMLINK: case ORFA_OP_LINK: case ORFA_OP_UNLINK:
+	case ORFA_OP_RMDIR: case ORFA_OP_RENAME:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Keep what a resend needs: names and data are the caller's only until
+ * orfa_call_send returns.  False when out of memory (then no resend). */
+static bool call_keep(struct orfa_call *call, const struct iovec *iov,
+		      int iovcnt, size_t data_len)
+{
+	struct orfa_msg *m = &call->msg;
+	size_t nl = m->name ? m->namelen : 0, nl2 = m->name2 ? m->name2len : 0;
+
+	if (nl + nl2) {
+		call->names = malloc(nl + nl2);
+		if (!call->names)
+			return false;
+		memcpy(call->names, m->name ? m->name : "", nl);
+		memcpy(call->names + nl, m->name2 ? m->name2 : "", nl2);
+	}
+	if (data_len) {
+		size_t off = 0;
+
+		call->rdata = malloc(data_len);
+		if (!call->rdata)
+			return false;
+		for (int i = 0; i < iovcnt; i++) {
+			memcpy((char *)call->rdata + off, iov[i].iov_base,
+			       iov[i].iov_len);
+			off += iov[i].iov_len;
+		}
+		call->rdata_len = data_len;
+	}
+	return true;
+}
+
 /* Transport done() for a call's data segment. */
 static void call_data_done(void *arg)
 {
@@ -583,6 +673,11 @@ void orfa_call_send(struct orfa_call *call, const struct iovec *iov,
 	call->flags = flags;
 	for (int i = 0; i < iovcnt; i++)
 		data_len += iov[i].iov_len;
+	if (cl->reconnect && (op_idempotent(&call->msg) ||
+			      op_resolvable(&call->msg))) {
+		call->retry = call_keep(call, iov, iovcnt, data_len);
+		call->resolve = !op_idempotent(&call->msg);
+	}
 
 	while (!cl->stopped) {
 		for (unsigned tries = 0; tries < cl->n; tries++) {
@@ -593,7 +688,7 @@ void orfa_call_send(struct orfa_call *call, const struct iovec *iov,
 			if (rc == 0 || call->pin >= 0)
 				break;
 		}
-		if (rc == 0 || !cl->reconnect)
+		if (rc == 0 || !cl->reconnect || tl_rx_thread)
 			break;
 		/* Reconnecting: wait for the connection, within the request
 		 * timeout. */
@@ -687,4 +782,277 @@ void orfa_call_send(struct orfa_call *call, const struct iovec *iov,
 		pthread_mutex_unlock(&cl->data_lock);
 	}
 	call_put(call);
+}
+
+/* ---- resending after a reconnect (issue 6) ------------------------------ */
+
+void conn_resend_fail(struct cconn *cc, int err, bool all)
+{
+	int64_t now = client_now_ns();
+
+	for (;;) {
+		struct orfa_call *call = NULL, **pp;
+
+		pthread_mutex_lock(&cc->lock);
+		for (pp = &cc->resend; *pp; pp = &(*pp)->next_resend) {
+			if (all || ((*pp)->deadline && (*pp)->deadline <= now)) {
+				call = *pp;
+				*pp = call->next_resend;
+				call->answered = true;
+				break;
+			}
+		}
+		pthread_mutex_unlock(&cc->lock);
+		if (!call)
+			return;
+		call_complete(call, err, NULL);
+		call_put(call);		/* the list's reference */
+	}
+}
+
+/* Send call (parked by conn_fail) again on cc, which is alive again. */
+static void call_resend(struct cconn *cc, struct orfa_call *call)
+{
+	struct orfa_msg *m = &call->msg;
+	struct iovec iov;
+	struct orfa_txmsg tx;
+	ssize_t head_len;
+	bool answer = false, unlinked = false;
+	int rc;
+
+	if (call->names) {
+		m->name = m->namelen ? call->names : NULL;
+		m->name2 = m->name2len ? call->names + m->namelen : NULL;
+	}
+	rc = slot_register(cc, call);
+	if (rc < 0) {
+		call->answered = true;
+		call_complete(call, -EIO, NULL);
+		return;
+	}
+	pthread_mutex_lock(&cc->lock);
+	call_remap(cc, call);
+	pthread_mutex_unlock(&cc->lock);
+	free(call->head_heap);
+	call->head_heap = NULL;
+	head_len = call_encode(call, call->rdata_len);
+	m->name = m->name2 = NULL;
+	if (head_len >= 0) {
+		m->hdr.req_id = call->req_id;
+		orfa_hdr_encode(call->head, &m->hdr);
+		memset(&tx, 0, sizeof(tx));
+		tx.head = call->head;
+		tx.head_len = (size_t)head_len;
+		if (call->rdata_len) {
+			iov.iov_base = call->rdata;
+			iov.iov_len = call->rdata_len;
+			tx.iov = &iov;
+			tx.iovcnt = 1;
+		}
+		tx.fd = -1;
+		tx.reply_buf = call->sink;
+		tx.reply_buf_len = call->sink_len;
+		rc = orfa_conn_send(call->conn, &tx);
+	} else {
+		rc = (int)head_len;
+	}
+	if (rc == 0)
+		return;
+	log_err("%s: cannot resend %s: %s", cc->name,
+		orfa_op_name(call->opcode), strerror(-rc));
+	pthread_mutex_lock(&cc->lock);
+	if (call->linked && !call->answered) {
+		answer = call_take_answer(cc, call);
+		slot_unlink(cc, call);
+		unlinked = true;
+	}
+	pthread_mutex_unlock(&cc->lock);
+	if (answer)
+		call_complete(call, -EIO, NULL);
+	if (unlinked)
+		call_put(call);
+	orfa_conn_shutdown(call->conn);
+}
+
+/*
+ * Resolving a name-creating request that was in flight when its connection
+ * died: LOOKUP the name on the new connection.  Found (with the expected
+ * type): the first request was applied, and the LOOKUP's entry (and its
+ * lookup reference) is the answer; for CREATE the file is then opened
+ * (flags without O_CREAT|O_EXCL|O_TRUNC) for the file id.  ENOENT: it was
+ * not applied; send it again.  Limit: a name another client made in the
+ * meantime is taken as ours.  UNLINK, RMDIR and RENAME are sent again and
+ * an ENOENT answer counts as done (same limit).
+ */
+struct resolve_ctx {
+	struct cconn *cc;
+	struct orfa_call *orig;		/* holds the list's reference */
+	struct orfa_entry entry;
+};
+
+static void resolve_finish(struct resolve_ctx *r, int err,
+			   const struct orfa_msg *rep)
+{
+	r->orig->answered = true;
+	call_complete(r->orig, err, rep);
+	call_put(r->orig);
+}
+
+static void resolve_open_done(struct orfa_call *call, int err,
+			      const struct orfa_msg *rep)
+{
+	struct resolve_ctx *r = orfa_call_ctx(call);
+	struct orfa_msg out;
+
+	if (err) {
+		/* The reference the LOOKUP handed out goes back. */
+		orfa_client_forget(call->cl, r->cc->idx, r->entry.nodeid, 1);
+		resolve_finish(r, err, NULL);
+		return;
+	}
+	memset(&out, 0, sizeof(out));
+	out.hdr.opcode = ORFA_OP_CREATE;
+	out.a.create_rep.entry = r->entry;
+	out.a.create_rep.entry.attr = rep->a.open_rep.attr;
+	out.a.create_rep.fh = rep->a.open_rep.fh;
+	resolve_finish(r, 0, &out);
+}
+
+static uint32_t expected_type(const struct orfa_msg *m)
+{
+	switch (m->hdr.opcode) {
+	case ORFA_OP_CREATE: return S_IFREG;
+	case ORFA_OP_MKDIR: return S_IFDIR;
+	case ORFA_OP_SYMLINK: return S_IFLNK;
+	case ORFA_OP_MKNOD: return m->a.mknod.mode & S_IFMT;
+	default: return 0;		/* LINK: any */
+	}
+}
+
+static void resolve_lookup_done(struct orfa_call *call, int err,
+				const struct orfa_msg *rep)
+{
+	struct resolve_ctx *r = orfa_call_ctx(call);
+	struct orfa_msg *om = &r->orig->msg;
+	uint32_t want = expected_type(om);
+	struct orfa_call *open;
+	struct orfa_msg out;
+
+	if (err == -ENOENT) {		/* not applied: send it again */
+		r->orig->resolve = false;
+		call_resend(r->cc, r->orig);
+		call_put(r->orig);
+		return;
+	}
+	if (err) {
+		resolve_finish(r, err, NULL);
+		return;
+	}
+	if ((want && (rep->a.entry.attr.mode & S_IFMT) != want) ||
+	    (om->hdr.opcode == ORFA_OP_LINK &&
+	     rep->a.entry.nodeid != om->a.link.nodeid)) {
+		orfa_client_forget(call->cl, r->cc->idx, rep->a.entry.nodeid, 1);
+		resolve_finish(r, -EEXIST, NULL);
+		return;
+	}
+	if (om->hdr.opcode != ORFA_OP_CREATE) {
+		memset(&out, 0, sizeof(out));
+		out.hdr.opcode = om->hdr.opcode;
+		out.a.entry = rep->a.entry;
+		resolve_finish(r, 0, &out);
+		return;
+	}
+	open = orfa_call_new(call->cl, ORFA_OP_OPEN, 0, sizeof(*r));
+	if (!open) {
+		orfa_client_forget(call->cl, r->cc->idx, rep->a.entry.nodeid, 1);
+		resolve_finish(r, -ENOMEM, NULL);
+		return;
+	}
+	*(struct resolve_ctx *)orfa_call_ctx(open) = *r;
+	((struct resolve_ctx *)orfa_call_ctx(open))->entry = rep->a.entry;
+	open->msg.cred = om->cred;
+	open->msg.a.open.nodeid = rep->a.entry.nodeid;
+	open->msg.a.open.flags = om->a.create.flags &
+				 ~(uint32_t)(O_CREAT | O_EXCL | O_TRUNC);
+	orfa_call_set_conn(open, r->cc->idx);
+	orfa_call_send(open, NULL, 0, 0, resolve_open_done, NULL);
+}
+
+/* Resolve a parked name-creating call (see above); takes the list's
+ * reference. */
+static void call_resolve(struct cconn *cc, struct orfa_call *orig)
+{
+	struct orfa_msg *om = &orig->msg;
+	struct resolve_ctx *r;
+	struct orfa_call *lk;
+	uint64_t parent;
+	const char *name = orig->names;
+
+	log_warn("%s: %s was in flight at the loss: resolving it", cc->name,
+		 orfa_op_name(om->hdr.opcode));
+	switch (om->hdr.opcode) {
+	case ORFA_OP_UNLINK: case ORFA_OP_RMDIR: case ORFA_OP_RENAME:
+		orig->enoent_ok = true;
+		orig->resolve = false;
+		call_resend(cc, orig);
+		call_put(orig);
+		return;
+	case ORFA_OP_CREATE: parent = om->a.create.parent; break;
+	case ORFA_OP_MKDIR: parent = om->a.mkdir.parent; break;
+	case ORFA_OP_MKNOD: parent = om->a.mknod.parent; break;
+	case ORFA_OP_SYMLINK: parent = om->a.symlink.parent; break;
+	case ORFA_OP_LINK: parent = om->a.link.newparent; break;
+	default: parent = 0; break;
+	}
+	lk = name && parent ? orfa_call_new(orig->cl, ORFA_OP_LOOKUP, 0,
+					    sizeof(*r)) : NULL;
+	if (!lk) {
+		orig->answered = true;
+		call_complete(orig, -EIO, NULL);
+		call_put(orig);
+		return;
+	}
+	r = orfa_call_ctx(lk);
+	r->cc = cc;
+	r->orig = orig;
+	lk->msg.cred = om->cred;
+	lk->msg.a.lookup.parent = parent;
+	lk->msg.name = name;
+	lk->msg.namelen = om->namelen;
+	orfa_call_set_conn(lk, cc->idx);
+	orfa_call_send(lk, NULL, 0, 0, resolve_lookup_done, NULL);
+}
+
+void conn_resend(struct cconn *cc)
+{
+	struct orfa_call *list, *rev = NULL;
+	unsigned n = 0;
+
+	pthread_mutex_lock(&cc->lock);
+	list = cc->resend;
+	cc->resend = NULL;
+	pthread_mutex_unlock(&cc->lock);
+	/* Parked LIFO: resend in the original order. */
+	while (list) {
+		struct orfa_call *next = list->next_resend;
+
+		list->next_resend = rev;
+		rev = list;
+		list = next;
+	}
+	while (rev) {
+		struct orfa_call *next = rev->next_resend;
+
+		if (rev->resolve) {
+			call_resolve(cc, rev);	/* takes the reference */
+		} else {
+			call_resend(cc, rev);
+			call_put(rev);		/* the list's reference */
+		}
+		rev = next;
+		n++;
+	}
+	if (n)
+		log_warn("%s: %u requests in flight at the loss sent again",
+			 cc->name, n);
 }

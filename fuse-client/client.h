@@ -21,17 +21,25 @@
  *    created is given back (FORGET for entries, RELEASE for open files,
  *    the call's orphan hook for anything else).
  *
- * Reconnecting (cfg.reconnect, off by default: issue 6, partly done):
- * when a connection dies its calls still get -EIO at once, and then its
+ * Reconnecting (cfg.reconnect; issue 6): when a connection dies, its
  * receiver thread connects again with backoff (100 ms doubling to 2 s)
  * until it succeeds or the client stops, redoes HELLO (+AUTH), runs the
  * reconnect hook (the caller opens its files again there) and takes calls
  * again.  Meanwhile calls pinned to it (or all, when none is alive) wait
  * for it up to the request timeout, then fail with -EIO.  Server file ids
  * sent after a reconnect are translated from the old connection's to the
- * new one's (orfa_client_remap_fh).  In-flight requests are not resent.
- * Without cfg.reconnect a dead connection stays dead; once all are dead
- * every call fails at once with -EIO.
+ * new one's (orfa_client_remap_fh).  Calls in flight at the loss: the
+ * idempotent ones (reads, lookups, attributes, opens, releases, fsync,
+ * WRITE without O_APPEND...) are kept (with copies of their names and
+ * data) and sent again once reconnected; name-creating ones (CREATE,
+ * MKDIR, MKNOD, SYMLINK, LINK) are resolved by a LOOKUP of the name
+ * (found with the right type: applied, the entry is the answer; ENOENT:
+ * sent again); UNLINK, RMDIR and RENAME are sent again and ENOENT counts
+ * as done; the rest (SETXATTR, locks, ...) get -EIO.  Kept calls still
+ * fail with -ETIMEDOUT at their deadline.  Limit: a name another client
+ * created or removed meanwhile is taken for our own doing.  Without
+ * cfg.reconnect a dead connection stays dead and its calls get -EIO;
+ * once all are dead every call fails at once with -EIO.
  */
 #ifndef ORFA_CLIENT_H
 #define ORFA_CLIENT_H

@@ -55,6 +55,17 @@ struct orfa_call {
 	bool data_done;			/* cl->data_lock: transport done() ran */
 	uint32_t epoch;			/* cl->epoch when the call was made */
 	struct orfa_conn *conn;		/* cc->conn at registration (ref) */
+	/* Resending after a reconnect (cl->reconnect, idempotent calls):
+	 * owned copies of the names and of the data segment. */
+	bool retry;
+	/* Not idempotent (issue 6): resolved after a reconnect instead of
+	 * blindly resent (client.c, call_resolve); enoent_ok: a resent
+	 * UNLINK/RMDIR/RENAME answered ENOENT counts as done. */
+	bool resolve, enoent_ok;
+	char *names;
+	void *rdata;
+	size_t rdata_len;
+	struct orfa_call *next_resend;	/* cc->lock: cc->resend list */
 	uint8_t head_inline[HEAD_INLINE];
 };
 
@@ -83,7 +94,7 @@ struct cconn {
 	uint32_t epoch;
 	struct fh_pair { uint64_t old_fh, new_fh; } *remap;
 	unsigned nremap, remap_cap;
-	uint32_t prev_epoch;		/* cc->epoch before the last reconnect */
+	struct orfa_call *resend;	/* calls to send again once back */
 };
 
 struct orfa_client {
@@ -154,5 +165,10 @@ int conn_reconnect(struct cconn *cc);
 /* Wait until a connection (pin >= 0: that one) is alive, the client
  * stops or deadline (CLOCK_MONOTONIC ns) passes.  True when alive. */
 bool conn_wait_alive(struct orfa_client *cl, int pin, int64_t deadline);
+/* After a reconnect: send cc's parked calls again (receiver thread). */
+void conn_resend(struct cconn *cc);
+/* Complete cc's parked calls whose deadline passed (all when all is set)
+ * with err. */
+void conn_resend_fail(struct cconn *cc, int err, bool all);
 
 #endif /* ORFA_CLIENT_IMPL_H */

@@ -788,6 +788,9 @@ int conn_reconnect(struct cconn *cc)
 		struct orfa_conn *fresh = NULL, *old;
 		int rc;
 
+		/* Parked requests still owe an answer within their timeout. */
+		conn_resend_fail(cc, -ETIMEDOUT, false);
+
 		attempts++;
 		if (backoff < 2000)
 			backoff = backoff * 2 > 2000 ? 2000 : backoff * 2;

@@ -145,12 +145,12 @@ static void usage(const char *prog)
 "                           directory search checks)\n"
 "    timeout=S              request timeout (%g): a request without a reply\n"
 "                           by then fails with ETIMEDOUT; 0 = wait forever.\n"
-"                           A lost connection fails every pending request\n"
-"                           with EIO at once, later ones fail fast\n"
-"    reconnect[=0|1]        (experimental, off) connect again when the\n"
-"                           connection is lost or orfad restarts; later\n"
-"                           requests wait for it up to timeout=S, open\n"
-"                           files are reopened (pending ones still fail)\n"
+"                           With reconnect=0, a lost connection fails every\n"
+"                           pending request with EIO at once\n"
+"    reconnect=0|1          (1) connect again when the connection is lost\n"
+"                           or orfad restarts: requests wait for it up to\n"
+"                           timeout=S, open files are reopened, requests\n"
+"                           in flight are sent again or resolved\n"
 "    _netdev, nofail, noauto, auto, user, users, defaults, x-*, comment=*\n"
 "                           accepted and ignored (for mount(8) and systemd)\n"
 "\n", prog, ORFA_DEFAULT_PORT, MAX_CONNS, DEFAULT_TIMEOUT_S);
@@ -552,6 +552,7 @@ int main(int argc, char *argv[])
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct cli c = {
 		.conns = 1, .timeout = DEFAULT_TIMEOUT_S, .attr_timeout = -1,
+		.reconnect = 1,
 		.entry_timeout = -1, .negative_timeout = -1,
 		.cache = ORFA_CACHE_AUTO, .default_perms = -1,
 	};
