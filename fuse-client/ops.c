@@ -94,6 +94,7 @@ static uint32_t groups_get(struct orfa_gcache *gc, fuse_req_t req,
 
 int orfa_mount_init(struct orfa_mount *m, unsigned nconns)
 {
+	m->files = NULL;
 	m->nodes = nodes_new(nconns);
 	m->groups = calloc(1, sizeof(*m->groups));
 	if (!m->nodes || !m->groups) {
@@ -106,8 +107,17 @@ int orfa_mount_init(struct orfa_mount *m, unsigned nconns)
 	return 0;
 }
 
+/* Called once the FUSE session and the client are gone (no other thread
+ * left).  Files still open then were never released by the kernel (the
+ * mount was torn down under them, e.g. after the server died): free them. */
 void orfa_mount_fini(struct orfa_mount *m)
 {
+	while (m->files) {
+		struct cfile *cf = m->files;
+
+		m->files = cf->next;
+		free(cf);
+	}
 	nodes_free(m->nodes);
 	m->nodes = NULL;
 	if (m->groups) {
