@@ -1186,11 +1186,16 @@ static int forked_server(const char *file)
 	setsid();
 	if (pthread_create(&s.thr, NULL, srv_loop, &s))
 		return 1;
-	f = fopen(file, "w");
+	/* Written under another name and renamed, so the parent (which polls
+	 * for the file) never reads it half-written. */
+	char tmp[4096];
+	snprintf(tmp, sizeof(tmp), "%s.tmp", file);
+	f = fopen(tmp, "w");
 	if (!f)
 		return 1;
 	fprintf(f, "%s %s %d\n", s.host, s.port, (int)getpid());
-	fclose(f);
+	if (fclose(f) != 0 || rename(tmp, file) != 0)
+		return 1;
 	sleep(60);
 	_exit(0);
 }
