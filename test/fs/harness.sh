@@ -43,6 +43,7 @@
 #   ORFA_FS_LOCAL_DIR    parent of the local target's directory (default
 #                        /tmp; e.g. /dev/shm for tmpfs)
 #   ORFA_FS_KEEP=1       keep the temporary directory (logs) at the end
+#   ORFA_FS_TIMES=FILE   write "SECONDS TEST" for every test run to FILE
 set -u
 export LC_ALL=C
 
@@ -410,6 +411,9 @@ done
 echo "# $FS_TARGET: ${#SELECTED[@]} tests, $failed failed, $((SECONDS - start_all)) s"
 if [ -s "$FS_TMP/times" ]; then
 	echo "# slowest: $(sort -rn "$FS_TMP/times" | head -n 8 | awk '{printf "%s %ss, ", $2, $1}')"
+fi
+if [ -n "${ORFA_FS_TIMES:-}" ] && [ -s "$FS_TMP/times" ]; then
+	cp "$FS_TMP/times" "$ORFA_FS_TIMES"
 fi
 if [ -s "$FS_TMP/localdir" ]; then
 	timeout -k 5 300 rm -rf "$(cat "$FS_TMP/localdir")"

@@ -53,9 +53,15 @@ orfa_server_start() {
 # orfa_mount ADDR MNT LOG OPTIONS
 # Runs the client in the foreground (background job) and waits up to 20 s
 # for MNT to show up in /proc/mounts and answer statfs.  Sets CLIENT_PID.
-# Returns 1 with the reason in SETUP_ERR.
+# The suite's transport option ($FS_XPORT_OPT) is added unless OPTIONS
+# names a transport.  Returns 1 with the reason in SETUP_ERR.
 orfa_mount() {
 	local addr=$1 mnt=$2 log=$3 opts=$4 end
+
+	case ",$opts," in
+	*,transport=*) ;;
+	*) [ -n "${FS_XPORT_OPT:-}" ] && opts="${opts:+$opts,}$FS_XPORT_OPT" ;;
+	esac
 
 	mkdir -p "$mnt"
 	echo "$mnt" >> "$FS_TMP/mounts.list"
