@@ -53,11 +53,11 @@
 #include "log.h"
 
 #define DEFAULT_CREDITS		64u
-#define MIN_CREDITS		4u
-#define MAX_CREDITS		4096u
+#define MIN_CREDITS		ORFA_RDMA_MIN_CREDITS
+#define MAX_CREDITS		ORFA_RDMA_MAX_CREDITS
 #define MAX_SPARE		16u
 #define DEFAULT_BUF_SIZE	(64u * 1024)
-#define MAX_BUF_SIZE		(16u << 20)
+#define MAX_BUF_SIZE		ORFA_RDMA_MAX_BUF_SIZE
 #define MAX_RD_ATOMIC		16
 #define LISTEN_BACKLOG		128
 
@@ -849,6 +849,9 @@ static void lst_events(struct rdma_listener *l)
 			conn_teardown(c);
 			continue;
 		}
+		log_info("rdma: %s: connected (credits %u/%u, buffers %u/%u)",
+			 c->base.peer, c->credits, c->peer_credits_max,
+			 c->buf_size, c->peer_buf_size);
 		c->lnext = NULL;
 		if (l->ready_last)
 			l->ready_last->lnext = c;
@@ -1018,6 +1021,27 @@ static void rdma_shutdown_(struct orfa_conn *oc)
 	rdma_io_reap(c);
 }
 
+/* The address rdma_cm resolved the peer to (export access checks). */
+static int rdma_peer_addr_(struct orfa_conn *oc, struct sockaddr_storage *ss)
+{
+	struct rdma_conn *c = rdma_c(oc);
+	const struct sockaddr *sa;
+
+	if (!c->id)
+		return -ENOTCONN;
+	sa = rdma_get_peer_addr(c->id);
+	switch (sa->sa_family) {
+	case AF_INET:
+		memcpy(ss, sa, sizeof(struct sockaddr_in));
+		return 0;
+	case AF_INET6:
+		memcpy(ss, sa, sizeof(struct sockaddr_in6));
+		return 0;
+	default:		/* AF_IB: not an IP peer */
+		return -EAFNOSUPPORT;
+	}
+}
+
 /* Last reference gone: no other thread uses c any more. */
 static void rdma_destroy_(struct orfa_conn *oc)
 {
@@ -1043,4 +1067,5 @@ const struct orfa_transport_ops orfa_rdma_transport = {
 	.set_limits = rdma_set_limits,
 	.shutdown = rdma_shutdown_,
 	.destroy = rdma_destroy_,
+	.peer_addr = rdma_peer_addr_,
 };
