@@ -61,6 +61,13 @@ struct orfa_tp_opts {
 	size_t rdma_buf_size;		/* RDMA: pre-posted receive size (64 KiB) */
 	unsigned rdma_credits;		/* RDMA: receives pre-posted per side */
 };
+/* What the RDMA transport accepts of rdma_buf_size / rdma_credits (others
+ * are clamped; a buffer always holds the largest header segment, so it is
+ * a little over 64 KiB at least). */
+#define ORFA_RDMA_MIN_BUF_SIZE	(64u * 1024)
+#define ORFA_RDMA_MAX_BUF_SIZE	(16u << 20)
+#define ORFA_RDMA_MIN_CREDITS	4u
+#define ORFA_RDMA_MAX_CREDITS	4096u
 void orfa_tp_opts_default(struct orfa_tp_opts *o);
 
 /*
@@ -216,6 +223,14 @@ extern const struct orfa_transport_ops orfa_tcp_transport;
 int orfa_parse_address(const char *spec, const char *defport,
 		       char *tp, size_t tpsz, char *host, size_t hostsz,
 		       char *port, size_t portsz);
+
+/*
+ * A size from a command line or the exports file: "65536", "64K", "4M",
+ * "1G", "2T" (binary units, any case, optional "i" and "B": "64KiB").
+ * Returns 0, or -EINVAL for anything else or a value that does not fit in
+ * 64 bits.  Zero is a size: callers that refuse it check.
+ */
+int orfa_parse_size(const char *s, uint64_t *out);
 
 /* Wrappers: see the contracts at the top of this file. */
 int orfa_conn_connect(const char *transport, const char *host,

@@ -427,15 +427,16 @@ void conn_fail(struct cconn *cc, int err)
 {
 	struct orfa_call *batch[64];
 	bool answer[64];
+	bool stopping = client_stopping(cc->cl);
 	unsigned n;
 
-	if (!cc->dead && err && !cc->cl->stopping)
+	if (!cc->dead && err && !stopping)
 		log_err("%s: connection lost: %s", cc->name,
 			orfa_conn_last_error(cc->conn)[0] ?
 			orfa_conn_last_error(cc->conn) : strerror(-err));
 	/* First stop the peer from writing into reply buffers we free. */
 	orfa_conn_shutdown(cc->conn);
-	bool park = cc->cl->reconnect && !cc->cl->stopping;
+	bool park = cc->cl->reconnect && !stopping;
 
 	do {
 		n = 0;

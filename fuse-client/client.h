@@ -87,6 +87,9 @@ struct orfa_client_cfg {
 	const struct orfa_key *key;	/* shared key (-o key=FILE) or NULL;
 					 * copied when reconnect is set */
 	int reconnect;			/* reconnect dead connections */
+	size_t rdma_buf_size;		/* RDMA receive buffers (0: default) */
+	unsigned rdma_credits;		/* RDMA receives per connection (0:
+					 * default) */
 };
 
 /* What the HELLO exchange established (same on every connection). */

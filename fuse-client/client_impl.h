@@ -154,6 +154,8 @@ struct orfa_call *slot_find(struct cconn *cc, uint64_t req_id);
 void *rx_main(void *arg);
 void *rx_sink(void *arg, const struct orfa_hdr *hdr);
 void conn_fail(struct cconn *cc, int err);
+/* cl->stopping, read under cl->tlock (any thread; not with tlock held). */
+bool client_stopping(struct orfa_client *cl);
 
 /* The live connection with the fewest calls in flight (or the pinned
  * one); NULL if none. */

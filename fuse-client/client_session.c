@@ -497,6 +497,10 @@ int orfa_client_connect(const struct orfa_client_cfg *cfg,
 	o.max_body = ORFA_MAX_BODY;
 	o.max_data = cfg->max_data;
 	o.send_timeout_ms = cfg->timeout_ms;
+	if (cfg->rdma_buf_size)
+		o.rdma_buf_size = cfg->rdma_buf_size;
+	if (cfg->rdma_credits)
+		o.rdma_credits = cfg->rdma_credits;
 	cl->tpo = o;
 	cl->max_data_offer = cfg->max_data;
 	cl->reconnect = cfg->reconnect != 0;
@@ -764,7 +768,7 @@ static bool backoff_sleep(struct orfa_client *cl, int ms)
 	return !stop;
 }
 
-static bool client_stopping(struct orfa_client *cl)
+bool client_stopping(struct orfa_client *cl)
 {
 	bool stop;
 

@@ -40,6 +40,8 @@ struct cli {
 	char *port_opt;
 	char *key_file;
 	unsigned conns;
+	size_t rdma_buf_size;		/* 0: the transport's default */
+	unsigned rdma_credits;		/* 0: the transport's default */
 	double timeout;
 	double attr_timeout, entry_timeout, negative_timeout;	/* < 0: default */
 	int cache;
@@ -58,7 +60,7 @@ enum {
 	KEY_TRANSPORT, KEY_PORT, KEY_CONNS, KEY_TIMEOUT, KEY_ATTR, KEY_ENTRY,
 	KEY_NEGATIVE, KEY_CACHE, KEY_WRITEBACK, KEY_IGNORE, KEY_FSNAME,
 	KEY_SUBTYPE, KEY_KEY, KEY_ALLOW_OTHER, KEY_DEFPERMS, KEY_NO_DEFPERMS,
-	KEY_HELP, KEY_VERSION, KEY_RECONNECT,
+	KEY_HELP, KEY_VERSION, KEY_RECONNECT, KEY_RDMA_BUF, KEY_RDMA_CREDITS,
 };
 
 static const struct fuse_opt orfa_opts[] = {
@@ -66,6 +68,8 @@ static const struct fuse_opt orfa_opts[] = {
 	FUSE_OPT_KEY("port=", KEY_PORT),
 	FUSE_OPT_KEY("key=", KEY_KEY),
 	FUSE_OPT_KEY("conns=", KEY_CONNS),
+	FUSE_OPT_KEY("rdma_buf_size=", KEY_RDMA_BUF),
+	FUSE_OPT_KEY("rdma_credits=", KEY_RDMA_CREDITS),
 	FUSE_OPT_KEY("timeout=", KEY_TIMEOUT),
 	FUSE_OPT_KEY("attr_timeout=", KEY_ATTR),
 	FUSE_OPT_KEY("entry_timeout=", KEY_ENTRY),
@@ -124,6 +128,12 @@ static void usage(const char *prog)
 "    port=N                 server port (%s; a port in the source wins)\n"
 "    conns=N                connections per mount, 1..%d (1); requests go\n"
 "                           to the least loaded\n"
+"    rdma_buf_size=SIZE     RDMA: size of each pre-posted receive buffer\n"
+"                           (64K, the least, to 16M); larger data goes by\n"
+"                           RDMA read/write\n"
+"    rdma_credits=N         RDMA: receive buffers per connection, so\n"
+"                           requests in flight before senders wait (64;\n"
+"                           4 to 4096)\n"
 "    cache=none|auto|always caching (auto): auto = close-to-open, page\n"
 "                           cache kept while the file is unchanged on the\n"
 "                           server; none = attributes and names not cached,\n"
@@ -226,6 +236,22 @@ static int opt_proc(void *data, const char *arg, int key,
 		if (!*val || *end || n < 1 || n > MAX_CONNS)
 			return bad_opt(c, arg, "expected 1 to 64");
 		c->conns = (unsigned)n;
+		return 0;
+	case KEY_RDMA_BUF: {
+		uint64_t sz;
+
+		if (orfa_parse_size(val, &sz) < 0 ||
+		    sz < ORFA_RDMA_MIN_BUF_SIZE || sz > ORFA_RDMA_MAX_BUF_SIZE)
+			return bad_opt(c, arg, "expected a size from 64K to 16M");
+		c->rdma_buf_size = (size_t)sz;
+		return 0;
+	}
+	case KEY_RDMA_CREDITS:
+		n = strtol(val, &end, 10);
+		if (!*val || *end || n < (long)ORFA_RDMA_MIN_CREDITS ||
+		    n > (long)ORFA_RDMA_MAX_CREDITS)
+			return bad_opt(c, arg, "expected 4 to 4096");
+		c->rdma_credits = (unsigned)n;
 		return 0;
 	case KEY_TIMEOUT:
 		if (parse_seconds(val, &c->timeout))
@@ -691,6 +717,8 @@ int main(int argc, char *argv[])
 	cfg.max_data = ORFA_DEFAULT_MAX_DATA;
 	cfg.key = c.key_file ? &key : NULL;
 	cfg.reconnect = c.reconnect;
+	cfg.rdma_buf_size = c.rdma_buf_size;
+	cfg.rdma_credits = c.rdma_credits;
 	rc = orfa_client_connect(&cfg, &m.cl, err, sizeof(err));
 	if (c.key_file)
 		orfa_key_wipe(&key);	/* only the handshake needs it */

@@ -79,9 +79,6 @@ void orfa_exports_free(struct orfa_exports *ex);
 int orfa_exports_shortcut(struct orfa_exports *out, const char *dir,
 			  uint64_t ramfs_size);
 
-/* Parse "1G", "512M", "4096" into bytes; -EINVAL when malformed. */
-int orfa_parse_size(const char *s, uint64_t *out);
-
 /*
  * Find the export a client path names: "/data/sub" -> export "data" with
  * *subdir "sub" (pointing into path; "" for the export root).  A root

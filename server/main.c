@@ -39,6 +39,7 @@ static void usage(FILE *f)
 "             (--exports FILE | --export DIR | --ramfs [--ramfs-size SIZE])\n"
 "             [--key FILE] [-f] [--log-level LEVEL] [--port-file FILE]\n"
 "             [--threading=queue|sequential|connection] [--threads N]\n"
+"             [--rdma-buf-size SIZE] [--rdma-credits N]\n"
 "       orfad --genkey FILE\n"
 "\n"
 "Serve directories and in-memory file systems to ORFA clients.\n"
@@ -71,6 +72,12 @@ static void usage(FILE *f)
 "                            sequential: everything on the event loop;\n"
 "                            connection: one thread per connection\n"
 "      --threads N           worker threads in queue mode\n"
+"      --rdma-buf-size SIZE  RDMA: size of each pre-posted receive buffer\n"
+"                            (64K, the least, to 16M); larger data goes by\n"
+"                            RDMA read/write (rendezvous)\n"
+"      --rdma-credits N      RDMA: receive buffers pre-posted per\n"
+"                            connection, so requests in flight before the\n"
+"                            sender waits (64; 4 to 4096)\n"
 "  -h, --help                show this help\n"
 "  -V, --version             show the version\n"
 "\n"
@@ -89,34 +96,6 @@ bad_usage(const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "\nTry 'orfad --help' for more information.\n");
 	exit(2);
-}
-
-/* "123", "512K", "4M", "1G", "2T" (binary units, optional "B"/"iB"). */
-static int parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-	unsigned shift = 0;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s || *s == '-')
-		return -1;
-	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	case 't': case 'T': shift = 40; end++; break;
-	default: break;
-	}
-	if (shift && *end == 'i')
-		end++;
-	if (*end == 'B' || *end == 'b')
-		end++;
-	if (*end || v == 0 || v > (UINT64_MAX >> shift))
-		return -1;
-	*out = (uint64_t)v << shift;
-	return 0;
 }
 
 /* Write "host:port\n" to path atomically (readers never see half). */
@@ -179,6 +158,8 @@ enum {
 	OPT_PORT_FILE,
 	OPT_THREADING,
 	OPT_THREADS,
+	OPT_RDMA_BUF_SIZE,
+	OPT_RDMA_CREDITS,
 	OPT_GENKEY,
 	OPT_STATE_DIR,
 };
@@ -305,6 +286,8 @@ int main(int argc, char **argv)
 		{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
 		{ "threading", required_argument, NULL, OPT_THREADING },
 		{ "threads", required_argument, NULL, OPT_THREADS },
+		{ "rdma-buf-size", required_argument, NULL, OPT_RDMA_BUF_SIZE },
+		{ "rdma-credits", required_argument, NULL, OPT_RDMA_CREDITS },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -313,7 +296,7 @@ int main(int argc, char **argv)
 	const char *port_file = NULL, *exports_file = NULL, *key_file = NULL;
 	const char *genkey_file = NULL;
 	char tp[16], host[256], port[16], addr[320], err[512], what[1024];
-	uint64_t ramfs_size = DEFAULT_RAMFS_SIZE;
+	uint64_t ramfs_size = DEFAULT_RAMFS_SIZE, rdma_size;
 	int ramfs = 0, foreground = 0, size_given = 0, ch, ret, status = 0;
 	struct orfa_server_cfg cfg;
 	struct orfa_tp_opts tpo;
@@ -351,7 +334,8 @@ int main(int argc, char **argv)
 			ramfs = 1;
 			break;
 		case OPT_RAMFS_SIZE:
-			if (parse_size(optarg, &ramfs_size) < 0)
+			if (orfa_parse_size(optarg, &ramfs_size) < 0 ||
+			    ramfs_size == 0)
 				bad_usage("invalid --ramfs-size '%s'", optarg);
 			size_given = 1;
 			break;
@@ -387,6 +371,24 @@ int main(int argc, char **argv)
 				bad_usage("invalid --threads '%s' (1 to 1024)",
 					  optarg);
 			cfg.threads = (unsigned)n;
+			break;
+		case OPT_RDMA_BUF_SIZE:
+			if (orfa_parse_size(optarg, &rdma_size) < 0 ||
+			    rdma_size < ORFA_RDMA_MIN_BUF_SIZE ||
+			    rdma_size > ORFA_RDMA_MAX_BUF_SIZE)
+				bad_usage("invalid --rdma-buf-size '%s' (64K "
+					  "to 16M)", optarg);
+			cfg.rdma_buf_size = (size_t)rdma_size;
+			break;
+		case OPT_RDMA_CREDITS:
+			errno = 0;
+			n = strtol(optarg, &end, 10);
+			if (errno || *end || end == optarg ||
+			    n < ORFA_RDMA_MIN_CREDITS ||
+			    n > ORFA_RDMA_MAX_CREDITS)
+				bad_usage("invalid --rdma-credits '%s' (4 to "
+					  "4096)", optarg);
+			cfg.rdma_credits = (unsigned)n;
 			break;
 		case 'h':
 			usage(stdout);

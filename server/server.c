@@ -100,6 +100,10 @@ void orfa_server_listen_opts(const struct orfa_server_cfg *cfg,
 		   0 : ORFA_TP_NONBLOCK;
 	o->max_body = ORFA_MAX_BODY;
 	o->max_data = PRE_HELLO_MAX_DATA;
+	if (cfg->rdma_buf_size)
+		o->rdma_buf_size = cfg->rdma_buf_size;
+	if (cfg->rdma_credits)
+		o->rdma_credits = cfg->rdma_credits;
 }
 
 /* ---- worker queue ------------------------------------------------------ */

@@ -41,6 +41,9 @@ struct orfa_server_cfg {
 	size_t max_outq;		/* per connection queued reply bytes:
 					 * stop reading above */
 	uint32_t max_data;		/* largest data segment offered in HELLO */
+	size_t rdma_buf_size;		/* RDMA receive buffer size (0: default) */
+	unsigned rdma_credits;		/* RDMA receives per connection (0:
+					 * default) */
 	const struct orfa_key *key;	/* shared key: clients must
 					 * authenticate (PROTOCOL.md section
 					 * 6); NULL: no authentication.

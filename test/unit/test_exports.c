@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "exports.h"
+#include "transport.h"
 
 static struct sockaddr_storage addr(const char *s)
 {
