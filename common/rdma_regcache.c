@@ -296,8 +296,13 @@ struct ibv_mr *rdma_mr_pin(struct rdma_dev *dev, void *addr, size_t len,
 		pthread_mutex_lock(&registry_lock);
 		stats.pins++;
 		pthread_mutex_unlock(&registry_lock);
-	} else if (!errno) {
-		errno = ENOMEM;
+	} else {
+		int err = errno ? errno : ENOMEM;
+
+		log_warn("rdma: cannot register %zu bytes at %p: %s%s", len,
+			 addr, strerror(err), err == ENOMEM ?
+			 " (check ulimit -l)" : "");
+		errno = err;
 	}
 	return mr;
 }

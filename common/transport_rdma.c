@@ -383,7 +383,7 @@ static int priv_take(struct rdma_conn *c, const void *data, size_t len)
 		return -EPROTO;
 	memcpy(&p, data, sizeof(p));
 	if (le32toh(p.magic) != RDMA_PRIV_MAGIC ||
-	    le16toh(p.version) != RDMA_PRIV_VERSION)
+	    le16toh(p.version) != RDMA_PRIV_VERSION || p.pad != 0)
 		return -EPROTO;
 	if (le32toh(p.credits) < 2 || le32toh(p.credits) > 65536 ||
 	    le32toh(p.buf_size) < min_buf || le32toh(p.buf_size) > MAX_BUF_SIZE)
@@ -1009,11 +1009,37 @@ static void rdma_set_limits(struct orfa_conn *oc, uint32_t max_body,
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* How long a local shutdown waits for messages already sent to complete
+ * (a refusal sent just before closing, say): disconnecting at once would
+ * flush them, unlike a TCP close, which delivers what was written. */
+#define SHUTDOWN_LINGER_MS	200
+
 static void rdma_shutdown_(struct orfa_conn *oc)
 {
 	struct rdma_conn *c = rdma_c(oc);
+	struct timespec until;
 
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_nsec += SHUTDOWN_LINGER_MS * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
 	pthread_mutex_lock(&c->lock);
+	while (c->state == RC_CONNECTED && !c->shut &&
+	       (c->txq_first || c->rdv_first || c->sq_free < c->sq_depth)) {
+		struct timespec now, slice;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec > until.tv_sec ||
+		    (now.tv_sec == until.tv_sec && now.tv_nsec >= until.tv_nsec))
+			break;
+		/* The progress thread takes the lock to complete sends. */
+		pthread_mutex_unlock(&c->lock);
+		slice = (struct timespec){ 0, 1000000L };
+		nanosleep(&slice, NULL);
+		pthread_mutex_lock(&c->lock);
+	}
 	c->shut = 1;
 	rdma_io_fail(c, -ENOTCONN, "connection shut down locally");
 	rdma_disconnect(c->id);

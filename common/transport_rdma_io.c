@@ -625,6 +625,11 @@ static int tx_post(struct rdma_conn *c, struct rdma_tx *tx)
 		adv_mine_add(c, tx->adv);
 	rc = ibv_post_send(c->qp, wr, &bad);
 	if (rc) {
+		if (rc == EACCES)
+			log_warn("rdma: %s: the kernel refuses verbs commands "
+				 "from this thread: its credentials changed "
+				 "since the device was opened (README, RDMA)",
+				 c->base.peer);
 		if (tx->adv)
 			adv_mine_take(c, tx->req_id);
 		s->next = c->sfree;
@@ -837,6 +842,10 @@ static int on_recv(struct rdma_conn *c, struct rdma_rslot *s, uint32_t len)
 	w.head_len = ld32(p + 4);
 	w.credits = ld32(p + 8);
 	w.rdv_acks = ld32(p + 12);
+	if (p[3] != 0 ||
+	    (w.flags & ~(RWF_INLINE | RWF_RDV | RWF_WRITTEN | RWF_ADVERT)) ||
+	    (w.type == RW_CTRL && (w.flags || w.nseg || w.head_len)))
+		return proto_err(c, -EPROTO, "non-zero padding or unknown flags");
 	if (w.credits > c->peer_credits_max ||
 	    (uint64_t)c->peer_credits + w.credits > c->peer_credits_max)
 		return proto_err(c, -EPROTO, "too many credits returned");
@@ -1427,8 +1436,11 @@ static int send_prepare(struct rdma_conn *c, const struct orfa_txmsg *m,
 	if (data_len != h.data_len)
 		return -EINVAL;
 
+	/* Advertise the reply buffer when the reply may be too large to
+	 * come inline: the peer sends inline what fits the smaller of the
+	 * two sides' receive buffers (send_cap), else RDMA-WRITEs it here. */
 	if (m->reply_buf && m->reply_buf_len &&
-	    m->reply_buf_len + RDMA_WIRE_SIZE + ORFA_HDR_SIZE > c->buf_size &&
+	    m->reply_buf_len + RDMA_WIRE_SIZE + ORFA_HDR_SIZE > send_cap(c) &&
 	    m->reply_buf_len <= UINT32_MAX)
 		adv_len = RDMA_SEG_SIZE;
 	need = RDMA_WIRE_SIZE + adv_len + RDMA_MAX_SEG * RDMA_SEG_SIZE +
