@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -270,6 +271,40 @@ static void exports_describe(const struct orfa_exports *ex, char *buf,
 	}
 }
 
+/*
+ * A directory export holds an O_PATH descriptor for every node a client
+ * knows, so the default soft limit of 1024 open files runs out after a
+ * thousand files.  Raise the soft limit to the hard one, and as root both
+ * to fs.nr_open (at most 1M), as file servers do.
+ */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	rlim_t want = 1u << 20;
+	FILE *f;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return;
+	f = geteuid() == 0 ? fopen("/proc/sys/fs/nr_open", "r") : NULL;
+	if (f) {
+		unsigned long long nr;
+
+		if (fscanf(f, "%llu", &nr) == 1 && nr < want)
+			want = (rlim_t)nr;
+		fclose(f);
+		if (rl.rlim_max < want) {
+			struct rlimit up = { want, want };
+
+			if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+				return;
+		}
+	}
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -308,6 +343,7 @@ int main(int argc, char **argv)
 	long n;
 
 	umask(0);		/* the backends apply each client's umask */
+	raise_nofile();
 	signal(SIGPIPE, SIG_IGN);
 	orfa_log_set_ident("orfad");
 	orfa_server_cfg_default(&cfg);
