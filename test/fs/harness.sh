@@ -42,6 +42,9 @@
 #   ORFA_FS_SERVER_ARGS  extra orfad arguments (e.g. "--log-level debug")
 #   ORFA_FS_LOCAL_DIR    parent of the local target's directory (default
 #                        /tmp; e.g. /dev/shm for tmpfs)
+#   ORFA_FS_TMPDIR       where the run's temporary directory goes (default
+#                        /tmp): mount points, logs, and the native
+#                        target's export directory
 #   ORFA_FS_KEEP=1       keep the temporary directory (logs) at the end
 #   ORFA_FS_TIMES=FILE   write "SECONDS TEST" for every test run to FILE
 set -u
@@ -137,7 +140,7 @@ if [ "$FS_TARGET" != local ]; then
 	fi
 fi
 
-FS_TMP=$(mktemp -d "/tmp/orfa-fs-$FS_TARGET.XXXXXX") || exit 1
+FS_TMP=$(mktemp -d "${ORFA_FS_TMPDIR:-/tmp}/orfa-fs-$FS_TARGET.XXXXXX") || exit 1
 chmod 755 "$FS_TMP"	# the non-root user of the permission tests walks in
 mkdir -p "$FS_TMP/logs" "$FS_TMP/scratch"
 : > "$FS_TMP/pids.list"

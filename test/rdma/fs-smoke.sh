@@ -92,10 +92,13 @@ wait_mount() { # wait_mount DIR PID SECONDS
 	return 1
 }
 
-# One transport + backend: mount, exercise, unmount.
+# One transport + backend: mount, exercise, unmount.  With a third
+# argument (a label), orfad also gets $SMOKE_SARGS and the mount
+# $SMOKE_COPTS.
 run_one() {
-	local tp=$1 backend=$2 d=$T/$1-$2 spid cpid addr mnt t0 t1
+	local tp=$1 backend=$2 d=$T/$1-$2${3:+-$3} spid cpid addr mnt t0 t1
 	local -a sargs
+	local copts="transport=$tp${3:+,$SMOKE_COPTS}" lbl="$tp/$backend${3:+ ($3)}"
 
 	mkdir -p "$d/export" "$d/mnt"
 	mnt=$d/mnt
@@ -103,78 +106,147 @@ run_one() {
 	ramfs) sargs=(--ramfs --ramfs-size 512M) ;;
 	native) sargs=(--export "$d/export") ;;
 	esac
+	# shellcheck disable=SC2206
+	[ -n "${3:-}" ] && sargs+=($SMOKE_SARGS)
 	"$ORFAD" -f --listen "$tp://$HOST:0" --port-file "$d/port" \
 		"${sargs[@]}" > "$d/orfad.log" 2>&1 &
 	spid=$!
 	pids="$pids $spid"
 	if ! wait_file "$d/port" 20; then
-		not_ok "$tp/$backend: orfad listens on $tp://$HOST"
+		not_ok "$lbl: orfad listens on $tp://$HOST"
 		sed 's/^/#   /' "$d/orfad.log" | tail -n 5
 		return
 	fi
 	addr=$(head -n1 "$d/port")
-	ok "$tp/$backend: orfad listens on $tp://$addr"
+	ok "$lbl: orfad listens on $tp://$addr"
 
-	"$ORFA" "$addr:/" "$mnt" -f -o "transport=$tp" > "$d/orfa.log" 2>&1 &
+	"$ORFA" "$addr:/" "$mnt" -f -o "$copts" > "$d/orfa.log" 2>&1 &
 	cpid=$!
 	pids="$pids $cpid"
 	mounts="$mounts $mnt"
 	if ! wait_mount "$mnt" "$cpid" 30; then
-		not_ok "$tp/$backend: mount with -o transport=$tp"
+		not_ok "$lbl: mount with -o $copts"
 		sed 's/^/#   /' "$d/orfa.log" | tail -n 5
 		return
 	fi
-	ok "$tp/$backend: mount with -o transport=$tp"
+	ok "$lbl: mount with -o $copts"
+	if [ -n "${3:-}" ] && [ -n "${SMOKE_EXPECT:-}" ]; then
+		check "$lbl: orfad reports '$SMOKE_EXPECT'" \
+			grep -F "$SMOKE_EXPECT" "$d/orfad.log"
+	fi
 
 	t0=$(date +%s.%N)
-	check "$tp/$backend: cp 64 MiB file in" timeout 300 cp "$T/big" "$mnt/big"
+	check "$lbl: cp 64 MiB file in" timeout 300 cp "$T/big" "$mnt/big"
 	t1=$(date +%s.%N)
-	echo "# $tp/$backend: 64 MiB written in $(awk "BEGIN { print $t1 - $t0 }") s"
-	check "$tp/$backend: size is right" test "$(stat -c %s "$mnt/big")" = $((64 << 20))
+	echo "# $lbl: 64 MiB written in $(awk "BEGIN { print $t1 - $t0 }") s"
+	check "$lbl: size is right" test "$(stat -c %s "$mnt/big")" = $((64 << 20))
 	t0=$(date +%s.%N)
-	check "$tp/$backend: 64 MiB checksum read back matches" \
+	check "$lbl: 64 MiB checksum read back matches" \
 		sh -c "[ \"\$(timeout 300 cat '$mnt/big' | md5sum | cut -d' ' -f1)\" = $big_sum ]"
 	t1=$(date +%s.%N)
-	echo "# $tp/$backend: 64 MiB read in $(awk "BEGIN { print $t1 - $t0 }") s"
-	check "$tp/$backend: cp -r of small files, contents match" \
+	echo "# $lbl: 64 MiB read in $(awk "BEGIN { print $t1 - $t0 }") s"
+	check "$lbl: cp -r of small files, contents match" \
 		sh -c "cp -r '$T/small' '$mnt/small' && diff -r '$T/small' '$mnt/small'"
-	check "$tp/$backend: ls lists them" \
+	check "$lbl: ls lists them" \
 		sh -c "[ \"\$(ls '$mnt/small' | tr '\n' ' ')\" = 'f1 f2 f3 f4 f5 ' ]"
-	check "$tp/$backend: mv and cat" \
+	check "$lbl: mv and cat" \
 		sh -c "mv '$mnt/small/f3' '$mnt/f3' && cmp '$mnt/f3' '$T/small/f3'"
-	check "$tp/$backend: rm -r and rm" \
+	check "$lbl: rm -r and rm" \
 		sh -c "rm -r '$mnt/small' '$mnt/f3' '$mnt/big' && [ -z \"\$(ls -A '$mnt')\" ]"
 	if [ "$backend" = native ]; then
-		check "$tp/$backend: export directory is empty again" \
+		check "$lbl: export directory is empty again" \
 			sh -c "[ -z \"\$(ls -A '$d/export')\" ]"
 	fi
 
 	fusermount3 -u "$mnt" 2> /dev/null || fusermount3 -u -z "$mnt"
 	if timeout 20 sh -c "while kill -0 $cpid 2>/dev/null; do sleep 0.1; done"; then
-		ok "$tp/$backend: client exits after unmount"
+		ok "$lbl: client exits after unmount"
 	else
-		not_ok "$tp/$backend: client exits after unmount"
+		not_ok "$lbl: client exits after unmount"
 	fi
 	kill -TERM "$spid"
 	if timeout 20 sh -c "while kill -0 $spid 2>/dev/null; do sleep 0.1; done"; then
 		wait "$spid"
-		check "$tp/$backend: orfad stops cleanly on SIGTERM" test $? = 0
+		check "$lbl: orfad stops cleanly on SIGTERM" test $? = 0
 	else
-		not_ok "$tp/$backend: orfad stops on SIGTERM"
+		not_ok "$lbl: orfad stops on SIGTERM"
 	fi
 	if grep -E "ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:" \
 		"$d/orfad.log" "$d/orfa.log" > "$T/san" 2>&1; then
-		not_ok "$tp/$backend: no sanitizer reports"
+		not_ok "$lbl: no sanitizer reports"
 		sed 's/^/#   /' "$T/san" | head -n 5
 	else
-		ok "$tp/$backend: no sanitizer reports"
+		ok "$lbl: no sanitizer reports"
 	fi
+}
+
+# Export access by network over TP: orfad takes the client's address from
+# the transport (rdma_cm's resolved peer over RDMA), so an export open to
+# the VM's network admits the mount and one open to another network refuses
+# it with the reason.
+run_exports() {
+	local tp=$1 d=$T/$1-exports spid cpid addr
+	mkdir -p "$d/mnt-in" "$d/mnt-out"
+	printf '%s\n' "in ramfs:64M ${HOST%.*}.0/24 rw,no_root_squash" \
+		"out ramfs:64M 10.0.0.0/8 rw,no_root_squash" > "$d/exports"
+	"$ORFAD" -f --listen "$tp://$HOST:0" --port-file "$d/port" \
+		--exports "$d/exports" > "$d/orfad.log" 2>&1 &
+	spid=$!
+	pids="$pids $spid"
+	if ! wait_file "$d/port" 20; then
+		not_ok "$tp/exports: orfad listens with an exports file"
+		sed 's/^/#   /' "$d/orfad.log" | tail -n 5
+		return
+	fi
+	addr=$(head -n1 "$d/port")
+	"$ORFA" "$addr:/in" "$d/mnt-in" -f -o "transport=$tp" \
+		> "$d/orfa-in.log" 2>&1 &
+	cpid=$!
+	pids="$pids $cpid"
+	mounts="$mounts $d/mnt-in"
+	if wait_mount "$d/mnt-in" "$cpid" 30 &&
+		echo hi > "$d/mnt-in/f" && [ "$(cat "$d/mnt-in/f")" = hi ]; then
+		ok "$tp/exports: export open to ${HOST%.*}.0/24 admits $HOST"
+	else
+		not_ok "$tp/exports: export open to ${HOST%.*}.0/24 admits $HOST"
+		sed 's/^/#   /' "$d/orfa-in.log" "$d/orfad.log" | tail -n 6
+	fi
+	fusermount3 -u "$d/mnt-in" 2> /dev/null || fusermount3 -u -z "$d/mnt-in"
+	if ! timeout 30 "$ORFA" "$addr:/out" "$d/mnt-out" -o "transport=$tp" \
+		> "$d/orfa-out.log" 2>&1 &&
+		grep -q "not allowed to mount /out" "$d/orfa-out.log" &&
+		! grep -q " $d/mnt-out fuse" /proc/mounts; then
+		ok "$tp/exports: export open to 10.0.0.0/8 refuses $HOST, saying why"
+	else
+		not_ok "$tp/exports: export open to 10.0.0.0/8 refuses $HOST, saying why"
+		fusermount3 -u -z "$d/mnt-out" 2> /dev/null
+		sed 's/^/#   /' "$d/orfa-out.log" | tail -n 4
+	fi
+	if grep -q "not allowed to mount /out" "$d/orfad.log"; then
+		ok "$tp/exports: orfad logs the refusal with the peer's address"
+	else
+		not_ok "$tp/exports: orfad logs the refusal with the peer's address"
+		sed 's/^/#   /' "$d/orfad.log" | tail -n 4
+	fi
+	kill -TERM "$spid"
 }
 
 for tp in ${ORFA_SMOKE_TRANSPORTS:-rdma tcp}; do
 	for backend in ramfs native; do
 		run_one "$tp" "$backend"
 	done
+	run_exports "$tp"
 done
+# Receive buffers and credits set on both sides (orfad --rdma-*, -o rdma_*):
+# the connection uses what each side asked for, and data of every size
+# still crosses (more goes by rendezvous with fewer, larger buffers).
+case " ${ORFA_SMOKE_TRANSPORTS:-rdma tcp} " in
+*" rdma "*)
+	SMOKE_SARGS="--rdma-buf-size 256K --rdma-credits 8 --log-level info"
+	SMOKE_COPTS="rdma_buf_size=128K,rdma_credits=4"
+	SMOKE_EXPECT="connected (credits 8/4, buffers 262144/131072)"
+	run_one rdma ramfs tuned
+	;;
+esac
 echo "1..$n"
 [ "$failed" = 0 ]
