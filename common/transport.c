@@ -66,6 +66,18 @@ int orfa_parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+static __thread bool tl_creds_changed;
+
+void orfa_thread_creds_changing(void)
+{
+	tl_creds_changed = true;
+}
+
+bool orfa_thread_creds_changed(void)
+{
+	return tl_creds_changed;
+}
+
 const struct orfa_transport_ops *orfa_transport_find(const char *name)
 {
 	if (!name)

@@ -38,6 +38,7 @@
 #ifndef ORFA_TRANSPORT_H
 #define ORFA_TRANSPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -231,6 +232,17 @@ int orfa_parse_address(const char *spec, const char *defport,
  * 64 bits.  Zero is a size: callers that refuse it check.
  */
 int orfa_parse_size(const char *s, uint64_t *out);
+
+/*
+ * Code that changes the calling thread's credentials (setfsuid, setgroups,
+ * capset: the native backend serving a user) calls orfa_thread_creds_changing
+ * first.  The kernel refuses verbs and rdma_cm commands made through write()
+ * by a thread whose credentials changed since the device was opened
+ * ("changed security contexts after opening file descriptor"), so the RDMA
+ * transport leaves such calls of a marked thread to threads of its own.
+ */
+void orfa_thread_creds_changing(void);
+bool orfa_thread_creds_changed(void);
 
 /* Wrappers: see the contracts at the top of this file. */
 int orfa_conn_connect(const char *transport, const char *host,

@@ -1573,7 +1573,16 @@ int rdma_send(struct orfa_conn *oc, const struct orfa_txmsg *m)
 		c->txq_first = tx;
 	c->txq_last = tx;
 	c->txq_bytes += tx->head_len + tx->data_len;
-	tx_progress(c);
+	if (orfa_thread_creds_changed()) {
+		uint64_t one = 1;
+
+		/* The kernel would refuse this thread's ibv_post_send on
+		 * some devices (transport.h): the progress thread posts. */
+		if (write(c->wake_efd, &one, sizeof(one)) < 0)
+			log_warn("rdma: cannot wake the progress thread");
+	} else {
+		tx_progress(c);
+	}
 	ufd_update(c);
 	if (c->nonblock) {
 		rc = c->state == RC_CONNECTED ? 0 : conn_err(c);

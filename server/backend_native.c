@@ -88,6 +88,7 @@
 
 #include "backend_native_impl.h"
 #include "log.h"
+#include "transport.h"
 
 /* ------------------------------------------------------------------ */
 /* Node table                                                           */
@@ -460,6 +461,7 @@ int nat_cred_enter(struct nat_backend *nb, const struct orfa_cred *cr,
 			return r;
 		}
 	}
+	orfa_thread_creds_changing();	/* see transport.h */
 	n = cr->ngroups < ORFA_MAX_GROUPS ? cr->ngroups : ORFA_MAX_GROUPS;
 	if (!tl_groups.valid || tl_groups.n != n ||
 	    memcmp(tl_groups.groups, cr->groups, n * sizeof(gid_t)) != 0) {

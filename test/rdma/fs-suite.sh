@@ -22,16 +22,7 @@ if [ "${#tests[@]}" -lt 100 ]; then
 	echo "not ok 1 - listing the suite's tests (got ${#tests[@]})"
 	exit 1
 fi
-# Known gap, native target only: the perm_* tests (a non-root user) are
-# not run.  orfad as root serves a non-root caller by switching the
-# serving thread's fsuid/groups (backend_native.c), and the kernel then
-# refuses that thread's verbs and rdma_cm commands that go through write()
-# (ib_safe_file_access: "changed security contexts after opening file
-# descriptor"): on Soft-RoCE the next ibv_post_send fails with EACCES and
-# the connection drops.  Until the RDMA transport keeps such calls on
-# threads of its own, these tests would only time out.
 if [ "$target" = native ]; then
-	mapfile -t tests < <(printf '%s\n' "${tests[@]}" | grep -v '^perm_')
 	img=/var/tmp/orfa-ext4.img mnt=/var/tmp/orfa-ext4
 	# shellcheck disable=SC2317  # run by the EXIT trap
 	cleanup() { umount "$mnt" 2> /dev/null; rm -f "$img"; }
