@@ -1250,7 +1250,6 @@ int rdma_io_progress(struct rdma_conn *c)
 	if (c->progress_busy)
 		return 0;
 	c->progress_busy = 1;
-	cm_poll(c);
 	while (ibv_get_cq_event(c->comp_ch, &ecq, &ectx) == 0)
 		nev++;
 	if (nev)
@@ -1275,6 +1274,10 @@ int rdma_io_progress(struct rdma_conn *c)
 		}
 		armed = 1;
 	}
+	/* CM events after the completions: a message that arrived before
+	 * the peer disconnected is taken in before the disconnect fails
+	 * the connection (it stays deliverable, as data before a TCP FIN). */
+	cm_poll(c);
 	rx_advance(c);
 	tx_progress(c);
 	ctrl_maybe(c);
