@@ -11,7 +11,12 @@
  * accepted connection's id is migrated off the listener's channel once
  * established), its own completion channel, and a progress thread
  * ("orfa-rdma") that waits on both and does all the work: completions,
- * credits, READs of rendezvous data, posting queued messages, CM events.
+ * credits, READs of rendezvous data, posting queued messages, CM events,
+ * and at the end the destruction of its QP, CQ and CM id.  The listener
+ * has a thread too ("orfa-rdma-lst": CM events of the listening id,
+ * accept, starting progress threads).  So every write()-based verbs or
+ * rdma_cm command runs on a thread whose credentials are the process's,
+ * never on a caller whose credentials changed (rdma_thread_may_verbs).
  * orfa_conn_fd is one end of a socketpair the transport drives: readable
  * while a received message waits (or the connection failed), writable
  * while no message is queued.  So an event loop can follow TCP's rules:
@@ -63,20 +68,32 @@
 
 const struct orfa_transport_ops orfa_rdma_transport;
 
+/*
+ * The listener.  Its thread ("orfa-rdma-lst") takes the CM events of the
+ * listening id, accepts, and starts each connection's progress thread, so
+ * that none of them inherits credentials a serving thread changed (see
+ * rdma_thread_may_verbs); accept only hands out what it made.  The thread
+ * is started by the first listener_fd or accept in the process that
+ * listens (a daemonizing server: after its fork, see lst_reopen).
+ */
 struct rdma_listener {
 	struct orfa_listener base;	/* must stay first */
 	struct rdma_event_channel *ch;	/* listener's CM events (non-blocking) */
 	struct rdma_cm_id *id;		/* the listening id */
-	int epfd;			/* listener_fd: epoll of ch and efd */
-	int efd;			/* readable while a connection waits */
-	int efd_set;			/* efd currently signalled */
+	int efd;			/* listener_fd: readable while a
+					 * connection waits */
+	int stop_efd;			/* wakes the thread to end */
 	struct orfa_tp_opts opts;	/* given to accepted connections */
 	struct sockaddr_storage addr;	/* bound address, for lst_reopen */
 	pid_t pid;			/* process that made ch and id */
+	pid_t thread_pid;		/* process the thread runs in, or 0 */
+	pthread_t thread;
 	int forked;			/* re-opened after fork(): accepted
 					 * connections use manual QPs */
+	pthread_mutex_t lock;		/* guards the lists and efd_set */
+	int efd_set;			/* efd currently signalled */
 	struct rdma_conn *pending;	/* accepted at the verbs level, not yet
-					 * established (lnext list) */
+					 * established (lnext list; thread) */
 	struct rdma_conn *ready_first;	/* established, not yet handed out */
 	struct rdma_conn *ready_last;
 };
@@ -307,36 +324,12 @@ static int conn_start(struct rdma_conn *c)
 	return 0;
 }
 
-/* Tear down whatever conn_alloc/setup/start built, in reverse order. */
-static void conn_teardown(struct rdma_conn *c)
+void rdma_conn_release_verbs(struct rdma_conn *c)
 {
-	uint64_t one = 1;
-
-	if (c->have_thread) {
-		pthread_mutex_lock(&c->lock);
-		c->stop = 1;
-		pthread_mutex_unlock(&c->lock);
-		if (write(c->wake_efd, &one, sizeof(one)) < 0)
-			log_warn("rdma: cannot wake the progress thread");
-		pthread_join(c->thread, NULL);
-		c->have_thread = 0;
-	}
-	/* Fail what is pending (done() for every message) while the
-	 * eventfds and the QP still exist; QP goes to the error state. */
-	pthread_mutex_lock(&c->lock);
-	rdma_io_fail(c, -ENOTCONN, "connection closed");
-	pthread_mutex_unlock(&c->lock);
-	rdma_io_reap(c);
-	if (c->epfd >= 0)
-		close(c->epfd);
-	if (c->wake_efd >= 0)
-		close(c->wake_efd);
-	for (int i = 0; i < 2; i++)
-		if (c->ufd[i] >= 0)
-			close(c->ufd[i]);
-	c->epfd = c->wake_efd = c->ufd[0] = c->ufd[1] = -1;
 	if (c->qp) {
-		rdma_disconnect(c->id);
+		if (!c->disc_sent)
+			rdma_disconnect(c->id);
+		c->disc_sent = 1;
 		if (c->manual_qp)
 			ibv_destroy_qp(c->qp);
 		else
@@ -349,13 +342,50 @@ static void conn_teardown(struct rdma_conn *c)
 	if (c->comp_ch && ibv_destroy_comp_channel(c->comp_ch))
 		log_warn("rdma: ibv_destroy_comp_channel failed");
 	c->comp_ch = NULL;
+	if (c->id)
+		rdma_destroy_id(c->id);
+	c->id = NULL;
+}
+
+/*
+ * Tear down whatever conn_alloc/setup/start built, in reverse order.  A
+ * started connection's progress thread fails it and destroys its QP, CQ
+ * and CM id before it ends (the calling thread may be one that must not
+ * call verbs); without a thread (a failed setup, on the listener's or
+ * connecting thread) that happens here.
+ */
+static void conn_teardown(struct rdma_conn *c)
+{
+	uint64_t one = 1;
+
+	if (c->have_thread) {
+		pthread_mutex_lock(&c->lock);
+		c->stop = 1;
+		pthread_mutex_unlock(&c->lock);
+		if (write(c->wake_efd, &one, sizeof(one)) < 0)
+			log_warn("rdma: cannot wake the progress thread");
+		pthread_join(c->thread, NULL);
+		c->have_thread = 0;
+	} else {
+		pthread_mutex_lock(&c->lock);
+		rdma_io_fail(c, -ENOTCONN, "connection closed");
+		pthread_mutex_unlock(&c->lock);
+	}
+	rdma_io_reap(c);	/* done() for every message still pending */
+	if (c->epfd >= 0)
+		close(c->epfd);
+	if (c->wake_efd >= 0)
+		close(c->wake_efd);
+	for (int i = 0; i < 2; i++)
+		if (c->ufd[i] >= 0)
+			close(c->ufd[i]);
+	c->epfd = c->wake_efd = c->ufd[0] = c->ufd[1] = -1;
+	rdma_conn_release_verbs(c);	/* done already if there was a thread */
 	if (c->dev)
 		rdma_io_fini(c);	/* per-transfer MRs, lent buffers */
 	rdma_pool_free(c->spool_mr);
 	rdma_pool_free(c->rpool_mr);
 	rdma_dev_put(c->dev);
-	if (c->id)
-		rdma_destroy_id(c->id);
 	if (c->cm_ch)
 		rdma_destroy_event_channel(c->cm_ch);
 	pthread_cond_destroy(&c->rx_cond);
@@ -595,13 +625,36 @@ static void lst_signal(struct rdma_listener *l)
 	}
 }
 
+static void lst_release(struct rdma_listener *l);
+
 static void rdma_listener_close(struct orfa_listener *ol)
 {
 	struct rdma_listener *l = lst(ol);
-	struct rdma_conn *c;
+	uint64_t one = 1;
 
 	if (!l)
 		return;
+	if (l->thread_pid && l->thread_pid == getpid()) {
+		/* The thread releases what it made (lst_release). */
+		if (write(l->stop_efd, &one, sizeof(one)) < 0)
+			log_warn("rdma: cannot stop the listener thread");
+		pthread_join(l->thread, NULL);
+	} else {
+		lst_release(l);
+	}
+	if (l->efd >= 0)
+		close(l->efd);
+	if (l->stop_efd >= 0)
+		close(l->stop_efd);
+	pthread_mutex_destroy(&l->lock);
+	free(l);
+}
+
+/* Connections not handed out, the listening id and its channel. */
+static void lst_release(struct rdma_listener *l)
+{
+	struct rdma_conn *c;
+
 	if (l->pid != getpid() && l->ch) {
 		/* Inherited across fork() and never re-opened: only our copy
 		 * of the fd is ours to drop (see lst_reopen). */
@@ -614,19 +667,22 @@ static void rdma_listener_close(struct orfa_listener *ol)
 		l->pending = c->lnext;
 		conn_teardown(c);
 	}
-	while ((c = l->ready_first)) {
-		l->ready_first = c->lnext;
+	pthread_mutex_lock(&l->lock);
+	c = l->ready_first;
+	l->ready_first = l->ready_last = NULL;
+	pthread_mutex_unlock(&l->lock);
+	while (c) {
+		struct rdma_conn *next = c->lnext;
+
 		conn_teardown(c);
+		c = next;
 	}
-	if (l->epfd >= 0)
-		close(l->epfd);
-	if (l->efd >= 0)
-		close(l->efd);
 	if (l->id)
 		rdma_destroy_id(l->id);
 	if (l->ch)
 		rdma_destroy_event_channel(l->ch);
-	free(l);
+	l->id = NULL;
+	l->ch = NULL;
 }
 
 static int rdma_listen_(const char *host, const char *port,
@@ -636,7 +692,6 @@ static int rdma_listen_(const char *host, const char *port,
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_NUMERICSERV | AI_PASSIVE },
 			*res = NULL;
-	struct epoll_event ev = { .events = EPOLLIN };
 	struct rdma_listener *l;
 	int rc;
 
@@ -646,7 +701,8 @@ static int rdma_listen_(const char *host, const char *port,
 		return -ENOMEM;
 	l->base.ops = &orfa_rdma_transport;
 	l->opts = *o;
-	l->epfd = l->efd = -1;
+	pthread_mutex_init(&l->lock, NULL);
+	l->efd = l->stop_efd = -1;
 	l->ch = rdma_create_event_channel();
 	if (!l->ch) {
 		rc = -(errno ? errno : ENODEV);
@@ -685,10 +741,8 @@ static int rdma_listen_(const char *host, const char *port,
 		goto fail;
 	}
 	l->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	l->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (l->efd < 0 || l->epfd < 0 ||
-	    epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->ch->fd, &ev) ||
-	    epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->efd, &ev)) {
+	l->stop_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (l->efd < 0 || l->stop_efd < 0) {
 		rc = -errno;
 		goto fail;
 	}
@@ -853,11 +907,14 @@ static void lst_events(struct rdma_listener *l)
 			 c->base.peer, c->credits, c->peer_credits_max,
 			 c->buf_size, c->peer_buf_size);
 		c->lnext = NULL;
+		pthread_mutex_lock(&l->lock);
 		if (l->ready_last)
 			l->ready_last->lnext = c;
 		else
 			l->ready_first = c;
 		l->ready_last = c;
+		lst_signal(l);
+		pthread_mutex_unlock(&l->lock);
 	}
 }
 
@@ -878,12 +935,10 @@ static void lst_events(struct rdma_listener *l)
  */
 static int lst_reopen(struct rdma_listener *l)
 {
-	struct epoll_event ev = { .events = EPOLLIN };
 	struct rdma_event_channel *ch;
 	struct rdma_cm_id *id = NULL;
 	int rc = 0;
 
-	epoll_ctl(l->epfd, EPOLL_CTL_DEL, l->ch->fd, NULL);
 	rdma_destroy_event_channel(l->ch);	/* close(fd) + free */
 	l->ch = NULL;
 	l->id = NULL;
@@ -905,8 +960,6 @@ static int lst_reopen(struct rdma_listener *l)
 	}
 	if (rc == 0 && rdma_listen(id, LISTEN_BACKLOG))
 		rc = -errno;
-	if (rc == 0 && epoll_ctl(l->epfd, EPOLL_CTL_ADD, ch->fd, &ev))
-		rc = -errno;
 	if (rc)
 		goto fail;
 	l->ch = ch;
@@ -924,14 +977,52 @@ fail:
 	return rc;
 }
 
-/* Re-open after fork() if needed; 0 when the listener is usable. */
-static int lst_check_pid(struct rdma_listener *l)
+static void *lst_thread(void *arg)
 {
-	if (l->ch && l->pid == getpid())
+	struct rdma_listener *l = arg;
+	struct pollfd pfd[2] = {
+		{ .fd = l->ch->fd, .events = POLLIN },
+		{ .fd = l->stop_efd, .events = POLLIN },
+	};
+
+	for (;;) {
+		if (poll(pfd, 2, -1) < 0 && errno != EINTR) {
+			log_err("rdma: listener: poll: %s", strerror(errno));
+			break;
+		}
+		if (pfd[1].revents)
+			break;
+		if (pfd[0].revents)
+			lst_events(l);
+	}
+	lst_release(l);
+	return NULL;
+}
+
+/* Re-open after fork() if needed, start the thread if it does not run in
+ * this process; 0 when the listener is usable. */
+static int lst_check(struct rdma_listener *l)
+{
+	int rc;
+
+	if (l->thread_pid == getpid())
 		return 0;
 	if (!l->ch)
 		return -EBADF;	/* a failed re-open */
-	return lst_reopen(l);
+	if (l->pid != getpid()) {
+		rc = lst_reopen(l);
+		if (rc)
+			return rc;
+	}
+	rc = pthread_create(&l->thread, NULL, lst_thread, l);
+	if (rc) {
+		log_err("rdma: cannot start the listener thread: %s",
+			strerror(rc));
+		return -rc;
+	}
+	pthread_setname_np(l->thread, "orfa-rdma-lst");
+	l->thread_pid = getpid();
+	return 0;
 }
 
 static int rdma_accept_(struct orfa_listener *ol, struct orfa_conn **out)
@@ -941,10 +1032,10 @@ static int rdma_accept_(struct orfa_listener *ol, struct orfa_conn **out)
 	int rc;
 
 	*out = NULL;
-	rc = lst_check_pid(l);
+	rc = lst_check(l);
 	if (rc)
 		return rc;
-	lst_events(l);
+	pthread_mutex_lock(&l->lock);
 	c = l->ready_first;
 	if (c) {
 		l->ready_first = c->lnext;
@@ -954,15 +1045,16 @@ static int rdma_accept_(struct orfa_listener *ol, struct orfa_conn **out)
 		*out = &c->base;
 	}
 	lst_signal(l);
+	pthread_mutex_unlock(&l->lock);
 	return c ? 0 : -EAGAIN;
 }
 
 static int rdma_listener_fd(struct orfa_listener *ol)
 {
-	/* A daemonizing server asks for the fd after fork(): re-open now,
-	 * before any connection request arrives (see lst_reopen). */
-	lst_check_pid(lst(ol));
-	return lst(ol)->epfd;
+	/* A server asks for the fd before it serves anyone (a daemonizing
+	 * one after its fork()): start the thread now (lst_check). */
+	lst_check(lst(ol));
+	return lst(ol)->efd;
 }
 
 static int rdma_listener_addr(struct orfa_listener *ol, char *buf,
@@ -1042,7 +1134,16 @@ static void rdma_shutdown_(struct orfa_conn *oc)
 	}
 	c->shut = 1;
 	rdma_io_fail(c, -ENOTCONN, "connection shut down locally");
-	rdma_disconnect(c->id);
+	if (rdma_thread_may_verbs()) {
+		rdma_disconnect(c->id);
+		c->disc_sent = 1;
+	} else if (!c->disc_sent) {
+		uint64_t one = 1;
+
+		c->disc_wanted = 1;	/* the progress thread disconnects */
+		if (write(c->wake_efd, &one, sizeof(one)) < 0)
+			log_warn("rdma: cannot wake the progress thread");
+	}
 	pthread_mutex_unlock(&c->lock);
 	rdma_io_reap(c);
 }

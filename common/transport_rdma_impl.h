@@ -209,8 +209,26 @@ enum rdma_cstate {
  * connection is handed out and then only read.  Lock order: lock before
  * the device cache lock and the registry lock.  Never held while calling
  * done() or the sink resolver.  Completions and CM events are processed
- * by the connection's progress thread only.
+ * by the connection's progress thread only; it also destroys the QP, CQ
+ * and CM id (rdma_io_thread).
  */
+/*
+ * Which threads may call into verbs and rdma_cm.  The kernel refuses the
+ * commands librdmacm and some providers (rxe) write() to their fds from a
+ * thread whose credentials changed since the fd was opened (transport.h).
+ * Such a thread only queues work and wakes the connection's progress
+ * thread; the listener has a thread of its own that accepts and starts
+ * the progress threads, so those never inherit changed credentials; and
+ * a connection's QP, CQ and CM id are destroyed by its progress thread.
+ * Memory registration, CQ creation and destruction go through ioctl(),
+ * which the kernel does not check that way (Linux 6.1, rdma-core 44):
+ * they stay on the caller.
+ */
+static inline int rdma_thread_may_verbs(void)
+{
+	return !orfa_thread_creds_changed();
+}
+
 struct rdma_conn {
 	struct orfa_conn base;		/* must stay first */
 
@@ -244,6 +262,8 @@ struct rdma_conn {
 	pthread_t thread;		/* (I) progress thread */
 	int have_thread;		/* (I) thread was started */
 	int stop;			/* (L) destroy asks the thread to end */
+	int disc_wanted;		/* (L) shutdown asks for a disconnect */
+	int disc_sent;			/* (L) rdma_disconnect was called */
 	int progress_busy;		/* (L) a progress pass is running */
 	struct rdma_conn *lnext;	/* listener's pending/ready list */
 
@@ -319,7 +339,12 @@ int rdma_io_progress(struct rdma_conn *c);
 void rdma_io_fail(struct rdma_conn *c, int err, const char *why);
 /* Release finished messages and call their done() (lock not held). */
 void rdma_io_reap(struct rdma_conn *c);
+/* The progress thread.  On its way out it fails the connection and
+ * destroys the QP, CQ and CM id (rdma_conn_release_verbs). */
 void *rdma_io_thread(void *arg);
+/* transport_rdma.c: disconnect, destroy QP, CQ, completion channel and
+ * CM id (progress thread; lock not held).  Idempotent. */
+void rdma_conn_release_verbs(struct rdma_conn *c);
 int rdma_send(struct orfa_conn *oc, const struct orfa_txmsg *m);
 int rdma_recv(struct orfa_conn *oc, struct orfa_rxmsg *m);
 void rdma_recv_done(struct orfa_conn *oc, struct orfa_rxmsg *m);

@@ -336,11 +336,17 @@ void rdma_io_fail(struct rdma_conn *c, int err, const char *why)
 	orfa_conn_fail(&c->base, err, "%s", why);
 	if (err != -ENOTCONN)
 		log_info("rdma: %s: %s", c->base.peer, why);
-	if (c->qp && !c->qp_err) {
+	if (c->qp && !c->qp_err && rdma_thread_may_verbs()) {
 		if (ibv_modify_qp(c->qp, &attr, IBV_QP_STATE))
 			log_warn("rdma: %s: cannot move QP to error state",
 				 c->base.peer);
 		c->qp_err = 1;
+	} else if (c->qp && !c->qp_err && c->wake_efd >= 0) {
+		uint64_t one = 1;
+
+		/* The progress thread moves it (rdma_io_thread). */
+		if (write(c->wake_efd, &one, sizeof(one)) < 0)
+			log_warn("rdma: cannot wake the progress thread");
 	}
 	while ((tx = c->txq_first)) {
 		c->txq_first = tx->next;
@@ -1219,6 +1225,22 @@ void rdma_handle_cm_event(struct rdma_conn *c, enum rdma_cm_event_type ev,
 	}
 }
 
+/* Take every completion now in the CQ.  0, or -EIO if polling failed. */
+static int cq_drain(struct rdma_conn *c)
+{
+	struct ibv_wc wc[POLL_BATCH];
+	int n;
+
+	do {
+		n = ibv_poll_cq(c->cq, POLL_BATCH, wc);
+		if (n < 0)
+			return fail_errno(c, -EIO, "ibv_poll_cq failed");
+		for (int i = 0; i < n; i++)
+			on_wc(c, &wc[i]);
+	} while (n > 0);
+	return 0;
+}
+
 static void cm_poll(struct rdma_conn *c)
 {
 	struct rdma_cm_event *e;
@@ -1228,9 +1250,16 @@ static void cm_poll(struct rdma_conn *c)
 		int status = e->status;
 
 		rdma_ack_cm_event(e);
+		/* A message the peer sent before disconnecting may have
+		 * completed after our last poll: take it in first (it
+		 * stays deliverable, as data before a TCP FIN). */
+		if (ev == RDMA_CM_EVENT_DISCONNECTED && c->state == RC_CONNECTED)
+			cq_drain(c);
 		rdma_handle_cm_event(c, ev, status);
-		if (ev == RDMA_CM_EVENT_DISCONNECTED)
+		if (ev == RDMA_CM_EVENT_DISCONNECTED && !c->disc_sent) {
 			rdma_disconnect(c->id);	/* answer the DREQ */
+			c->disc_sent = 1;
+		}
 	}
 }
 
@@ -1241,11 +1270,10 @@ static void cm_poll(struct rdma_conn *c)
  */
 int rdma_io_progress(struct rdma_conn *c)
 {
-	struct ibv_wc wc[POLL_BATCH];
 	struct ibv_cq *ecq;
 	void *ectx;
 	unsigned nev = 0;
-	int n, armed = 0;
+	int armed = 0;
 
 	if (c->progress_busy)
 		return 0;
@@ -1255,16 +1283,7 @@ int rdma_io_progress(struct rdma_conn *c)
 	if (nev)
 		ibv_ack_cq_events(c->cq, nev);
 	for (;;) {
-		n = ibv_poll_cq(c->cq, POLL_BATCH, wc);
-		if (n < 0) {
-			fail_errno(c, -EIO, "ibv_poll_cq failed");
-			break;
-		}
-		for (int i = 0; i < n; i++)
-			on_wc(c, &wc[i]);
-		if (n > 0)
-			continue;
-		if (armed)
+		if (cq_drain(c) || armed)
 			break;
 		/* Arm, then poll once more: a completion that arrived
 		 * between the last poll and arming raises no event. */
@@ -1274,9 +1293,6 @@ int rdma_io_progress(struct rdma_conn *c)
 		}
 		armed = 1;
 	}
-	/* CM events after the completions: a message that arrived before
-	 * the peer disconnected is taken in before the disconnect fails
-	 * the connection (it stays deliverable, as data before a TCP FIN). */
 	cm_poll(c);
 	rx_advance(c);
 	tx_progress(c);
@@ -1286,7 +1302,26 @@ int rdma_io_progress(struct rdma_conn *c)
 	return c->state == RC_CONNECTED ? 0 : conn_err(c);
 }
 
-/* Blocking mode: the progress owner.  Ends when destroy sets stop. */
+/* What a thread that may not call verbs left to this one (lock held):
+ * the QP of a failed connection to the error state, the disconnect a
+ * shutdown asked for. */
+static void io_deferred(struct rdma_conn *c)
+{
+	struct ibv_qp_attr attr = { .qp_state = IBV_QPS_ERR };
+
+	if (c->state == RC_FAILED && c->qp && !c->qp_err) {
+		if (ibv_modify_qp(c->qp, &attr, IBV_QP_STATE))
+			log_warn("rdma: %s: cannot move QP to error state",
+				 c->base.peer);
+		c->qp_err = 1;
+	}
+	if (c->disc_wanted && !c->disc_sent) {
+		rdma_disconnect(c->id);
+		c->disc_sent = 1;
+	}
+}
+
+/* The progress owner, in both modes.  Ends when destroy sets stop. */
 void *rdma_io_thread(void *arg)
 {
 	struct rdma_conn *c = arg;
@@ -1309,9 +1344,17 @@ void *rdma_io_thread(void *arg)
 			/* nothing to clear */
 		}
 		rdma_io_progress(c);
+		io_deferred(c);
 		pthread_mutex_unlock(&c->lock);
 		rdma_io_reap(c);
 	}
+	/* Fail what is pending (done() runs in the destroyer's reap) and
+	 * destroy the verbs objects here, not on the destroying thread. */
+	pthread_mutex_lock(&c->lock);
+	rdma_io_fail(c, -ENOTCONN, "connection closed");
+	io_deferred(c);
+	pthread_mutex_unlock(&c->lock);
+	rdma_conn_release_verbs(c);
 	return NULL;
 }
 
@@ -1655,8 +1698,16 @@ static int rx_deliver(struct rdma_conn *c, struct orfa_rxmsg *m)
 		/* Ask the sink now, as TCP does inside recv; the READs
 		 * complete later. */
 		if (rx_resolve(c, rx, c->sink, c->sink_arg) == 0 &&
-		    rx->state == RX_NEED_READ)
-			rx_post_reads(c, rx);	/* -EAGAIN: progress retries */
+		    rx->state == RX_NEED_READ) {
+			uint64_t one = 1;
+
+			if (rdma_thread_may_verbs())
+				rx_post_reads(c, rx); /* -EAGAIN: progress
+						       * retries */
+			else if (write(c->wake_efd, &one, sizeof(one)) < 0)
+				log_warn("rdma: cannot wake the progress "
+					 "thread");
+		}
 		ufd_update(c);
 		return -EAGAIN;
 	}

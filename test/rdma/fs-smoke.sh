@@ -231,11 +231,76 @@ run_exports() {
 	kill -TERM "$spid"
 }
 
+# A directory export serving a non-root user: the native backend switches
+# each serving thread's file-system credentials to the caller's, and the
+# kernel refuses write()-based verbs and rdma_cm commands from a thread
+# whose credentials changed since the device was opened, so the transport
+# must keep all its verbs work off those threads.  For each threading
+# mode: 16 MiB written and read back by uid 65534 (rendezvous both ways),
+# then a second mount (a new connection accepted after the serving
+# threads changed credentials) reads it again, and orfad stops cleanly.
+run_user() {
+	local tp=$1 mode=$2 d=$T/$1-user-$2 spid cpid addr i lbl
+	local -a nobody=(setpriv --reuid 65534 --regid 65534 --clear-groups)
+
+	lbl="$tp/native ($mode, uid 65534)"
+	mkdir -p "$d/export/u" "$d/mnt"
+	chmod 755 "$T" "$d"
+	chown 65534:65534 "$d/export/u"
+	head -c $((16 << 20)) /dev/urandom > "$d/data"
+	chmod 644 "$d/data"
+	"$ORFAD" -f --listen "$tp://$HOST:0" --port-file "$d/port" \
+		--export "$d/export" --threading "$mode" > "$d/orfad.log" 2>&1 &
+	spid=$!
+	pids="$pids $spid"
+	if ! wait_file "$d/port" 20; then
+		not_ok "$lbl: orfad listens"
+		sed 's/^/#   /' "$d/orfad.log" | tail -n 5
+		return
+	fi
+	addr=$(head -n1 "$d/port")
+	for i in 1 2; do
+		"$ORFA" "$addr:/" "$d/mnt" -f -o "transport=$tp,allow_other" \
+			> "$d/orfa-$i.log" 2>&1 &
+		cpid=$!
+		pids="$pids $cpid"
+		mounts="$mounts $d/mnt"
+		if ! wait_mount "$d/mnt" "$cpid" 30; then
+			not_ok "$lbl: mount $i"
+			sed 's/^/#   /' "$d/orfa-$i.log" "$d/orfad.log" | tail -n 6
+			return
+		fi
+		if [ "$i" = 1 ]; then
+			check "$lbl: 16 MiB written by the user" timeout 120 \
+				"${nobody[@]}" cp "$d/data" "$d/mnt/u/data"
+		fi
+		check "$lbl: read back by the user on mount $i" timeout 120 \
+			"${nobody[@]}" cmp "$d/data" "$d/mnt/u/data"
+		fusermount3 -u "$d/mnt" 2> /dev/null || fusermount3 -u -z "$d/mnt"
+		timeout 20 sh -c "while kill -0 $cpid 2>/dev/null; do sleep 0.1; done"
+	done
+	check "$lbl: the file in the export is the user's" \
+		test "$(stat -c %u "$d/export/u/data")" = 65534
+	check "$lbl: orfad logged no verbs failure" \
+		sh -c "! grep -E 'Permission denied|failed:' '$d/orfad.log'"
+	kill -TERM "$spid"
+	if timeout 20 sh -c "while kill -0 $spid 2>/dev/null; do sleep 0.1; done"; then
+		wait "$spid"
+		check "$lbl: orfad stops cleanly on SIGTERM" test $? = 0
+	else
+		not_ok "$lbl: orfad stops on SIGTERM"
+		sed 's/^/#   /' "$d/orfad.log" | tail -n 5
+	fi
+}
+
 for tp in ${ORFA_SMOKE_TRANSPORTS:-rdma tcp}; do
 	for backend in ramfs native; do
 		run_one "$tp" "$backend"
 	done
 	run_exports "$tp"
+	for mode in queue sequential connection; do
+		run_user "$tp" "$mode"
+	done
 done
 # Receive buffers and credits set on both sides (orfad --rdma-*, -o rdma_*):
 # the connection uses what each side asked for, and data of every size
