@@ -100,6 +100,19 @@ bad_usage(const char *fmt, ...)
 }
 
 /* Write "host:port\n" to path atomically (readers never see half). */
+/* A decimal integer option in [min, max], or the usage error. */
+static unsigned int_arg(const char *opt, const char *arg, long min, long max)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(arg, &end, 10);
+	if (errno || *end || end == arg || n < min || n > max)
+		bad_usage("invalid %s '%s' (%ld to %ld)", opt, arg, min, max);
+	return (unsigned)n;
+}
+
 static int write_port_file(const char *path, const char *addr)
 {
 	char tmp[PATH_MAX];
@@ -339,8 +352,6 @@ int main(int argc, char **argv)
 	struct orfa_key key;
 	struct orfa_listener *lst = NULL;
 	struct orfa_server *srv = NULL;
-	char *end;
-	long n;
 
 	umask(0);		/* the backends apply each client's umask */
 	raise_nofile();
@@ -400,13 +411,7 @@ int main(int argc, char **argv)
 			cfg.threading = (enum orfa_threading)ret;
 			break;
 		case OPT_THREADS:
-			errno = 0;
-			n = strtol(optarg, &end, 10);
-			if (errno || *end || end == optarg || n < 1 ||
-			    n > 1024)
-				bad_usage("invalid --threads '%s' (1 to 1024)",
-					  optarg);
-			cfg.threads = (unsigned)n;
+			cfg.threads = int_arg("--threads", optarg, 1, 1024);
 			break;
 		case OPT_RDMA_BUF_SIZE:
 			if (orfa_parse_size(optarg, &rdma_size) < 0 ||
@@ -417,14 +422,9 @@ int main(int argc, char **argv)
 			cfg.rdma_buf_size = (size_t)rdma_size;
 			break;
 		case OPT_RDMA_CREDITS:
-			errno = 0;
-			n = strtol(optarg, &end, 10);
-			if (errno || *end || end == optarg ||
-			    n < ORFA_RDMA_MIN_CREDITS ||
-			    n > ORFA_RDMA_MAX_CREDITS)
-				bad_usage("invalid --rdma-credits '%s' (4 to "
-					  "4096)", optarg);
-			cfg.rdma_credits = (unsigned)n;
+			cfg.rdma_credits = int_arg("--rdma-credits", optarg,
+						   ORFA_RDMA_MIN_CREDITS,
+						   ORFA_RDMA_MAX_CREDITS);
 			break;
 		case 'h':
 			usage(stdout);

@@ -92,6 +92,36 @@ wait_mount() { # wait_mount DIR PID SECONDS
 	return 1
 }
 
+# start_orfad TP DIR LABEL ARGS...: orfad in the foreground on TP, logging
+# to DIR/orfad.log; sets the caller's spid and addr.  1 (after a not ok
+# line) if it does not listen.
+start_orfad() {
+	local tp=$1 dir=$2 lbl=$3
+	shift 3
+	"$ORFAD" -f --listen "$tp://$HOST:0" --port-file "$dir/port" "$@" \
+		> "$dir/orfad.log" 2>&1 &
+	spid=$!
+	pids="$pids $spid"
+	if ! wait_file "$dir/port" 20; then
+		not_ok "$lbl: orfad listens on $tp://$HOST"
+		sed 's/^/#   /' "$dir/orfad.log" | tail -n 5
+		return 1
+	fi
+	addr=$(head -n1 "$dir/port")
+}
+
+# stop_orfad DIR LABEL: SIGTERM the caller's spid; it must exit with 0.
+stop_orfad() {
+	kill -TERM "$spid"
+	if timeout 20 sh -c "while kill -0 $spid 2>/dev/null; do sleep 0.1; done"; then
+		wait "$spid"
+		check "$2: orfad stops cleanly on SIGTERM" test $? = 0
+	else
+		not_ok "$2: orfad stops on SIGTERM"
+		sed 's/^/#   /' "$1/orfad.log" | tail -n 5
+	fi
+}
+
 # One transport + backend: mount, exercise, unmount.  With a third
 # argument (a label), orfad also gets $SMOKE_SARGS and the mount
 # $SMOKE_COPTS.
@@ -108,16 +138,7 @@ run_one() {
 	esac
 	# shellcheck disable=SC2206
 	[ -n "${3:-}" ] && sargs+=($SMOKE_SARGS)
-	"$ORFAD" -f --listen "$tp://$HOST:0" --port-file "$d/port" \
-		"${sargs[@]}" > "$d/orfad.log" 2>&1 &
-	spid=$!
-	pids="$pids $spid"
-	if ! wait_file "$d/port" 20; then
-		not_ok "$lbl: orfad listens on $tp://$HOST"
-		sed 's/^/#   /' "$d/orfad.log" | tail -n 5
-		return
-	fi
-	addr=$(head -n1 "$d/port")
+	start_orfad "$tp" "$d" "$lbl" "${sargs[@]}" || return
 	ok "$lbl: orfad listens on $tp://$addr"
 
 	"$ORFA" "$addr:/" "$mnt" -f -o "$copts" > "$d/orfa.log" 2>&1 &
@@ -164,13 +185,7 @@ run_one() {
 	else
 		not_ok "$lbl: client exits after unmount"
 	fi
-	kill -TERM "$spid"
-	if timeout 20 sh -c "while kill -0 $spid 2>/dev/null; do sleep 0.1; done"; then
-		wait "$spid"
-		check "$lbl: orfad stops cleanly on SIGTERM" test $? = 0
-	else
-		not_ok "$lbl: orfad stops on SIGTERM"
-	fi
+	stop_orfad "$d" "$lbl"
 	if grep -E "ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:" \
 		"$d/orfad.log" "$d/orfa.log" > "$T/san" 2>&1; then
 		not_ok "$lbl: no sanitizer reports"
@@ -189,16 +204,7 @@ run_exports() {
 	mkdir -p "$d/mnt-in" "$d/mnt-out"
 	printf '%s\n' "in ramfs:64M ${HOST%.*}.0/24 rw,no_root_squash" \
 		"out ramfs:64M 10.0.0.0/8 rw,no_root_squash" > "$d/exports"
-	"$ORFAD" -f --listen "$tp://$HOST:0" --port-file "$d/port" \
-		--exports "$d/exports" > "$d/orfad.log" 2>&1 &
-	spid=$!
-	pids="$pids $spid"
-	if ! wait_file "$d/port" 20; then
-		not_ok "$tp/exports: orfad listens with an exports file"
-		sed 's/^/#   /' "$d/orfad.log" | tail -n 5
-		return
-	fi
-	addr=$(head -n1 "$d/port")
+	start_orfad "$tp" "$d" "$tp/exports" --exports "$d/exports" || return
 	"$ORFA" "$addr:/in" "$d/mnt-in" -f -o "transport=$tp" \
 		> "$d/orfa-in.log" 2>&1 &
 	cpid=$!
@@ -249,16 +255,8 @@ run_user() {
 	chown 65534:65534 "$d/export/u"
 	head -c $((16 << 20)) /dev/urandom > "$d/data"
 	chmod 644 "$d/data"
-	"$ORFAD" -f --listen "$tp://$HOST:0" --port-file "$d/port" \
-		--export "$d/export" --threading "$mode" > "$d/orfad.log" 2>&1 &
-	spid=$!
-	pids="$pids $spid"
-	if ! wait_file "$d/port" 20; then
-		not_ok "$lbl: orfad listens"
-		sed 's/^/#   /' "$d/orfad.log" | tail -n 5
-		return
-	fi
-	addr=$(head -n1 "$d/port")
+	start_orfad "$tp" "$d" "$lbl" --export "$d/export" \
+		--threading "$mode" || return
 	for i in 1 2; do
 		"$ORFA" "$addr:/" "$d/mnt" -f -o "transport=$tp,allow_other" \
 			> "$d/orfa-$i.log" 2>&1 &
@@ -283,14 +281,7 @@ run_user() {
 		test "$(stat -c %u "$d/export/u/data")" = 65534
 	check "$lbl: orfad logged no verbs failure" \
 		sh -c "! grep -E 'Permission denied|failed:' '$d/orfad.log'"
-	kill -TERM "$spid"
-	if timeout 20 sh -c "while kill -0 $spid 2>/dev/null; do sleep 0.1; done"; then
-		wait "$spid"
-		check "$lbl: orfad stops cleanly on SIGTERM" test $? = 0
-	else
-		not_ok "$lbl: orfad stops on SIGTERM"
-		sed 's/^/#   /' "$d/orfad.log" | tail -n 5
-	fi
+	stop_orfad "$d" "$lbl"
 }
 
 for tp in ${ORFA_SMOKE_TRANSPORTS:-rdma tcp}; do
