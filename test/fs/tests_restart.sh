@@ -161,7 +161,7 @@ t_restart_during_1g_copy() {
 	note "killing orfad with $size bytes copied"
 	t0=$SECONDS
 	rs_kill_restart
-	wait "$cpid" || fail "cp failed across the restart: $(cat "$S/cp.err")"
+	wait "$cpid" || fail "cp failed across the restart (status $?): $(cat "$S/cp.err")"
 	note "copy finished $((SECONDS - t0)) s after the kill; $(grep -h 'reconnected after\|sent again\|reopened\|resolving' "$S/orfa.log" | tr '\n' '|')"
 	expect_eq "sha256 of the copy" "$(sha256sum < "$S/m/big" | cut -d' ' -f1)" "$(sha256sum < "$S/src" | cut -d' ' -f1)"
 }
@@ -188,7 +188,7 @@ t_restart_during_10k_untar() {
 	note "killing orfad with $n files extracted"
 	t0=$SECONDS
 	rs_kill_restart
-	wait "$tpid" || fail "tar -x failed across the restart: $(head -c 600 "$S/tar.err")"
+	wait "$tpid" || fail "tar -x failed across the restart (status $?): $(head -c 600 "$S/tar.err")"
 	note "untar finished $((SECONDS - t0)) s after the kill; $(grep -h 'reconnected after\|sent again\|reopened\|resolving' "$S/orfa.log" | tr '\n' '|')"
 	expect_eq "files after the untar" "$(find "$S/m/x" -type f | wc -l)" 10000
 	expect_eq "directories after the untar" "$(find "$S/m/x" -mindepth 1 -type d | wc -l)" 100
