@@ -8,6 +8,7 @@
  *
  * Not here: message contents (the codec), opcodes, reconnection.
  */
+#include "clock.h"
 #include "transport_tcp_impl.h"
 
 #include <arpa/inet.h>
@@ -78,14 +79,6 @@ static int gai_errno(int rc, int fallback)
 	default:
 		return fallback;
 	}
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- connection setup ------------------------------------------------- */
@@ -165,7 +158,7 @@ static int connect_wait(int fd, int64_t deadline)
 	socklen_t len = sizeof(soerr);
 
 	for (;;) {
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - orfa_now_ms();
 		int r;
 
 		if (left <= 0)
@@ -202,7 +195,7 @@ static int tcp_connect(const char *host, const char *port,
 			 gai_strerror(rc));
 		return err;
 	}
-	deadline = now_ms() + (o->connect_timeout_ms > 0 ?
+	deadline = orfa_now_ms() + (o->connect_timeout_ms > 0 ?
 			       o->connect_timeout_ms : 10000);
 	for (ai = res; ai; ai = ai->ai_next) {
 		fd = socket(ai->ai_family,
@@ -364,7 +357,7 @@ static void tcp_listener_close(struct orfa_listener *ol)
 int tcp_wait_fd(struct tcp_conn *c, short events, int timeout_ms)
 {
 	struct pollfd pfd = { .fd = c->fd, .events = events };
-	int64_t deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
+	int64_t deadline = timeout_ms > 0 ? orfa_now_ms() + timeout_ms : 0;
 
 	for (;;) {
 		int wait = -1, r;
@@ -372,7 +365,7 @@ int tcp_wait_fd(struct tcp_conn *c, short events, int timeout_ms)
 		if (tcp_is_closed(c))
 			return -ENOTCONN;
 		if (timeout_ms > 0) {
-			int64_t left = deadline - now_ms();
+			int64_t left = deadline - orfa_now_ms();
 
 			if (left <= 0)
 				return -ETIMEDOUT;

@@ -24,6 +24,7 @@
  * Not here: FUSE (ops.c), command line (main.c), reconnecting
  * (client_session.c; this file only waits for it and translates file ids).
  */
+#include "clock.h"
 #include "client_impl.h"
 
 #include <assert.h>
@@ -40,14 +41,6 @@
 
 #include "log.h"
 #include "transport.h"
-
-int64_t client_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* ---- calls ------------------------------------------------------------- */
 
@@ -241,7 +234,7 @@ static int slot_register(struct cconn *cc, struct orfa_call *call)
 	call->linked = true;
 	call->answered = false;
 	call->deadline = (timeout_ms > 0 && !(call->flags & ORFA_CALL_NO_TIMEOUT))
-		? client_now_ns() + (int64_t)timeout_ms * 1000000 : 0;
+		? orfa_now_ns() + (int64_t)timeout_ms * 1000000 : 0;
 	call_get(call);			/* the table's reference */
 	/* The connection the frame goes out on: a reconnect may replace
 	 * cc->conn meanwhile, and this call must not reach the new one. */
@@ -694,7 +687,7 @@ void orfa_call_send(struct orfa_call *call, const struct iovec *iov,
 		/* Reconnecting: wait for the connection, within the request
 		 * timeout. */
 		if (!wait_until)
-			wait_until = client_now_ns() + (int64_t)(cl->timeout_ms > 0 ?
+			wait_until = orfa_now_ns() + (int64_t)(cl->timeout_ms > 0 ?
 				cl->timeout_ms : HELLO_WAIT_MS) * 1000000;
 		if (!conn_wait_alive(cl, call->pin, wait_until))
 			break;
@@ -789,7 +782,7 @@ void orfa_call_send(struct orfa_call *call, const struct iovec *iov,
 
 void conn_resend_fail(struct cconn *cc, int err, bool all)
 {
-	int64_t now = client_now_ns();
+	int64_t now = orfa_now_ns();
 
 	for (;;) {
 		struct orfa_call *call = NULL, **pp;

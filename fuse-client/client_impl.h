@@ -17,6 +17,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "clock.h"
 #include "client.h"
 #include "transport.h"
 
@@ -135,8 +136,6 @@ struct orfa_client {
 	pthread_mutex_t rc_lock;	/* rc_cond: a connection came back */
 	pthread_cond_t rc_cond;
 };
-
-int64_t client_now_ns(void);
 
 void call_get(struct orfa_call *call);
 void call_put(struct orfa_call *call);

@@ -46,7 +46,7 @@ void orfa_client_interrupt(struct orfa_client *cl, struct orfa_call_ref ref)
 static void expire_calls(struct orfa_client *cl)
 {
 	struct orfa_call *batch[64];
-	int64_t now = client_now_ns();
+	int64_t now = orfa_now_ns();
 
 	for (unsigned c = 0; c < cl->n; c++) {
 		struct cconn *cc = cl->conns[c];
@@ -100,9 +100,9 @@ static void *timer_main(void *arg)
 			call_put(intr);
 			intr = next;
 		}
-		if (client_now_ns() >= next_expire) {
+		if (orfa_now_ns() >= next_expire) {
 			expire_calls(cl);
-			next_expire = client_now_ns() + 250 * 1000000LL;
+			next_expire = orfa_now_ns() + 250 * 1000000LL;
 		}
 		orfa_client_flush_forgets(cl);
 
@@ -674,7 +674,7 @@ bool conn_wait_alive(struct orfa_client *cl, int pin, int64_t deadline)
 						 __ATOMIC_ACQUIRE);
 		else
 			alive = conn_pick(cl, -1) != NULL;
-		left = deadline - client_now_ns();
+		left = deadline - orfa_now_ns();
 		if (alive || cl->stopped || left <= 0)
 			break;
 		if (left > 200 * 1000000LL)
@@ -783,7 +783,7 @@ int conn_reconnect(struct cconn *cc)
 	struct orfa_client *cl = cc->cl;
 	struct orfa_tp_opts o = cl->tpo;
 	int backoff = 100, attempts = 0;
-	int64_t t0 = client_now_ns();
+	int64_t t0 = orfa_now_ns();
 	char err[512];
 
 	/* Short connect attempts, so that a stop is never held up long. */
@@ -850,7 +850,7 @@ int conn_reconnect(struct cconn *cc)
 		pthread_cond_broadcast(&cl->rc_cond);
 		pthread_mutex_unlock(&cl->rc_lock);
 		log_warn("%s: reconnected after %.1f s (%d attempts)",
-			 cc->name, (double)(client_now_ns() - t0) / 1e9,
+			 cc->name, (double)(orfa_now_ns() - t0) / 1e9,
 			 attempts);
 		return 0;
 	}

@@ -8,6 +8,7 @@
  * fail with ENAMETOOLONG without a round trip), sends one ORFA call and
  * returns; the call's callback answers the FUSE request.
  */
+#include "clock.h"
 #include "ops.h"
 
 #include <errno.h>
@@ -45,19 +46,11 @@ struct orfa_gcache {
 	struct gcache_ent ent[GCACHE_SIZE];
 };
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static uint32_t groups_get(struct orfa_gcache *gc, fuse_req_t req,
 			   const struct fuse_ctx *c, uint32_t *out)
 {
 	struct gcache_ent *e = &gc->ent[(unsigned)c->pid % GCACHE_SIZE];
-	int64_t now = mono_ns();
+	int64_t now = orfa_now_ns();
 	gid_t list[ORFA_MAX_GROUPS];
 	uint32_t n;
 	int rc;

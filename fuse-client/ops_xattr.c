@@ -9,6 +9,7 @@
  * attribute timeout, like an attribute, so small writes cost one round
  * trip, not two.
  */
+#include "clock.h"
 #include "ops.h"
 
 #include <errno.h>
@@ -16,14 +17,6 @@
 #include <time.h>
 
 #define CAPS_XATTR "security.capability"
-
-static int64_t mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* A change of the capability xattr through this client. */
 static void caps_changed(struct orfa_mount *m, fuse_ino_t ino,
@@ -79,7 +72,7 @@ static void done_xattr(struct orfa_call *call, int err,
 	struct op_ctx *ctx = orfa_call_ctx(call);
 
 	if (ctx->caps && (err == -ENODATA || err == -EOPNOTSUPP))
-		nodes_set_nocaps(ctx->m->nodes, ctx->node, mono_now() +
+		nodes_set_nocaps(ctx->m->nodes, ctx->node, orfa_now_ns() +
 				 (int64_t)(ctx->m->attr_timeout * 1e9));
 	if (err) {
 		fuse_reply_err(ctx->req, -err);
@@ -105,7 +98,7 @@ static void get_xattr(fuse_req_t req, unsigned opcode, fuse_ino_t ino,
 	if (!xattr_ok(req, name))
 		return;
 	if (caps && nodes_nocaps(m->nodes, orfa_ino_to_node(m, ino),
-				 mono_now())) {
+				 orfa_now_ns())) {
 		fuse_reply_err(req, ENODATA);
 		return;
 	}

@@ -28,6 +28,7 @@
  * request is left its files, lookup references and transport are released
  * and it is freed, by the thread that owns it.
  */
+#include "clock.h"
 #include "server_impl.h"
 
 #include <errno.h>
@@ -130,24 +131,16 @@ void orfa_server_listen_opts(const struct orfa_server_cfg *cfg,
 #define SLOW_ONE		256u	/* op_slow of an always slow opcode */
 #define SLOW_MAX		(SLOW_ONE / 4)	/* inline below this */
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Run r (any thread of queue mode) and note in its opcode's op_slow
  * whether it was slow.  r is gone on return.  Returns the run time. */
 static uint64_t run_timed(struct orfa_server *srv, struct sreq *r)
 {
 	unsigned op = r->m.hdr.opcode;
-	uint64_t t0 = now_ns(), dt;
+	uint64_t t0 = (uint64_t)orfa_now_ns(), dt;
 	uint32_t f;
 
 	dispatch_request(r);
-	dt = now_ns() - t0;
+	dt = (uint64_t)orfa_now_ns() - t0;
 	if (op >= ORFA_OP_MAX)
 		return dt;
 	f = __atomic_load_n(&srv->op_slow[op], __ATOMIC_RELAXED);
