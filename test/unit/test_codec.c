@@ -331,34 +331,39 @@ static size_t cred_size(uint32_t ngroups)
 	return 24 + ((ngroups * 4 + 7) & ~7u);
 }
 
-/* Encode m (request), returning a heap copy of its body in *body. */
-static ssize_t encode_req(struct orfa_msg *m, uint8_t **body)
+/* Encode m with enc (orfa_req_encode or orfa_rep_encode), returning a
+ * heap copy of its body in *body. */
+static ssize_t encode_with(ssize_t (*enc)(struct orfa_msg *, uint8_t *,
+					  size_t),
+			   struct orfa_msg *m, uint8_t **body)
 {
 	uint8_t buf[ORFA_MAX_BODY];
-	ssize_t n = orfa_req_encode(m, buf, sizeof(buf));
+	ssize_t n = enc(m, buf, sizeof(buf));
 
-	ck_assert_msg(n >= 0, "%s: encode failed: %zd",
-		      orfa_op_name(m->hdr.opcode), n);
+	ck_assert_msg(n >= 0, "%s: %s encode failed: %zd",
+		      orfa_op_name(m->hdr.opcode),
+		      enc == orfa_rep_encode ? "reply" : "request", n);
 	*body = heap_copy(buf, (size_t)n);
 	return n;
+}
+
+static ssize_t encode_req(struct orfa_msg *m, uint8_t **body)
+{
+	return encode_with(orfa_req_encode, m, body);
 }
 
 static ssize_t encode_rep(struct orfa_msg *m, uint8_t **body)
 {
-	uint8_t buf[ORFA_MAX_BODY];
-	ssize_t n = orfa_rep_encode(m, buf, sizeof(buf));
-
-	ck_assert_msg(n >= 0, "%s: reply encode failed: %zd",
-		      orfa_op_name(m->hdr.opcode), n);
-	*body = heap_copy(buf, (size_t)n);
-	return n;
+	return encode_with(orfa_rep_encode, m, body);
 }
 
-/* Decode a request body of len bytes (copied to an exact heap buffer)
- * with header h; returns the decoder's result. */
-static int decode_req_bytes(const struct orfa_hdr *h, const uint8_t *src,
-			    size_t len, struct orfa_msg *out,
-			    const char **why)
+/* Decode with dec (orfa_req_decode or orfa_rep_decode) a body of len
+ * bytes, copied to an exact heap buffer, with header h; returns the
+ * decoder's result. */
+static int decode_with(int (*dec)(struct orfa_msg *, uint8_t *,
+				  const char **),
+		       const struct orfa_hdr *h, const uint8_t *src,
+		       size_t len, struct orfa_msg *out, const char **why)
 {
 	uint8_t *body = heap_copy(src, len);
 	int ret;
@@ -367,25 +372,23 @@ static int decode_req_bytes(const struct orfa_hdr *h, const uint8_t *src,
 	out->hdr = *h;
 	out->hdr.body_len = (uint32_t)len;
 	*why = NULL;
-	ret = orfa_req_decode(out, body, why);
+	ret = dec(out, body, why);
 	free(body);
 	return ret;
+}
+
+static int decode_req_bytes(const struct orfa_hdr *h, const uint8_t *src,
+			    size_t len, struct orfa_msg *out,
+			    const char **why)
+{
+	return decode_with(orfa_req_decode, h, src, len, out, why);
 }
 
 static int decode_rep_bytes(const struct orfa_hdr *h, const uint8_t *src,
 			    size_t len, struct orfa_msg *out,
 			    const char **why)
 {
-	uint8_t *body = heap_copy(src, len);
-	int ret;
-
-	memset(out, 0, sizeof(*out));
-	out->hdr = *h;
-	out->hdr.body_len = (uint32_t)len;
-	*why = NULL;
-	ret = orfa_rep_decode(out, body, why);
-	free(body);
-	return ret;
+	return decode_with(orfa_rep_decode, h, src, len, out, why);
 }
 
 /* A valid encoded LOOKUP with credentials of ngroups; body in buf. */
@@ -917,7 +920,7 @@ START_TEST(test_truncated_reply_is_ebadmsg)
 }
 END_TEST
 
-/* ---- inconsistent requests --------------------------------------------------- */
+/* ---- accepted edge cases and encoder refusals ------------------------------ */
 
 START_TEST(test_slash_allowed_in_target_export_and_xattr_name)
 {
