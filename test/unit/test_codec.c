@@ -1727,15 +1727,56 @@ static void check_decoded(const struct orfa_msg *m, const uint8_t *body,
 	}
 }
 
-START_TEST(test_fuzz_decoders_stay_in_bounds)
+/* Applies one to four random mutations to the first len of the cap bytes
+ * of scratch; returns the new length. */
+static size_t fuzz_mutate(uint8_t *scratch, size_t cap, size_t len)
 {
-	static uint8_t valid[ORFA_OP_MAX][2][512];
-	static size_t valid_len[ORFA_OP_MAX][2];
-	static uint8_t scratch[1024];
-	unsigned accepted = 0;
+	for (unsigned k = 0, nm = rng() % 4 + 1; k < nm; k++) {
+		uint64_t q = rng();
 
-	rng_state = 0x4f52464100000001ull;
-	/* Seed corpus: a valid request and reply of every opcode. */
+		switch (q % 5) {
+		case 0:	/* flip a byte */
+			if (len)
+				scratch[(q >> 8) % len] ^=
+					(uint8_t)(q >> 32 | 1);
+			break;
+		case 1:	/* small integer in a length slot */
+			if (len >= 4) {
+				size_t at = ((q >> 8) % (len / 4)) * 4;
+
+				orfa_put_le32(scratch + at,
+					      (uint32_t)(q >> 40) % 64);
+			}
+			break;
+		case 2:	/* truncate */
+			if (len)
+				len = (q >> 8) % len;
+			break;
+		case 3:	/* extend */
+			if (len < cap - 16) {
+				size_t add = (q >> 8) % 16;
+
+				memset(scratch + len, (int)(q >> 16), add);
+				len += add;
+			}
+			break;
+		default: /* huge value in a length slot */
+			if (len >= 4) {
+				size_t at = ((q >> 8) % (len / 4)) * 4;
+
+				orfa_put_le32(scratch + at,
+					      (uint32_t)(q >> 32));
+			}
+			break;
+		}
+	}
+	return len;
+}
+
+/* Seed corpus: a valid request and reply of every opcode. */
+static void fuzz_seed(uint8_t valid[ORFA_OP_MAX][2][512],
+		      size_t valid_len[ORFA_OP_MAX][2])
+{
 	for (unsigned op = ORFA_OP_HELLO; op < ORFA_OP_MAX; op++) {
 		struct orfa_msg m;
 		int has_cred;
@@ -1752,6 +1793,17 @@ START_TEST(test_fuzz_decoders_stay_in_bounds)
 		ck_assert_int_ge(n, 0);
 		valid_len[op][1] = (size_t)n;
 	}
+}
+
+START_TEST(test_fuzz_decoders_stay_in_bounds)
+{
+	static uint8_t valid[ORFA_OP_MAX][2][512];
+	static size_t valid_len[ORFA_OP_MAX][2];
+	static uint8_t scratch[1024];
+	unsigned accepted = 0;
+
+	rng_state = 0x4f52464100000001ull;
+	fuzz_seed(valid, valid_len);
 
 	for (unsigned it = 0; it < FUZZ_ITERATIONS; it++) {
 		uint64_t r = rng();
@@ -1776,45 +1828,7 @@ START_TEST(test_fuzz_decoders_stay_in_bounds)
 
 			len = valid_len[o][reply];
 			memcpy(scratch, valid[o][reply], len);
-			for (unsigned k = 0, nm = rng() % 4 + 1; k < nm; k++) {
-				uint64_t q = rng();
-
-				switch (q % 5) {
-				case 0:	/* flip a byte */
-					if (len)
-						scratch[(q >> 8) % len] ^=
-							(uint8_t)(q >> 32 | 1);
-					break;
-				case 1:	/* small integer in a length slot */
-					if (len >= 4) {
-						size_t at = ((q >> 8) % (len / 4)) * 4;
-
-						orfa_put_le32(scratch + at,
-							      (uint32_t)(q >> 40) % 64);
-					}
-					break;
-				case 2:	/* truncate */
-					if (len)
-						len = (q >> 8) % len;
-					break;
-				case 3:	/* extend */
-					if (len < sizeof(scratch) - 16) {
-						size_t add = (q >> 8) % 16;
-
-						memset(scratch + len, (int)(q >> 16), add);
-						len += add;
-					}
-					break;
-				default: /* huge value in a length slot */
-					if (len >= 4) {
-						size_t at = ((q >> 8) % (len / 4)) * 4;
-
-						orfa_put_le32(scratch + at,
-							      (uint32_t)(q >> 32));
-					}
-					break;
-				}
-			}
+			len = fuzz_mutate(scratch, sizeof(scratch), len);
 		}
 
 		body = heap_copy(scratch, len);
