@@ -192,7 +192,7 @@ static void wcur_zero(struct wcur *c, size_t n)
 		memset(q, 0, n);
 }
 
-/* ---- generic field loops -------------------------------------------------- */
+/* ---- generic field loops ------------------------------------------------- */
 
 static uint64_t field_load(const union orfa_args *a, const struct field *f)
 {
@@ -305,7 +305,7 @@ static void args_set_u32(union orfa_args *a, uint16_t off, uint32_t v)
 	memcpy((uint8_t *)a + off, &v, 4);
 }
 
-/* ---- names ---------------------------------------------------------------- */
+/* ---- names --------------------------------------------------------------- */
 
 static uint32_t name_max(uint8_t kind)
 {
@@ -353,7 +353,7 @@ static const char *name_body_check(uint8_t kind, const char *s, uint32_t len)
 	return NULL;
 }
 
-/* ---- credentials ------------------------------------------------------------ */
+/* ---- credentials --------------------------------------------------------- */
 
 static void cred_encode(struct wcur *c, const struct orfa_cred *cr)
 {
@@ -396,7 +396,7 @@ static int cred_decode(struct rcur *c, struct orfa_cred *cr, bool *pads_ok,
 	return 0;
 }
 
-/* ---- request encoding ---------------------------------------------------------- */
+/* ---- request encoding ---------------------------------------------------- */
 
 static void names_of(struct orfa_msg *m, const char **s, uint32_t *len)
 {
@@ -451,7 +451,7 @@ ssize_t orfa_req_encode(struct orfa_msg *m, uint8_t *buf, size_t cap)
 	return (ssize_t)c.pos;
 }
 
-/* ---- decoding: header rules and the first step, both directions ----------------- */
+/* ---- decoding: header rules and the first step, both directions ---------- */
 
 /* Sets *why to reason and returns err (a negative errno). */
 static int refuse(const char **why, const char *reason, int err)
@@ -523,7 +523,7 @@ static const struct op_desc *decode_begin(struct orfa_msg *m, bool reply,
 	return NULL;
 }
 
-/* ---- request decoding ----------------------------------------------------------- */
+/* ---- request decoding ---------------------------------------------------- */
 
 /*
  * Takes the names that follow the arguments into np/len.  Lengths come from
@@ -642,7 +642,7 @@ int orfa_req_decode(struct orfa_msg *m, uint8_t *body, const char **why)
 	return 0;
 }
 
-/* ---- replies: encoding and decoding --------------------------------------------- */
+/* ---- replies: encoding and decoding -------------------------------------- */
 
 static bool rep_has_body(const struct op_desc *d, const struct orfa_hdr *h)
 {
@@ -720,7 +720,7 @@ int orfa_rep_decode(struct orfa_msg *m, uint8_t *body, const char **why)
 	return err ? refuse(why, err, -EPROTO) : 0;
 }
 
-/* ---- directory records ---------------------------------------------------------- */
+/* ---- directory records --------------------------------------------------- */
 
 #define DIRENT_SIZE	24u
 #define ENTRY_SIZE	104u
@@ -799,7 +799,7 @@ int orfa_dirent_next(const uint8_t *buf, size_t len, size_t *off, int plus,
 	return 1;
 }
 
-/* ---- FORGET records ------------------------------------------------------------- */
+/* ---- FORGET records ------------------------------------------------------ */
 
 void orfa_forget_put(uint8_t *buf, size_t i, const struct orfa_forget_one *f)
 {

@@ -19,7 +19,7 @@
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-/* ---- wire sizes the rest of the code and PROTOCOL.md rely on ----------- */
+/* ---- wire sizes the rest of the code and PROTOCOL.md rely on ------------- */
 
 _Static_assert(sizeof(struct orfa_hdr) == ORFA_HDR_SIZE, "frame header");
 _Static_assert(offsetof(struct orfa_cred, groups) == ORFA_CRED_FIXED_SIZE,
@@ -38,7 +38,7 @@ _Static_assert(ORFA_MAX_FORGET * ORFA_FORGET_ONE_SIZE <= ORFA_DEFAULT_MAX_DATA,
 	       "a full FORGET fits in the default data segment");
 
 
-/* ---- field lists ------------------------------------------------------- */
+/* ---- field lists --------------------------------------------------------- */
 
 /*
  * Layouts are written as X-macro lists of member paths inside union
@@ -204,7 +204,7 @@ LAYOUT(lay_auth_rep, struct orfa_auth_rep, L_AUTH_REP)
 /* Shared with the directory record code in codec.c. */
 const struct layout *const orfa_codec_entry_layout = &lay_entry;
 
-/* ---- the message table ------------------------------------------------- */
+/* ---- the message table --------------------------------------------------- */
 
 #define NAMELEN(kind, path) { kind, offsetof(union orfa_args, path) }
 

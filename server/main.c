@@ -312,7 +312,7 @@ static void raise_nofile(void)
 	}
 }
 
-/* ---- the command line ------------------------------------------------------ */
+/* ---- the command line ---------------------------------------------------- */
 
 enum {
 	OPT_RAMFS_SIZE = 256,
@@ -514,7 +514,7 @@ static int genkey_run(const struct cmdline *o)
 	return 0;
 }
 
-/* ---- start-up stages --------------------------------------------------------- */
+/* ---- start-up stages ----------------------------------------------------- */
 
 /* What a running orfad holds; orfad_teardown() releases what is set. */
 struct orfad {
