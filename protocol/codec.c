@@ -1,17 +1,17 @@
 /*
- * codec.c - table-driven encoder and decoder for ORFA message bodies.
+ * codec.c - encoder and decoder for ORFA frame headers and message bodies.
  *
- * One table, indexed by opcode, says everything the codec knows about a
- * message: its name, the field list of its request and reply argument
- * structures, which names follow the request arguments and which argument
- * fields hold their lengths, and what the data segment may hold.  Encoding
- * and decoding are generic loops over that table, so adding a message is
- * one table row, and the rules a receiver enforces are the rules a sender
- * is held to.
+ * The rules live in the message table (codec_table.c): per opcode, the
+ * field lists of the argument structures, the names that follow them and
+ * what the data segment may hold.  This file holds the generic loops that
+ * walk it: the frame header, the bounds-checked cursors, the field loops,
+ * names and credentials, request and reply bodies, and the READDIR and
+ * FORGET record helpers.
  *
- * Not here: I/O, allocation, version negotiation, and the meaning of any
- * field beyond its wire validity (a server still answers ENAMETOOLONG for a
- * 300-byte name, EBADF for an unknown file id, and so on).
+ * Not here: the table itself, I/O, allocation, version negotiation, and
+ * the meaning of any field beyond its wire validity (a server still
+ * answers ENAMETOOLONG for a 300-byte name, EBADF for an unknown file id,
+ * and so on).
  *
  * Decoding reads only from the body it is given, through a bounds-checked
  * cursor whose overflow flag is sticky; nothing on the network can make it
@@ -22,323 +22,7 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "codec.h"
-
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-
-/* ---- wire sizes the rest of the code and PROTOCOL.md rely on ----------- */
-
-_Static_assert(sizeof(struct orfa_hdr) == ORFA_HDR_SIZE, "frame header");
-_Static_assert(offsetof(struct orfa_cred, groups) == ORFA_CRED_FIXED_SIZE,
-	       "credential block fixed part");
-_Static_assert(sizeof(struct orfa_attr) == 88, "orfa_attr");
-_Static_assert(sizeof(struct orfa_entry) == 104, "orfa_entry");
-_Static_assert(sizeof(struct orfa_dirent) == 24, "orfa_dirent");
-_Static_assert(sizeof(struct orfa_forget_one) == ORFA_FORGET_ONE_SIZE,
-	       "orfa_forget_one");
-_Static_assert(sizeof(struct orfa_lock) == 24, "orfa_lock");
-_Static_assert(sizeof(struct orfa_hello_req) == 64, "orfa_hello_req");
-_Static_assert(sizeof(struct orfa_hello_rep) == 168, "orfa_hello_rep");
-_Static_assert(sizeof(struct orfa_auth_req) == 32, "orfa_auth_req");
-_Static_assert(sizeof(struct orfa_auth_rep) == 136, "orfa_auth_rep");
-_Static_assert(ORFA_MAX_FORGET * ORFA_FORGET_ONE_SIZE <= ORFA_DEFAULT_MAX_DATA,
-	       "a full FORGET fits in the default data segment");
-
-/* ---- the message table ------------------------------------------------- */
-
-/* One wire field: where it lives in union orfa_args and how wide it is. */
-struct field {
-	uint16_t off;
-	uint8_t size;		/* 4 or 8: a little-endian integer; anything
-				 * else: that many raw bytes (nonces, proofs),
-				 * copied as they are */
-	uint8_t mbz;		/* must be zero: padding, or a length that is
-				 * unused by this opcode (LISTXATTR namelen) */
-};
-
-/* The argument structure of one message as an ordered field list. */
-struct layout {
-	const struct field *f;
-	uint8_t nfields;
-	uint16_t size;		/* wire size = sizeof the struct */
-};
-
-/*
- * Layouts are written as X-macro lists of member paths inside union
- * orfa_args, expanded twice: once into the field array, once into a
- * constant sum of field sizes that must equal sizeof the struct.  Since
- * every struct in orfa_proto.h has explicit padding, that equality means
- * the list covers every byte (a field listed twice in place of another
- * would leave that other one out of the round-trip tests).
- */
-#define FLD(path, z) { offsetof(union orfa_args, path), \
-		       sizeof(((union orfa_args *)0)->path), z },
-#define FSZ(path, z) + sizeof(((union orfa_args *)0)->path)
-
-#define LAYOUT(lname, type, LIST)					\
-	static const struct field lname##_f[] = { LIST(FLD) };		\
-	_Static_assert(0 LIST(FSZ) == sizeof(type),			\
-		       #lname ": field list does not cover " #type);	\
-	static const struct layout lname = {				\
-		lname##_f, ARRAY_SIZE(lname##_f), sizeof(type)		\
-	};
-
-#define ATTR_FIELDS(X, p)						\
-	X(p.ino, 0) X(p.size, 0) X(p.blocks, 0)				\
-	X(p.atime, 0) X(p.mtime, 0) X(p.ctime, 0)			\
-	X(p.atime_nsec, 0) X(p.mtime_nsec, 0) X(p.ctime_nsec, 0)	\
-	X(p.mode, 0) X(p.nlink, 0) X(p.uid, 0) X(p.gid, 0)		\
-	X(p.blksize, 0) X(p.rdev, 0)
-#define ENTRY_FIELDS(X, p)						\
-	X(p.nodeid, 0) X(p.generation, 0) ATTR_FIELDS(X, p.attr)
-#define LOCK_FIELDS(X, p)						\
-	X(p.start, 0) X(p.end, 0) X(p.type, 0) X(p.pid, 0)
-
-/* Requests. */
-#define L_HELLO(X) X(hello.magic, 0) X(hello.version, 0)		\
-	X(hello.max_data, 0) X(hello.features, 0)			\
-	X(hello.export_len, 0) X(hello.flags, 0) X(hello.nonce, 0)
-#define L_AUTH(X) X(auth.proof, 0)
-#define L_LOOKUP(X) X(lookup.parent, 0) X(lookup.namelen, 0)		\
-	X(lookup.pad, 1)
-#define L_FORGET(X) X(forget.count, 0) X(forget.pad, 1)
-#define L_GETATTR(X) X(getattr.nodeid, 0) X(getattr.fh, 0)
-#define L_SETATTR(X) X(setattr.nodeid, 0) X(setattr.fh, 0)		\
-	X(setattr.valid, 0) X(setattr.mode, 0) X(setattr.uid, 0)	\
-	X(setattr.gid, 0) X(setattr.size, 0) X(setattr.atime, 0)	\
-	X(setattr.mtime, 0) X(setattr.ctime, 0)				\
-	X(setattr.atime_nsec, 0) X(setattr.mtime_nsec, 0)		\
-	X(setattr.ctime_nsec, 0) X(setattr.pad, 1)
-#define L_NODE(X) X(node.nodeid, 0)
-#define L_MKNOD(X) X(mknod.parent, 0) X(mknod.rdev, 0)			\
-	X(mknod.mode, 0) X(mknod.namelen, 0)
-#define L_MKDIR(X) X(mkdir.parent, 0) X(mkdir.mode, 0) X(mkdir.namelen, 0)
-#define L_UNLINK(X) X(unlink.parent, 0) X(unlink.namelen, 0)		\
-	X(unlink.pad, 1)
-#define L_SYMLINK(X) X(symlink.parent, 0) X(symlink.namelen, 0)	\
-	X(symlink.targetlen, 0)
-#define L_RENAME(X) X(rename.parent, 0) X(rename.newparent, 0)		\
-	X(rename.flags, 0) X(rename.namelen, 0)				\
-	X(rename.newnamelen, 0) X(rename.pad, 1)
-#define L_LINK(X) X(link.nodeid, 0) X(link.newparent, 0)		\
-	X(link.namelen, 0) X(link.pad, 1)
-#define L_OPEN(X) X(open.nodeid, 0) X(open.flags, 0) X(open.pad, 1)
-#define L_CREATE(X) X(create.parent, 0) X(create.mode, 0)		\
-	X(create.flags, 0) X(create.namelen, 0) X(create.pad, 1)
-#define L_READ(X) X(read.nodeid, 0) X(read.fh, 0) X(read.offset, 0)	\
-	X(read.size, 0) X(read.pad, 1)
-#define L_WRITE(X) X(write.nodeid, 0) X(write.fh, 0)			\
-	X(write.offset, 0) X(write.flags, 0) X(write.pad, 1)
-#define L_FH(X) X(fh.nodeid, 0) X(fh.fh, 0) X(fh.lock_owner, 0)	\
-	X(fh.flags, 0) X(fh.pad, 1)
-#define L_READDIR(X) X(readdir.nodeid, 0) X(readdir.fh, 0)		\
-	X(readdir.cookie, 0) X(readdir.size, 0) X(readdir.pad, 1)
-#define L_SETXATTR(X) X(setxattr.nodeid, 0) X(setxattr.flags, 0)	\
-	X(setxattr.namelen, 0)
-#define L_GETXATTR(X) X(getxattr.nodeid, 0) X(getxattr.size, 0)	\
-	X(getxattr.namelen, 0)
-#define L_LISTXATTR(X) X(getxattr.nodeid, 0) X(getxattr.size, 0)	\
-	X(getxattr.namelen, 1)
-#define L_REMOVEXATTR(X) X(removexattr.nodeid, 0)			\
-	X(removexattr.namelen, 0) X(removexattr.pad, 1)
-#define L_ACCESS(X) X(access.nodeid, 0) X(access.mask, 0) X(access.pad, 1)
-#define L_LK(X) X(lk.nodeid, 0) X(lk.fh, 0) X(lk.owner, 0)		\
-	LOCK_FIELDS(X, lk.lock) X(lk.flags, 0) X(lk.pad, 1)
-#define L_FLOCK(X) X(flock.nodeid, 0) X(flock.fh, 0) X(flock.owner, 0)	\
-	X(flock.op, 0) X(flock.pad, 1)
-#define L_FALLOCATE(X) X(fallocate.nodeid, 0) X(fallocate.fh, 0)	\
-	X(fallocate.offset, 0) X(fallocate.length, 0)			\
-	X(fallocate.mode, 0) X(fallocate.pad, 1)
-#define L_LSEEK(X) X(lseek.nodeid, 0) X(lseek.fh, 0)			\
-	X(lseek.offset, 0) X(lseek.whence, 0) X(lseek.pad, 1)
-#define L_COPY(X) X(copy.nodeid_in, 0) X(copy.fh_in, 0)		\
-	X(copy.off_in, 0) X(copy.nodeid_out, 0) X(copy.fh_out, 0)	\
-	X(copy.off_out, 0) X(copy.len, 0) X(copy.flags, 0)		\
-	X(copy.pad, 1)
-
-/* Replies. */
-#define L_HELLO_REP(X) X(hello_rep.magic, 0) X(hello_rep.version, 0)	\
-	X(hello_rep.max_data, 0) X(hello_rep.features, 0)		\
-	X(hello_rep.flags, 0) X(hello_rep.pad, 1) X(hello_rep.nonce, 0)	\
-	X(hello_rep.root_nodeid, 0) X(hello_rep.root_generation, 0)	\
-	ATTR_FIELDS(X, hello_rep.root_attr)
-#define L_ENTRY(X) ENTRY_FIELDS(X, entry)
-#define L_ATTR(X) ATTR_FIELDS(X, attr)
-#define L_OPEN_REP(X) X(open_rep.fh, 0) ATTR_FIELDS(X, open_rep.attr)
-#define L_CREATE_REP(X) ENTRY_FIELDS(X, create_rep.entry)		\
-	X(create_rep.fh, 0)
-#define L_WRITE_REP(X) X(write_rep.written, 0)				\
-	ATTR_FIELDS(X, write_rep.attr)
-#define L_STATFS(X) X(statfs.blocks, 0) X(statfs.bfree, 0)		\
-	X(statfs.bavail, 0) X(statfs.files, 0) X(statfs.ffree, 0)	\
-	X(statfs.bsize, 0) X(statfs.frsize, 0) X(statfs.namemax, 0)	\
-	X(statfs.pad, 1)
-#define L_XATTR_REP(X) X(xattr_rep.size, 0)
-#define L_LOCK(X) LOCK_FIELDS(X, lock)
-#define L_LSEEK_REP(X) X(lseek_rep.offset, 0)
-#define L_COPY_REP(X) X(copy_rep.copied, 0) ATTR_FIELDS(X, copy_rep.attr)
-#define L_AUTH_REP(X) X(auth_rep.proof, 0) X(auth_rep.root_nodeid, 0)	\
-	X(auth_rep.root_generation, 0) ATTR_FIELDS(X, auth_rep.root_attr)
-
-LAYOUT(lay_hello, struct orfa_hello_req, L_HELLO)
-LAYOUT(lay_auth, struct orfa_auth_req, L_AUTH)
-LAYOUT(lay_lookup, struct orfa_lookup_req, L_LOOKUP)
-LAYOUT(lay_forget, struct orfa_forget_req, L_FORGET)
-LAYOUT(lay_getattr, struct orfa_getattr_req, L_GETATTR)
-LAYOUT(lay_setattr, struct orfa_setattr_req, L_SETATTR)
-LAYOUT(lay_node, struct orfa_nodeid_req, L_NODE)
-LAYOUT(lay_mknod, struct orfa_mknod_req, L_MKNOD)
-LAYOUT(lay_mkdir, struct orfa_mkdir_req, L_MKDIR)
-LAYOUT(lay_unlink, struct orfa_unlink_req, L_UNLINK)
-LAYOUT(lay_symlink, struct orfa_symlink_req, L_SYMLINK)
-LAYOUT(lay_rename, struct orfa_rename_req, L_RENAME)
-LAYOUT(lay_link, struct orfa_link_req, L_LINK)
-LAYOUT(lay_open, struct orfa_open_req, L_OPEN)
-LAYOUT(lay_create, struct orfa_create_req, L_CREATE)
-LAYOUT(lay_read, struct orfa_read_req, L_READ)
-LAYOUT(lay_write, struct orfa_write_req, L_WRITE)
-LAYOUT(lay_fh, struct orfa_fh_req, L_FH)
-LAYOUT(lay_readdir, struct orfa_readdir_req, L_READDIR)
-LAYOUT(lay_setxattr, struct orfa_setxattr_req, L_SETXATTR)
-LAYOUT(lay_getxattr, struct orfa_getxattr_req, L_GETXATTR)
-LAYOUT(lay_listxattr, struct orfa_getxattr_req, L_LISTXATTR)
-LAYOUT(lay_removexattr, struct orfa_removexattr_req, L_REMOVEXATTR)
-LAYOUT(lay_access, struct orfa_access_req, L_ACCESS)
-LAYOUT(lay_lk, struct orfa_lk_req, L_LK)
-LAYOUT(lay_flock, struct orfa_flock_req, L_FLOCK)
-LAYOUT(lay_fallocate, struct orfa_fallocate_req, L_FALLOCATE)
-LAYOUT(lay_lseek, struct orfa_lseek_req, L_LSEEK)
-LAYOUT(lay_copy, struct orfa_copy_range_req, L_COPY)
-
-LAYOUT(lay_hello_rep, struct orfa_hello_rep, L_HELLO_REP)
-LAYOUT(lay_entry, struct orfa_entry, L_ENTRY)
-LAYOUT(lay_attr, struct orfa_attr, L_ATTR)
-LAYOUT(lay_open_rep, struct orfa_open_rep, L_OPEN_REP)
-LAYOUT(lay_create_rep, struct orfa_create_rep, L_CREATE_REP)
-LAYOUT(lay_write_rep, struct orfa_write_rep, L_WRITE_REP)
-LAYOUT(lay_statfs, struct orfa_statfs_out, L_STATFS)
-LAYOUT(lay_xattr_rep, struct orfa_xattr_rep, L_XATTR_REP)
-LAYOUT(lay_lock, struct orfa_lock, L_LOCK)
-LAYOUT(lay_lseek_rep, struct orfa_lseek_rep, L_LSEEK_REP)
-LAYOUT(lay_copy_rep, struct orfa_copy_range_rep, L_COPY_REP)
-LAYOUT(lay_auth_rep, struct orfa_auth_rep, L_AUTH_REP)
-
-/* What a name after the request arguments may be. */
-enum name_kind {
-	NK_NONE = 0,
-	NK_NAME,	/* directory entry: 1..ORFA_MAX_NAME, no '/' */
-	NK_TARGET,	/* symlink target: 0..ORFA_MAX_SYMLINK, '/' allowed */
-	NK_XATTR,	/* xattr name: 1..ORFA_MAX_XATTR_NAME, '/' allowed */
-	NK_EXPORT,	/* HELLO export path: 0..ORFA_MAX_EXPORT, '/' allowed */
-};
-
-struct name_rule {
-	uint8_t kind;		/* enum name_kind */
-	uint16_t len_off;	/* offset in union orfa_args of its u32 length */
-};
-
-/* What the data segment may hold. */
-enum data_rule {
-	DATA_NONE = 0,	/* data_len must be 0 */
-	DATA_ANY,	/* opaque bytes, bounded only by max_data */
-	DATA_FORGET,	/* count x struct orfa_forget_one */
-	DATA_XATTR,	/* xattr value, <= ORFA_MAX_XATTR_VALUE */
-	DATA_REASON,	/* replies: a refusal's reason text, only when
-			 * status != 0 (HELLO, AUTH); none on success */
-};
-
-struct op_desc {
-	const char *name;
-	bool cred;			/* request starts with credentials */
-	bool no_reply;			/* never answered (FORGET) */
-	const struct layout *req;	/* NULL: no request arguments */
-	struct name_rule names[2];	/* in wire order; unused: NK_NONE */
-	uint8_t req_data;		/* enum data_rule */
-	const struct layout *rep;	/* NULL: empty reply body */
-	uint8_t rep_data;		/* DATA_NONE, DATA_ANY or DATA_REASON */
-	bool err_body;			/* error replies keep the reply body
-					 * (HELLO: versions stay readable) */
-	const char *trunc_req;		/* "<OP> request arguments truncated" */
-	const char *trunc_rep;		/* "<OP> reply body truncated" */
-};
-
-#define NAMELEN(kind, path) { kind, offsetof(union orfa_args, path) }
-
-/* Row helpers: OP(name, cred, request layout, reply layout, ...). */
-#define OP(id, c, rq, rp, ...)						\
-	[ORFA_OP_##id] = { .name = #id, .cred = c, .req = rq, .rep = rp,	\
-			   .trunc_req = #id " request arguments truncated",	\
-			   .trunc_rep = #id " reply body truncated",		\
-			   __VA_ARGS__ }
-
-static const struct op_desc ops[ORFA_OP_MAX] = {
-	OP(HELLO, false, &lay_hello, &lay_hello_rep,
-	   .names = { NAMELEN(NK_EXPORT, hello.export_len) },
-	   .rep_data = DATA_REASON, .err_body = true),
-	OP(LOOKUP, true, &lay_lookup, &lay_entry,
-	   .names = { NAMELEN(NK_NAME, lookup.namelen) }),
-	OP(FORGET, true, &lay_forget, NULL,
-	   .req_data = DATA_FORGET, .no_reply = true),
-	OP(GETATTR, true, &lay_getattr, &lay_attr),
-	OP(SETATTR, true, &lay_setattr, &lay_attr),
-	OP(READLINK, true, &lay_node, NULL, .rep_data = DATA_ANY),
-	OP(MKNOD, true, &lay_mknod, &lay_entry,
-	   .names = { NAMELEN(NK_NAME, mknod.namelen) }),
-	OP(MKDIR, true, &lay_mkdir, &lay_entry,
-	   .names = { NAMELEN(NK_NAME, mkdir.namelen) }),
-	OP(UNLINK, true, &lay_unlink, NULL,
-	   .names = { NAMELEN(NK_NAME, unlink.namelen) }),
-	OP(RMDIR, true, &lay_unlink, NULL,
-	   .names = { NAMELEN(NK_NAME, unlink.namelen) }),
-	OP(SYMLINK, true, &lay_symlink, &lay_entry,
-	   .names = { NAMELEN(NK_NAME, symlink.namelen),
-		      NAMELEN(NK_TARGET, symlink.targetlen) }),
-	OP(RENAME, true, &lay_rename, NULL,
-	   .names = { NAMELEN(NK_NAME, rename.namelen),
-		      NAMELEN(NK_NAME, rename.newnamelen) }),
-	OP(LINK, true, &lay_link, &lay_entry,
-	   .names = { NAMELEN(NK_NAME, link.namelen) }),
-	OP(OPEN, true, &lay_open, &lay_open_rep),
-	OP(CREATE, true, &lay_create, &lay_create_rep,
-	   .names = { NAMELEN(NK_NAME, create.namelen) }),
-	OP(READ, true, &lay_read, NULL, .rep_data = DATA_ANY),
-	OP(WRITE, true, &lay_write, &lay_write_rep, .req_data = DATA_ANY),
-	OP(FLUSH, true, &lay_fh, NULL),
-	OP(RELEASE, true, &lay_fh, NULL),
-	OP(FSYNC, true, &lay_fh, NULL),
-	OP(OPENDIR, true, &lay_open, &lay_open_rep),
-	OP(READDIR, true, &lay_readdir, NULL, .rep_data = DATA_ANY),
-	OP(READDIRPLUS, true, &lay_readdir, NULL, .rep_data = DATA_ANY),
-	OP(RELEASEDIR, true, &lay_fh, NULL),
-	OP(FSYNCDIR, true, &lay_fh, NULL),
-	OP(STATFS, true, &lay_node, &lay_statfs),
-	OP(SETXATTR, true, &lay_setxattr, NULL,
-	   .names = { NAMELEN(NK_XATTR, setxattr.namelen) },
-	   .req_data = DATA_XATTR),
-	OP(GETXATTR, true, &lay_getxattr, &lay_xattr_rep,
-	   .names = { NAMELEN(NK_XATTR, getxattr.namelen) },
-	   .rep_data = DATA_ANY),
-	OP(LISTXATTR, true, &lay_listxattr, &lay_xattr_rep,
-	   .rep_data = DATA_ANY),
-	OP(REMOVEXATTR, true, &lay_removexattr, NULL,
-	   .names = { NAMELEN(NK_XATTR, removexattr.namelen) }),
-	OP(ACCESS, true, &lay_access, NULL),
-	OP(GETLK, true, &lay_lk, &lay_lock),
-	OP(SETLK, true, &lay_lk, NULL),
-	OP(FLOCK, true, &lay_flock, NULL),
-	OP(FALLOCATE, true, &lay_fallocate, &lay_attr),
-	OP(LSEEK, true, &lay_lseek, &lay_lseek_rep),
-	OP(COPY_FILE_RANGE, true, &lay_copy, &lay_copy_rep),
-	OP(PING, false, NULL, NULL),
-	OP(AUTH, false, &lay_auth, &lay_auth_rep, .rep_data = DATA_REASON),
-};
-
-static const struct op_desc *op_get(unsigned opcode)
-{
-	if (opcode >= ORFA_OP_MAX || !ops[opcode].name)
-		return NULL;
-	return &ops[opcode];
-}
+#include "codec_impl.h"
 
 const char *orfa_op_name(unsigned opcode)
 {
@@ -508,7 +192,7 @@ static void wcur_zero(struct wcur *c, size_t n)
 		memset(q, 0, n);
 }
 
-/* ---- generic field loops -------------------------------------------------- */
+/* ---- generic field loops ------------------------------------------------- */
 
 static uint64_t field_load(const union orfa_args *a, const struct field *f)
 {
@@ -621,7 +305,7 @@ static void args_set_u32(union orfa_args *a, uint16_t off, uint32_t v)
 	memcpy((uint8_t *)a + off, &v, 4);
 }
 
-/* ---- names ---------------------------------------------------------------- */
+/* ---- names --------------------------------------------------------------- */
 
 static uint32_t name_max(uint8_t kind)
 {
@@ -669,7 +353,7 @@ static const char *name_body_check(uint8_t kind, const char *s, uint32_t len)
 	return NULL;
 }
 
-/* ---- credentials ------------------------------------------------------------ */
+/* ---- credentials --------------------------------------------------------- */
 
 static void cred_encode(struct wcur *c, const struct orfa_cred *cr)
 {
@@ -712,7 +396,7 @@ static int cred_decode(struct rcur *c, struct orfa_cred *cr, bool *pads_ok,
 	return 0;
 }
 
-/* ---- requests ----------------------------------------------------------------- */
+/* ---- request encoding ---------------------------------------------------- */
 
 static void names_of(struct orfa_msg *m, const char **s, uint32_t *len)
 {
@@ -767,8 +451,131 @@ ssize_t orfa_req_encode(struct orfa_msg *m, uint8_t *buf, size_t cap)
 	return (ssize_t)c.pos;
 }
 
-/* Data segment rules shared by both decoders. */
-static const char *data_check(uint8_t rule, const struct orfa_msg *m)
+/* ---- decoding: header rules and the first step, both directions ---------- */
+
+/* Sets *why to reason and returns err (a negative errno). */
+static int refuse(const char **why, const char *reason, int err)
+{
+	*why = reason;
+	return err;
+}
+
+/* Highest errno a status may carry (Linux MAX_ERRNO). */
+#define ORFA_MAX_STATUS 4095u
+
+/* Header fields a request may not use: the reason (EPROTO), or NULL. */
+static const char *req_hdr_check(const struct op_desc *d,
+				 const struct orfa_hdr *h)
+{
+	if (h->flags & ORFA_F_REPLY)
+		return "reply flag set on a request";
+	if ((h->flags & ORFA_F_NOREPLY) && !d->no_reply)
+		return "no-reply flag on a request that is answered";
+	if (h->status)
+		return "non-zero status in a request";
+	return NULL;
+}
+
+/* Header rules of a reply: the reason (EPROTO), or NULL. */
+static const char *rep_hdr_check(const struct op_desc *d,
+				 const struct orfa_hdr *h)
+{
+	if (!(h->flags & ORFA_F_REPLY))
+		return "reply flag missing on a reply";
+	if (h->flags & ORFA_F_NOREPLY)
+		return "no-reply flag on a reply";
+	if (d->no_reply)
+		return "reply to a request that is never answered";
+	if (h->status > ORFA_MAX_STATUS)
+		return "status is not an errno value";
+	return NULL;
+}
+
+/*
+ * First step of both body decoders: clears *why and what the decoders fill
+ * in m, then refuses an unknown opcode (-ENOSYS), unknown flag bits
+ * (-EBADMSG) and header fields a request (reply false) or a reply may not
+ * carry (-EPROTO).  Returns the opcode's table row, or NULL with *err and
+ * *why set.
+ */
+static const struct op_desc *decode_begin(struct orfa_msg *m, bool reply,
+					  const char **why, int *err)
+{
+	const struct op_desc *d = op_get(m->hdr.opcode);
+	const char *bad;
+
+	*why = NULL;
+	memset(&m->cred, 0, sizeof(m->cred));
+	memset(&m->a, 0, sizeof(m->a));
+	m->name = m->name2 = NULL;
+	m->namelen = m->name2len = 0;
+	m->data_len = m->hdr.data_len;
+
+	if (!d)
+		*err = refuse(why, "unknown opcode", -ENOSYS);
+	else if (m->hdr.flags & ~(ORFA_F_REPLY | ORFA_F_NOREPLY))
+		*err = refuse(why, "unknown flag bits in header", -EBADMSG);
+	else if ((bad = reply ? rep_hdr_check(d, &m->hdr)
+			      : req_hdr_check(d, &m->hdr)))
+		*err = refuse(why, bad, -EPROTO);
+	else
+		return d;
+	return NULL;
+}
+
+/* ---- request decoding ---------------------------------------------------- */
+
+/*
+ * Takes the names that follow the arguments into np/len.  Lengths come from
+ * the (possibly zeroed, if overrun) arguments; limits are checked before
+ * the bytes are taken.  After an overrun np[i] is NULL and c->over is set
+ * for the caller's one overrun check.  Returns 0, or -EPROTO with *why set.
+ */
+static int req_names_take(struct rcur *c, const struct op_desc *d,
+			  const union orfa_args *a, const uint8_t *np[2],
+			  uint32_t len[2], const char **why)
+{
+	for (int i = 0; i < 2; i++) {
+		uint8_t kind = d->names[i].kind;
+
+		if (kind == NK_NONE)
+			continue;
+		len[i] = args_u32(a, d->names[i].len_off);
+		if (len[i] > name_max(kind))
+			return refuse(why, name_len_check(kind, len[i]),
+				      -EPROTO);
+		np[i] = rcur_take(c, (size_t)len[i] + 1,
+				  i ? "second name truncated" :
+				      "name truncated");
+	}
+	return 0;
+}
+
+/* Content rules of names taken in full: the reason (EPROTO), or NULL. */
+static const char *req_names_check(const struct op_desc *d,
+				   const uint8_t *const np[2],
+				   const uint32_t len[2])
+{
+	for (int i = 0; i < 2; i++) {
+		uint8_t kind = d->names[i].kind;
+		const char *err;
+
+		if (kind == NK_NONE)
+			continue;
+		if (np[i][len[i]] != '\0')
+			return "name not NUL-terminated";
+		err = name_len_check(kind, len[i]);
+		if (!err)
+			err = name_body_check(kind, (const char *)np[i],
+					      len[i]);
+		if (err)
+			return err;
+	}
+	return NULL;
+}
+
+/* Data segment rules of a request: the reason (EPROTO), or NULL. */
+static const char *req_data_check(uint8_t rule, const struct orfa_msg *m)
 {
 	switch (rule) {
 	case DATA_NONE:
@@ -790,43 +597,19 @@ static const char *data_check(uint8_t rule, const struct orfa_msg *m)
 
 int orfa_req_decode(struct orfa_msg *m, uint8_t *body, const char **why)
 {
-	const struct op_desc *d = op_get(m->hdr.opcode);
 	struct rcur c = { .p = body, .len = m->hdr.body_len };
-	const char *dummy, *err;
 	const uint8_t *np[2] = { NULL, NULL };
 	uint32_t len[2] = { 0, 0 };
+	const struct op_desc *d;
+	const char *dummy, *err;
 	bool pads_ok = true;
 	int ret;
 
 	if (!why)
 		why = &dummy;
-	*why = NULL;
-	memset(&m->cred, 0, sizeof(m->cred));
-	memset(&m->a, 0, sizeof(m->a));
-	m->name = m->name2 = NULL;
-	m->namelen = m->name2len = 0;
-	m->data_len = m->hdr.data_len;
-
-	if (!d) {
-		*why = "unknown opcode";
-		return -ENOSYS;
-	}
-	if (m->hdr.flags & ~(ORFA_F_REPLY | ORFA_F_NOREPLY)) {
-		*why = "unknown flag bits in header";
-		return -EBADMSG;
-	}
-	if (m->hdr.flags & ORFA_F_REPLY) {
-		*why = "reply flag set on a request";
-		return -EPROTO;
-	}
-	if ((m->hdr.flags & ORFA_F_NOREPLY) && !d->no_reply) {
-		*why = "no-reply flag on a request that is answered";
-		return -EPROTO;
-	}
-	if (m->hdr.status) {
-		*why = "non-zero status in a request";
-		return -EPROTO;
-	}
+	d = decode_begin(m, false, why, &ret);
+	if (!d)
+		return ret;
 
 	if (d->cred) {
 		ret = cred_decode(&c, &m->cred, &pads_ok, why);
@@ -835,60 +618,22 @@ int orfa_req_decode(struct orfa_msg *m, uint8_t *body, const char **why)
 	}
 	if (d->req && !layout_decode(&c, d->req, &m->a, d->trunc_req))
 		pads_ok = false;
-
-	/* Names: lengths come from the (possibly zeroed, if overrun)
-	 * arguments; limits are checked before the bytes are taken. */
-	for (int i = 0; i < 2; i++) {
-		uint8_t kind = d->names[i].kind;
-
-		if (kind == NK_NONE)
-			continue;
-		len[i] = args_u32(&m->a, d->names[i].len_off);
-		if (len[i] > name_max(kind)) {
-			*why = name_len_check(kind, len[i]);
-			return -EPROTO;
-		}
-		np[i] = rcur_take(&c, (size_t)len[i] + 1,
-				  i ? "second name truncated" :
-				      "name truncated");
-	}
+	ret = req_names_take(&c, d, &m->a, np, len, why);
+	if (ret)
+		return ret;
 
 	/* The one overrun check of the message. */
-	if (c.over) {
-		*why = c.why;
-		return -EBADMSG;
-	}
-	if (!pads_ok) {
-		*why = "non-zero padding";
-		return -EPROTO;
-	}
-	for (int i = 0; i < 2; i++) {
-		uint8_t kind = d->names[i].kind;
-
-		if (kind == NK_NONE)
-			continue;
-		if (np[i][len[i]] != '\0') {
-			*why = "name not NUL-terminated";
-			return -EPROTO;
-		}
-		err = name_len_check(kind, len[i]);
-		if (!err)
-			err = name_body_check(kind, (const char *)np[i],
-					      len[i]);
-		if (err) {
-			*why = err;
-			return -EPROTO;
-		}
-	}
-	if (c.pos != c.len) {
-		*why = "trailing bytes after body";
-		return -EPROTO;
-	}
-	err = data_check(d->req_data, m);
-	if (err) {
-		*why = err;
-		return -EPROTO;
-	}
+	if (c.over)
+		return refuse(why, c.why, -EBADMSG);
+	if (!pads_ok)
+		return refuse(why, "non-zero padding", -EPROTO);
+	err = req_names_check(d, np, len);
+	if (!err && c.pos != c.len)
+		err = "trailing bytes after body";
+	if (!err)
+		err = req_data_check(d->req_data, m);
+	if (err)
+		return refuse(why, err, -EPROTO);
 
 	m->name = (const char *)np[0];
 	m->namelen = len[0];
@@ -897,10 +642,7 @@ int orfa_req_decode(struct orfa_msg *m, uint8_t *body, const char **why)
 	return 0;
 }
 
-/* ---- replies ------------------------------------------------------------------- */
-
-/* Highest errno a status may carry (Linux MAX_ERRNO). */
-#define ORFA_MAX_STATUS 4095u
+/* ---- replies: encoding and decoding -------------------------------------- */
 
 static bool rep_has_body(const struct op_desc *d, const struct orfa_hdr *h)
 {
@@ -926,91 +668,59 @@ ssize_t orfa_rep_encode(struct orfa_msg *m, uint8_t *buf, size_t cap)
 	return (ssize_t)c.pos;
 }
 
+/* Data segment rules of a reply: the reason (EPROTO), or NULL. */
+static const char *rep_data_check(const struct op_desc *d,
+				  const struct orfa_hdr *h)
+{
+	if (!h->data_len)
+		return NULL;
+	if (h->status && d->rep_data != DATA_REASON)
+		return "error reply with a data segment";
+	if (!h->status && (d->rep_data == DATA_NONE ||
+			   d->rep_data == DATA_REASON))
+		return "unexpected data segment";
+	if (h->status && h->data_len > ORFA_HELLO_MAX_DATA)
+		return "refusal reason above ORFA_HELLO_MAX_DATA";
+	return NULL;
+}
+
 int orfa_rep_decode(struct orfa_msg *m, uint8_t *body, const char **why)
 {
-	const struct op_desc *d = op_get(m->hdr.opcode);
 	struct rcur c = { .p = body, .len = m->hdr.body_len };
-	const char *dummy;
+	const struct op_desc *d;
+	const char *dummy, *err;
 	bool pads_ok = true;
+	int ret;
 
 	if (!why)
 		why = &dummy;
-	*why = NULL;
-	memset(&m->cred, 0, sizeof(m->cred));
-	memset(&m->a, 0, sizeof(m->a));
-	m->name = m->name2 = NULL;
-	m->namelen = m->name2len = 0;
-	m->data_len = m->hdr.data_len;
-
-	if (!d) {
-		*why = "unknown opcode";
-		return -ENOSYS;
-	}
-	if (m->hdr.flags & ~(ORFA_F_REPLY | ORFA_F_NOREPLY)) {
-		*why = "unknown flag bits in header";
-		return -EBADMSG;
-	}
-	if (!(m->hdr.flags & ORFA_F_REPLY)) {
-		*why = "reply flag missing on a reply";
-		return -EPROTO;
-	}
-	if (m->hdr.flags & ORFA_F_NOREPLY) {
-		*why = "no-reply flag on a reply";
-		return -EPROTO;
-	}
-	if (d->no_reply) {
-		*why = "reply to a request that is never answered";
-		return -EPROTO;
-	}
-	if (m->hdr.status > ORFA_MAX_STATUS) {
-		*why = "status is not an errno value";
-		return -EPROTO;
-	}
+	d = decode_begin(m, true, why, &ret);
+	if (!d)
+		return ret;
 
 	if (!rep_has_body(d, &m->hdr)) {
-		if (m->hdr.body_len) {
-			*why = m->hdr.status ? "error reply with a body" :
-					       "trailing bytes after body";
-			return -EPROTO;
-		}
+		if (m->hdr.body_len)
+			return refuse(why, m->hdr.status ?
+				      "error reply with a body" :
+				      "trailing bytes after body", -EPROTO);
 	} else if (!layout_decode(&c, d->rep, &m->a, d->trunc_rep)) {
 		pads_ok = false;
 	}
-	if (c.over) {
-		*why = c.why;
-		return -EBADMSG;
-	}
-	if (!pads_ok) {
-		*why = "non-zero padding";
-		return -EPROTO;
-	}
-	if (c.pos != c.len) {
-		*why = "trailing bytes after body";
-		return -EPROTO;
-	}
-	if (d->rep == &lay_hello_rep && m->a.hello_rep.magic != ORFA_MAGIC) {
-		*why = "bad magic in HELLO reply";
-		return -EPROTO;
-	}
-	if (m->hdr.data_len) {
-		if (m->hdr.status && d->rep_data != DATA_REASON) {
-			*why = "error reply with a data segment";
-			return -EPROTO;
-		}
-		if (!m->hdr.status && (d->rep_data == DATA_NONE ||
-				       d->rep_data == DATA_REASON)) {
-			*why = "unexpected data segment";
-			return -EPROTO;
-		}
-		if (m->hdr.status && m->hdr.data_len > ORFA_HELLO_MAX_DATA) {
-			*why = "refusal reason above ORFA_HELLO_MAX_DATA";
-			return -EPROTO;
-		}
-	}
-	return 0;
+	if (c.over)
+		return refuse(why, c.why, -EBADMSG);
+	if (!pads_ok)
+		return refuse(why, "non-zero padding", -EPROTO);
+	if (c.pos != c.len)
+		err = "trailing bytes after body";
+	else if (m->hdr.opcode == ORFA_OP_HELLO &&
+		 m->a.hello_rep.magic != ORFA_MAGIC)
+		err = "bad magic in HELLO reply";
+	else
+		err = rep_data_check(d, &m->hdr);
+	return err ? refuse(why, err, -EPROTO) : 0;
 }
 
-/* ---- directory records ---------------------------------------------------------- */
+/* ---- directory records --------------------------------------------------- */
 
 #define DIRENT_SIZE	24u
 #define ENTRY_SIZE	104u
@@ -1042,7 +752,7 @@ int orfa_dirent_put(uint8_t *buf, size_t cap, size_t *off, int plus,
 	wcur_uint(&c, 4, d->namelen);
 	if (plus) {
 		a.entry = e ? *e : none;
-		layout_encode(&c, &lay_entry, &a);
+		layout_encode(&c, orfa_codec_entry_layout, &a);
 	}
 	wcur_bytes(&c, name, d->namelen);
 	wcur_zero(&c, need - (c.pos - *off));
@@ -1067,7 +777,7 @@ int orfa_dirent_next(const uint8_t *buf, size_t len, size_t *off, int plus,
 	d->type = (uint32_t)rcur_uint(&c, 4, "dirent truncated");
 	d->namelen = (uint32_t)rcur_uint(&c, 4, "dirent truncated");
 	if (plus) {
-		layout_decode(&c, &lay_entry, &a, "dirent truncated");
+		layout_decode(&c, orfa_codec_entry_layout, &a, "dirent truncated");
 		if (e)
 			*e = a.entry;
 	}
@@ -1089,7 +799,7 @@ int orfa_dirent_next(const uint8_t *buf, size_t len, size_t *off, int plus,
 	return 1;
 }
 
-/* ---- FORGET records ------------------------------------------------------------- */
+/* ---- FORGET records ------------------------------------------------------ */
 
 void orfa_forget_put(uint8_t *buf, size_t i, const struct orfa_forget_one *f)
 {

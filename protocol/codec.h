@@ -154,9 +154,10 @@ void orfa_msg_init(struct orfa_msg *m, unsigned opcode, uint64_t req_id);
  * record at buf+*off if it fits in cap, advancing *off; returns 0,
  * -ENOSPC when it does not fit (nothing written), or -EINVAL when
  * d->namelen is 0 or above ORFA_MAX_NAME.  e may be NULL (plain READDIR;
- * for READDIRPLUS a zeroed entry is sent).  orfa_dirent_next parses the record at *off of a data segment
- * of len bytes: returns 1 and advances *off, 0 at the end, -EPROTO on a
- * malformed record.  *name is NOT NUL-terminated; use *namelen.
+ * for READDIRPLUS a zeroed entry is sent).  orfa_dirent_next parses the
+ * record at *off of a data segment of len bytes: returns 1 and advances
+ * *off, 0 at the end, -EPROTO on a malformed record.  *name is NOT
+ * NUL-terminated; use *namelen.
  */
 size_t orfa_dirent_size(int plus, uint32_t namelen);
 int orfa_dirent_put(uint8_t *buf, size_t cap, size_t *off, int plus,

@@ -5,6 +5,12 @@
  * process), write the port file, detach unless -f, then run the server
  * until SIGINT/SIGTERM.  --genkey writes a key file and exits.
  *
+ * main() reads as those stages: cmdline_parse() and cmdline_check() fill
+ * struct cmdline (server tuning goes straight into the server
+ * configuration), then orfad_start() runs key_setup(), exports_setup(),
+ * listener_setup(), daemonize() and server_start(); orfad_teardown()
+ * releases whatever was set up.
+ *
  * Exit status: 0 after a clean stop, 1 when an export, the key or the
  * listening address cannot be used, 2 for a bad command line.
  */
@@ -14,6 +20,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,7 +106,6 @@ bad_usage(const char *fmt, ...)
 	exit(2);
 }
 
-/* Write "host:port\n" to path atomically (readers never see half). */
 /* A decimal integer option in [min, max], or the usage error. */
 static unsigned int_arg(const char *opt, const char *arg, long min, long max)
 {
@@ -113,6 +119,7 @@ static unsigned int_arg(const char *opt, const char *arg, long min, long max)
 	return (unsigned)n;
 }
 
+/* Write "host:port\n" to path atomically (readers never see half). */
 static int write_port_file(const char *path, const char *addr)
 {
 	char tmp[PATH_MAX];
@@ -166,24 +173,10 @@ static int daemonize(void)
 	return 0;
 }
 
-enum {
-	OPT_RAMFS_SIZE = 256,
-	OPT_LOG_LEVEL,
-	OPT_PORT_FILE,
-	OPT_THREADING,
-	OPT_THREADS,
-	OPT_RDMA_BUF_SIZE,
-	OPT_RDMA_CREDITS,
-	OPT_GENKEY,
-	OPT_STATE_DIR,
-};
-
-/* --state-dir, or NULL. */
-static const char *g_state_dir;
-
-/* Give native export e its state file in g_state_dir: "native-" and a
- * hash of the export's name and real directory path. */
-static int backend_state(const struct orfa_export *e, struct orfa_backend *be)
+/* Give native export e its state file in state_dir: "native-" and a hash
+ * of the export's name and real directory path. */
+static int backend_state(const struct orfa_export *e, struct orfa_backend *be,
+			 const char *state_dir)
 {
 	uint64_t h = 0xcbf29ce484222325ull;	/* FNV-1a */
 	char path[PATH_MAX], real[PATH_MAX];
@@ -196,7 +189,7 @@ static int backend_state(const struct orfa_export *e, struct orfa_backend *be)
 	for (const char *p = dir; *p; p++)
 		h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
 	if ((size_t)snprintf(path, sizeof(path), "%s/native-%016llx.ids",
-			     g_state_dir, (unsigned long long)h) >=
+			     state_dir, (unsigned long long)h) >=
 	    sizeof(path))
 		return -ENAMETOOLONG;
 	ret = backend_native_set_state(be, path);
@@ -206,8 +199,9 @@ static int backend_state(const struct orfa_export *e, struct orfa_backend *be)
 	return ret;
 }
 
-/* Create the backend of every export; on failure say which and why. */
-static int backends_create(struct orfa_exports *ex)
+/* Create the backend of every export, with its state file under state_dir
+ * (--state-dir, or NULL); on failure say which and why. */
+static int backends_create(struct orfa_exports *ex, const char *state_dir)
 {
 	for (int i = 0; i < ex->n; i++) {
 		struct orfa_export *e = &ex->v[i];
@@ -218,8 +212,8 @@ static int backends_create(struct orfa_exports *ex)
 			ret = backend_ramfs_create(e->ramfs_size, &be);
 		else
 			ret = backend_native_create(e->path, &be);
-		if (ret == 0 && !e->ramfs_size && g_state_dir) {
-			ret = backend_state(e, be);
+		if (ret == 0 && !e->ramfs_size && state_dir) {
+			ret = backend_state(e, be, state_dir);
 			if (ret) {
 				orfa_backend_destroy(be);
 				return ret;
@@ -318,242 +312,381 @@ static void raise_nofile(void)
 	}
 }
 
+/* ---- the command line ---------------------------------------------------- */
+
+enum {
+	OPT_RAMFS_SIZE = 256,
+	OPT_LOG_LEVEL,
+	OPT_PORT_FILE,
+	OPT_THREADING,
+	OPT_THREADS,
+	OPT_RDMA_BUF_SIZE,
+	OPT_RDMA_CREDITS,
+	OPT_GENKEY,
+	OPT_STATE_DIR,
+};
+
+static const struct option long_opts[] = {
+	{ "listen", required_argument, NULL, 'l' },
+	{ "export", required_argument, NULL, 'e' },
+	{ "exports", required_argument, NULL, 'x' },
+	{ "key", required_argument, NULL, 'k' },
+	{ "genkey", required_argument, NULL, OPT_GENKEY },
+	{ "ramfs", no_argument, NULL, 'r' },
+	{ "ramfs-size", required_argument, NULL, OPT_RAMFS_SIZE },
+	{ "foreground", no_argument, NULL, 'f' },
+	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "port-file", required_argument, NULL, OPT_PORT_FILE },
+	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
+	{ "threading", required_argument, NULL, OPT_THREADING },
+	{ "threads", required_argument, NULL, OPT_THREADS },
+	{ "rdma-buf-size", required_argument, NULL, OPT_RDMA_BUF_SIZE },
+	{ "rdma-credits", required_argument, NULL, OPT_RDMA_CREDITS },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* What the command line asks for.  Server tuning options (--threading,
+ * --threads, --rdma-*) go straight into the server configuration. */
+struct cmdline {
+	const char *listen_spec;	/* --listen, or DEFAULT_LISTEN */
+	const char *export_dir;		/* --export */
+	const char *exports_file;	/* --exports */
+	const char *key_file;		/* --key */
+	const char *genkey_file;	/* --genkey */
+	const char *port_file;		/* --port-file */
+	const char *state_dir;		/* --state-dir */
+	uint64_t ramfs_size;		/* --ramfs-size, or DEFAULT_RAMFS_SIZE */
+	bool ramfs, size_given, foreground;
+	/* --listen, split by cmdline_check() */
+	char tp[16], host[256], port[16];
+};
+
+/* Applies a server tuning option (--threading, --threads, --rdma-*) to
+ * cfg; exits with status 2 for a bad value.  Returns false when ch is not
+ * one of them. */
+static bool tuning_option(struct orfa_server_cfg *cfg, int ch,
+			  const char *arg)
+{
+	uint64_t size;
+	int ret;
+
+	switch (ch) {
+	case OPT_THREADING:
+		ret = orfa_threading_parse(arg);
+		if (ret < 0)
+			bad_usage("invalid --threading '%s' (queue, "
+				  "sequential, connection)", arg);
+		cfg->threading = (enum orfa_threading)ret;
+		return true;
+	case OPT_THREADS:
+		cfg->threads = int_arg("--threads", arg, 1, 1024);
+		return true;
+	case OPT_RDMA_BUF_SIZE:
+		if (orfa_parse_size(arg, &size) < 0 ||
+		    size < ORFA_RDMA_MIN_BUF_SIZE ||
+		    size > ORFA_RDMA_MAX_BUF_SIZE)
+			bad_usage("invalid --rdma-buf-size '%s' (64K to 16M)",
+				  arg);
+		cfg->rdma_buf_size = (size_t)size;
+		return true;
+	case OPT_RDMA_CREDITS:
+		cfg->rdma_credits = int_arg("--rdma-credits", arg,
+					    ORFA_RDMA_MIN_CREDITS,
+					    ORFA_RDMA_MAX_CREDITS);
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Applies option ch with argument arg; exits for --help and --version
+ * (status 0) and for a usage error (status 2). */
+static void cmdline_option(struct cmdline *o, struct orfa_server_cfg *cfg,
+			   int ch, const char *arg)
+{
+	int ret;
+
+	switch (ch) {
+	case 'l':
+		o->listen_spec = arg;
+		break;
+	case 'e':
+		o->export_dir = arg;
+		break;
+	case 'x':
+		o->exports_file = arg;
+		break;
+	case 'k':
+		o->key_file = arg;
+		break;
+	case OPT_GENKEY:
+		o->genkey_file = arg;
+		break;
+	case 'r':
+		o->ramfs = true;
+		break;
+	case OPT_RAMFS_SIZE:
+		if (orfa_parse_size(arg, &o->ramfs_size) < 0 ||
+		    o->ramfs_size == 0)
+			bad_usage("invalid --ramfs-size '%s'", arg);
+		o->size_given = true;
+		break;
+	case 'f':
+		o->foreground = true;
+		break;
+	case OPT_LOG_LEVEL:
+		ret = orfa_log_parse_level(arg);
+		if (ret < 0)
+			bad_usage("invalid --log-level '%s' (err, warning, "
+				  "notice, info, debug)", arg);
+		orfa_log_set_level((enum orfa_log_level)ret);
+		break;
+	case OPT_PORT_FILE:
+		o->port_file = arg;
+		break;
+	case OPT_STATE_DIR:
+		o->state_dir = arg;
+		break;
+	case 'h':
+		usage(stdout);
+		exit(0);
+	case 'V':
+		printf("orfad %s (ORFA protocol version %u)\n", ORFA_VERSION,
+		       ORFA_PROTO_VERSION);
+		exit(0);
+	default:
+		if (tuning_option(cfg, ch, arg))
+			break;
+		/* getopt has said what is wrong */
+		fprintf(stderr, "Try 'orfad --help' for more information.\n");
+		exit(2);
+	}
+}
+
+/* Fills o from argv and the tuning options into cfg; a usage error exits
+ * with status 2. */
+static void cmdline_parse(int argc, char **argv, struct cmdline *o,
+			  struct orfa_server_cfg *cfg)
+{
+	int ch;
+
+	memset(o, 0, sizeof(*o));
+	o->listen_spec = DEFAULT_LISTEN;
+	o->ramfs_size = DEFAULT_RAMFS_SIZE;
+	while ((ch = getopt_long(argc, argv, "l:e:x:k:rfhV", long_opts,
+				 NULL)) != -1)
+		cmdline_option(o, cfg, ch, optarg);
+	if (optind < argc)
+		bad_usage("unexpected argument '%s'", argv[optind]);
+}
+
+/* The options that go together for serving; splits --listen.  A usage
+ * error exits with status 2. */
+static void cmdline_check(struct cmdline *o)
+{
+	if (!!o->export_dir + o->ramfs + !!o->exports_file != 1)
+		bad_usage("give exactly one of --exports FILE, --export DIR "
+			  "and --ramfs");
+	if (o->size_given && !o->ramfs)
+		bad_usage("--ramfs-size needs --ramfs");
+	if (orfa_parse_address(o->listen_spec, ORFA_DEFAULT_PORT,
+			       o->tp, sizeof(o->tp), o->host, sizeof(o->host),
+			       o->port, sizeof(o->port)) < 0)
+		bad_usage("invalid --listen address '%s'", o->listen_spec);
+}
+
+/* --genkey FILE: write a key and say how to use it; the exit status. */
+static int genkey_run(const struct cmdline *o)
+{
+	char err[512];
+
+	if (o->export_dir || o->ramfs || o->exports_file || o->key_file)
+		bad_usage("--genkey FILE takes no other option");
+	if (orfa_key_generate(o->genkey_file, err, sizeof(err))) {
+		fprintf(stderr, "orfad: cannot write a key: %s\n", err);
+		return 1;
+	}
+	printf("orfad: wrote a new key to %s (mode 0600); give the same file "
+	       "to orfad --key and to clients (-o key=%s)\n",
+	       o->genkey_file, o->genkey_file);
+	return 0;
+}
+
+/* ---- start-up stages ----------------------------------------------------- */
+
+/* What a running orfad holds; orfad_teardown() releases what is set. */
+struct orfad {
+	struct orfa_server_cfg cfg;
+	struct orfa_key key;		/* valid when cfg.key is set */
+	struct orfa_exports ex;
+	struct orfa_listener *lst;
+	struct orfa_server *srv;
+	char addr[320];			/* bound "host:port" */
+};
+
+/* --key: load it and make clients authenticate.  0, or -1 after saying
+ * why. */
+static int key_setup(const struct cmdline *o, struct orfad *d)
+{
+	char err[512];
+
+	if (!o->key_file)
+		return 0;
+	if (orfa_key_load(o->key_file, &d->key, err, sizeof(err))) {
+		fprintf(stderr, "orfad: cannot use the key: %s\n", err);
+		return -1;
+	}
+	d->cfg.key = &d->key;
+	return 0;
+}
+
+/* Read the exports (file or shortcut) and create their backends.  0, or
+ * -1 after saying why. */
+static int exports_setup(const struct cmdline *o, struct orfad *d)
+{
+	char err[512];
+	int ret;
+
+	if (o->exports_file) {
+		ret = orfa_exports_load(o->exports_file, &d->ex, err,
+					sizeof(err));
+		if (ret)
+			fprintf(stderr, "orfad: bad exports file: %s\n", err);
+	} else {
+		ret = orfa_exports_shortcut(&d->ex, o->export_dir,
+					    o->ramfs_size);
+		if (ret)
+			fprintf(stderr, "orfad: cannot export %s: %s\n",
+				o->export_dir ? o->export_dir :
+				"a RAM file system", strerror(-ret));
+	}
+	if (ret == 0)
+		ret = backends_create(&d->ex, o->state_dir);
+	return ret ? -1 : 0;
+}
+
+/* Bind the listener (so a busy port fails in the starting process) and
+ * write the port file.  0, or -1 after saying why. */
+static int listener_setup(const struct cmdline *o, struct orfad *d)
+{
+	struct orfa_tp_opts tpo;
+	int ret;
+
+	orfa_server_listen_opts(&d->cfg, &tpo);
+	ret = orfa_listener_open(o->tp, o->host, o->port, &tpo, &d->lst,
+				 NULL);
+	if (ret) {
+		fprintf(stderr, "orfad: cannot listen on %s%s%s:%s: %s\n",
+			strchr(o->host, ':') ? "[" : "", o->host,
+			strchr(o->host, ':') ? "]" : "", o->port,
+			strerror(-ret));
+		return -1;
+	}
+	ret = orfa_listener_addr(d->lst, d->addr, sizeof(d->addr));
+	if (ret) {
+		snprintf(d->addr, sizeof(d->addr), "%s:%s", o->host, o->port);
+		if (o->port_file) {
+			fprintf(stderr, "orfad: cannot get the bound address: "
+				"%s\n", strerror(-ret));
+			return -1;
+		}
+	}
+	if (!o->port_file)
+		return 0;
+	ret = write_port_file(o->port_file, d->addr);
+	if (ret) {
+		fprintf(stderr, "orfad: cannot write %s: %s\n", o->port_file,
+			strerror(-ret));
+		return -1;
+	}
+	return 0;
+}
+
+/* Create the server on the listener and catch SIGINT/SIGTERM; logs the
+ * start-up line.  0, or -1 after logging why. */
+static int server_start(struct orfad *d, const char *what)
+{
+	const struct orfa_server_cfg *cfg = &d->cfg;
+	int ret;
+
+	ret = orfa_server_create_exports(&d->cfg, &d->ex, d->lst, &d->srv);
+	if (ret == 0)
+		ret = orfa_server_catch_signals(d->srv);
+	if (ret) {
+		log_err("cannot start the server: %s", strerror(-ret));
+		return -1;
+	}
+	if (cfg->threading == ORFA_THREADING_QUEUE)
+		log_notice("listening on %s, exporting %s, %s, queue "
+			   "threading with %u workers", d->addr, what,
+			   cfg->key ? "clients must authenticate" :
+			   "no authentication", cfg->threads);
+	else
+		log_notice("listening on %s, exporting %s, %s, %s threading",
+			   d->addr, what, cfg->key ?
+			   "clients must authenticate" : "no authentication",
+			   orfa_threading_name(cfg->threading));
+	return 0;
+}
+
+/* Every stage up to a running server, in order; 0, or -1 after saying
+ * why (orfad_teardown() releases what was set up). */
+static int orfad_start(const struct cmdline *o, struct orfad *d)
+{
+	char what[1024];
+	int ret;
+
+	if (key_setup(o, d) || exports_setup(o, d))
+		return -1;
+	exports_describe(&d->ex, what, sizeof(what));
+	if (listener_setup(o, d))
+		return -1;
+	if (!o->foreground) {
+		ret = daemonize();
+		if (ret) {
+			log_err("cannot detach: %s", strerror(-ret));
+			return -1;
+		}
+	}
+	return server_start(d, what);
+}
+
+static void orfad_teardown(struct orfad *d)
+{
+	orfa_server_destroy(d->srv);
+	orfa_listener_close(d->lst);
+	backends_destroy(&d->ex);
+	orfa_exports_free(&d->ex);
+	if (d->cfg.key)
+		orfa_key_wipe(&d->key);
+}
+
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "listen", required_argument, NULL, 'l' },
-		{ "export", required_argument, NULL, 'e' },
-		{ "exports", required_argument, NULL, 'x' },
-		{ "key", required_argument, NULL, 'k' },
-		{ "genkey", required_argument, NULL, OPT_GENKEY },
-		{ "ramfs", no_argument, NULL, 'r' },
-		{ "ramfs-size", required_argument, NULL, OPT_RAMFS_SIZE },
-		{ "foreground", no_argument, NULL, 'f' },
-		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
-		{ "port-file", required_argument, NULL, OPT_PORT_FILE },
-		{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
-		{ "threading", required_argument, NULL, OPT_THREADING },
-		{ "threads", required_argument, NULL, OPT_THREADS },
-		{ "rdma-buf-size", required_argument, NULL, OPT_RDMA_BUF_SIZE },
-		{ "rdma-credits", required_argument, NULL, OPT_RDMA_CREDITS },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *listen_spec = DEFAULT_LISTEN, *export_dir = NULL;
-	const char *port_file = NULL, *exports_file = NULL, *key_file = NULL;
-	const char *genkey_file = NULL;
-	char tp[16], host[256], port[16], addr[320], err[512], what[1024];
-	uint64_t ramfs_size = DEFAULT_RAMFS_SIZE, rdma_size;
-	int ramfs = 0, foreground = 0, size_given = 0, ch, ret, status = 0;
-	struct orfa_server_cfg cfg;
-	struct orfa_tp_opts tpo;
-	struct orfa_exports ex = { NULL, 0 };
-	struct orfa_key key;
-	struct orfa_listener *lst = NULL;
-	struct orfa_server *srv = NULL;
+	struct orfad d = { .ex = { NULL, 0 } };
+	struct cmdline o;
+	int status = 0;
 
 	umask(0);		/* the backends apply each client's umask */
 	raise_nofile();
 	signal(SIGPIPE, SIG_IGN);
 	orfa_log_set_ident("orfad");
-	orfa_server_cfg_default(&cfg);
+	orfa_server_cfg_default(&d.cfg);
 
-	while ((ch = getopt_long(argc, argv, "l:e:x:k:rfhV", opts, NULL)) !=
-	       -1) {
-		switch (ch) {
-		case 'l':
-			listen_spec = optarg;
-			break;
-		case 'e':
-			export_dir = optarg;
-			break;
-		case 'x':
-			exports_file = optarg;
-			break;
-		case 'k':
-			key_file = optarg;
-			break;
-		case OPT_GENKEY:
-			genkey_file = optarg;
-			break;
-		case 'r':
-			ramfs = 1;
-			break;
-		case OPT_RAMFS_SIZE:
-			if (orfa_parse_size(optarg, &ramfs_size) < 0 ||
-			    ramfs_size == 0)
-				bad_usage("invalid --ramfs-size '%s'", optarg);
-			size_given = 1;
-			break;
-		case 'f':
-			foreground = 1;
-			break;
-		case OPT_LOG_LEVEL:
-			ret = orfa_log_parse_level(optarg);
-			if (ret < 0)
-				bad_usage("invalid --log-level '%s' (err, "
-					  "warning, notice, info, debug)",
-					  optarg);
-			orfa_log_set_level((enum orfa_log_level)ret);
-			break;
-		case OPT_PORT_FILE:
-			port_file = optarg;
-			break;
-		case OPT_STATE_DIR:
-			g_state_dir = optarg;
-			break;
-		case OPT_THREADING:
-			ret = orfa_threading_parse(optarg);
-			if (ret < 0)
-				bad_usage("invalid --threading '%s' (queue, "
-					  "sequential, connection)", optarg);
-			cfg.threading = (enum orfa_threading)ret;
-			break;
-		case OPT_THREADS:
-			cfg.threads = int_arg("--threads", optarg, 1, 1024);
-			break;
-		case OPT_RDMA_BUF_SIZE:
-			if (orfa_parse_size(optarg, &rdma_size) < 0 ||
-			    rdma_size < ORFA_RDMA_MIN_BUF_SIZE ||
-			    rdma_size > ORFA_RDMA_MAX_BUF_SIZE)
-				bad_usage("invalid --rdma-buf-size '%s' (64K "
-					  "to 16M)", optarg);
-			cfg.rdma_buf_size = (size_t)rdma_size;
-			break;
-		case OPT_RDMA_CREDITS:
-			cfg.rdma_credits = int_arg("--rdma-credits", optarg,
-						   ORFA_RDMA_MIN_CREDITS,
-						   ORFA_RDMA_MAX_CREDITS);
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		case 'V':
-			printf("orfad %s (ORFA protocol version %u)\n",
-			       ORFA_VERSION, ORFA_PROTO_VERSION);
-			return 0;
-		default:
-			fprintf(stderr, "Try 'orfad --help' for more "
-				"information.\n");
-			return 2;
-		}
-	}
-	if (optind < argc)
-		bad_usage("unexpected argument '%s'", argv[optind]);
-	if (genkey_file) {
-		if (export_dir || ramfs || exports_file || key_file)
-			bad_usage("--genkey FILE takes no other option");
-		ret = orfa_key_generate(genkey_file, err, sizeof(err));
-		if (ret) {
-			fprintf(stderr, "orfad: cannot write a key: %s\n", err);
-			return 1;
-		}
-		printf("orfad: wrote a new key to %s (mode 0600); give the "
-		       "same file to orfad --key and to clients (-o key=%s)\n",
-		       genkey_file, genkey_file);
-		return 0;
-	}
-	if (!!export_dir + ramfs + !!exports_file != 1)
-		bad_usage("give exactly one of --exports FILE, --export DIR "
-			  "and --ramfs");
-	if (size_given && !ramfs)
-		bad_usage("--ramfs-size needs --ramfs");
-	if (orfa_parse_address(listen_spec, ORFA_DEFAULT_PORT, tp, sizeof(tp),
-			       host, sizeof(host), port, sizeof(port)) < 0)
-		bad_usage("invalid --listen address '%s'", listen_spec);
+	cmdline_parse(argc, argv, &o, &d.cfg);
+	if (o.genkey_file)
+		return genkey_run(&o);
+	cmdline_check(&o);
 
-	if (key_file) {
-		ret = orfa_key_load(key_file, &key, err, sizeof(err));
-		if (ret) {
-			fprintf(stderr, "orfad: cannot use the key: %s\n", err);
-			return 1;
-		}
-		cfg.key = &key;
-	}
-	if (exports_file) {
-		ret = orfa_exports_load(exports_file, &ex, err, sizeof(err));
-		if (ret)
-			fprintf(stderr, "orfad: bad exports file: %s\n", err);
+	if (orfad_start(&o, &d)) {
+		status = 1;
 	} else {
-		ret = orfa_exports_shortcut(&ex, export_dir, ramfs_size);
-		if (ret)
-			fprintf(stderr, "orfad: cannot export %s: %s\n",
-				export_dir ? export_dir : "a RAM file system",
-				strerror(-ret));
-	}
-	if (ret == 0)
-		ret = backends_create(&ex);
-	if (ret) {
-		status = 1;
-		goto out;
-	}
-	exports_describe(&ex, what, sizeof(what));
-
-	orfa_server_listen_opts(&cfg, &tpo);
-	ret = orfa_listener_open(tp, host, port, &tpo, &lst, NULL);
-	if (ret) {
-		fprintf(stderr, "orfad: cannot listen on %s%s%s:%s: %s\n",
-			strchr(host, ':') ? "[" : "", host,
-			strchr(host, ':') ? "]" : "", port, strerror(-ret));
-		status = 1;
-		goto out;
-	}
-	ret = orfa_listener_addr(lst, addr, sizeof(addr));
-	if (ret) {
-		snprintf(addr, sizeof(addr), "%s:%s", host, port);
-		if (port_file) {
-			fprintf(stderr, "orfad: cannot get the bound address: "
-				"%s\n", strerror(-ret));
+		if (orfa_server_run(d.srv) < 0)
 			status = 1;
-			goto out;
-		}
+		log_notice("stopped");
 	}
-	if (port_file) {
-		ret = write_port_file(port_file, addr);
-		if (ret) {
-			fprintf(stderr, "orfad: cannot write %s: %s\n",
-				port_file, strerror(-ret));
-			status = 1;
-			goto out;
-		}
-	}
-	if (!foreground) {
-		ret = daemonize();
-		if (ret) {
-			log_err("cannot detach: %s", strerror(-ret));
-			status = 1;
-			goto out;
-		}
-	}
-
-	ret = orfa_server_create_exports(&cfg, &ex, lst, &srv);
-	if (ret == 0)
-		ret = orfa_server_catch_signals(srv);
-	if (ret) {
-		log_err("cannot start the server: %s", strerror(-ret));
-		status = 1;
-		goto out;
-	}
-	if (cfg.threading == ORFA_THREADING_QUEUE)
-		log_notice("listening on %s, exporting %s, %s, queue "
-			   "threading with %u workers", addr, what,
-			   cfg.key ? "clients must authenticate" :
-			   "no authentication", cfg.threads);
-	else
-		log_notice("listening on %s, exporting %s, %s, %s threading",
-			   addr, what, cfg.key ? "clients must authenticate" :
-			   "no authentication",
-			   orfa_threading_name(cfg.threading));
-	if (orfa_server_run(srv) < 0)
-		status = 1;
-	log_notice("stopped");
-out:
-	orfa_server_destroy(srv);
-	orfa_listener_close(lst);
-	backends_destroy(&ex);
-	orfa_exports_free(&ex);
-	if (cfg.key)
-		orfa_key_wipe(&key);
+	orfad_teardown(&d);
 	return status;
 }

@@ -139,25 +139,22 @@ static int client_seeds(const char *d)
 	return 0;
 }
 
-int main(int argc, char **argv)
+/* Lookups, GETATTR, STATFS and PING on the root. */
+static void seeds_lookup(const char *d)
 {
 	struct orfa_msg *m;
-	char data[256];
-
-	if (argc == 3 && strcmp(argv[1], "--client") == 0)
-		return client_seeds(argv[2]);
-	if (argc != 2)
-		return 2;
-	const char *d = argv[1];
-	memset(data, 'x', sizeof(data));
-	out[0] = 1;
-	outlen = 1;
 
 	m = msg(ORFA_OP_LOOKUP); m->a.lookup.parent = 1; named(m, "missing"); frame(m, NULL, 0);
 	m = msg(ORFA_OP_GETATTR); m->a.getattr.nodeid = 1; frame(m, NULL, 0);
 	m = msg(ORFA_OP_STATFS); m->a.node.nodeid = 1; frame(m, NULL, 0);
 	m = msg(ORFA_OP_PING); frame(m, NULL, 0);
 	save(d, "lookup-getattr-statfs");
+}
+
+/* Create a file, write, read, resize, allocate, seek, copy, sync, close. */
+static void seeds_file_io(const char *d, const char *data)
+{
+	struct orfa_msg *m;
 
 	m = msg(ORFA_OP_CREATE); m->a.create.parent = 1; m->a.create.mode = 0100644;
 	m->a.create.flags = 02 | 0100; named(m, "f"); frame(m, NULL, 0);
@@ -173,6 +170,12 @@ int main(int argc, char **argv)
 	m = msg(ORFA_OP_FLUSH); m->a.fh.nodeid = 2; m->a.fh.fh = 1; m->a.fh.lock_owner = 7; frame(m, NULL, 0);
 	m = msg(ORFA_OP_RELEASE); m->a.fh.nodeid = 2; m->a.fh.fh = 1; frame(m, NULL, 0);
 	save(d, "file-io");
+}
+
+/* mkdir, mknod, symlink, readlink, link, rename, access, unlink, rmdir. */
+static void seeds_namespace(const char *d)
+{
+	struct orfa_msg *m;
 
 	m = msg(ORFA_OP_MKDIR); m->a.mkdir.parent = 1; m->a.mkdir.mode = 040755; named(m, "d"); frame(m, NULL, 0);
 	m = msg(ORFA_OP_MKNOD); m->a.mknod.parent = 2; m->a.mknod.mode = 010644; named(m, "fifo"); frame(m, NULL, 0);
@@ -185,6 +188,12 @@ int main(int argc, char **argv)
 	m = msg(ORFA_OP_UNLINK); m->a.unlink.parent = 2; named(m, "moved"); frame(m, NULL, 0);
 	m = msg(ORFA_OP_RMDIR); m->a.unlink.parent = 1; named(m, "d"); frame(m, NULL, 0);
 	save(d, "namespace");
+}
+
+/* Open and read the root directory both ways, sync, close. */
+static void seeds_readdir(const char *d)
+{
+	struct orfa_msg *m;
 
 	m = msg(ORFA_OP_OPENDIR); m->a.open.nodeid = 1; frame(m, NULL, 0);
 	m = msg(ORFA_OP_READDIRPLUS); m->a.readdir.nodeid = 1; m->a.readdir.fh = 1; m->a.readdir.size = 4096; frame(m, NULL, 0);
@@ -192,12 +201,24 @@ int main(int argc, char **argv)
 	m = msg(ORFA_OP_FSYNCDIR); m->a.fh.nodeid = 1; m->a.fh.fh = 1; frame(m, NULL, 0);
 	m = msg(ORFA_OP_RELEASEDIR); m->a.fh.nodeid = 1; m->a.fh.fh = 1; frame(m, NULL, 0);
 	save(d, "readdir");
+}
+
+/* Set, get, list and remove an extended attribute. */
+static void seeds_xattr(const char *d)
+{
+	struct orfa_msg *m;
 
 	m = msg(ORFA_OP_SETXATTR); m->a.setxattr.nodeid = 1; named(m, "user.k"); frame(m, "value", 5);
 	m = msg(ORFA_OP_GETXATTR); m->a.getxattr.nodeid = 1; m->a.getxattr.size = 64; named(m, "user.k"); frame(m, NULL, 0);
 	m = msg(ORFA_OP_LISTXATTR); m->a.getxattr.nodeid = 1; m->a.getxattr.size = 0; frame(m, NULL, 0);
 	m = msg(ORFA_OP_REMOVEXATTR); m->a.removexattr.nodeid = 1; named(m, "user.k"); frame(m, NULL, 0);
 	save(d, "xattr");
+}
+
+/* Open a file and take POSIX and flock locks. */
+static void seeds_locks(const char *d)
+{
+	struct orfa_msg *m;
 
 	m = msg(ORFA_OP_OPEN); m->a.open.nodeid = 1; m->a.open.flags = 0; frame(m, NULL, 0);
 	m = msg(ORFA_OP_SETLK); m->a.lk.nodeid = 1; m->a.lk.fh = 1; m->a.lk.owner = 9;
@@ -206,20 +227,56 @@ int main(int argc, char **argv)
 	m->a.lk.lock.end = UINT64_MAX; m->a.lk.lock.type = 1; frame(m, NULL, 0);
 	m = msg(ORFA_OP_FLOCK); m->a.flock.nodeid = 1; m->a.flock.fh = 1; m->a.flock.owner = 9; m->a.flock.op = 2 | 4; frame(m, NULL, 0);
 	save(d, "locks");
+}
 
-	{
-		uint8_t fl[3 * ORFA_FORGET_ONE_SIZE];
-		for (unsigned i = 0; i < 3; i++) {
-			struct orfa_forget_one f = { 2 + i, 1 };
-			orfa_forget_put(fl, i, &f);
-		}
-		m = msg(ORFA_OP_LOOKUP); m->a.lookup.parent = 1; named(m, "f"); frame(m, NULL, 0);
-		m = msg(ORFA_OP_FORGET); m->a.forget.count = 3; frame(m, fl, sizeof(fl));
-		save(d, "forget");
+/* Look a file up, then FORGET three nodes in one message. */
+static void seeds_forget(const char *d)
+{
+	uint8_t fl[3 * ORFA_FORGET_ONE_SIZE];
+	struct orfa_msg *m;
+
+	for (unsigned i = 0; i < 3; i++) {
+		struct orfa_forget_one f = { 2 + i, 1 };
+		orfa_forget_put(fl, i, &f);
 	}
+	m = msg(ORFA_OP_LOOKUP); m->a.lookup.parent = 1; named(m, "f"); frame(m, NULL, 0);
+	m = msg(ORFA_OP_FORGET); m->a.forget.count = 3; frame(m, fl, sizeof(fl));
+	save(d, "forget");
+}
+
+/* A request with no HELLO before it: the server must refuse. */
+static void seeds_no_hello(const char *d)
+{
+	struct orfa_msg *m;
 
 	out[0] = 0;		/* no HELLO: the server must refuse */
 	m = msg(ORFA_OP_GETATTR); m->a.getattr.nodeid = 1; frame(m, NULL, 0);
 	save(d, "no-hello");
+}
+
+/* The fuzz_server corpus, one file per scenario; request ids run on
+ * across the files. */
+int main(int argc, char **argv)
+{
+	char data[256];
+	const char *d;
+
+	if (argc == 3 && strcmp(argv[1], "--client") == 0)
+		return client_seeds(argv[2]);
+	if (argc != 2)
+		return 2;
+	d = argv[1];
+	memset(data, 'x', sizeof(data));
+	out[0] = 1;
+	outlen = 1;
+
+	seeds_lookup(d);
+	seeds_file_io(d, data);
+	seeds_namespace(d);
+	seeds_readdir(d);
+	seeds_xattr(d);
+	seeds_locks(d);
+	seeds_forget(d);
+	seeds_no_hello(d);
 	return 0;
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "check_main.h"
 
 static char dir[64];
 
@@ -53,34 +54,41 @@ START_TEST(generated_key_loads)
 }
 END_TEST
 
+/* Loads the key file path; returns orfa_key_load's result, its message in
+ * err (256 bytes). */
+static int load_key(const char *path, char *err)
+{
+	struct orfa_key k;
+
+	return orfa_key_load(path, &k, err, 256);
+}
+
 START_TEST(key_mode_enforced)
 {
 	char path[128], err[256];
-	struct orfa_key k;
 
 	snprintf(path, sizeof(path), "%s/key", dir);
 	write_file(path, "0123456789abcdef0123456789abcdef\n", 0644);
-	ck_assert_int_eq(orfa_key_load(path, &k, err, sizeof(err)), -EPERM);
+	ck_assert_int_eq(load_key(path, err), -EPERM);
 	ck_assert_msg(strstr(err, "chmod 600"), "%s", err);
 	ck_assert_int_eq(chmod(path, 0640), 0);
-	ck_assert_int_eq(orfa_key_load(path, &k, err, sizeof(err)), -EPERM);
+	ck_assert_int_eq(load_key(path, err), -EPERM);
 	ck_assert_int_eq(chmod(path, 0600), 0);
-	ck_assert_int_eq(orfa_key_load(path, &k, err, sizeof(err)), 0);
+	ck_assert_int_eq(load_key(path, err), 0);
 	ck_assert_int_eq(chmod(path, 0400), 0);
-	ck_assert_int_eq(orfa_key_load(path, &k, err, sizeof(err)), 0);
+	ck_assert_int_eq(load_key(path, err), 0);
 }
 END_TEST
 
 START_TEST(key_too_short_or_missing)
 {
 	char path[128], err[256];
-	struct orfa_key k;
 
 	snprintf(path, sizeof(path), "%s/short", dir);
 	write_file(path, "tooshort\n", 0600);
-	ck_assert_int_eq(orfa_key_load(path, &k, err, sizeof(err)), -EINVAL);
+	ck_assert_int_eq(load_key(path, err), -EINVAL);
 	snprintf(path, sizeof(path), "%s/missing", dir);
-	ck_assert_int_eq(orfa_key_load(path, &k, err, sizeof(err)), -ENOENT);
+	ck_assert_int_eq(load_key(path, err), -ENOENT);
 }
 END_TEST
 
@@ -141,9 +149,5 @@ int main(void)
 	tcase_add_test(tc, trailing_newline_ignored);
 	tcase_add_test(tc, proofs_bind_everything);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_ENV);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return orfa_check_run(s);
 }

@@ -12,6 +12,7 @@
 
 #include "exports.h"
 #include "transport.h"
+#include "check_main.h"
 
 static struct sockaddr_storage addr(const char *s)
 {
@@ -255,9 +256,5 @@ int main(void)
 	tcase_add_test(tc, sizes);
 	tcase_add_test(tc, shortcut_table);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_ENV);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return orfa_check_run(s);
 }

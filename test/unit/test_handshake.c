@@ -6,6 +6,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "handshake.h"
+#include "check_main.h"
 
 static const char EXPORT[] = "/data/sub";
 
@@ -21,29 +23,32 @@ static void key_of(struct orfa_key *k, uint8_t fill)
 	memset(k->k, fill, sizeof(k->k));
 }
 
-/* Encode m as a request and decode it as the server would. */
-static void through_wire_req(struct orfa_msg *m, struct orfa_msg *out,
-			     uint8_t *buf, size_t cap)
+/* Encode m as a request (reply false) or a reply and decode it as the
+ * peer would, into out. */
+static void through_wire(bool reply, struct orfa_msg *m, struct orfa_msg *out,
+			 uint8_t *buf, size_t cap)
 {
-	ssize_t n = orfa_req_encode(m, buf, cap);
+	ssize_t n = reply ? orfa_rep_encode(m, buf, cap)
+			  : orfa_req_encode(m, buf, cap);
 	const char *why = NULL;
 
 	ck_assert_int_ge(n, 0);
 	memset(out, 0, sizeof(*out));
 	out->hdr = m->hdr;
-	ck_assert_int_eq(orfa_req_decode(out, buf, &why), 0);
+	ck_assert_int_eq(reply ? orfa_rep_decode(out, buf, &why)
+			       : orfa_req_decode(out, buf, &why), 0);
+}
+
+static void through_wire_req(struct orfa_msg *m, struct orfa_msg *out,
+			     uint8_t *buf, size_t cap)
+{
+	through_wire(false, m, out, buf, cap);
 }
 
 static void through_wire_rep(struct orfa_msg *m, struct orfa_msg *out,
 			     uint8_t *buf, size_t cap)
 {
-	ssize_t n = orfa_rep_encode(m, buf, cap);
-	const char *why = NULL;
-
-	ck_assert_int_ge(n, 0);
-	memset(out, 0, sizeof(*out));
-	out->hdr = m->hdr;
-	ck_assert_int_eq(orfa_rep_decode(out, buf, &why), 0);
+	through_wire(true, m, out, buf, cap);
 }
 
 /* The server's HELLO reply: AUTH asked for (with snonce) or not. */
@@ -253,8 +258,6 @@ int main(void)
 {
 	Suite *s = suite_create("handshake");
 	TCase *tc = tcase_create("handshake");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, no_key_anywhere_needs_no_auth);
 	tcase_add_test(tc, mutual_auth_with_the_right_key);
@@ -264,9 +267,5 @@ int main(void)
 	tcase_add_test(tc, client_nonces_are_fresh);
 	tcase_add_test(tc, out_of_sequence_calls_fail);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return orfa_check_run(s);
 }
