@@ -8,8 +8,13 @@ set -u
 orfad=$1 tool=$2 backend=$3
 dir=$(mktemp -d /tmp/orfa-restart.XXXXXX)
 pid= hpid= n=0
+# The holder runs under timeout(1): kill the tool itself, then timeout.
+stop_holder() {
+	{ pkill -KILL -P "$hpid"; kill -KILL "$hpid"; wait "$hpid"; } 2>/dev/null
+	hpid=
+}
 cleanup() {
-	[ -n "$hpid" ] && { kill -KILL "$hpid"; wait "$hpid"; } 2>/dev/null
+	[ -n "$hpid" ] && stop_holder
 	[ -n "$pid" ] && { kill -KILL "$pid"; wait "$pid"; } 2>/dev/null
 	rm -rf "$dir"
 }
@@ -52,7 +57,7 @@ grep -sE '^(not )?ok' "$dir/before.out" | sed 's/^/# /'
 grep -qs '^ready' "$dir/before.out"; t $? "a client creates files and holds them"
 kill -KILL "$pid"; wait "$pid" 2>/dev/null; pid=
 t 0 "orfad killed with SIGKILL while the client holds its ids"
-{ kill -KILL "$hpid"; wait "$hpid"; } 2>/dev/null; hpid=
+stop_holder
 [ "$backend" = native ] && rm -f "$dir/export/gone"
 
 start "$dir/orfad2.log"; t $? "orfad restarts on the same export"
