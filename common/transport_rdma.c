@@ -153,10 +153,9 @@ static struct rdma_conn *conn_alloc(const struct orfa_tp_opts *o)
 	c->ufd[0] = c->ufd[1] = -1;
 	c->nonblock = !!(o->flags & ORFA_TP_NONBLOCK);
 	c->send_timeout_ms = o->send_timeout_ms;
-	c->max_body = o->max_body && o->max_body < ORFA_MAX_BODY ?
-		      o->max_body : ORFA_MAX_BODY;
-	c->max_data = o->max_data && o->max_data < ORFA_MAX_DATA_LIMIT ?
-		      o->max_data : ORFA_MAX_DATA_LIMIT;
+	c->max_body = o->max_body;
+	c->max_data = o->max_data;
+	orfa_tp_clamp_limits(&c->max_body, &c->max_data);
 	c->credits = o->rdma_credits ? o->rdma_credits : DEFAULT_CREDITS;
 	if (c->credits < MIN_CREDITS)
 		c->credits = MIN_CREDITS;
@@ -396,31 +395,20 @@ static void conn_teardown(struct rdma_conn *c)
 
 static void priv_fill(const struct rdma_conn *c, struct rdma_priv *p)
 {
-	memset(p, 0, sizeof(*p));
-	p->magic = htole32(RDMA_PRIV_MAGIC);
-	p->version = htole16(RDMA_PRIV_VERSION);
-	p->credits = htole32(c->credits);
-	p->buf_size = htole32(c->buf_size);
+	rdma_priv_put(p, c->credits, c->buf_size);
 }
 
 /* Check the peer's private data; sets peer_credits / peer_buf_size. */
 static int priv_take(struct rdma_conn *c, const void *data, size_t len)
 {
-	struct rdma_priv p;
-	uint32_t min_buf = RDMA_MSG_OVERHEAD + ORFA_HDR_SIZE + 64;
+	uint32_t credits, buf_size;
+	int rc = rdma_priv_parse(data, len, &credits, &buf_size);
 
-	if (!data || len < sizeof(p))
-		return -EPROTO;
-	memcpy(&p, data, sizeof(p));
-	if (le32toh(p.magic) != RDMA_PRIV_MAGIC ||
-	    le16toh(p.version) != RDMA_PRIV_VERSION || p.pad != 0)
-		return -EPROTO;
-	if (le32toh(p.credits) < 2 || le32toh(p.credits) > 65536 ||
-	    le32toh(p.buf_size) < min_buf || le32toh(p.buf_size) > MAX_BUF_SIZE)
-		return -EPROTO;
-	c->peer_credits_max = le32toh(p.credits);
-	c->peer_credits = (int)c->peer_credits_max;
-	c->peer_buf_size = le32toh(p.buf_size);
+	if (rc)
+		return rc;
+	c->peer_credits_max = credits;
+	c->peer_credits = (int)credits;
+	c->peer_buf_size = buf_size;
 	return 0;
 }
 
@@ -1092,12 +1080,10 @@ static void rdma_set_limits(struct orfa_conn *oc, uint32_t max_body,
 	struct rdma_conn *c = rdma_c(oc);
 	uint32_t cap = c->buf_size - RDMA_MSG_OVERHEAD - ORFA_HDR_SIZE;
 
+	orfa_tp_clamp_limits(&max_body, &max_data);
 	pthread_mutex_lock(&c->lock);
-	if (max_body)
-		c->max_body = max_body < cap ? max_body : cap;
-	if (max_data)
-		c->max_data = max_data < ORFA_MAX_DATA_LIMIT ?
-			      max_data : ORFA_MAX_DATA_LIMIT;
+	c->max_body = max_body < cap ? max_body : cap;
+	c->max_data = max_data;
 	pthread_mutex_unlock(&c->lock);
 }
 

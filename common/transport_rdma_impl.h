@@ -5,30 +5,7 @@
  * and registered memory) and by test/rdma.  Nothing outside common/ and
  * test/rdma includes this; callers use transport.h.
  *
- * The RDMA wire format (inside each SEND; all fields little-endian):
- *
- *   struct rdma_wire                      16 bytes, always
- *   struct rdma_seg  (if RWF_ADVERT)      reply buffer of this request
- *   struct rdma_seg x nseg (if RWF_RDV)   data segment to RDMA-READ
- *   frame header + body                   head_len bytes, padded to 8
- *   data segment (if RWF_INLINE)          hdr.data_len bytes
- *
- * A data segment travels inline when everything fits in one receive
- * buffer of the peer; otherwise by rendezvous: the sender registers the
- * memory and sends its address/rkey (RWF_RDV); the receiver RDMA-READs it
- * and acknowledges (rdma_wire.rdv_acks) so the sender can call done().  A
- * reply whose request advertised a reply buffer (RWF_ADVERT) is instead
- * RDMA-WRITTEN into that buffer before the SEND that carries its head
- * (RWF_WRITTEN); RC ordering guarantees the data is in place when the
- * SEND completes at the receiver.
- *
- * Flow control: each side posts `credits` receives and tells the peer in
- * the connection private data.  A SEND costs one credit; a receiver
- * returns credits (receives posted again) in every message it sends
- * (rdma_wire.credits) and in a control message (RW_CTRL) when half of
- * them are waiting and nothing else goes out.  A data message needs two
- * credits so the last one is kept for a control message that returns
- * credits, which is what lets two peers that both ran dry start again.
+ * The wire format and the flow-control rules are in rdma_wire.h.
  */
 #ifndef ORFA_TRANSPORT_RDMA_IMPL_H
 #define ORFA_TRANSPORT_RDMA_IMPL_H
@@ -41,56 +18,9 @@
 #include <infiniband/verbs.h>
 #include <rdma/rdma_cma.h>
 
+#include "rdma_wire.h"
 #include "transport.h"
-
-/* ---- wire format -------------------------------------------------------- */
-
-#define RDMA_PRIV_MAGIC		0x4d445246u	/* "FRDM" as LE u32 */
-#define RDMA_PRIV_VERSION	1u
-
-/* Connection private data (connect request and accept reply). */
-struct rdma_priv {
-	uint32_t magic;		/* RDMA_PRIV_MAGIC */
-	uint16_t version;	/* RDMA_PRIV_VERSION */
-	uint16_t pad;		/* zero */
-	uint32_t credits;	/* receives posted for the peer */
-	uint32_t buf_size;	/* bytes in each of them */
-};
-
-enum rdma_wire_type {
-	RW_MSG = 1,		/* an ORFA message */
-	RW_CTRL = 2,		/* credits / rendezvous acks only */
-};
-
-#define RWF_INLINE	0x01u	/* data follows the head in this SEND */
-#define RWF_RDV		0x02u	/* nseg segments to RDMA-READ follow */
-#define RWF_WRITTEN	0x04u	/* data is already in the advertised buffer */
-#define RWF_ADVERT	0x08u	/* one segment follows: this request's reply
-				 * buffer, may be RDMA-WRITTEN by the peer */
-
-struct rdma_wire {
-	uint8_t type;		/* enum rdma_wire_type */
-	uint8_t flags;		/* RWF_* */
-	uint8_t nseg;		/* RWF_RDV: segments, 1..RDMA_MAX_SEG */
-	uint8_t pad;		/* zero */
-	uint32_t head_len;	/* frame header + body bytes (RW_MSG) */
-	uint32_t credits;	/* receives posted again since last report */
-	uint32_t rdv_acks;	/* peer rendezvous messages READ since last */
-};
-
-struct rdma_seg {
-	uint64_t addr;		/* remote virtual address */
-	uint32_t rkey;
-	uint32_t len;
-};
-
-#define RDMA_WIRE_SIZE	16u
-#define RDMA_SEG_SIZE	16u
-#define RDMA_MAX_SEG	8u	/* more iovecs than this are copied */
-
-/* Space around the head in a receive buffer: wire header, one advert and
- * RDMA_MAX_SEG segments, and the padding of the head to 8 bytes. */
-#define RDMA_MSG_OVERHEAD (RDMA_WIRE_SIZE + RDMA_SEG_SIZE * (1 + RDMA_MAX_SEG) + 8)
+#include "transport_impl.h"
 
 /* ---- devices and registered memory (rdma_regcache.c) ------------------- */
 

@@ -123,74 +123,6 @@ struct rdma_rx {
 	unsigned read_wrs;		/* send queue entries of the READs */
 };
 
-static inline uint32_t pad8(uint32_t n)
-{
-	return (n + 7u) & ~7u;
-}
-
-static uint32_t ld32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return le32toh(v);
-}
-
-static uint16_t ld16(const uint8_t *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, 2);
-	return le16toh(v);
-}
-
-static uint64_t ld64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return le64toh(v);
-}
-
-static void decode_hdr(const uint8_t *p, struct orfa_hdr *h)
-{
-	h->body_len = ld32(p);
-	h->data_len = ld32(p + 4);
-	h->opcode = ld16(p + 8);
-	h->flags = ld16(p + 10);
-	h->status = ld32(p + 12);
-	h->req_id = ld64(p + 16);
-}
-
-static void put_wire(uint8_t *p, const struct rdma_wire *w)
-{
-	struct rdma_wire le = {
-		.type = w->type, .flags = w->flags, .nseg = w->nseg,
-		.head_len = htole32(w->head_len),
-		.credits = htole32(w->credits),
-		.rdv_acks = htole32(w->rdv_acks),
-	};
-
-	memcpy(p, &le, RDMA_WIRE_SIZE);
-}
-
-static void put_seg(uint8_t *p, const struct rdma_seg *s)
-{
-	struct rdma_seg le = {
-		.addr = htole64(s->addr), .rkey = htole32(s->rkey),
-		.len = htole32(s->len),
-	};
-
-	memcpy(p, &le, RDMA_SEG_SIZE);
-}
-
-static void get_seg(const uint8_t *p, struct rdma_seg *s)
-{
-	s->addr = ld64(p);
-	s->rkey = ld32(p + 8);
-	s->len = ld32(p + 12);
-}
-
 /* ---- reaping: finished messages are released outside the lock -------- */
 
 static void tx_reap(struct rdma_conn *c, struct rdma_tx *tx, int err)
@@ -527,6 +459,7 @@ static int tx_post(struct rdma_conn *c, struct rdma_tx *tx)
 	struct ibv_send_wr wr[RDMA_MAX_SEG + 1], *bad;
 	struct ibv_sge sge[RDMA_MAX_SEG + 1];
 	struct rdma_wire w = { .type = RW_MSG };
+	struct rdma_seg adv = { 0 }, segs[RDMA_MAX_SEG];
 	struct rdma_sslot *s;
 	unsigned nwr = 0, wrs = tx->kind == TX_WRITE ? tx->nseg + 1 : 1;
 	uint8_t *p;
@@ -541,18 +474,13 @@ static int tx_post(struct rdma_conn *c, struct rdma_tx *tx)
 	w.head_len = tx->head_len;
 	w.credits = c->unreported;
 	w.rdv_acks = c->rdv_ack_pending;
-	if (tx->adv)
-		w.flags |= RWF_ADVERT;
-	p = s->buf + RDMA_WIRE_SIZE;
 	if (tx->adv) {
-		struct rdma_seg a = {
+		w.flags |= RWF_ADVERT;
+		adv = (struct rdma_seg){
 			.addr = (uintptr_t)tx->adv->buf,
 			.rkey = tx->adv->mr->rkey,
 			.len = (uint32_t)tx->adv->len,
 		};
-
-		put_seg(p, &a);
-		p += RDMA_SEG_SIZE;
 	}
 	if (tx->data_len) {
 		if (tx->kind == TX_INLINE)
@@ -564,21 +492,14 @@ static int tx_post(struct rdma_conn *c, struct rdma_tx *tx)
 	}
 	if (tx->kind == TX_RDV) {
 		w.nseg = (uint8_t)tx->nseg;
-		for (unsigned i = 0; i < tx->nseg; i++) {
-			struct rdma_seg sg = {
+		for (unsigned i = 0; i < tx->nseg; i++)
+			segs[i] = (struct rdma_seg){
 				.addr = (uintptr_t)tx->seg[i].addr,
 				.rkey = tx->seg[i].rkey,
 				.len = tx->seg[i].len,
 			};
-
-			put_seg(p, &sg);
-			p += RDMA_SEG_SIZE;
-		}
 	}
-	put_wire(s->buf, &w);
-	memcpy(p, tx->head, tx->head_len);
-	memset(p + tx->head_len, 0, pad8(tx->head_len) - tx->head_len);
-	p += pad8(tx->head_len);
+	p = s->buf + rdma_wire_write_msg(s->buf, &w, &adv, segs, tx->head);
 	if (tx->kind == TX_INLINE && tx->data_len) {
 		if (tx->inl) {
 			memcpy(p, tx->inl, tx->data_len);
@@ -722,7 +643,7 @@ static void ctrl_maybe(struct rdma_conn *c)
 	buf = c->ctrl_buf + slot * RDMA_WIRE_SIZE;
 	w.credits = c->unreported;
 	w.rdv_acks = c->rdv_ack_pending;
-	put_wire(buf, &w);
+	rdma_wire_put(buf, &w);
 	sge.addr = (uintptr_t)buf;
 	sge.length = RDMA_WIRE_SIZE;
 	sge.lkey = c->spool_mr->lkey;
@@ -828,125 +749,53 @@ static int rdv_acked(struct rdma_conn *c, uint32_t n)
 	return 0;
 }
 
-/* A receive completed into slot s (byte_len bytes). */
-static int on_recv(struct rdma_conn *c, struct rdma_rslot *s, uint32_t len)
+/* Credits and rendezvous acks the peer returned, in any message. */
+static int rx_take_flow(struct rdma_conn *c, const struct rdma_wire *w)
 {
-	const uint8_t *p = s->buf;
-	struct rdma_wire w;
-	struct rdma_rx *rx;
-	struct rdma_seg adv;
-	struct rdma_adv_mine *mine = NULL;
-	uint32_t off, end;
-	uint64_t sum = 0;
-	int has_adv;
-
-	if (len < RDMA_WIRE_SIZE)
-		return proto_err(c, -EBADMSG, "short message");
-	w.type = p[0];
-	w.flags = p[1];
-	w.nseg = p[2];
-	w.head_len = ld32(p + 4);
-	w.credits = ld32(p + 8);
-	w.rdv_acks = ld32(p + 12);
-	if (p[3] != 0 ||
-	    (w.flags & ~(RWF_INLINE | RWF_RDV | RWF_WRITTEN | RWF_ADVERT)) ||
-	    (w.type == RW_CTRL && (w.flags || w.nseg || w.head_len)))
-		return proto_err(c, -EPROTO, "non-zero padding or unknown flags");
-	if (w.credits > c->peer_credits_max ||
-	    (uint64_t)c->peer_credits + w.credits > c->peer_credits_max)
+	if (w->credits > c->peer_credits_max ||
+	    (uint64_t)c->peer_credits + w->credits > c->peer_credits_max)
 		return proto_err(c, -EPROTO, "too many credits returned");
-	c->peer_credits += (int)w.credits;
-	if (w.rdv_acks && rdv_acked(c, w.rdv_acks))
+	c->peer_credits += (int)w->credits;
+	if (w->rdv_acks && rdv_acked(c, w->rdv_acks))
 		return -EPROTO;
+	return 0;
+}
 
-	if (w.type == RW_CTRL) {
-		c->unreported++;
-		return post_recv(c, s);
-	}
-	if (w.type != RW_MSG)
-		return proto_err(c, -EPROTO, "unknown type");
+/*
+ * Reply buffers: a request's advert is kept for its reply (server); a
+ * reply ends ours (client), and an RDMA-written one must have landed in
+ * a buffer we advertised that holds it (*written: where).
+ */
+static int rx_adverts(struct rdma_conn *c, const struct rdma_wire_msg *pm,
+		      void **written)
+{
+	const struct orfa_hdr *h = &pm->hdr;
+	struct rdma_adv_mine *mine = NULL;
+	int ok = 1;
 
-	/* Layout and limits, before anything is allocated. */
-	has_adv = !!(w.flags & RWF_ADVERT);
-	off = RDMA_WIRE_SIZE + (has_adv ? RDMA_SEG_SIZE : 0);
-	if (w.flags & RWF_RDV) {
-		if (w.nseg == 0 || w.nseg > RDMA_MAX_SEG)
-			return proto_err(c, -EPROTO, "bad segment count");
-		off += w.nseg * RDMA_SEG_SIZE;
-	} else if (w.nseg) {
-		return proto_err(c, -EPROTO, "segments without rendezvous");
-	}
-	if (w.head_len < ORFA_HDR_SIZE ||
-	    w.head_len - ORFA_HDR_SIZE > c->max_body)
-		return proto_err(c, -EMSGSIZE, "header segment too large");
-	if ((uint64_t)off + pad8(w.head_len) > len)
-		return proto_err(c, -EBADMSG, "truncated header segment");
-	end = off + pad8(w.head_len);
-
-	rx = rx_alloc(c);
-	if (!rx)
-		return fail_errno(c, -ENOMEM, "out of memory receiving");
-	decode_hdr(p + off, &rx->hdr);
-	rx->flags = w.flags;
-	rx->head_len = w.head_len;
-	if (rx->hdr.body_len != w.head_len - ORFA_HDR_SIZE) {
-		rx_free_item(c, rx);
-		return proto_err(c, -EBADMSG, "body length mismatch");
-	}
-	if (rx->hdr.data_len > c->max_data) {
-		rx_free_item(c, rx);
-		return proto_err(c, -EMSGSIZE, "data segment too large");
-	}
-	if (has_adv) {
-		get_seg(p + RDMA_WIRE_SIZE, &adv);
-		if (!(rx->hdr.flags & ORFA_F_REPLY))
-			adv_peer_add(c, rx->hdr.req_id, &adv);
-	}
-	if (rx->hdr.flags & ORFA_F_REPLY)
-		mine = adv_mine_take(c, rx->hdr.req_id);
-
-	if (rx->hdr.data_len == 0) {
-		if (len != end)
-			goto bad_len;
-		if (w.flags & (RWF_RDV | RWF_WRITTEN))
-			goto bad_flags;
-		rx->state = RX_READY;
-	} else if (w.flags & RWF_INLINE) {
-		if (w.flags & (RWF_RDV | RWF_WRITTEN))
-			goto bad_flags;
-		if ((uint64_t)end + rx->hdr.data_len != len)
-			goto bad_len;
-		rx->state = RX_READY;
-	} else if (w.flags & RWF_RDV) {
-		if (w.flags & RWF_WRITTEN)
-			goto bad_flags;
-		rx->nseg = w.nseg;
-		for (unsigned i = 0; i < w.nseg; i++) {
-			get_seg(p + off - (w.nseg - i) * RDMA_SEG_SIZE,
-				&rx->seg[i]);
-			if (rx->seg[i].len == 0)
-				goto bad_flags;
-			sum += rx->seg[i].len;
-		}
-		if (sum != rx->hdr.data_len || len != end)
-			goto bad_len;
-		rx->state = RX_NEED_DEST;
-	} else if (w.flags & RWF_WRITTEN) {
-		if (!mine || mine->len < rx->hdr.data_len || len != end)
-			goto bad_flags;
-		rx->data = mine->buf;
-		rx->state = RX_READY;
-	} else {
-		goto bad_flags;
+	*written = NULL;
+	if ((pm->w.flags & RWF_ADVERT) && !(h->flags & ORFA_F_REPLY))
+		adv_peer_add(c, h->req_id, &pm->adv);
+	if (h->flags & ORFA_F_REPLY)
+		mine = adv_mine_take(c, h->req_id);
+	if (pm->w.flags & RWF_WRITTEN) {
+		ok = mine && mine->len >= h->data_len;
+		if (ok)
+			*written = mine->buf;
 	}
 	if (mine) {
 		/* The peer has answered: it will not write there again. */
 		rdma_mr_unpin(mine->mr);
 		free(mine);
 	}
+	return ok ? 0 : proto_err(c, -EPROTO, "bad data segment description");
+}
 
-	/* Keep the buffer for the caller; post a spare in its place, or,
-	 * when the caller holds all spares, copy it out and post it again. */
+/* Keep the receive buffer for the caller and post a spare in its place,
+ * or, when the caller holds all spares, copy it out and post it again. */
+static int rx_keep_buffer(struct rdma_conn *c, struct rdma_rx *rx,
+			  struct rdma_rslot *s, uint32_t len)
+{
 	if (c->spare) {
 		struct rdma_rslot *sp = c->spare;
 
@@ -970,10 +819,11 @@ static int on_recv(struct rdma_conn *c, struct rdma_rslot *s, uint32_t len)
 		}
 	}
 	c->unreported++;
-	p = rx->slot ? rx->slot->buf : rx->copy;
-	rx->head = (uint8_t *)p + off;
-	if (w.flags & RWF_INLINE && rx->hdr.data_len)
-		rx->inl = (uint8_t *)p + end;
+	return 0;
+}
+
+static void rx_queue(struct rdma_conn *c, struct rdma_rx *rx)
+{
 	rx->next = NULL;
 	if (c->rxq_last)
 		c->rxq_last->next = rx;
@@ -981,22 +831,60 @@ static int on_recv(struct rdma_conn *c, struct rdma_rslot *s, uint32_t len)
 		c->rxq_first = rx;
 	c->rxq_last = rx;
 	c->n_recv++;
-	return 0;
+}
 
-bad_len:
-	if (mine) {
-		rdma_mr_unpin(mine->mr);
-		free(mine);
+/*
+ * A receive completed into slot s (len bytes): parse it (every length
+ * checked before anything is allocated), take the credits and acks it
+ * returns, settle reply-buffer adverts, then keep the buffer and queue
+ * the message for the caller.  Lock held.
+ */
+static int on_recv(struct rdma_conn *c, struct rdma_rslot *s, uint32_t len)
+{
+	struct rdma_wire_msg pm;
+	struct rdma_rx *rx;
+	const uint8_t *p;
+	void *written;
+	int rc, perr;
+
+	perr = rdma_wire_parse(s->buf, len, c->max_body, c->max_data, &pm);
+	if (!pm.wire_ok)
+		return proto_err(c, perr, pm.why);
+	rc = rx_take_flow(c, &pm.w);
+	if (rc)
+		return rc;
+	if (perr)
+		return proto_err(c, perr, pm.why);
+	if (pm.w.type == RW_CTRL) {
+		c->unreported++;
+		return post_recv(c, s);
 	}
-	rx_free_item(c, rx);
-	return proto_err(c, -EBADMSG, "length does not match the header");
-bad_flags:
-	if (mine) {
-		rdma_mr_unpin(mine->mr);
-		free(mine);
+	rc = rx_adverts(c, &pm, &written);
+	if (rc)
+		return rc;
+
+	rx = rx_alloc(c);
+	if (!rx)
+		return fail_errno(c, -ENOMEM, "out of memory receiving");
+	rx->hdr = pm.hdr;
+	rx->flags = pm.w.flags;
+	rx->head_len = pm.w.head_len;
+	rx->data = written;
+	rx->state = RX_READY;
+	if (pm.w.flags & RWF_RDV) {	/* with data: rdma_wire_parse */
+		rx->nseg = pm.w.nseg;
+		memcpy(rx->seg, pm.seg, sizeof(rx->seg));
+		rx->state = RX_NEED_DEST;
 	}
-	rx_free_item(c, rx);
-	return proto_err(c, -EPROTO, "bad data segment description");
+	rc = rx_keep_buffer(c, rx, s, len);
+	if (rc)
+		return rc;
+	p = rx->slot ? rx->slot->buf : rx->copy;
+	rx->head = (uint8_t *)p + pm.head_off;
+	if ((pm.w.flags & RWF_INLINE) && pm.hdr.data_len)
+		rx->inl = (uint8_t *)p + pm.data_off;
+	rx_queue(c, rx);
+	return 0;
 }
 
 /* Post the READs of a rendezvous message whose destination is known. */
@@ -1461,26 +1349,14 @@ static int send_prepare(struct rdma_conn *c, const struct orfa_txmsg *m,
 	struct orfa_hdr h;
 	struct rdma_tx *tx;
 	struct rdma_seg target;
-	size_t data_len = 0, cap, need, niov;
+	size_t data_len, cap, need, niov;
 	int has_target = 0, rc;
 	uint32_t adv_len = 0;
 
 	*out = NULL;
-	if (!m->head || m->head_len < ORFA_HDR_SIZE || m->head_len > UINT32_MAX)
-		return -EINVAL;
-	decode_hdr(m->head, &h);
-	if (h.body_len != m->head_len - ORFA_HDR_SIZE)
-		return -EINVAL;
-	if (m->iov) {
-		if (m->iovcnt < 0)
-			return -EINVAL;
-		for (int i = 0; i < m->iovcnt; i++)
-			data_len += m->iov[i].iov_len;
-	} else if (m->fd >= 0) {
-		data_len = m->fd_len;
-	}
-	if (data_len != h.data_len)
-		return -EINVAL;
+	rc = orfa_tp_txmsg_check(m, &data_len, &h);
+	if (rc)
+		return rc;
 
 	/* Advertise the reply buffer when the reply may be too large to
 	 * come inline: the peer sends inline what fits the smaller of the
@@ -1490,7 +1366,7 @@ static int send_prepare(struct rdma_conn *c, const struct orfa_txmsg *m,
 	    m->reply_buf_len <= UINT32_MAX)
 		adv_len = RDMA_SEG_SIZE;
 	need = RDMA_WIRE_SIZE + adv_len + RDMA_MAX_SEG * RDMA_SEG_SIZE +
-	       pad8((uint32_t)m->head_len);
+	       rdma_pad8((uint32_t)m->head_len);
 	if (need > send_cap(c))
 		return -EMSGSIZE;
 
@@ -1538,7 +1414,7 @@ static int send_prepare(struct rdma_conn *c, const struct orfa_txmsg *m,
 		pthread_mutex_unlock(&c->lock);
 	}
 
-	cap = send_cap(c) - RDMA_WIRE_SIZE - adv_len - pad8(tx->head_len);
+	cap = send_cap(c) - RDMA_WIRE_SIZE - adv_len - rdma_pad8(tx->head_len);
 	if (data_len == 0 || data_len <= cap) {
 		tx->kind = TX_INLINE;
 		if (data_len && m->iov) {

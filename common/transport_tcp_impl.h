@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include "transport.h"
+#include "transport_impl.h"
 
 #define RX_STAGE_SIZE	(64u * 1024)	/* read-ahead staging buffer */
 #define RX_DIRECT_MIN	(16u * 1024)	/* bigger remainders bypass staging */

@@ -25,7 +25,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "codec.h"	/* orfa_get_le* only */
 #include "log.h"
 
 /* ---- receive buffers -------------------------------------------------- */
@@ -153,21 +152,12 @@ static int rx_start(struct tcp_conn *c)
 	void *sinkbuf = NULL;
 	size_t head_len, need;
 	struct rxbuf *b;
+	char why[sizeof(c->base.why)];
+	int rc;
 
-	h->body_len = orfa_get_le32(p);
-	h->data_len = orfa_get_le32(p + 4);
-	h->opcode = orfa_get_le16(p + 8);
-	h->flags = orfa_get_le16(p + 10);
-	h->status = orfa_get_le32(p + 12);
-	h->req_id = orfa_get_le64(p + 16);
-	if (h->body_len > max_body)
-		return rx_fail(c, orfa_conn_fail(&c->base, -EMSGSIZE,
-			"frame body_len %u exceeds max_body %u (opcode %u)",
-			h->body_len, max_body, h->opcode));
-	if (h->data_len > max_data)
-		return rx_fail(c, orfa_conn_fail(&c->base, -EMSGSIZE,
-			"frame data_len %u exceeds max_data %u (opcode %u)",
-			h->data_len, max_data, h->opcode));
+	rc = orfa_tp_hdr_decode(p, h, max_body, max_data, why, sizeof(why));
+	if (rc)
+		return rx_fail(c, orfa_conn_fail(&c->base, rc, "%s", why));
 
 	head_len = ORFA_HDR_SIZE + (size_t)h->body_len;
 	c->rx_defer = h->data_len > 0 && c->defer &&

@@ -21,7 +21,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "codec.h"	/* orfa_get_le* only */
 #include "log.h"
 
 static const uint8_t tx_zeros[TX_ZERO_SIZE];
@@ -84,29 +83,24 @@ void tcp_txq_run_done(struct txq *q)
  */
 static int txent_init(struct txent *e, const struct orfa_txmsg *m)
 {
-	size_t data = 0;
+	size_t data;
+	int rc;
 
 	memset(e, 0, sizeof(*e));
 	e->fd = -1;
 	e->done = m->done;
 	e->done_arg = m->done_arg;
-	if (!m->head || m->head_len < ORFA_HDR_SIZE || m->iovcnt < 0 ||
-	    (m->iovcnt > 0 && !m->iov))
-		return -EINVAL;
+	rc = orfa_tp_txmsg_check(m, &data, NULL);
+	if (rc)
+		return rc;
 	if (m->iov) {
-		for (int i = 0; i < m->iovcnt; i++)
-			data += m->iov[i].iov_len;
 		e->iov = m->iov;
 		e->iovcnt = m->iovcnt;
 	} else if (m->fd >= 0) {
-		data = m->fd_len;
 		e->fd = m->fd;
 		e->fd_off = m->fd_off;
 		e->fd_rem = m->fd_len;
 	}
-	if (orfa_get_le32(m->head) != m->head_len - ORFA_HDR_SIZE ||
-	    orfa_get_le32(m->head + 4) != data)
-		return -EINVAL;
 	e->head = m->head;
 	e->head_len = m->head_len;
 	e->mem_rem = m->head_len + (e->iov ? data : 0);
