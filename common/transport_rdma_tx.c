@@ -31,25 +31,14 @@ static uint32_t send_cap(const struct rdma_conn *c)
 	return c->peer_buf_size < c->buf_size ? c->peer_buf_size : c->buf_size;
 }
 
-/* Try to post the message at the head of txq.  0: posted, -EAGAIN: lacks
- * credits, a send buffer or send queue entries (retried by the progress
- * pass that frees them), other: the connection failed. */
-static int tx_post(struct rdma_conn *c, struct rdma_tx *tx)
+/* Lay the message out in send slot buf: the framing (rdma_wire.c), then
+ * inline data.  Returns the SEND's length. */
+static size_t tx_layout(const struct rdma_conn *c, const struct rdma_tx *tx,
+			uint8_t *buf)
 {
-	struct ibv_send_wr wr[RDMA_MAX_SEG + 1], *bad;
-	struct ibv_sge sge[RDMA_MAX_SEG + 1];
 	struct rdma_wire w = { .type = RW_MSG };
 	struct rdma_seg adv = { 0 }, segs[RDMA_MAX_SEG];
-	struct rdma_sslot *s;
-	unsigned nwr = 0, wrs = tx->kind == TX_WRITE ? tx->nseg + 1 : 1;
 	uint8_t *p;
-	size_t len;
-	int rc;
-
-	if (c->peer_credits < 2 || !c->sfree || c->sq_free < wrs)
-		return -EAGAIN;
-	s = c->sfree;
-	c->sfree = s->next;
 
 	w.head_len = tx->head_len;
 	w.credits = c->unreported;
@@ -79,7 +68,7 @@ static int tx_post(struct rdma_conn *c, struct rdma_tx *tx)
 				.len = tx->seg[i].len,
 			};
 	}
-	p = s->buf + rdma_wire_write_msg(s->buf, &w, &adv, segs, tx->head);
+	p = buf + rdma_wire_write_msg(buf, &w, &adv, segs, tx->head);
 	if (tx->kind == TX_INLINE && tx->data_len) {
 		if (tx->inl) {
 			memcpy(p, tx->inl, tx->data_len);
@@ -92,9 +81,19 @@ static int tx_post(struct rdma_conn *c, struct rdma_tx *tx)
 			}
 		}
 	}
-	len = (size_t)(p - s->buf);
+	return (size_t)(p - buf);
+}
 
-	memset(wr, 0, sizeof(wr));
+/* The work requests of a message laid out in s (len bytes): for TX_WRITE
+ * the unsignaled RDMA WRITEs of its data into the peer's reply buffer,
+ * then the signaled SEND. */
+static void tx_build_wrs(const struct rdma_conn *c, const struct rdma_tx *tx,
+			 struct rdma_sslot *s, size_t len,
+			 struct ibv_send_wr *wr, struct ibv_sge *sge)
+{
+	unsigned nwr = 0;
+
+	memset(wr, 0, (RDMA_MAX_SEG + 1) * sizeof(*wr));
 	if (tx->kind == TX_WRITE) {
 		uint64_t raddr = tx->target.addr;
 
@@ -125,25 +124,13 @@ static int tx_post(struct rdma_conn *c, struct rdma_tx *tx)
 	wr[nwr].num_sge = 1;
 	wr[nwr].send_flags = IBV_SEND_SIGNALED;
 	wr[nwr].next = NULL;
+}
 
-	/* The reply cannot be processed before we drop the lock, but the
-	 * advert must be in the table by then: insert it now. */
-	if (tx->adv)
-		rdma_adv_mine_add(c, tx->adv);
-	rc = ibv_post_send(c->qp, wr, &bad);
-	if (rc) {
-		if (rc == EACCES)
-			log_warn("rdma: %s: the kernel refuses verbs commands "
-				 "from this thread: its credentials changed "
-				 "since the device was opened (README, RDMA)",
-				 c->base.peer);
-		if (tx->adv)
-			rdma_adv_mine_take(c, tx->req_id);
-		s->next = c->sfree;
-		c->sfree = s;
-		return rdma_fail(c, -ECONNRESET, "ibv_post_send: %s",
-				  strerror(rc));
-	}
+/* tx went out in s (wrs queue entries): charge credits and entries, wake
+ * its blocking sender, and hand it on by kind. */
+static void tx_posted(struct rdma_conn *c, struct rdma_tx *tx,
+		      struct rdma_sslot *s, unsigned wrs)
+{
 	c->unreported = 0;
 	c->rdv_ack_pending = 0;
 	c->peer_credits--;
@@ -177,6 +164,44 @@ static int tx_post(struct rdma_conn *c, struct rdma_tx *tx)
 		s->tx = tx;		/* done() when the SEND completes */
 		break;
 	}
+}
+
+/* Try to post the message at the head of txq.  0: posted, -EAGAIN: lacks
+ * credits, a send buffer or send queue entries (retried by the progress
+ * pass that frees them), other: the connection failed. */
+static int tx_post(struct rdma_conn *c, struct rdma_tx *tx)
+{
+	struct ibv_send_wr wr[RDMA_MAX_SEG + 1], *bad;
+	struct ibv_sge sge[RDMA_MAX_SEG + 1];
+	struct rdma_sslot *s;
+	unsigned wrs = tx->kind == TX_WRITE ? tx->nseg + 1 : 1;
+	int rc;
+
+	if (c->peer_credits < 2 || !c->sfree || c->sq_free < wrs)
+		return -EAGAIN;
+	s = c->sfree;
+	c->sfree = s->next;
+	tx_build_wrs(c, tx, s, tx_layout(c, tx, s->buf), wr, sge);
+
+	/* The reply cannot be processed before we drop the lock, but the
+	 * advert must be in the table by then: insert it now. */
+	if (tx->adv)
+		rdma_adv_mine_add(c, tx->adv);
+	rc = ibv_post_send(c->qp, wr, &bad);
+	if (rc) {
+		if (rc == EACCES)
+			log_warn("rdma: %s: the kernel refuses verbs commands "
+				 "from this thread: its credentials changed "
+				 "since the device was opened (README, RDMA)",
+				 c->base.peer);
+		if (tx->adv)
+			rdma_adv_mine_take(c, tx->req_id);
+		s->next = c->sfree;
+		c->sfree = s;
+		return rdma_fail(c, -ECONNRESET, "ibv_post_send: %s",
+				  strerror(rc));
+	}
+	tx_posted(c, tx, s, wrs);
 	return 0;
 }
 
@@ -341,13 +366,106 @@ fallback:
 	return tx_bounce(c, tx, m);
 }
 
+/* The rdma_tx of m in one block: the struct, room for the iovec array
+ * (aligned, right after the struct), then the head copy.  NULL without
+ * memory. */
+static struct rdma_tx *tx_new(const struct orfa_txmsg *m,
+			      const struct orfa_hdr *h, size_t data_len)
+{
+	size_t niov = m->iov ? (size_t)m->iovcnt : 0;
+	struct rdma_tx *tx = calloc(1, sizeof(*tx) +
+				    niov * sizeof(struct iovec) + m->head_len);
+
+	if (!tx)
+		return NULL;
+	tx->head = (uint8_t *)((struct iovec *)(tx + 1) + niov);
+	memcpy(tx->head, m->head, m->head_len);
+	tx->head_len = (uint32_t)m->head_len;
+	tx->req_id = h->req_id;
+	tx->data_len = data_len;
+	tx->done = m->done;
+	tx->done_arg = m->done_arg;
+	return tx;
+}
+
+/* Pin m's reply buffer for the peer to RDMA-WRITE into.  The advert's
+ * bytes in the SEND (RDMA_SEG_SIZE), or 0 when it could not be pinned:
+ * the reply then comes by rendezvous. */
+static uint32_t tx_pin_advert(struct rdma_conn *c, struct rdma_tx *tx,
+			      const struct orfa_txmsg *m)
+{
+	tx->adv = calloc(1, sizeof(*tx->adv));
+	if (!tx->adv)
+		return 0;
+	tx->adv->mr = rdma_mr_pin(c->dev, m->reply_buf, m->reply_buf_len,
+				  IBV_ACCESS_LOCAL_WRITE |
+				  IBV_ACCESS_REMOTE_WRITE);
+	if (!tx->adv->mr) {
+		free(tx->adv);
+		tx->adv = NULL;
+		return 0;
+	}
+	tx->adv->req_id = tx->req_id;
+	tx->adv->buf = m->reply_buf;
+	tx->adv->len = m->reply_buf_len;
+	return RDMA_SEG_SIZE;
+}
+
+/* Inline: keep the caller's iovecs (copied when posted), or read file
+ * data now and let the file go. */
+static int tx_take_inline(struct rdma_tx *tx, const struct orfa_txmsg *m)
+{
+	int rc;
+
+	tx->kind = TX_INLINE;
+	if (tx->data_len && m->iov) {
+		tx->iov = (struct iovec *)(tx + 1);
+		memcpy(tx->iov, m->iov,
+		       (size_t)m->iovcnt * sizeof(struct iovec));
+		tx->iovcnt = m->iovcnt;
+	} else if (tx->data_len) {
+		tx->inl = malloc(tx->data_len);
+		rc = tx->inl ? read_file(m->fd, m->fd_off, tx->inl,
+					 tx->data_len) : -ENOMEM;
+		if (rc)
+			return rc;
+		/* The file is no longer needed. */
+		if (tx->done)
+			tx->done(tx->done_arg);
+		tx->done = NULL;
+	}
+	return 0;
+}
+
+/* Too large for inline: RDMA WRITE into the peer's reply buffer when one
+ * was advertised that holds it, else rendezvous. */
+static int tx_take_remote(struct rdma_conn *c, struct rdma_tx *tx,
+			  const struct orfa_txmsg *m,
+			  const struct rdma_seg *target)
+{
+	int write_it = target && target->len >= tx->data_len, rc;
+
+	tx->kind = write_it ? TX_WRITE : TX_RDV;
+	if (write_it)
+		tx->target = *target;
+	rc = tx_register(c, tx, m, write_it ? 0 : IBV_ACCESS_REMOTE_READ);
+	if (rc)
+		return rc;
+	if (tx->bounce && tx->done) {
+		/* Copied: the caller's memory or file is free. */
+		tx->done(tx->done_arg);
+		tx->done = NULL;
+	}
+	return 0;
+}
+
 static int send_prepare(struct rdma_conn *c, const struct orfa_txmsg *m,
 			struct rdma_tx **out)
 {
 	struct orfa_hdr h;
 	struct rdma_tx *tx;
 	struct rdma_seg target;
-	size_t data_len, cap, need, niov;
+	size_t data_len, cap, need;
 	int has_target = 0, rc;
 	uint32_t adv_len = 0;
 
@@ -367,42 +485,11 @@ static int send_prepare(struct rdma_conn *c, const struct orfa_txmsg *m,
 	       rdma_pad8((uint32_t)m->head_len);
 	if (need > send_cap(c))
 		return -EMSGSIZE;
-
-	/* One block: the struct, room for the iovec array (aligned, right
-	 * after the struct), then the head copy. */
-	niov = m->iov ? (size_t)m->iovcnt : 0;
-	tx = calloc(1, sizeof(*tx) + niov * sizeof(struct iovec) +
-		    m->head_len);
+	tx = tx_new(m, &h, data_len);
 	if (!tx)
 		return -ENOMEM;
-	tx->head = (uint8_t *)((struct iovec *)(tx + 1) + niov);
-	memcpy(tx->head, m->head, m->head_len);
-	tx->head_len = (uint32_t)m->head_len;
-	tx->req_id = h.req_id;
-	tx->data_len = data_len;
-	tx->done = m->done;
-	tx->done_arg = m->done_arg;
-
-	if (adv_len) {
-		tx->adv = calloc(1, sizeof(*tx->adv));
-		if (tx->adv) {
-			tx->adv->mr = rdma_mr_pin(c->dev, m->reply_buf,
-						  m->reply_buf_len,
-						  IBV_ACCESS_LOCAL_WRITE |
-						  IBV_ACCESS_REMOTE_WRITE);
-			if (!tx->adv->mr) {
-				free(tx->adv);
-				tx->adv = NULL;	/* reply comes by rendezvous */
-				adv_len = 0;
-			} else {
-				tx->adv->req_id = h.req_id;
-				tx->adv->buf = m->reply_buf;
-				tx->adv->len = m->reply_buf_len;
-			}
-		} else {
-			adv_len = 0;
-		}
-	}
+	if (adv_len)
+		adv_len = tx_pin_advert(c, tx, m);
 
 	/* A reply to a request that advertised a buffer: forget the advert
 	 * whatever happens, and use it if the data does not fit inline. */
@@ -413,46 +500,76 @@ static int send_prepare(struct rdma_conn *c, const struct orfa_txmsg *m,
 	}
 
 	cap = send_cap(c) - RDMA_WIRE_SIZE - adv_len - rdma_pad8(tx->head_len);
-	if (data_len == 0 || data_len <= cap) {
-		tx->kind = TX_INLINE;
-		if (data_len && m->iov) {
-			tx->iov = (struct iovec *)(tx + 1);
-			memcpy(tx->iov, m->iov,
-			       (size_t)m->iovcnt * sizeof(struct iovec));
-			tx->iovcnt = m->iovcnt;
-		} else if (data_len) {
-			tx->inl = malloc(data_len);
-			rc = tx->inl ? read_file(m->fd, m->fd_off, tx->inl,
-						 data_len) : -ENOMEM;
-			if (rc)
-				goto fail;
-			/* The file is no longer needed. */
-			if (tx->done)
-				tx->done(tx->done_arg);
-			tx->done = NULL;
-		}
-	} else {
-		int write_it = has_target && target.len >= data_len;
-
-		tx->kind = write_it ? TX_WRITE : TX_RDV;
-		if (write_it)
-			tx->target = target;
-		rc = tx_register(c, tx, m, write_it ? 0 :
-				 IBV_ACCESS_REMOTE_READ);
-		if (rc)
-			goto fail;
-		if (tx->bounce && tx->done) {
-			/* Copied: the caller's memory or file is free. */
-			tx->done(tx->done_arg);
-			tx->done = NULL;
-		}
+	if (data_len == 0 || data_len <= cap)
+		rc = tx_take_inline(tx, m);
+	else
+		rc = tx_take_remote(c, tx, m, has_target ? &target : NULL);
+	if (rc) {
+		tx->done = NULL;  /* the caller calls done for a failed send */
+		rdma_tx_release(c, tx);
+		return rc;
 	}
 	*out = tx;
 	return 0;
-fail:
-	tx->done = NULL;	/* the caller calls done for a failed send */
-	rdma_tx_release(c, tx);
-	return rc;
+}
+
+/* Queue tx and post what can go now, or leave the posting to the
+ * progress thread when this thread may not call verbs.  Lock held. */
+static void tx_enqueue(struct rdma_conn *c, struct rdma_tx *tx)
+{
+	tx->next = NULL;
+	if (c->txq_last)
+		c->txq_last->next = tx;
+	else
+		c->txq_first = tx;
+	c->txq_last = tx;
+	c->txq_bytes += tx->head_len + tx->data_len;
+	if (orfa_thread_creds_changed()) {
+		uint64_t one = 1;
+
+		/* The kernel would refuse this thread's ibv_post_send on
+		 * some devices (transport.h): the progress thread posts. */
+		if (write(c->wake_efd, &one, sizeof(one)) < 0)
+			log_warn("rdma: cannot wake the progress thread");
+	} else {
+		rdma_tx_progress(c);
+	}
+	rdma_ufd_update(c);
+}
+
+/* A message that timed out before it was posted leaves the queue. */
+static void tx_unqueue(struct rdma_conn *c, struct rdma_tx *tx)
+{
+	struct rdma_tx **pp = &c->txq_first, *prev = NULL;
+
+	for (; *pp && *pp != tx; pp = &(*pp)->next)
+		prev = *pp;
+	if (*pp) {
+		*pp = tx->next;
+		if (c->txq_last == tx)
+			c->txq_last = prev;
+		c->txq_bytes -= tx->head_len + tx->data_len;
+		rdma_tx_reap(c, tx, -ETIMEDOUT);
+	}
+}
+
+/* Blocking mode: wait until tx is posted (its ticket done) or the send
+ * timeout passes (dl; no timeout when send_timeout_ms is 0).  Lock held. */
+static int send_wait(struct rdma_conn *c, struct rdma_tx *tx,
+		     struct send_ticket *ticket, const struct timespec *dl)
+{
+	while (!ticket->done) {
+		if (c->send_timeout_ms <= 0) {
+			pthread_cond_wait(&c->tx_cond, &c->lock);
+			continue;
+		}
+		if (pthread_cond_timedwait(&c->tx_cond, &c->lock, dl) ==
+		    ETIMEDOUT && !ticket->done) {
+			tx_unqueue(c, tx);	/* still queued: take it back */
+			break;
+		}
+	}
+	return ticket->done ? ticket->err : -ETIMEDOUT;
 }
 
 int rdma_send(struct orfa_conn *oc, const struct orfa_txmsg *m)
@@ -482,57 +599,15 @@ int rdma_send(struct orfa_conn *oc, const struct orfa_txmsg *m)
 	if (c->state != RC_CONNECTED) {
 		rc = rdma_conn_err(c);
 		rdma_tx_reap(c, tx, rc);
-		goto out;
-	}
-	if (!c->nonblock)
-		tx->ticket = &ticket;
-	tx->next = NULL;
-	if (c->txq_last)
-		c->txq_last->next = tx;
-	else
-		c->txq_first = tx;
-	c->txq_last = tx;
-	c->txq_bytes += tx->head_len + tx->data_len;
-	if (orfa_thread_creds_changed()) {
-		uint64_t one = 1;
-
-		/* The kernel would refuse this thread's ibv_post_send on
-		 * some devices (transport.h): the progress thread posts. */
-		if (write(c->wake_efd, &one, sizeof(one)) < 0)
-			log_warn("rdma: cannot wake the progress thread");
 	} else {
-		rdma_tx_progress(c);
+		if (!c->nonblock)
+			tx->ticket = &ticket;
+		tx_enqueue(c, tx);
+		if (c->nonblock)
+			rc = c->state == RC_CONNECTED ? 0 : rdma_conn_err(c);
+		else
+			rc = send_wait(c, tx, &ticket, &dl);
 	}
-	rdma_ufd_update(c);
-	if (c->nonblock) {
-		rc = c->state == RC_CONNECTED ? 0 : rdma_conn_err(c);
-		goto out;
-	}
-	while (!ticket.done) {
-		if (c->send_timeout_ms > 0) {
-			if (pthread_cond_timedwait(&c->tx_cond, &c->lock, &dl) ==
-			    ETIMEDOUT && !ticket.done) {
-				/* Still queued (not posted): take it back. */
-				struct rdma_tx **pp = &c->txq_first, *prev = NULL;
-
-				for (; *pp && *pp != tx; pp = &(*pp)->next)
-					prev = *pp;
-				if (*pp) {
-					*pp = tx->next;
-					if (c->txq_last == tx)
-						c->txq_last = prev;
-					c->txq_bytes -= tx->head_len +
-							tx->data_len;
-					rdma_tx_reap(c, tx, -ETIMEDOUT);
-				}
-				break;
-			}
-		} else {
-			pthread_cond_wait(&c->tx_cond, &c->lock);
-		}
-	}
-	rc = ticket.done ? ticket.err : -ETIMEDOUT;
-out:
 	pthread_mutex_unlock(&c->lock);
 	rdma_io_reap(c);
 	return rc;
