@@ -129,77 +129,68 @@ static int wait_cm(struct rdma_conn *c, enum rdma_cm_event_type want,
 	return cm_event_err(ev);
 }
 
-static int rdma_connect_(const char *host, const char *port,
-			 const struct orfa_tp_opts *o, struct orfa_conn **out)
+/* The connection's own CM event channel (non-blocking) and CM id. */
+static int cm_open(struct rdma_conn *c)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_NUMERICSERV }, *res = NULL, *ai;
-	struct rdma_conn_param param;
-	struct rdma_priv priv;
-	struct timespec deadline;
-	struct rdma_conn *c;
-	int tmo = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 10000;
 	int rc;
-
-	*out = NULL;
-	c = rdma_conn_alloc(o);
-	if (!c)
-		return -ENOMEM;
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += tmo / 1000;
-	deadline.tv_nsec += (long)(tmo % 1000) * 1000000L;
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
 
 	c->cm_ch = rdma_create_event_channel();
 	if (!c->cm_ch) {
 		rc = -(errno ? errno : ENODEV);
 		log_err("rdma: cannot open the RDMA CM (%s): no RDMA device "
 			"or rdma_ucm not loaded?", strerror(-rc));
-		goto fail;
+		return rc;
 	}
 	rc = rdma_set_nonblock(c->cm_ch->fd);
 	if (rc)
-		goto fail;
-	if (rdma_create_id(c->cm_ch, &c->id, c, RDMA_PS_TCP)) {
-		rc = -errno;
-		goto fail;
-	}
+		return rc;
+	if (rdma_create_id(c->cm_ch, &c->id, c, RDMA_PS_TCP))
+		return -errno;
+	return 0;
+}
+
+/* Resolve host:port to an address (the first that resolves) and a
+ * route, before deadline. */
+static int cm_resolve(struct rdma_conn *c, const char *host,
+		      const char *port, const struct timespec *deadline)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_NUMERICSERV }, *res = NULL, *ai;
+	int rc;
+
 	rc = getaddrinfo(host, port, &hints, &res);
 	if (rc) {
 		log_err("rdma: cannot resolve %s:%s: %s", host, port,
 			gai_strerror(rc));
-		rc = -EHOSTUNREACH;
-		goto fail;
+		return -EHOSTUNREACH;
 	}
 	rc = -EHOSTUNREACH;
 	for (ai = res; ai; ai = ai->ai_next) {
 		if (rdma_resolve_addr(c->id, NULL, ai->ai_addr,
-				      ms_left(&deadline) ?: 1)) {
+				      ms_left(deadline) ?: 1)) {
 			rc = -errno;
 			continue;
 		}
-		rc = wait_cm(c, RDMA_CM_EVENT_ADDR_RESOLVED, &deadline,
+		rc = wait_cm(c, RDMA_CM_EVENT_ADDR_RESOLVED, deadline,
 			     "address resolution");
 		if (rc == 0)
 			break;
 	}
 	freeaddrinfo(res);
 	if (rc)
-		goto fail;
-	if (rdma_resolve_route(c->id, ms_left(&deadline) ?: 1)) {
-		rc = -errno;
-		goto fail;
-	}
-	rc = wait_cm(c, RDMA_CM_EVENT_ROUTE_RESOLVED, &deadline,
-		     "route resolution");
-	if (rc)
-		goto fail;
-	rc = rdma_conn_setup_verbs(c);
-	if (rc)
-		goto fail;
+		return rc;
+	if (rdma_resolve_route(c->id, ms_left(deadline) ?: 1))
+		return -errno;
+	return wait_cm(c, RDMA_CM_EVENT_ROUTE_RESOLVED, deadline,
+		       "route resolution");
+}
+
+/* Connect with our ORFA parameters and wait until established. */
+static int cm_connect(struct rdma_conn *c, const struct timespec *deadline)
+{
+	struct rdma_conn_param param;
+	struct rdma_priv priv;
+
 	rdma_conn_priv_fill(c, &priv);
 	memset(&param, 0, sizeof(param));
 	param.private_data = &priv;
@@ -208,26 +199,44 @@ static int rdma_connect_(const char *host, const char *port,
 	param.initiator_depth = (uint8_t)rdma_rd_atomic(c);
 	param.retry_count = 7;
 	param.rnr_retry_count = 0;	/* credits make RNR a bug: fail loudly */
-	if (rdma_connect(c->id, &param)) {
-		rc = -errno;
-		goto fail;
+	if (rdma_connect(c->id, &param))
+		return -errno;
+	return wait_cm(c, RDMA_CM_EVENT_ESTABLISHED, deadline, "connection");
+}
+
+static int rdma_connect_(const char *host, const char *port,
+			 const struct orfa_tp_opts *o, struct orfa_conn **out)
+{
+	struct timespec deadline;
+	struct rdma_conn *c;
+	int rc;
+
+	*out = NULL;
+	c = rdma_conn_alloc(o);
+	if (!c)
+		return -ENOMEM;
+	rdma_deadline(&deadline, o->connect_timeout_ms > 0 ?
+		      o->connect_timeout_ms : 10000);
+	rc = cm_open(c);
+	if (rc == 0)
+		rc = cm_resolve(c, host, port, &deadline);
+	if (rc == 0)
+		rc = rdma_conn_setup_verbs(c);
+	if (rc == 0)
+		rc = cm_connect(c, &deadline);
+	if (rc == 0)
+		rc = rdma_conn_start(c);
+	if (rc) {
+		log_info("rdma: connect to %s:%s failed: %s", host, port,
+			 strerror(-rc));
+		rdma_conn_teardown(c);
+		return rc;
 	}
-	rc = wait_cm(c, RDMA_CM_EVENT_ESTABLISHED, &deadline, "connection");
-	if (rc)
-		goto fail;
-	rc = rdma_conn_start(c);
-	if (rc)
-		goto fail;
 	log_debug("rdma: connected to %s (credits %u/%u, buffers %u/%u)",
 		  c->base.peer, c->credits, c->peer_credits_max, c->buf_size,
 		  c->peer_buf_size);
 	*out = &c->base;
 	return 0;
-fail:
-	log_info("rdma: connect to %s:%s failed: %s", host, port,
-		 strerror(-rc));
-	rdma_conn_teardown(c);
-	return rc;
 }
 
 /* ---- small ops ----------------------------------------------------------- */
@@ -270,12 +279,7 @@ static void rdma_shutdown_(struct orfa_conn *oc)
 	struct rdma_conn *c = rdma_c(oc);
 	struct timespec until;
 
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_nsec += SHUTDOWN_LINGER_MS * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	rdma_deadline(&until, SHUTDOWN_LINGER_MS);
 	pthread_mutex_lock(&c->lock);
 	while (c->state == RC_CONNECTED && !c->shut &&
 	       (c->txq_first || c->rdv_first || c->sq_free < c->sq_depth)) {

@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <sys/types.h>
+#include <time.h>
 #include <stdint.h>
 
 #include <infiniband/verbs.h>
@@ -254,6 +255,18 @@ struct rdma_conn {
 	unsigned long n_write_sent;	/* of n_sent: RDMA-written replies */
 	unsigned long n_copied_rx;	/* received, copied out (no spare) */
 };
+
+/* *dl = now + ms on CLOCK_MONOTONIC (what the waits here use). */
+static inline void rdma_deadline(struct timespec *dl, int ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, dl);
+	dl->tv_sec += ms / 1000;
+	dl->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (dl->tv_nsec >= 1000000000L) {
+		dl->tv_sec++;
+		dl->tv_nsec -= 1000000000L;
+	}
+}
 
 static inline struct rdma_conn *rdma_c(struct orfa_conn *c)
 {

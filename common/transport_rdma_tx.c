@@ -586,15 +586,8 @@ int rdma_send(struct orfa_conn *oc, const struct orfa_txmsg *m)
 			m->done(m->done_arg);
 		return rc;
 	}
-	if (!c->nonblock && c->send_timeout_ms > 0) {
-		clock_gettime(CLOCK_MONOTONIC, &dl);
-		dl.tv_sec += c->send_timeout_ms / 1000;
-		dl.tv_nsec += (long)(c->send_timeout_ms % 1000) * 1000000L;
-		if (dl.tv_nsec >= 1000000000L) {
-			dl.tv_sec++;
-			dl.tv_nsec -= 1000000000L;
-		}
-	}
+	if (!c->nonblock && c->send_timeout_ms > 0)
+		rdma_deadline(&dl, c->send_timeout_ms);
 	pthread_mutex_lock(&c->lock);
 	if (c->state != RC_CONNECTED) {
 		rc = rdma_conn_err(c);

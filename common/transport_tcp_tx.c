@@ -263,99 +263,115 @@ static int sock_errno(int err)
 	}
 }
 
-/* Write e's file range (or the zeros owed for it): >0 progress, -EAGAIN,
- * -EINTR, or another -errno that breaks the connection. */
-static ssize_t tx_file(struct tcp_conn *c, struct txq *q, struct txent *e)
+/* The file shrank after the header promised fd_len bytes: keep the
+ * framing intact by sending zeros for the missing part.  -EINTR: go on. */
+static ssize_t tx_short_file(struct tcp_conn *c, struct txent *e)
 {
-	ssize_t r;
-
-	if (e->fd_rem > 0 && !e->use_pread) {
-		off_t off = e->fd_off;
-
-		r = sendfile_nosig(c->fd, e->fd, &off,
-				   min_sz(e->fd_rem, TX_FILE_CHUNK));
-		if (r > 0) {
-			e->fd_off += r;
-			e->fd_rem -= (size_t)r;
-			tx_account(q, e, (size_t)r);
-			return r;
-		}
-		if (r == 0)
-			goto short_file;
-		if (r == -EINVAL || r == -ENOSYS || r == -EOVERFLOW ||
-		    r == -ESPIPE) {
-			/* This fd does not do sendfile: copy through memory. */
-			e->use_pread = 1;
-			return -EINTR;
-		}
-		if (r == -EAGAIN || r == -EINTR || sock_errno((int)-r))
-			return r;
-		goto file_error;
-	}
-	if (e->fd_rem > 0) {
-		size_t want = min_sz(e->fd_rem, TX_BOUNCE_SIZE);
-		struct iovec iov;
-
-		if (!c->bounce) {
-			c->bounce = malloc(TX_BOUNCE_SIZE);
-			if (!c->bounce)
-				return -ENOMEM;
-		}
-		r = pread(e->fd, c->bounce, want, e->fd_off);
-		if (r < 0) {
-			r = -errno;
-			if (r == -EINTR)
-				return r;
-			goto file_error;
-		}
-		if (r == 0)
-			goto short_file;
-		/* Sent bytes only advance the offset; an unsent tail is read
-		 * again next time, which is simpler than keeping it. */
-		iov.iov_base = c->bounce;
-		iov.iov_len = (size_t)r;
-		r = sock_sendv(c->fd, &iov, 1, e->fd_rem > (size_t)r);
-		if (r > 0) {
-			e->fd_off += r;
-			e->fd_rem -= (size_t)r;
-			tx_account(q, e, (size_t)r);
-		}
-		return r;
-	}
-
-	/* Zero padding for a file that ended early. */
-	{
-		struct iovec iov[16];
-		size_t left = e->pad_rem;
-		int n = 0;
-
-		while (left > 0 && n < 16) {
-			iov[n].iov_base = (void *)tx_zeros;
-			iov[n].iov_len = min_sz(left, TX_ZERO_SIZE);
-			left -= iov[n].iov_len;
-			n++;
-		}
-		r = sock_sendv(c->fd, iov, n, 0);
-		if (r > 0) {
-			e->pad_rem -= (size_t)r;
-			tx_account(q, e, (size_t)r);
-		}
-		return r;
-	}
-
-short_file:
-	/* The file shrank after the header promised fd_len bytes: keep the
-	 * framing intact by sending zeros for the missing part. */
 	log_debug("tcp %s: data file ended %zu bytes early, padding with zeros",
 		  c->base.peer, e->fd_rem);
 	e->pad_rem += e->fd_rem;
 	e->fd_rem = 0;
 	return -EINTR;
+}
 
-file_error:
+static ssize_t tx_file_error(struct tcp_conn *c, ssize_t r)
+{
 	orfa_conn_fail(&c->base, -EIO, "reading file data to send failed: %s",
 		       strerror((int)-r));
 	return -EIO;
+}
+
+/* File data by sendfile. */
+static ssize_t tx_sendfile(struct tcp_conn *c, struct txq *q, struct txent *e)
+{
+	off_t off = e->fd_off;
+	ssize_t r;
+
+	r = sendfile_nosig(c->fd, e->fd, &off,
+			   min_sz(e->fd_rem, TX_FILE_CHUNK));
+	if (r > 0) {
+		e->fd_off += r;
+		e->fd_rem -= (size_t)r;
+		tx_account(q, e, (size_t)r);
+		return r;
+	}
+	if (r == 0)
+		return tx_short_file(c, e);
+	if (r == -EINVAL || r == -ENOSYS || r == -EOVERFLOW || r == -ESPIPE) {
+		/* This fd does not do sendfile: copy through memory. */
+		e->use_pread = 1;
+		return -EINTR;
+	}
+	if (r == -EAGAIN || r == -EINTR || sock_errno((int)-r))
+		return r;
+	return tx_file_error(c, r);
+}
+
+/* File data through the bounce buffer (pread + send). */
+static ssize_t tx_pread(struct tcp_conn *c, struct txq *q, struct txent *e)
+{
+	size_t want = min_sz(e->fd_rem, TX_BOUNCE_SIZE);
+	struct iovec iov;
+	ssize_t r;
+
+	if (!c->bounce) {
+		c->bounce = malloc(TX_BOUNCE_SIZE);
+		if (!c->bounce)
+			return -ENOMEM;
+	}
+	r = pread(e->fd, c->bounce, want, e->fd_off);
+	if (r < 0) {
+		r = -errno;
+		return r == -EINTR ? r : tx_file_error(c, r);
+	}
+	if (r == 0)
+		return tx_short_file(c, e);
+	/* Sent bytes only advance the offset; an unsent tail is read again
+	 * next time, which is simpler than keeping it. */
+	iov.iov_base = c->bounce;
+	iov.iov_len = (size_t)r;
+	r = sock_sendv(c->fd, &iov, 1, e->fd_rem > (size_t)r);
+	if (r > 0) {
+		e->fd_off += r;
+		e->fd_rem -= (size_t)r;
+		tx_account(q, e, (size_t)r);
+	}
+	return r;
+}
+
+/* Zero padding for a file that ended early. */
+static ssize_t tx_zero_pad(struct tcp_conn *c, struct txq *q,
+			   struct txent *e)
+{
+	struct iovec iov[16];
+	size_t left = e->pad_rem;
+	int n = 0;
+	ssize_t r;
+
+	while (left > 0 && n < 16) {
+		iov[n].iov_base = (void *)tx_zeros;
+		iov[n].iov_len = min_sz(left, TX_ZERO_SIZE);
+		left -= iov[n].iov_len;
+		n++;
+	}
+	r = sock_sendv(c->fd, iov, n, 0);
+	if (r > 0) {
+		e->pad_rem -= (size_t)r;
+		tx_account(q, e, (size_t)r);
+	}
+	return r;
+}
+
+
+/* Write e's file range (or the zeros owed for it): >0 progress, -EAGAIN,
+ * -EINTR, or another -errno that breaks the connection. */
+static ssize_t tx_file(struct tcp_conn *c, struct txq *q, struct txent *e)
+{
+	if (e->fd_rem > 0 && !e->use_pread)
+		return tx_sendfile(c, q, e);
+	if (e->fd_rem > 0)
+		return tx_pread(c, q, e);
+	return tx_zero_pad(c, q, e);
 }
 
 /*
