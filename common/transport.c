@@ -278,21 +278,29 @@ int orfa_parse_address(const char *spec, const char *defport,
 	return copy_part(port, portsz, p, plen);
 }
 
+/* The transport called name ("tcp" when NULL), and the options to use:
+ * *o, or defaults in *def when *o is NULL.  NULL when not built in. */
+static const struct orfa_transport_ops *tp_pick(const char *name,
+						const struct orfa_tp_opts **o,
+						struct orfa_tp_opts *def)
+{
+	if (!*o) {
+		orfa_tp_opts_default(def);
+		*o = def;
+	}
+	return orfa_transport_find(name ? name : "tcp");
+}
+
 int orfa_conn_connect(const char *transport, const char *host,
 		      const char *port, const struct orfa_tp_opts *o,
 		      struct orfa_conn **out)
 {
-	const struct orfa_transport_ops *ops;
 	struct orfa_tp_opts def;
+	const struct orfa_transport_ops *ops = tp_pick(transport, &o, &def);
 
 	*out = NULL;
-	ops = orfa_transport_find(transport ? transport : "tcp");
 	if (!ops)
 		return -EPROTONOSUPPORT;
-	if (!o) {
-		orfa_tp_opts_default(&def);
-		o = &def;
-	}
 	return ops->connect(host, port, o, out);
 }
 
@@ -301,18 +309,13 @@ int orfa_listener_open(const char *transport, const char *host,
 		       struct orfa_listener **out,
 		       const struct orfa_transport_ops **ops_out)
 {
-	const struct orfa_transport_ops *ops;
 	struct orfa_tp_opts def;
+	const struct orfa_transport_ops *ops = tp_pick(transport, &o, &def);
 	int rc;
 
 	*out = NULL;
-	ops = orfa_transport_find(transport ? transport : "tcp");
 	if (!ops)
 		return -EPROTONOSUPPORT;
-	if (!o) {
-		orfa_tp_opts_default(&def);
-		o = &def;
-	}
 	rc = ops->listen(host, port, o, out);
 	if (rc == 0 && ops_out)
 		*ops_out = ops;
@@ -362,12 +365,15 @@ int orfa_conn_flush(struct orfa_conn *c)
 
 int orfa_conn_want_write(struct orfa_conn *c)
 {
-	return c->ops->want_write(c);
+	int want = 0;
+
+	c->ops->queued(c, &want);
+	return want;
 }
 
 size_t orfa_conn_queued_bytes(struct orfa_conn *c)
 {
-	return c->ops->queued_bytes(c);
+	return c->ops->queued(c, NULL);
 }
 
 int orfa_conn_fd(struct orfa_conn *c)

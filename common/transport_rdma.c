@@ -129,26 +129,6 @@ static int wait_cm(struct rdma_conn *c, enum rdma_cm_event_type want,
 	return cm_event_err(ev);
 }
 
-/* The connection's own CM event channel (non-blocking) and CM id. */
-static int cm_open(struct rdma_conn *c)
-{
-	int rc;
-
-	c->cm_ch = rdma_create_event_channel();
-	if (!c->cm_ch) {
-		rc = -(errno ? errno : ENODEV);
-		log_err("rdma: cannot open the RDMA CM (%s): no RDMA device "
-			"or rdma_ucm not loaded?", strerror(-rc));
-		return rc;
-	}
-	rc = rdma_set_nonblock(c->cm_ch->fd);
-	if (rc)
-		return rc;
-	if (rdma_create_id(c->cm_ch, &c->id, c, RDMA_PS_TCP))
-		return -errno;
-	return 0;
-}
-
 /* Resolve host:port to an address (the first that resolves) and a
  * route, before deadline. */
 static int cm_resolve(struct rdma_conn *c, const char *host,
@@ -217,7 +197,7 @@ static int rdma_connect_(const char *host, const char *port,
 		return -ENOMEM;
 	rdma_deadline(&deadline, o->connect_timeout_ms > 0 ?
 		      o->connect_timeout_ms : 10000);
-	rc = cm_open(c);
+	rc = rdma_cm_open(&c->cm_ch, &c->id, c);
 	if (rc == 0)
 		rc = cm_resolve(c, host, port, &deadline);
 	if (rc == 0)
@@ -364,8 +344,7 @@ const struct orfa_transport_ops orfa_rdma_transport = {
 	.recv = rdma_recv,
 	.recv_done = rdma_recv_done,
 	.flush = rdma_flush,
-	.want_write = rdma_want_write,
-	.queued_bytes = rdma_queued_bytes,
+	.queued = rdma_queued,
 	.fd = rdma_fd,
 	.set_sink = rdma_set_sink,
 	.set_limits = rdma_set_limits,

@@ -256,6 +256,16 @@ struct rdma_conn {
 	unsigned long n_copied_rx;	/* received, copied out (no spare) */
 };
 
+/* Append x to the singly linked queue first..last (through x->next). */
+#define RDMA_QUEUE_PUSH(first, last, x) do {				\
+	(x)->next = NULL;						\
+	if (last)							\
+		(last)->next = (x);					\
+	else								\
+		(first) = (x);						\
+	(last) = (x);							\
+} while (0)
+
 /* *dl = now + ms on CLOCK_MONOTONIC (what the waits here use). */
 static inline void rdma_deadline(struct timespec *dl, int ms)
 {
@@ -374,6 +384,11 @@ extern const struct orfa_transport_ops orfa_rdma_transport;
 
 /* ---- transport_rdma_setup.c ---- */
 int rdma_set_nonblock(int fd);				/* 0 or -errno */
+/* A CM event channel (non-blocking) and an id on it whose context is
+ * ctx; logs when there is no RDMA CM.  0, or -errno with what was made
+ * left in *ch and *id for the caller's teardown. */
+int rdma_cm_open(struct rdma_event_channel **ch, struct rdma_cm_id **id,
+		 void *ctx);
 /* "addr:port" / "[v6]:port" of sa, or "?". */
 void rdma_addr_str(const struct sockaddr *sa, char *buf, size_t size);
 /* A connection object with o's limits and sizes; NULL without memory. */
@@ -421,8 +436,7 @@ void rdma_tx_progress(struct rdma_conn *c);
 void rdma_ctrl_maybe(struct rdma_conn *c);
 int rdma_send(struct orfa_conn *oc, const struct orfa_txmsg *m);	/* ops */
 int rdma_flush(struct orfa_conn *oc);				/* ops */
-int rdma_want_write(struct orfa_conn *oc);			/* ops */
-size_t rdma_queued_bytes(struct orfa_conn *oc);			/* ops */
+size_t rdma_queued(struct orfa_conn *oc, int *want_write);	/* ops */
 
 /* ---- transport_rdma_rx.c (lock held unless said) ---- */
 /* A receive completed into slot s with len bytes. 0 or the error that
@@ -447,6 +461,8 @@ int rdma_conn_err(struct rdma_conn *c);
 void rdma_ufd_update(struct rdma_conn *c);
 /* The receiver has something to do (a message, or a sink to ask). */
 int rdma_rx_actionable(const struct rdma_conn *c);
+/* Wake tx's blocking sender, if any: its send returns err. */
+void rdma_tx_wake(struct rdma_conn *c, struct rdma_tx *tx, int err);
 /* Finished message: to the reap list (wakes its blocking sender). */
 void rdma_tx_reap(struct rdma_conn *c, struct rdma_tx *tx, int err);
 /* Unpin, give back buffers, call done(), free (lock not held). */

@@ -153,20 +153,9 @@ int rdma_listen_(const char *host, const char *port,
 	l->opts = *o;
 	pthread_mutex_init(&l->lock, NULL);
 	l->efd = l->stop_efd = -1;
-	l->ch = rdma_create_event_channel();
-	if (!l->ch) {
-		rc = -(errno ? errno : ENODEV);
-		log_err("rdma: cannot open the RDMA CM (%s): no RDMA device "
-			"or rdma_ucm not loaded?", strerror(-rc));
-		goto fail;
-	}
-	rc = rdma_set_nonblock(l->ch->fd);
+	rc = rdma_cm_open(&l->ch, &l->id, l);
 	if (rc)
 		goto fail;
-	if (rdma_create_id(l->ch, &l->id, l, RDMA_PS_TCP)) {
-		rc = -errno;
-		goto fail;
-	}
 	rc = getaddrinfo(host && *host ? host : NULL, port, &hints, &res);
 	if (rc) {
 		log_err("rdma: cannot resolve %s:%s: %s", host ? host : "*",

@@ -19,7 +19,7 @@
 
 #include "log.h"
 
-static struct rdma_rx *rdma_rx_alloc(struct rdma_conn *c)
+static struct rdma_rx *rx_alloc(struct rdma_conn *c)
 {
 	struct rdma_rx *rx = c->rx_free;
 
@@ -128,12 +128,7 @@ static int rx_keep_buffer(struct rdma_conn *c, struct rdma_rx *rx,
 
 static void rx_queue(struct rdma_conn *c, struct rdma_rx *rx)
 {
-	rx->next = NULL;
-	if (c->rxq_last)
-		c->rxq_last->next = rx;
-	else
-		c->rxq_first = rx;
-	c->rxq_last = rx;
+	RDMA_QUEUE_PUSH(c->rxq_first, c->rxq_last, rx);
 	c->n_recv++;
 }
 
@@ -167,7 +162,7 @@ int rdma_on_recv(struct rdma_conn *c, struct rdma_rslot *s, uint32_t len)
 	if (rc)
 		return rc;
 
-	rx = rdma_rx_alloc(c);
+	rx = rx_alloc(c);
 	if (!rx)
 		return rdma_fail(c, -ENOMEM, "out of memory receiving");
 	rx->hdr = pm.hdr;

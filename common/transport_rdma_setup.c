@@ -59,6 +59,26 @@ void rdma_addr_str(const struct sockaddr *sa, char *buf, size_t size)
 		snprintf(buf, size, "%s:%s", host, port);
 }
 
+int rdma_cm_open(struct rdma_event_channel **ch, struct rdma_cm_id **id,
+		 void *ctx)
+{
+	int rc;
+
+	*ch = rdma_create_event_channel();
+	if (!*ch) {
+		rc = -(errno ? errno : ENODEV);
+		log_err("rdma: cannot open the RDMA CM (%s): no RDMA device "
+			"or rdma_ucm not loaded?", strerror(-rc));
+		return rc;
+	}
+	rc = rdma_set_nonblock((*ch)->fd);
+	if (rc)
+		return rc;
+	if (rdma_create_id(*ch, id, ctx, RDMA_PS_TCP))
+		return -errno;
+	return 0;
+}
+
 struct rdma_conn *rdma_conn_alloc(const struct orfa_tp_opts *o)
 {
 	struct rdma_conn *c = calloc(1, sizeof(*c));

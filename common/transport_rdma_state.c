@@ -19,7 +19,7 @@
 
 #include "log.h"
 
-void rdma_tx_reap(struct rdma_conn *c, struct rdma_tx *tx, int err)
+void rdma_tx_wake(struct rdma_conn *c, struct rdma_tx *tx, int err)
 {
 	if (tx->ticket) {
 		tx->ticket->done = 1;
@@ -27,13 +27,13 @@ void rdma_tx_reap(struct rdma_conn *c, struct rdma_tx *tx, int err)
 		tx->ticket = NULL;
 		pthread_cond_broadcast(&c->tx_cond);
 	}
+}
+
+void rdma_tx_reap(struct rdma_conn *c, struct rdma_tx *tx, int err)
+{
+	rdma_tx_wake(c, tx, err);
 	tx->err = err;
-	tx->next = NULL;
-	if (c->reap_last)
-		c->reap_last->next = tx;
-	else
-		c->reap_first = tx;
-	c->reap_last = tx;
+	RDMA_QUEUE_PUSH(c->reap_first, c->reap_last, tx);
 }
 
 void rdma_tx_release(struct rdma_conn *c, struct rdma_tx *tx)

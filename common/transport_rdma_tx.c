@@ -140,24 +140,14 @@ static void tx_posted(struct rdma_conn *c, struct rdma_tx *tx,
 	c->n_sent++;
 
 	tx->adv = NULL;		/* owned by the table now */
-	if (tx->ticket) {
-		tx->ticket->done = 1;
-		tx->ticket->err = 0;
-		tx->ticket = NULL;
-		pthread_cond_broadcast(&c->tx_cond);
-	}
+	rdma_tx_wake(c, tx, 0);
 	switch (tx->kind) {
 	case TX_INLINE:
 		rdma_tx_reap(c, tx, 0);	/* data copied: done() now */
 		break;
 	case TX_RDV:
 		c->n_rdv_sent++;
-		tx->next = NULL;
-		if (c->rdv_last)
-			c->rdv_last->next = tx;
-		else
-			c->rdv_first = tx;
-		c->rdv_last = tx;
+		RDMA_QUEUE_PUSH(c->rdv_first, c->rdv_last, tx);
 		break;
 	case TX_WRITE:
 		c->n_write_sent++;
@@ -517,12 +507,7 @@ static int send_prepare(struct rdma_conn *c, const struct orfa_txmsg *m,
  * progress thread when this thread may not call verbs.  Lock held. */
 static void tx_enqueue(struct rdma_conn *c, struct rdma_tx *tx)
 {
-	tx->next = NULL;
-	if (c->txq_last)
-		c->txq_last->next = tx;
-	else
-		c->txq_first = tx;
-	c->txq_last = tx;
+	RDMA_QUEUE_PUSH(c->txq_first, c->txq_last, tx);
 	c->txq_bytes += tx->head_len + tx->data_len;
 	if (orfa_thread_creds_changed()) {
 		uint64_t one = 1;
@@ -619,24 +604,17 @@ int rdma_flush(struct orfa_conn *oc)
 	return rc;
 }
 
-int rdma_want_write(struct orfa_conn *oc)
-{
-	struct rdma_conn *c = rdma_c(oc);
-	int r;
-
-	pthread_mutex_lock(&c->lock);
-	r = c->state == RC_CONNECTED && c->txq_first != NULL;
-	pthread_mutex_unlock(&c->lock);
-	return r;
-}
-
-size_t rdma_queued_bytes(struct orfa_conn *oc)
+/* Messages wait in txq for credits or send slots; the progress thread
+ * posts them, and the caller polls ufd for writable meanwhile. */
+size_t rdma_queued(struct orfa_conn *oc, int *want_write)
 {
 	struct rdma_conn *c = rdma_c(oc);
 	size_t n;
 
 	pthread_mutex_lock(&c->lock);
 	n = c->txq_bytes;
+	if (want_write)
+		*want_write = c->state == RC_CONNECTED && c->txq_first;
 	pthread_mutex_unlock(&c->lock);
 	return n;
 }

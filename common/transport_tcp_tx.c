@@ -582,25 +582,16 @@ int tcp_cork(struct orfa_conn *oc, int on)
 	return on ? 0 : tcp_flush(oc);
 }
 
-int tcp_want_write(struct orfa_conn *oc)
-{
-	struct tcp_conn *c = tcp(oc);
-	int r;
-
-	/* Corked output is written by the uncork, not by polling. */
-	pthread_mutex_lock(&c->tx_lock);
-	r = c->txq.head != NULL && !c->corked;
-	pthread_mutex_unlock(&c->tx_lock);
-	return r;
-}
-
-size_t tcp_queued_bytes(struct orfa_conn *oc)
+size_t tcp_queued(struct orfa_conn *oc, int *want_write)
 {
 	struct tcp_conn *c = tcp(oc);
 	size_t n;
 
 	pthread_mutex_lock(&c->tx_lock);
 	n = c->txq.bytes;
+	/* Corked output is written by the uncork, not by polling. */
+	if (want_write)
+		*want_write = c->txq.head != NULL && !c->corked;
 	pthread_mutex_unlock(&c->tx_lock);
 	return n;
 }
