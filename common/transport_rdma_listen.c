@@ -283,6 +283,49 @@ static int lst_is_pending(struct rdma_listener *l, struct rdma_conn *c)
 	return 0;
 }
 
+/* A pending connection's CM event (ESTABLISHED, or a failure): start it
+ * on its own channel and thread and queue it for accept, or drop it. */
+static void lst_settle(struct rdma_listener *l, struct rdma_conn *c,
+		       enum rdma_cm_event_type ev)
+{
+	int rc;
+
+	lst_unlink_pending(l, c);
+	if (ev != RDMA_CM_EVENT_ESTABLISHED) {
+		log_info("rdma: %s: connection not established: %s",
+			 c->base.peer, rdma_event_str(ev));
+		rdma_conn_teardown(c);
+		return;
+	}
+	/* From now on its CM events go to its own channel. */
+	if (rdma_migrate_id(c->id, c->cm_ch)) {
+		rc = -errno;
+		log_warn("rdma: %s: rdma_migrate_id: %s", c->base.peer,
+			 strerror(-rc));
+		rdma_conn_teardown(c);
+		return;
+	}
+	rc = rdma_conn_start(c);
+	if (rc) {
+		log_warn("rdma: %s: cannot start connection: %s",
+			 c->base.peer, strerror(-rc));
+		rdma_conn_teardown(c);
+		return;
+	}
+	log_info("rdma: %s: connected (credits %u/%u, buffers %u/%u)",
+		 c->base.peer, c->credits, c->peer_credits_max,
+		 c->buf_size, c->peer_buf_size);
+	c->lnext = NULL;
+	pthread_mutex_lock(&l->lock);
+	if (l->ready_last)
+		l->ready_last->lnext = c;
+	else
+		l->ready_first = c;
+	l->ready_last = c;
+	lst_signal(l);
+	pthread_mutex_unlock(&l->lock);
+}
+
 static void lst_events(struct rdma_listener *l)
 {
 	struct rdma_cm_event *e;
@@ -291,7 +334,6 @@ static void lst_events(struct rdma_listener *l)
 		enum rdma_cm_event_type ev = e->event;
 		struct rdma_cm_id *id = e->id;
 		struct rdma_conn *c;
-		int rc;
 
 		log_debug("rdma: listener: %s (status %d)", rdma_event_str(ev),
 			  e->status);
@@ -318,42 +360,8 @@ static void lst_events(struct rdma_listener *l)
 			continue;
 		}
 		c = id->context;
-		if (!c || !lst_is_pending(l, c))
-			continue;
-		lst_unlink_pending(l, c);
-		if (ev != RDMA_CM_EVENT_ESTABLISHED) {
-			log_info("rdma: %s: connection not established: %s",
-				 c->base.peer, rdma_event_str(ev));
-			rdma_conn_teardown(c);
-			continue;
-		}
-		/* From now on its CM events go to its own channel. */
-		if (rdma_migrate_id(c->id, c->cm_ch)) {
-			rc = -errno;
-			log_warn("rdma: %s: rdma_migrate_id: %s", c->base.peer,
-				 strerror(-rc));
-			rdma_conn_teardown(c);
-			continue;
-		}
-		rc = rdma_conn_start(c);
-		if (rc) {
-			log_warn("rdma: %s: cannot start connection: %s",
-				 c->base.peer, strerror(-rc));
-			rdma_conn_teardown(c);
-			continue;
-		}
-		log_info("rdma: %s: connected (credits %u/%u, buffers %u/%u)",
-			 c->base.peer, c->credits, c->peer_credits_max,
-			 c->buf_size, c->peer_buf_size);
-		c->lnext = NULL;
-		pthread_mutex_lock(&l->lock);
-		if (l->ready_last)
-			l->ready_last->lnext = c;
-		else
-			l->ready_first = c;
-		l->ready_last = c;
-		lst_signal(l);
-		pthread_mutex_unlock(&l->lock);
+		if (c && lst_is_pending(l, c))
+			lst_settle(l, c, ev);
 	}
 }
 
