@@ -12,10 +12,8 @@
  */
 #include "transport_rdma_impl.h"
 
-#include <endian.h>
 #include <errno.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +24,8 @@
 #include "log.h"
 
 #define POLL_BATCH	32
+
+/* ---- pools ---------------------------------------------------------------- */
 
 /* Allocate the pools and post the initial receives (before connecting). */
 int rdma_io_init(struct rdma_conn *c)
@@ -106,10 +106,6 @@ void rdma_io_fini(struct rdma_conn *c)
 	c->rslots = NULL;
 	c->sslots = NULL;
 }
-
-/* ---- sending -------------------------------------------------------------- */
-
-/* ---- receiving ------------------------------------------------------------ */
 
 /* ---- completions and events ---------------------------------------------- */
 
