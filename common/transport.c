@@ -2,10 +2,13 @@
  * transport.c - the transport-neutral half of transport.h: default options,
  * the registry of built-in transports, address parsing, connection
  * references and error recording, and the thin wrappers that forward to a
- * connection's ops table.  No I/O happens here; transport_tcp.c and
- * transport_rdma.c do that.
+ * connection's ops table; and, for the transports (transport_impl.h), the
+ * rules they share: receive limits, the frame header check, the check of
+ * a message to send.  No I/O happens here; transport_tcp*.c and
+ * transport_rdma*.c do that.
  */
 #include "transport.h"
+#include "transport_impl.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -17,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
 #include "config.h"
 
 #if ORFA_HAVE_RDMA
@@ -63,6 +67,61 @@ int orfa_parse_size(const char *s, uint64_t *out)
 	if (shift && v > (UINT64_MAX >> shift))
 		return -EINVAL;
 	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+void orfa_tp_clamp_limits(uint32_t *max_body, uint32_t *max_data)
+{
+	if (*max_body == 0 || *max_body > ORFA_MAX_BODY)
+		*max_body = ORFA_MAX_BODY;
+	if (*max_data == 0)
+		*max_data = ORFA_DEFAULT_MAX_DATA;
+	if (*max_data > ORFA_MAX_DATA_LIMIT)
+		*max_data = ORFA_MAX_DATA_LIMIT;
+}
+
+int orfa_tp_hdr_decode(const uint8_t p[ORFA_HDR_SIZE], struct orfa_hdr *h,
+		       uint32_t max_body, uint32_t max_data,
+		       char *why, size_t whysz)
+{
+	struct orfa_limits lim = { .max_body = max_body, .max_data = max_data };
+	int rc;
+
+	/* orfa_hdr_decode fills h whatever it finds and judges the lengths
+	 * before flags and opcode, so any other failure has passed them. */
+	rc = orfa_hdr_decode(p, h, &lim, NULL);
+	if (rc != -EMSGSIZE)
+		return 0;
+	if (why && h->body_len > max_body)
+		snprintf(why, whysz, "frame body_len %u exceeds max_body %u "
+			 "(opcode %u)", h->body_len, max_body, h->opcode);
+	else if (why)
+		snprintf(why, whysz, "frame data_len %u exceeds max_data %u "
+			 "(opcode %u)", h->data_len, max_data, h->opcode);
+	return rc;
+}
+
+int orfa_tp_txmsg_check(const struct orfa_txmsg *m, size_t *data_len,
+			struct orfa_hdr *hdr)
+{
+	struct orfa_hdr h;
+	size_t data = 0;
+
+	if (!m->head || m->head_len < ORFA_HDR_SIZE || m->iovcnt < 0 ||
+	    (m->iovcnt > 0 && !m->iov))
+		return -EINVAL;
+	if (m->iov) {
+		for (int i = 0; i < m->iovcnt; i++)
+			data += m->iov[i].iov_len;
+	} else if (m->fd >= 0) {
+		data = m->fd_len;
+	}
+	(void)orfa_hdr_decode(m->head, &h, NULL, NULL);	/* fills h always */
+	if (h.body_len != m->head_len - ORFA_HDR_SIZE || h.data_len != data)
+		return -EINVAL;
+	*data_len = data;
+	if (hdr)
+		*hdr = h;
 	return 0;
 }
 
@@ -219,21 +278,29 @@ int orfa_parse_address(const char *spec, const char *defport,
 	return copy_part(port, portsz, p, plen);
 }
 
+/* The transport called name ("tcp" when NULL), and the options to use:
+ * *o, or defaults in *def when *o is NULL.  NULL when not built in. */
+static const struct orfa_transport_ops *tp_pick(const char *name,
+						const struct orfa_tp_opts **o,
+						struct orfa_tp_opts *def)
+{
+	if (!*o) {
+		orfa_tp_opts_default(def);
+		*o = def;
+	}
+	return orfa_transport_find(name ? name : "tcp");
+}
+
 int orfa_conn_connect(const char *transport, const char *host,
 		      const char *port, const struct orfa_tp_opts *o,
 		      struct orfa_conn **out)
 {
-	const struct orfa_transport_ops *ops;
 	struct orfa_tp_opts def;
+	const struct orfa_transport_ops *ops = tp_pick(transport, &o, &def);
 
 	*out = NULL;
-	ops = orfa_transport_find(transport ? transport : "tcp");
 	if (!ops)
 		return -EPROTONOSUPPORT;
-	if (!o) {
-		orfa_tp_opts_default(&def);
-		o = &def;
-	}
 	return ops->connect(host, port, o, out);
 }
 
@@ -242,18 +309,13 @@ int orfa_listener_open(const char *transport, const char *host,
 		       struct orfa_listener **out,
 		       const struct orfa_transport_ops **ops_out)
 {
-	const struct orfa_transport_ops *ops;
 	struct orfa_tp_opts def;
+	const struct orfa_transport_ops *ops = tp_pick(transport, &o, &def);
 	int rc;
 
 	*out = NULL;
-	ops = orfa_transport_find(transport ? transport : "tcp");
 	if (!ops)
 		return -EPROTONOSUPPORT;
-	if (!o) {
-		orfa_tp_opts_default(&def);
-		o = &def;
-	}
 	rc = ops->listen(host, port, o, out);
 	if (rc == 0 && ops_out)
 		*ops_out = ops;
@@ -303,12 +365,15 @@ int orfa_conn_flush(struct orfa_conn *c)
 
 int orfa_conn_want_write(struct orfa_conn *c)
 {
-	return c->ops->want_write(c);
+	int want = 0;
+
+	c->ops->queued(c, &want);
+	return want;
 }
 
 size_t orfa_conn_queued_bytes(struct orfa_conn *c)
 {
-	return c->ops->queued_bytes(c);
+	return c->ops->queued(c, NULL);
 }
 
 int orfa_conn_fd(struct orfa_conn *c)

@@ -179,8 +179,9 @@ struct orfa_transport_ops {
 	int (*recv)(struct orfa_conn *c, struct orfa_rxmsg *m);
 	void (*recv_done)(struct orfa_conn *c, struct orfa_rxmsg *m);
 	int (*flush)(struct orfa_conn *c);
-	int (*want_write)(struct orfa_conn *c);
-	size_t (*queued_bytes)(struct orfa_conn *c);
+	/* Bytes queued to send; with want_write, whether the loop should
+	 * poll for writable (orfa_conn_want_write). */
+	size_t (*queued)(struct orfa_conn *c, int *want_write);
 	int (*fd)(struct orfa_conn *c);
 	void (*set_sink)(struct orfa_conn *c, orfa_sink_fn fn, void *arg);
 	void (*set_limits)(struct orfa_conn *c, uint32_t max_body, uint32_t max_data);

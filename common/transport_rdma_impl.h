@@ -1,34 +1,11 @@
 /*
  * transport_rdma_impl.h - private declarations shared by the RDMA transport
- * files (transport_rdma.c: connection setup, teardown, the ops table;
- * transport_rdma_io.c: the data path; rdma_regcache.c: protection domains
- * and registered memory) and by test/rdma.  Nothing outside common/ and
+ * files (listed with their jobs below the connection struct;
+ * rdma_regcache.c: protection domains and registered memory) and by
+ * test/rdma.  Nothing outside common/ and
  * test/rdma includes this; callers use transport.h.
  *
- * The RDMA wire format (inside each SEND; all fields little-endian):
- *
- *   struct rdma_wire                      16 bytes, always
- *   struct rdma_seg  (if RWF_ADVERT)      reply buffer of this request
- *   struct rdma_seg x nseg (if RWF_RDV)   data segment to RDMA-READ
- *   frame header + body                   head_len bytes, padded to 8
- *   data segment (if RWF_INLINE)          hdr.data_len bytes
- *
- * A data segment travels inline when everything fits in one receive
- * buffer of the peer; otherwise by rendezvous: the sender registers the
- * memory and sends its address/rkey (RWF_RDV); the receiver RDMA-READs it
- * and acknowledges (rdma_wire.rdv_acks) so the sender can call done().  A
- * reply whose request advertised a reply buffer (RWF_ADVERT) is instead
- * RDMA-WRITTEN into that buffer before the SEND that carries its head
- * (RWF_WRITTEN); RC ordering guarantees the data is in place when the
- * SEND completes at the receiver.
- *
- * Flow control: each side posts `credits` receives and tells the peer in
- * the connection private data.  A SEND costs one credit; a receiver
- * returns credits (receives posted again) in every message it sends
- * (rdma_wire.credits) and in a control message (RW_CTRL) when half of
- * them are waiting and nothing else goes out.  A data message needs two
- * credits so the last one is kept for a control message that returns
- * credits, which is what lets two peers that both ran dry start again.
+ * The wire format and the flow-control rules are in rdma_wire.h.
  */
 #ifndef ORFA_TRANSPORT_RDMA_IMPL_H
 #define ORFA_TRANSPORT_RDMA_IMPL_H
@@ -36,61 +13,15 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <sys/types.h>
+#include <time.h>
 #include <stdint.h>
 
 #include <infiniband/verbs.h>
 #include <rdma/rdma_cma.h>
 
+#include "rdma_wire.h"
 #include "transport.h"
-
-/* ---- wire format -------------------------------------------------------- */
-
-#define RDMA_PRIV_MAGIC		0x4d445246u	/* "FRDM" as LE u32 */
-#define RDMA_PRIV_VERSION	1u
-
-/* Connection private data (connect request and accept reply). */
-struct rdma_priv {
-	uint32_t magic;		/* RDMA_PRIV_MAGIC */
-	uint16_t version;	/* RDMA_PRIV_VERSION */
-	uint16_t pad;		/* zero */
-	uint32_t credits;	/* receives posted for the peer */
-	uint32_t buf_size;	/* bytes in each of them */
-};
-
-enum rdma_wire_type {
-	RW_MSG = 1,		/* an ORFA message */
-	RW_CTRL = 2,		/* credits / rendezvous acks only */
-};
-
-#define RWF_INLINE	0x01u	/* data follows the head in this SEND */
-#define RWF_RDV		0x02u	/* nseg segments to RDMA-READ follow */
-#define RWF_WRITTEN	0x04u	/* data is already in the advertised buffer */
-#define RWF_ADVERT	0x08u	/* one segment follows: this request's reply
-				 * buffer, may be RDMA-WRITTEN by the peer */
-
-struct rdma_wire {
-	uint8_t type;		/* enum rdma_wire_type */
-	uint8_t flags;		/* RWF_* */
-	uint8_t nseg;		/* RWF_RDV: segments, 1..RDMA_MAX_SEG */
-	uint8_t pad;		/* zero */
-	uint32_t head_len;	/* frame header + body bytes (RW_MSG) */
-	uint32_t credits;	/* receives posted again since last report */
-	uint32_t rdv_acks;	/* peer rendezvous messages READ since last */
-};
-
-struct rdma_seg {
-	uint64_t addr;		/* remote virtual address */
-	uint32_t rkey;
-	uint32_t len;
-};
-
-#define RDMA_WIRE_SIZE	16u
-#define RDMA_SEG_SIZE	16u
-#define RDMA_MAX_SEG	8u	/* more iovecs than this are copied */
-
-/* Space around the head in a receive buffer: wire header, one advert and
- * RDMA_MAX_SEG segments, and the padding of the head to 8 bytes. */
-#define RDMA_MSG_OVERHEAD (RDMA_WIRE_SIZE + RDMA_SEG_SIZE * (1 + RDMA_MAX_SEG) + 8)
+#include "transport_impl.h"
 
 /* ---- devices and registered memory (rdma_regcache.c) ------------------- */
 
@@ -325,36 +256,232 @@ struct rdma_conn {
 	unsigned long n_copied_rx;	/* received, copied out (no spare) */
 };
 
+/* Append x to the singly linked queue first..last (through x->next). */
+#define RDMA_QUEUE_PUSH(first, last, x) do {				\
+	(x)->next = NULL;						\
+	if (last)							\
+		(last)->next = (x);					\
+	else								\
+		(first) = (x);						\
+	(last) = (x);							\
+} while (0)
+
+/* *dl = now + ms on CLOCK_MONOTONIC (what the waits here use). */
+static inline void rdma_deadline(struct timespec *dl, int ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, dl);
+	dl->tv_sec += ms / 1000;
+	dl->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (dl->tv_nsec >= 1000000000L) {
+		dl->tv_sec++;
+		dl->tv_nsec -= 1000000000L;
+	}
+}
+
 static inline struct rdma_conn *rdma_c(struct orfa_conn *c)
 {
 	return (struct rdma_conn *)c;
 }
 
-/* transport_rdma_io.c: the data path. */
+/* ---- data path objects (transport_rdma_tx.c, _rx.c) -------------------- */
+
+/* Work request ids: an object pointer (8-byte aligned) or'ed with a tag. */
+#define WR_RECV		1u	/* struct rdma_rslot */
+#define WR_SEND		2u	/* struct rdma_sslot */
+#define WR_CTRL		3u	/* control slot index << 3 */
+#define WR_READ		4u	/* struct rdma_rx */
+#define WR_TAG_MASK	7u
+
+enum tx_kind {
+	TX_INLINE,		/* everything in one SEND */
+	TX_RDV,			/* SEND with segments; peer READs; ack frees */
+	TX_WRITE,		/* WRITE into the peer's reply buffer + SEND */
+};
+
+/* A blocking sender waits on this until its message is posted or fails. */
+struct send_ticket {
+	int done;
+	int err;
+};
+
+/* Local description of one data segment of a rendezvous or WRITE. */
+struct tx_seg {
+	uint8_t *addr;
+	uint32_t len;
+	uint32_t lkey;
+	uint32_t rkey;
+};
+
+/* One message accepted by rdma_send. */
+struct rdma_tx {
+	struct rdma_tx *next;		/* txq, rdv list or reap list */
+	enum tx_kind kind;
+	uint8_t *head;			/* copy of frame header + body */
+	uint32_t head_len;
+	uint64_t req_id;		/* from the frame header */
+	size_t data_len;
+	/* inline data: caller memory (copied when posted) or file data */
+	struct iovec *iov;		/* copy of the caller's iovec array */
+	int iovcnt;
+	uint8_t *inl;			/* file data read ahead (malloc) */
+	/* rendezvous / write data */
+	unsigned nseg;
+	struct tx_seg seg[RDMA_MAX_SEG];
+	struct ibv_mr *mr[RDMA_MAX_SEG]; /* per-transfer registrations */
+	unsigned nmr;
+	struct rdma_rbuf *bounce;	/* bounce buffer instead of mr[] */
+	struct rdma_seg target;		/* TX_WRITE: the peer's reply buffer */
+	struct rdma_adv_mine *adv;	/* reply buffer to advertise, or NULL */
+	void (*done)(void *);		/* NULL once called */
+	void *done_arg;
+	struct send_ticket *ticket;	/* blocking sender, or NULL */
+	int err;			/* why it was reaped unsent */
+};
+
+enum rx_state {
+	RX_NEED_DEST,		/* rendezvous: destination not chosen yet */
+	RX_RESOLVING,		/* destination being chosen (lock dropped) */
+	RX_NEED_READ,		/* destination chosen, READs not posted */
+	RX_READING,		/* READs posted */
+	RX_READY,		/* can be handed to the caller */
+	RX_DEAD,		/* READ failed (connection failed) */
+};
+
+/* One received message, from arrival until recv_done. */
+struct rdma_rx {
+	struct rdma_rx *next;		/* rxq or free list */
+	enum rx_state state;
+	struct rdma_rslot *slot;	/* lent receive buffer, or NULL */
+	uint8_t *copy;			/* heap copy of it, or NULL */
+	uint8_t *head;			/* frame header + body in slot/copy */
+	uint32_t head_len;
+	struct orfa_hdr hdr;
+	uint8_t flags;			/* RWF_* */
+	uint8_t *inl;			/* inline data in slot/copy */
+	void *data;			/* where the data is: advert buffer,
+					 * sink or landing buffer */
+	unsigned nseg;
+	struct rdma_seg seg[RDMA_MAX_SEG];
+	void *sink;			/* caller's sink for RDV data */
+	struct ibv_mr *sink_mr;		/* its per-transfer registration */
+	struct rdma_rbuf *landing;	/* transport buffer for RDV data */
+	unsigned read_wrs;		/* send queue entries of the READs */
+};
+
+/*
+ * The files of the transport, and who calls whom (downwards only):
+ *   transport_rdma.c           connect, small ops, the ops table
+ *   transport_rdma_listen.c    the listener and its thread
+ *   transport_rdma_setup.c     a connection's object, verbs, teardown
+ *   transport_rdma_progress.c  the progress thread, completions, pools
+ *   transport_rdma_tx.c        the send path
+ *   transport_rdma_rx.c        the receive path
+ *   transport_rdma_state.c     failure, ufd, reaping, adverts, slots
+ *   rdma_wire.c, rdma_regcache.c
+ */
+
+extern const struct orfa_transport_ops orfa_rdma_transport;
+
+/* ---- transport_rdma_setup.c ---- */
+int rdma_set_nonblock(int fd);				/* 0 or -errno */
+/* A CM event channel (non-blocking) and an id on it whose context is
+ * ctx; logs when there is no RDMA CM.  0, or -errno with what was made
+ * left in *ch and *id for the caller's teardown. */
+int rdma_cm_open(struct rdma_event_channel **ch, struct rdma_cm_id **id,
+		 void *ctx);
+/* "addr:port" / "[v6]:port" of sa, or "?". */
+void rdma_addr_str(const struct sockaddr *sa, char *buf, size_t size);
+/* A connection object with o's limits and sizes; NULL without memory. */
+struct rdma_conn *rdma_conn_alloc(const struct orfa_tp_opts *o);
+/* Manual QP: move it to state st (rd: RDMA READ depth); 0 or -errno. */
+int rdma_qp_modify(struct rdma_conn *c, enum ibv_qp_state st, int rd);
+/* Verbs resources of a connection whose id has a device (route resolved
+ * or connect request received).  Receives are posted on return. */
+int rdma_conn_setup_verbs(struct rdma_conn *c);
+/* The pollable fd, the epoll set and the progress thread. */
+int rdma_conn_start(struct rdma_conn *c);
+/* Undo whatever alloc/setup/start built, in reverse order; frees c. */
+void rdma_conn_teardown(struct rdma_conn *c);
+void rdma_conn_priv_fill(const struct rdma_conn *c, struct rdma_priv *p);
+/* Take the peer's private data: peer_credits, peer_buf_size; -EPROTO. */
+int rdma_conn_priv_take(struct rdma_conn *c, const void *data, size_t len);
+/* RDMA READ depth both ends of c may use. */
+int rdma_rd_atomic(const struct rdma_conn *c);
+
+/* ---- transport_rdma_listen.c ---- */
+int rdma_listen_(const char *host, const char *port,
+		 const struct orfa_tp_opts *o, struct orfa_listener **out);
+int rdma_accept_(struct orfa_listener *ol, struct orfa_conn **out);
+int rdma_listener_fd(struct orfa_listener *ol);
+int rdma_listener_addr(struct orfa_listener *ol, char *buf, size_t size);
+void rdma_listener_close(struct orfa_listener *ol);
+
+/* ---- transport_rdma_progress.c ---- */
 int rdma_io_init(struct rdma_conn *c);	/* pools, post receives; 0/-errno */
 void rdma_io_fini(struct rdma_conn *c);	/* after the QP is destroyed */
 /* One progress pass (progress thread, lock held). */
 int rdma_io_progress(struct rdma_conn *c);
-/* Fail the connection (lock held); done() runs in rdma_io_reap. */
-void rdma_io_fail(struct rdma_conn *c, int err, const char *why);
-/* Release finished messages and call their done() (lock not held). */
-void rdma_io_reap(struct rdma_conn *c);
 /* The progress thread.  On its way out it fails the connection and
  * destroys the QP, CQ and CM id (rdma_conn_release_verbs). */
 void *rdma_io_thread(void *arg);
-/* transport_rdma.c: disconnect, destroy QP, CQ, completion channel and
- * CM id (progress thread; lock not held).  Idempotent. */
+/* Disconnect, destroy QP, CQ, completion channel and CM id (progress
+ * thread, or a connection that never had one; lock not held).
+ * Idempotent. */
 void rdma_conn_release_verbs(struct rdma_conn *c);
-int rdma_send(struct orfa_conn *oc, const struct orfa_txmsg *m);
-int rdma_recv(struct orfa_conn *oc, struct orfa_rxmsg *m);
-void rdma_recv_done(struct orfa_conn *oc, struct orfa_rxmsg *m);
-int rdma_flush(struct orfa_conn *oc);
-int rdma_want_write(struct orfa_conn *oc);
-size_t rdma_queued_bytes(struct orfa_conn *oc);
-void rdma_handle_cm_event(struct rdma_conn *c, enum rdma_cm_event_type ev,
-			  int status);
 
-/* Debug counters of one connection (tests). */
+/* ---- transport_rdma_tx.c (lock held unless said) ---- */
+/* Post queued messages while credits, send slots and entries allow. */
+void rdma_tx_progress(struct rdma_conn *c);
+/* A control message when credits or acks wait and nothing carries them. */
+void rdma_ctrl_maybe(struct rdma_conn *c);
+int rdma_send(struct orfa_conn *oc, const struct orfa_txmsg *m);	/* ops */
+int rdma_flush(struct orfa_conn *oc);				/* ops */
+size_t rdma_queued(struct orfa_conn *oc, int *want_write);	/* ops */
+
+/* ---- transport_rdma_rx.c (lock held unless said) ---- */
+/* A receive completed into slot s with len bytes. 0 or the error that
+ * failed the connection. */
+int rdma_on_recv(struct rdma_conn *c, struct rdma_rslot *s, uint32_t len);
+/* Post READs of queued rendezvous messages (may drop the lock). */
+void rdma_rx_advance(struct rdma_conn *c);
+/* The READs of rx completed. */
+void rdma_on_read_done(struct rdma_conn *c, struct rdma_rx *rx);
+int rdma_recv(struct orfa_conn *oc, struct orfa_rxmsg *m);	/* ops */
+void rdma_recv_done(struct orfa_conn *oc, struct orfa_rxmsg *m); /* ops */
+
+/* ---- transport_rdma_state.c (lock held, except rdma_io_reap) ---- */
+/* Fail the connection; done() runs in rdma_io_reap. */
+void rdma_io_fail(struct rdma_conn *c, int err, const char *why);
+/* The same with a formatted reason; returns err. */
+int rdma_fail(struct rdma_conn *c, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* The error a failed connection reports (-ENOTCONN after shutdown). */
+int rdma_conn_err(struct rdma_conn *c);
+/* Bring ufd and the blocked receiver in line with the queues. */
+void rdma_ufd_update(struct rdma_conn *c);
+/* The receiver has something to do (a message, or a sink to ask). */
+int rdma_rx_actionable(const struct rdma_conn *c);
+/* Wake tx's blocking sender, if any: its send returns err. */
+void rdma_tx_wake(struct rdma_conn *c, struct rdma_tx *tx, int err);
+/* Finished message: to the reap list (wakes its blocking sender). */
+void rdma_tx_reap(struct rdma_conn *c, struct rdma_tx *tx, int err);
+/* Unpin, give back buffers, call done(), free (lock not held). */
+void rdma_tx_release(struct rdma_conn *c, struct rdma_tx *tx);
+/* Release finished messages and call their done() (lock not held). */
+void rdma_io_reap(struct rdma_conn *c);
+struct rdma_adv_mine *rdma_adv_mine_take(struct rdma_conn *c,
+					 uint64_t req_id);
+void rdma_adv_mine_add(struct rdma_conn *c, struct rdma_adv_mine *a);
+int rdma_adv_peer_take(struct rdma_conn *c, uint64_t req_id,
+		       struct rdma_seg *seg);
+void rdma_adv_peer_add(struct rdma_conn *c, uint64_t req_id,
+		       const struct rdma_seg *seg);
+/* Post slot s for a receive; 0 or the error that failed c. */
+int rdma_post_recv(struct rdma_conn *c, struct rdma_rslot *s);
+/* Give back what a received message holds and recycle it. */
+void rdma_rx_free(struct rdma_conn *c, struct rdma_rx *rx);
+
+/* Debug counters of one connection (tests; transport_rdma.c). */
 void rdma_conn_counters(struct orfa_conn *oc, unsigned long out[6]);
 
 #endif /* ORFA_TRANSPORT_RDMA_IMPL_H */

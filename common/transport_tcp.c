@@ -97,17 +97,6 @@ static void sock_tune(int fd)
 	 * kernel's buffer autotuning, which does better on loopback and LAN. */
 }
 
-/* 0 means the default; nothing goes above the protocol's hard caps. */
-static void clamp_limits(uint32_t *max_body, uint32_t *max_data)
-{
-	if (*max_body == 0 || *max_body > ORFA_MAX_BODY)
-		*max_body = ORFA_MAX_BODY;
-	if (*max_data == 0)
-		*max_data = ORFA_DEFAULT_MAX_DATA;
-	if (*max_data > ORFA_MAX_DATA_LIMIT)
-		*max_data = ORFA_MAX_DATA_LIMIT;
-}
-
 /* Wrap a connected non-blocking socket.  Takes fd (closed on failure). */
 static int conn_new(int fd, const struct orfa_tp_opts *o,
 		    struct orfa_conn **out)
@@ -129,7 +118,7 @@ static int conn_new(int fd, const struct orfa_tp_opts *o,
 	c->send_timeout_ms = o->send_timeout_ms;
 	c->max_body = o->max_body;
 	c->max_data = o->max_data;
-	clamp_limits(&c->max_body, &c->max_data);
+	orfa_tp_clamp_limits(&c->max_body, &c->max_data);
 	c->rx_state = RX_HDR;
 	c->txq.tail = &c->txq.head;
 	c->pipefd[0] = c->pipefd[1] = -1;
@@ -387,7 +376,7 @@ static void tcp_set_sink(struct orfa_conn *oc, orfa_sink_fn fn, void *arg)
 static void tcp_set_limits(struct orfa_conn *oc, uint32_t max_body,
 			   uint32_t max_data)
 {
-	clamp_limits(&max_body, &max_data);
+	orfa_tp_clamp_limits(&max_body, &max_data);
 	__atomic_store_n(&tcp(oc)->max_body, max_body, __ATOMIC_RELAXED);
 	__atomic_store_n(&tcp(oc)->max_data, max_data, __ATOMIC_RELAXED);
 }
@@ -460,8 +449,7 @@ const struct orfa_transport_ops orfa_tcp_transport = {
 	.recv = tcp_recv,
 	.recv_done = tcp_recv_done,
 	.flush = tcp_flush,
-	.want_write = tcp_want_write,
-	.queued_bytes = tcp_queued_bytes,
+	.queued = tcp_queued,
 	.fd = tcp_fd,
 	.set_sink = tcp_set_sink,
 	.set_limits = tcp_set_limits,

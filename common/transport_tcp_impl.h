@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include "transport.h"
+#include "transport_impl.h"
 
 #define RX_STAGE_SIZE	(64u * 1024)	/* read-ahead staging buffer */
 #define RX_DIRECT_MIN	(16u * 1024)	/* bigger remainders bypass staging */
@@ -150,8 +151,7 @@ void tcp_rxbuf_free_list(struct rxbuf *b);
 int tcp_send(struct orfa_conn *oc, const struct orfa_txmsg *m);
 int tcp_flush(struct orfa_conn *oc);
 int tcp_cork(struct orfa_conn *oc, int on);
-int tcp_want_write(struct orfa_conn *oc);
-size_t tcp_queued_bytes(struct orfa_conn *oc);
+size_t tcp_queued(struct orfa_conn *oc, int *want_write);
 void tcp_txq_init(struct txq *q);
 /* Move every entry of from to the end of to. */
 void tcp_txq_splice(struct txq *to, struct txq *from);

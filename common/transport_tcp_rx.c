@@ -25,7 +25,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "codec.h"	/* orfa_get_le* only */
 #include "log.h"
 
 /* ---- receive buffers -------------------------------------------------- */
@@ -153,21 +152,12 @@ static int rx_start(struct tcp_conn *c)
 	void *sinkbuf = NULL;
 	size_t head_len, need;
 	struct rxbuf *b;
+	char why[sizeof(c->base.why)];
+	int rc;
 
-	h->body_len = orfa_get_le32(p);
-	h->data_len = orfa_get_le32(p + 4);
-	h->opcode = orfa_get_le16(p + 8);
-	h->flags = orfa_get_le16(p + 10);
-	h->status = orfa_get_le32(p + 12);
-	h->req_id = orfa_get_le64(p + 16);
-	if (h->body_len > max_body)
-		return rx_fail(c, orfa_conn_fail(&c->base, -EMSGSIZE,
-			"frame body_len %u exceeds max_body %u (opcode %u)",
-			h->body_len, max_body, h->opcode));
-	if (h->data_len > max_data)
-		return rx_fail(c, orfa_conn_fail(&c->base, -EMSGSIZE,
-			"frame data_len %u exceeds max_data %u (opcode %u)",
-			h->data_len, max_data, h->opcode));
+	rc = orfa_tp_hdr_decode(p, h, max_body, max_data, why, sizeof(why));
+	if (rc)
+		return rx_fail(c, orfa_conn_fail(&c->base, rc, "%s", why));
 
 	head_len = ORFA_HDR_SIZE + (size_t)h->body_len;
 	c->rx_defer = h->data_len > 0 && c->defer &&
@@ -251,93 +241,97 @@ static ssize_t rx_fill(struct tcp_conn *c)
 	return r < 0 ? -errno : r;
 }
 
-int tcp_recv(struct orfa_conn *oc, struct orfa_rxmsg *m)
+/* Move what staging holds into the frame being read, starting frames
+ * whose header is staged.  1: a message is whole; 0: staging has nothing
+ * more for it; or the negative errno of a refused frame. */
+static int rx_consume(struct tcp_conn *c)
 {
-	struct tcp_conn *c = tcp(oc);
+	for (;;) {
+		size_t avail = c->s_end - c->s_start, k;
+		int rc;
+
+		if (c->rx_state == RX_HDR) {
+			if (avail < ORFA_HDR_SIZE)
+				return 0;
+			rc = rx_start(c);
+			if (rc)
+				return rc;
+			continue;
+		}
+		if (c->rx_need > 0 && avail == 0)
+			return 0;
+		k = min_sz(avail, c->rx_need);
+		memcpy(c->rx_dst, c->stage + c->s_start, k);
+		c->s_start += k;
+		c->rx_dst += k;
+		c->rx_need -= k;
+		c->rx_got += k;
+		if (c->rx_need == 0 && rx_advance(c))
+			return 1;
+	}
+}
+
+/* The peer closed the connection: an orderly end between frames, a
+ * truncated frame otherwise. */
+static int rx_eof(struct tcp_conn *c)
+{
+	if (tcp_is_closed(c))
+		return -ENOTCONN;
+	if (c->rx_state == RX_HDR && c->s_end == c->s_start)
+		return rx_fail(c, orfa_conn_fail(&c->base, -ECONNRESET,
+						 "peer closed connection"));
+	return rx_fail(c, orfa_conn_fail(&c->base, -ECONNRESET,
+		"truncated frame: peer closed connection after %zu of %zu "
+		"bytes",
+		c->rx_state == RX_HDR ? c->s_end - c->s_start : c->rx_got,
+		c->rx_state == RX_HDR ? (size_t)ORFA_HDR_SIZE : c->rx_total));
+}
+
+/* Read more from the socket, waiting for it in blocking mode.  1: the
+ * read completed a message; 0: go on; -EAGAIN (non-blocking: nothing
+ * there) or the connection's error. */
+static int rx_read_more(struct tcp_conn *c)
+{
 	ssize_t r;
 	int rc;
 
+	if (c->rx_drained) {
+		/* The last read took less than it asked for: the socket was
+		 * empty then, and a read now would most likely say EAGAIN.
+		 * Wait for readiness instead (the caller's poll, or ours),
+		 * which saves a system call per request.  Data that came
+		 * meanwhile makes the fd readable, so nothing is missed. */
+		c->rx_drained = 0;
+		if (c->nonblock)
+			return -EAGAIN;
+		rc = tcp_wait_fd(c, POLLIN, 0);
+		if (rc)
+			return rc;
+	}
+	r = rx_fill(c);
+	if (r > 0)
+		return c->rx_state != RX_HDR && c->rx_need == 0 &&
+		       rx_advance(c);
+	if (r == 0)
+		return rx_eof(c);
+	if (r == -EINTR)
+		return 0;
+	if (r == -EAGAIN || r == -EWOULDBLOCK) {
+		if (c->nonblock)
+			return -EAGAIN;
+		return tcp_wait_fd(c, POLLIN, 0);
+	}
 	if (tcp_is_closed(c))
 		return -ENOTCONN;
-	if (c->rx_err)
-		return c->rx_err;
-	if (c->rx_state == RX_DEFERRED)
-		return -EBUSY;	/* the caller's bug: take the data first */
-	for (;;) {
-		size_t avail = c->s_end - c->s_start;
+	return rx_fail(c, orfa_conn_fail(&c->base, -ECONNRESET,
+					 "receive failed: %s",
+					 strerror((int)-r)));
+}
 
-		if (c->rx_state == RX_HDR) {
-			if (avail >= ORFA_HDR_SIZE) {
-				rc = rx_start(c);
-				if (rc)
-					return rc;
-				continue;
-			}
-		} else if (c->rx_need == 0 || avail > 0) {
-			size_t k = min_sz(avail, c->rx_need);
-
-			memcpy(c->rx_dst, c->stage + c->s_start, k);
-			c->s_start += k;
-			c->rx_dst += k;
-			c->rx_need -= k;
-			c->rx_got += k;
-			if (c->rx_need == 0 && rx_advance(c))
-				break;
-			continue;
-		}
-
-		if (c->rx_drained) {
-			/* The last read took less than it asked for: the socket
-			 * was empty then, and a read now would most likely say
-			 * EAGAIN.  Wait for readiness instead (the caller's
-			 * poll, or ours), which saves a system call per
-			 * request.  Data that came meanwhile makes the fd
-			 * readable, so nothing is missed. */
-			c->rx_drained = 0;
-			if (c->nonblock)
-				return -EAGAIN;
-			rc = tcp_wait_fd(c, POLLIN, 0);
-			if (rc)
-				return rc;
-		}
-		r = rx_fill(c);
-		if (r > 0) {
-			if (c->rx_state != RX_HDR && c->rx_need == 0 &&
-			    rx_advance(c))
-				break;
-			continue;
-		}
-		if (r == 0) {
-			if (tcp_is_closed(c))
-				return -ENOTCONN;
-			if (c->rx_state == RX_HDR && c->s_end == c->s_start)
-				return rx_fail(c, orfa_conn_fail(oc,
-					-ECONNRESET, "peer closed connection"));
-			return rx_fail(c, orfa_conn_fail(oc, -ECONNRESET,
-				"truncated frame: peer closed connection "
-				"after %zu of %zu bytes",
-				c->rx_state == RX_HDR ? c->s_end - c->s_start :
-				c->rx_got,
-				c->rx_state == RX_HDR ? (size_t)ORFA_HDR_SIZE :
-				c->rx_total));
-		}
-		if (r == -EINTR)
-			continue;
-		if (r == -EAGAIN || r == -EWOULDBLOCK) {
-			if (c->nonblock)
-				return -EAGAIN;
-			rc = tcp_wait_fd(c, POLLIN, 0);
-			if (rc)
-				return rc;
-			continue;
-		}
-		if (tcp_is_closed(c))
-			return -ENOTCONN;
-		return rx_fail(c, orfa_conn_fail(oc, -ECONNRESET,
-			"receive failed: %s", strerror((int)-r)));
-	}
-
-	/* Whole message: lend it. */
+/* The whole message goes out on loan; the next frame starts (or, for a
+ * deferred data segment, waits for recv_data). */
+static void rx_lend(struct tcp_conn *c, struct orfa_rxmsg *m)
+{
 	m->hdr = c->rx_hdr;
 	m->head = c->rx_buf->mem;
 	m->head_len = ORFA_HDR_SIZE + (size_t)c->rx_hdr.body_len;
@@ -352,6 +346,29 @@ int tcp_recv(struct orfa_conn *oc, struct orfa_rxmsg *m)
 	c->rx_state = c->rx_defer ? RX_DEFERRED : RX_HDR;
 	c->rx_def_left = c->rx_defer ? c->rx_hdr.data_len : 0;
 	c->rx_defer = 0;
+}
+
+int tcp_recv(struct orfa_conn *oc, struct orfa_rxmsg *m)
+{
+	struct tcp_conn *c = tcp(oc);
+	int rc;
+
+	if (tcp_is_closed(c))
+		return -ENOTCONN;
+	if (c->rx_err)
+		return c->rx_err;
+	if (c->rx_state == RX_DEFERRED)
+		return -EBUSY;	/* the caller's bug: take the data first */
+	for (;;) {
+		rc = rx_consume(c);
+		if (rc == 0)
+			rc = rx_read_more(c);
+		if (rc < 0)
+			return rc;
+		if (rc > 0)
+			break;
+	}
+	rx_lend(c, m);
 	return 0;
 }
 

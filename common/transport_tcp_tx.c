@@ -21,7 +21,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "codec.h"	/* orfa_get_le* only */
 #include "log.h"
 
 static const uint8_t tx_zeros[TX_ZERO_SIZE];
@@ -84,29 +83,24 @@ void tcp_txq_run_done(struct txq *q)
  */
 static int txent_init(struct txent *e, const struct orfa_txmsg *m)
 {
-	size_t data = 0;
+	size_t data;
+	int rc;
 
 	memset(e, 0, sizeof(*e));
 	e->fd = -1;
 	e->done = m->done;
 	e->done_arg = m->done_arg;
-	if (!m->head || m->head_len < ORFA_HDR_SIZE || m->iovcnt < 0 ||
-	    (m->iovcnt > 0 && !m->iov))
-		return -EINVAL;
+	rc = orfa_tp_txmsg_check(m, &data, NULL);
+	if (rc)
+		return rc;
 	if (m->iov) {
-		for (int i = 0; i < m->iovcnt; i++)
-			data += m->iov[i].iov_len;
 		e->iov = m->iov;
 		e->iovcnt = m->iovcnt;
 	} else if (m->fd >= 0) {
-		data = m->fd_len;
 		e->fd = m->fd;
 		e->fd_off = m->fd_off;
 		e->fd_rem = m->fd_len;
 	}
-	if (orfa_get_le32(m->head) != m->head_len - ORFA_HDR_SIZE ||
-	    orfa_get_le32(m->head + 4) != data)
-		return -EINVAL;
 	e->head = m->head;
 	e->head_len = m->head_len;
 	e->mem_rem = m->head_len + (e->iov ? data : 0);
@@ -269,99 +263,115 @@ static int sock_errno(int err)
 	}
 }
 
-/* Write e's file range (or the zeros owed for it): >0 progress, -EAGAIN,
- * -EINTR, or another -errno that breaks the connection. */
-static ssize_t tx_file(struct tcp_conn *c, struct txq *q, struct txent *e)
+/* The file shrank after the header promised fd_len bytes: keep the
+ * framing intact by sending zeros for the missing part.  -EINTR: go on. */
+static ssize_t tx_short_file(struct tcp_conn *c, struct txent *e)
 {
-	ssize_t r;
-
-	if (e->fd_rem > 0 && !e->use_pread) {
-		off_t off = e->fd_off;
-
-		r = sendfile_nosig(c->fd, e->fd, &off,
-				   min_sz(e->fd_rem, TX_FILE_CHUNK));
-		if (r > 0) {
-			e->fd_off += r;
-			e->fd_rem -= (size_t)r;
-			tx_account(q, e, (size_t)r);
-			return r;
-		}
-		if (r == 0)
-			goto short_file;
-		if (r == -EINVAL || r == -ENOSYS || r == -EOVERFLOW ||
-		    r == -ESPIPE) {
-			/* This fd does not do sendfile: copy through memory. */
-			e->use_pread = 1;
-			return -EINTR;
-		}
-		if (r == -EAGAIN || r == -EINTR || sock_errno((int)-r))
-			return r;
-		goto file_error;
-	}
-	if (e->fd_rem > 0) {
-		size_t want = min_sz(e->fd_rem, TX_BOUNCE_SIZE);
-		struct iovec iov;
-
-		if (!c->bounce) {
-			c->bounce = malloc(TX_BOUNCE_SIZE);
-			if (!c->bounce)
-				return -ENOMEM;
-		}
-		r = pread(e->fd, c->bounce, want, e->fd_off);
-		if (r < 0) {
-			r = -errno;
-			if (r == -EINTR)
-				return r;
-			goto file_error;
-		}
-		if (r == 0)
-			goto short_file;
-		/* Sent bytes only advance the offset; an unsent tail is read
-		 * again next time, which is simpler than keeping it. */
-		iov.iov_base = c->bounce;
-		iov.iov_len = (size_t)r;
-		r = sock_sendv(c->fd, &iov, 1, e->fd_rem > (size_t)r);
-		if (r > 0) {
-			e->fd_off += r;
-			e->fd_rem -= (size_t)r;
-			tx_account(q, e, (size_t)r);
-		}
-		return r;
-	}
-
-	/* Zero padding for a file that ended early. */
-	{
-		struct iovec iov[16];
-		size_t left = e->pad_rem;
-		int n = 0;
-
-		while (left > 0 && n < 16) {
-			iov[n].iov_base = (void *)tx_zeros;
-			iov[n].iov_len = min_sz(left, TX_ZERO_SIZE);
-			left -= iov[n].iov_len;
-			n++;
-		}
-		r = sock_sendv(c->fd, iov, n, 0);
-		if (r > 0) {
-			e->pad_rem -= (size_t)r;
-			tx_account(q, e, (size_t)r);
-		}
-		return r;
-	}
-
-short_file:
-	/* The file shrank after the header promised fd_len bytes: keep the
-	 * framing intact by sending zeros for the missing part. */
 	log_debug("tcp %s: data file ended %zu bytes early, padding with zeros",
 		  c->base.peer, e->fd_rem);
 	e->pad_rem += e->fd_rem;
 	e->fd_rem = 0;
 	return -EINTR;
+}
 
-file_error:
+static ssize_t tx_file_error(struct tcp_conn *c, ssize_t r)
+{
 	orfa_conn_fail(&c->base, -EIO, "reading file data to send failed: %s",
 		       strerror((int)-r));
 	return -EIO;
+}
+
+/* File data by sendfile. */
+static ssize_t tx_sendfile(struct tcp_conn *c, struct txq *q, struct txent *e)
+{
+	off_t off = e->fd_off;
+	ssize_t r;
+
+	r = sendfile_nosig(c->fd, e->fd, &off,
+			   min_sz(e->fd_rem, TX_FILE_CHUNK));
+	if (r > 0) {
+		e->fd_off += r;
+		e->fd_rem -= (size_t)r;
+		tx_account(q, e, (size_t)r);
+		return r;
+	}
+	if (r == 0)
+		return tx_short_file(c, e);
+	if (r == -EINVAL || r == -ENOSYS || r == -EOVERFLOW || r == -ESPIPE) {
+		/* This fd does not do sendfile: copy through memory. */
+		e->use_pread = 1;
+		return -EINTR;
+	}
+	if (r == -EAGAIN || r == -EINTR || sock_errno((int)-r))
+		return r;
+	return tx_file_error(c, r);
+}
+
+/* File data through the bounce buffer (pread + send). */
+static ssize_t tx_pread(struct tcp_conn *c, struct txq *q, struct txent *e)
+{
+	size_t want = min_sz(e->fd_rem, TX_BOUNCE_SIZE);
+	struct iovec iov;
+	ssize_t r;
+
+	if (!c->bounce) {
+		c->bounce = malloc(TX_BOUNCE_SIZE);
+		if (!c->bounce)
+			return -ENOMEM;
+	}
+	r = pread(e->fd, c->bounce, want, e->fd_off);
+	if (r < 0) {
+		r = -errno;
+		return r == -EINTR ? r : tx_file_error(c, r);
+	}
+	if (r == 0)
+		return tx_short_file(c, e);
+	/* Sent bytes only advance the offset; an unsent tail is read again
+	 * next time, which is simpler than keeping it. */
+	iov.iov_base = c->bounce;
+	iov.iov_len = (size_t)r;
+	r = sock_sendv(c->fd, &iov, 1, e->fd_rem > (size_t)r);
+	if (r > 0) {
+		e->fd_off += r;
+		e->fd_rem -= (size_t)r;
+		tx_account(q, e, (size_t)r);
+	}
+	return r;
+}
+
+/* Zero padding for a file that ended early. */
+static ssize_t tx_zero_pad(struct tcp_conn *c, struct txq *q,
+			   struct txent *e)
+{
+	struct iovec iov[16];
+	size_t left = e->pad_rem;
+	int n = 0;
+	ssize_t r;
+
+	while (left > 0 && n < 16) {
+		iov[n].iov_base = (void *)tx_zeros;
+		iov[n].iov_len = min_sz(left, TX_ZERO_SIZE);
+		left -= iov[n].iov_len;
+		n++;
+	}
+	r = sock_sendv(c->fd, iov, n, 0);
+	if (r > 0) {
+		e->pad_rem -= (size_t)r;
+		tx_account(q, e, (size_t)r);
+	}
+	return r;
+}
+
+
+/* Write e's file range (or the zeros owed for it): >0 progress, -EAGAIN,
+ * -EINTR, or another -errno that breaks the connection. */
+static ssize_t tx_file(struct tcp_conn *c, struct txq *q, struct txent *e)
+{
+	if (e->fd_rem > 0 && !e->use_pread)
+		return tx_sendfile(c, q, e);
+	if (e->fd_rem > 0)
+		return tx_pread(c, q, e);
+	return tx_zero_pad(c, q, e);
 }
 
 /*
@@ -572,25 +582,16 @@ int tcp_cork(struct orfa_conn *oc, int on)
 	return on ? 0 : tcp_flush(oc);
 }
 
-int tcp_want_write(struct orfa_conn *oc)
-{
-	struct tcp_conn *c = tcp(oc);
-	int r;
-
-	/* Corked output is written by the uncork, not by polling. */
-	pthread_mutex_lock(&c->tx_lock);
-	r = c->txq.head != NULL && !c->corked;
-	pthread_mutex_unlock(&c->tx_lock);
-	return r;
-}
-
-size_t tcp_queued_bytes(struct orfa_conn *oc)
+size_t tcp_queued(struct orfa_conn *oc, int *want_write)
 {
 	struct tcp_conn *c = tcp(oc);
 	size_t n;
 
 	pthread_mutex_lock(&c->tx_lock);
 	n = c->txq.bytes;
+	/* Corked output is written by the uncork, not by polling. */
+	if (want_write)
+		*want_write = c->txq.head != NULL && !c->corked;
 	pthread_mutex_unlock(&c->tx_lock);
 	return n;
 }
