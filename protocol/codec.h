@@ -98,8 +98,10 @@ const char *orfa_op_name(unsigned opcode);
  * Frame header.  orfa_hdr_encode writes exactly ORFA_HDR_SIZE bytes.
  * orfa_hdr_decode parses ORFA_HDR_SIZE bytes and checks them against lim:
  * returns 0, -EMSGSIZE (body_len or data_len above the limits), -EBADMSG
- * (unknown flags), -ENOSYS (opcode unknown; the header is still filled in,
- * so the caller can answer with ENOSYS and skip the frame).
+ * (unknown flags), -ENOSYS (opcode unknown).  *h is filled in before
+ * anything is judged, whatever the result, and the lengths are judged
+ * first: after any other error than -EMSGSIZE the frame's extent is known,
+ * so a caller can skip it or answer ENOSYS (the transports rely on both).
  * *why (may be NULL) receives a static string naming the problem (NULL on
  * success).  lim may be NULL: the hard caps ORFA_MAX_BODY and
  * ORFA_MAX_DATA_LIMIT apply (they apply anyway above any lim).
