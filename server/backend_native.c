@@ -87,6 +87,7 @@
 #include <unistd.h>
 
 #include "backend_native_impl.h"
+#include "backend_util.h"
 #include "log.h"
 #include "transport.h"
 
@@ -510,20 +511,6 @@ int nat_cred_enter(struct nat_backend *nb, const struct orfa_cred *cr,
 /* ------------------------------------------------------------------ */
 /* Names and helpers                                                    */
 
-int nat_check_name(const char *name, uint32_t namelen)
-{
-	if (!name)
-		return -EINVAL;
-	if (namelen > NAME_MAX)
-		return -ENAMETOOLONG;
-	if (namelen == 0)
-		return -ENOENT;
-	if (memchr(name, '/', namelen) || memchr(name, '\0', namelen) ||
-	    name[namelen] != '\0')
-		return -EINVAL;
-	return 0;
-}
-
 /* Open the node's inode afresh with flags.  Never for symlinks: the magic
  * link would then name the symlink, which open() refuses anyway. */
 int nat_node_reopen(struct nat_backend *nb, const struct nat_node *n, int flags)
@@ -644,7 +631,7 @@ static int nat_lookup(struct orfa_backend *be, const struct orfa_cred *cr,
 	struct nat_backend *nb = to_nb(be);
 	struct nat_cred_state cs;
 	struct nat_node *p;
-	int r = nat_check_name(name, namelen);
+	int r = backend_check_name(name, namelen);
 
 	if (r)
 		return r;
@@ -725,16 +712,6 @@ static int chmod_node(struct nat_backend *nb, struct nat_node *n, int hfd,
 	return r < 0 ? -errno : 0;
 }
 
-/* True if want is have with some of S_ISUID/S_ISGID cleared, and nothing
- * else changed. */
-static bool only_drops_suidgid(mode_t have, mode_t want)
-{
-	mode_t dropped = have & ~want;
-
-	return (want & ~have) == 0 && dropped != 0 &&
-	       (dropped & ~(mode_t)(S_ISUID | S_ISGID)) == 0;
-}
-
 /*
  * Clear set-user-ID/set-group-ID bits for a caller who may write the file
  * but does not own it, as the kernel does on a local write.  A FUSE
@@ -776,7 +753,7 @@ static int do_setattr(struct nat_backend *nb, const struct orfa_cred *cr,
 			return -EOPNOTSUPP; /* Linux has no lchmod */
 		r = chmod_node(nb, n, hfd, want);
 		if (r == -EPERM && nat_stat_node(n, &st) == 0 &&
-		    only_drops_suidgid(st.st_mode & 07777, want))
+		    backend_only_drops_suidgid(st.st_mode & 07777, want))
 			r = drop_suidgid_for_writer(nb, cr, cs, n, hfd, want);
 		if (r)
 			return r;
@@ -950,12 +927,10 @@ static int make_node(struct orfa_backend *be, const struct orfa_cred *cr,
 	struct nat_backend *nb = to_nb(be);
 	struct nat_cred_state cs;
 	struct nat_node *p;
-	int r = nat_check_name(name, namelen);
+	int r = backend_check_new_name(name, namelen);
 
 	if (r)
 		return r;
-	if (is_dot(name) || is_dotdot(name))
-		return -EEXIST;
 	p = nat_node_get(nb, parent);
 	if (!p)
 		return -ESTALE;
@@ -1035,14 +1010,10 @@ static int remove_name(struct orfa_backend *be, const struct orfa_cred *cr,
 	struct nat_backend *nb = to_nb(be);
 	struct nat_cred_state cs;
 	struct nat_node *p;
-	int r = nat_check_name(name, namelen);
+	int r = backend_check_remove_name(name, namelen, flags != 0);
 
 	if (r)
 		return r;
-	if (is_dot(name))
-		return flags ? -EINVAL : -EISDIR;
-	if (is_dotdot(name))
-		return flags ? -ENOTEMPTY : -EISDIR;
 	p = nat_node_get(nb, parent);
 	if (!p)
 		return -ESTALE;
@@ -1079,20 +1050,13 @@ static int nat_rename(struct orfa_backend *be, const struct orfa_cred *cr,
 	unsigned int kflags = 0;
 	int r;
 
-	if (flags & ~(ORFA_RENAME_NOREPLACE | ORFA_RENAME_EXCHANGE))
-		return -EINVAL;
+	r = backend_check_rename(name, namelen, newname, newnamelen, flags);
+	if (r)
+		return r;
 	if (flags & ORFA_RENAME_NOREPLACE)
 		kflags |= RENAME_NOREPLACE;
 	if (flags & ORFA_RENAME_EXCHANGE)
 		kflags |= RENAME_EXCHANGE;
-	r = nat_check_name(name, namelen);
-	if (r == 0)
-		r = nat_check_name(newname, newnamelen);
-	if (r)
-		return r;
-	if (is_dot(name) || is_dotdot(name) || is_dot(newname) ||
-	    is_dotdot(newname))
-		return -EBUSY;
 	p = nat_node_get(nb, parent);
 	if (!p)
 		return -ESTALE;
@@ -1121,12 +1085,10 @@ static int nat_link(struct orfa_backend *be, const struct orfa_cred *cr,
 	struct nat_node *n, *np;
 	char name[NAT_PROC_NAME];
 	struct stat st;
-	int r = nat_check_name(newname, newnamelen);
+	int r = backend_check_new_name(newname, newnamelen);
 
 	if (r)
 		return r;
-	if (is_dot(newname) || is_dotdot(newname))
-		return -EEXIST;
 	n = nat_node_get(nb, nodeid);
 	if (!n)
 		return -ESTALE;

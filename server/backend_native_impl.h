@@ -139,7 +139,6 @@ int nat_cred_enter(struct nat_backend *nb, const struct orfa_cred *cr,
 void nat_cred_leave(struct nat_backend *nb, struct nat_cred_state *cs);
 /* 0 if name is one component of namelen bytes, else -EINVAL,
  * -ENAMETOOLONG or -ENOENT (empty). */
-int nat_check_name(const char *name, uint32_t namelen);
 /* Open the inode of a node that is not a symlink through its
  * /proc/self/fd magic link; returns a descriptor or a negative errno. */
 int nat_node_reopen(struct nat_backend *nb, const struct nat_node *n,

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "backend_native_impl.h"
+#include "backend_util.h"
 #include "log.h"
 
 static struct nat_file *file_of(void *fh)
@@ -211,12 +212,10 @@ int nat_create(struct orfa_backend *be, const struct orfa_cred *cr,
 	struct nat_node *p;
 	struct stat st;
 	int fd, pfd = -1, oflags = open_flags(flags);
-	int r = nat_check_name(name, namelen);
+	int r = backend_check_create_name(name, namelen, flags);
 
 	if (r)
 		return r;
-	if (is_dot(name) || is_dotdot(name))
-		return (flags & O_EXCL) ? -EEXIST : -EISDIR;
 	p = nat_node_get(nb, parent);
 	if (!p)
 		return -ESTALE;
@@ -264,12 +263,7 @@ int nat_read(struct orfa_backend *be, uint64_t nodeid, void *fh,
 	struct stat st;
 	uint64_t avail;
 
-	out->iovcnt = 0;
-	out->fd = -1;
-	out->off = 0;
-	out->len = 0;
-	out->release = NULL;
-	out->hold = NULL;
+	backend_read_out_init(out);
 	if (!f)
 		return -EBADF;
 	if ((f->flags & O_ACCMODE) == O_WRONLY)

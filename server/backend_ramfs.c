@@ -18,6 +18,7 @@
  * holds) are not.  The root belongs to the user running orfad.
  */
 #include "backend_ramfs_impl.h"
+#include "backend_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -195,25 +196,6 @@ void ramfs_fill_entry(struct ramfs_node *n, struct orfa_entry *e)
 	pthread_mutex_lock(&n->lock);
 	ramfs_fill_attr_locked(n, &e->attr);
 	pthread_mutex_unlock(&n->lock);
-}
-
-int ramfs_check_name(const char *name, uint32_t namelen)
-{
-	if (namelen > RAMFS_NAME_MAX)
-		return -ENAMETOOLONG;
-	if (namelen == 0 || memchr(name, '/', namelen) ||
-	    memchr(name, '\0', namelen))
-		return -EINVAL;
-	return 0;
-}
-
-int ramfs_is_dot(const char *name, uint32_t namelen)
-{
-	if (namelen == 1 && name[0] == '.')
-		return 1;
-	if (namelen == 2 && name[0] == '.' && name[1] == '.')
-		return 2;
-	return 0;
 }
 
 /* ---- node table ------------------------------------------------------ */
@@ -457,16 +439,6 @@ static int fh_writable(const struct ramfs_fh *f)
 	return f && (f->flags & O_ACCMODE) != O_RDONLY;
 }
 
-/* True if want is have with some of S_ISUID/S_ISGID cleared and nothing
- * else changed. */
-static int only_drops_suidgid(uint32_t have, uint32_t want)
-{
-	uint32_t dropped = have & ~want;
-
-	return (want & ~have) == 0 && dropped != 0 &&
-	       (dropped & ~(uint32_t)(S_ISUID | S_ISGID)) == 0;
-}
-
 /* All permission checks of a setattr, before anything changes;
  * node->lock held. */
 static int setattr_check(struct ramfs_node *n, const struct orfa_cred *cr,
@@ -488,7 +460,7 @@ static int setattr_check(struct ramfs_node *n, const struct orfa_cred *cr,
 	 * SETATTR of the mode from the writer (as backend_native does). */
 	if ((v & ORFA_SET_MODE) && !owner &&
 	    !(n->type == S_IFREG &&
-	      only_drops_suidgid(n->mode & 07777, in->mode & 07777) &&
+	      backend_only_drops_suidgid(n->mode & 07777, in->mode & 07777) &&
 	      (fh_writable(f) || ramfs_perm_locked(n, cr, W_OK) == 0)))
 		return -EPERM;
 	if ((v & ORFA_SET_UID) && !root &&

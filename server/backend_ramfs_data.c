@@ -26,6 +26,7 @@
  * function below that touches a file runs with node->lock held.
  */
 #include "backend_ramfs_impl.h"
+#include "backend_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -629,12 +630,7 @@ int ramfs_op_read(struct orfa_backend *be, uint64_t nodeid, void *fh,
 	struct ramfs_node *n;
 	int held, r;
 
-	out->iovcnt = 0;
-	out->fd = -1;
-	out->off = 0;
-	out->len = 0;
-	out->release = NULL;
-	out->hold = NULL;
+	backend_read_out_init(out);
 	if (f && (f->flags & O_ACCMODE) == O_WRONLY)
 		return -EBADF;
 	r = ramfs_node_use(fs, nodeid, fh, &n, &held);

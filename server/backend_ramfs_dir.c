@@ -18,6 +18,7 @@
  * change below runs with fs->ns held for writing.
  */
 #include "backend_ramfs_impl.h"
+#include "backend_util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -315,18 +316,18 @@ int ramfs_op_lookup(struct orfa_backend *be, const struct orfa_cred *cr,
 	struct ramfs_dentry *e;
 	int r;
 
-	r = ramfs_check_name(name, namelen);
+	r = backend_check_name(name, namelen);
 	if (r)
 		return r;
 	pthread_rwlock_rdlock(&fs->ns);
 	r = dir_get(fs, cr, parent, &dn);
 	if (r)
 		goto out;
-	switch (ramfs_is_dot(name, namelen)) {
-	case 1:
+	switch (backend_name_dot(name, namelen)) {
+	case BACKEND_NAME_DOT:
 		n = dn;
 		break;
-	case 2:
+	case BACKEND_NAME_DOTDOT:
 		n = dn->u.dir.parent;	/* the root is its own parent */
 		break;
 	default:
@@ -405,11 +406,9 @@ static int create_entry(struct ramfs *fs, const struct orfa_cred *cr,
 	struct ramfs_node *dn, *n;
 	int r;
 
-	r = ramfs_check_name(name, namelen);
+	r = backend_check_new_name(name, namelen);
 	if (r)
 		return r;
-	if (ramfs_is_dot(name, namelen))
-		return -EEXIST;
 	pthread_rwlock_wrlock(&fs->ns);
 	r = create_prepare(fs, cr, parent, name, namelen, &dn);
 	if (!r)
@@ -483,11 +482,9 @@ int ramfs_op_create(struct orfa_backend *be, const struct orfa_cred *cr,
 	struct ramfs_dentry *e;
 	int r;
 
-	r = ramfs_check_name(name, namelen);
+	r = backend_check_create_name(name, namelen, flags);
 	if (r)
 		return r;
-	if (ramfs_is_dot(name, namelen))
-		return -EISDIR;
 	/* refuse what open would refuse before creating anything */
 	if ((flags & O_DIRECTORY) || (flags & O_ACCMODE) == O_ACCMODE)
 		return -EINVAL;
@@ -551,11 +548,9 @@ int ramfs_op_link(struct orfa_backend *be, const struct orfa_cred *cr,
 	uint32_t nlink;
 	int r;
 
-	r = ramfs_check_name(newname, newnamelen);
+	r = backend_check_new_name(newname, newnamelen);
 	if (r)
 		return r;
-	if (ramfs_is_dot(newname, newnamelen))
-		return -EEXIST;
 	pthread_rwlock_wrlock(&fs->ns);
 	n = ramfs_node_find(fs, nodeid);
 	if (!n) {
@@ -600,11 +595,9 @@ int ramfs_op_unlink(struct orfa_backend *be, const struct orfa_cred *cr,
 	struct ramfs_ts now;
 	int r;
 
-	r = ramfs_check_name(name, namelen);
+	r = backend_check_remove_name(name, namelen, false);
 	if (r)
 		return r;
-	if (ramfs_is_dot(name, namelen))
-		return -EISDIR;
 	pthread_rwlock_wrlock(&fs->ns);
 	r = dir_get(fs, cr, parent, &dn);
 	if (r)
@@ -644,15 +637,9 @@ int ramfs_op_rmdir(struct orfa_backend *be, const struct orfa_cred *cr,
 	struct ramfs_ts now;
 	int r;
 
-	r = ramfs_check_name(name, namelen);
+	r = backend_check_remove_name(name, namelen, true);
 	if (r)
 		return r;
-	switch (ramfs_is_dot(name, namelen)) {
-	case 1:
-		return -EINVAL;
-	case 2:
-		return -ENOTEMPTY;
-	}
 	pthread_rwlock_wrlock(&fs->ns);
 	r = dir_get(fs, cr, parent, &dn);
 	if (r)
@@ -756,18 +743,9 @@ int ramfs_op_rename(struct orfa_backend *be, const struct orfa_cred *cr,
 	struct ramfs_ts now;
 	int r;
 
-	if ((flags & ~(uint32_t)(ORFA_RENAME_NOREPLACE |
-				 ORFA_RENAME_EXCHANGE)) ||
-	    ((flags & ORFA_RENAME_NOREPLACE) &&
-	     (flags & ORFA_RENAME_EXCHANGE)))
-		return -EINVAL;
-	r = ramfs_check_name(name, namelen);
-	if (!r)
-		r = ramfs_check_name(newname, newnamelen);
+	r = backend_check_rename(name, namelen, newname, newnamelen, flags);
 	if (r)
 		return r;
-	if (ramfs_is_dot(name, namelen) || ramfs_is_dot(newname, newnamelen))
-		return -EBUSY;
 	pthread_rwlock_wrlock(&fs->ns);
 	r = dir_get(fs, cr, parent, &sd);
 	if (!r)

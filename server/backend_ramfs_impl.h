@@ -223,8 +223,6 @@ int ramfs_node_use(struct ramfs *fs, uint64_t nodeid, void *fh,
 void ramfs_node_unuse(struct ramfs *fs, int ns_held);
 
 /* Name checks: 0, -EINVAL ('/' or NUL inside, empty), -ENAMETOOLONG. */
-int ramfs_check_name(const char *name, uint32_t namelen);
-int ramfs_is_dot(const char *name, uint32_t namelen);	/* 1 ".", 2 ".." */
 
 /* ---- backend_ramfs_dir.c ------------------------------------------- */
 
