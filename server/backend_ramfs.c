@@ -1,9 +1,10 @@
 /*
  * backend_ramfs.c - the in-memory backend: node table, permissions,
- * attributes, extended attributes, open/release, statfs and the ops
- * table.  Directories and namespace changes live in backend_ramfs_dir.c,
- * file contents in backend_ramfs_data.c; the structures and the locking
- * rules shared by the three are in backend_ramfs_impl.h.
+ * attributes, open/release, statfs and the ops table.  Directories and
+ * namespace changes live in backend_ramfs_dir.c, file contents in
+ * backend_ramfs_data.c, extended attributes in backend_ramfs_xattr.c; the
+ * structures and the locking rules shared by them are in
+ * backend_ramfs_impl.h.
  *
  * Node ids are (generation << 32) | table slot.  The root is slot 1,
  * generation 0, i.e. id 1; other slots start at a random generation (ids
@@ -25,7 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -199,11 +199,6 @@ void ramfs_fill_entry(struct ramfs_node *n, struct orfa_entry *e)
 }
 
 /* ---- node table ------------------------------------------------------ */
-
-static inline struct ramfs *to_fs(struct orfa_backend *be)
-{
-	return (struct ramfs *)be;
-}
 
 struct ramfs_node *ramfs_node_find(struct ramfs *fs, uint64_t nodeid)
 {
@@ -748,267 +743,6 @@ static int ramfs_access(struct orfa_backend *be, const struct orfa_cred *cr,
 	return r;
 }
 
-/* ---- extended attributes --------------------------------------------- */
-
-enum xattr_ns { XNS_USER, XNS_TRUSTED, XNS_SECURITY };
-
-static int xattr_ns_of(const char *name, enum xattr_ns *ns)
-{
-	static const struct {
-		const char *prefix;
-		size_t len;
-		enum xattr_ns ns;
-	} tab[] = {
-		{ "user.", 5, XNS_USER },
-		{ "trusted.", 8, XNS_TRUSTED },
-		{ "security.", 9, XNS_SECURITY },
-	};
-
-	for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++) {
-		if (strncmp(name, tab[i].prefix, tab[i].len) == 0) {
-			if (name[tab[i].len] == '\0')
-				return -EINVAL;
-			*ns = tab[i].ns;
-			return 0;
-		}
-	}
-	return -EOPNOTSUPP;	/* system.* (ACLs) and unknown namespaces */
-}
-
-/* Linux's xattr_permission() for this file system; node->lock held. */
-static int xattr_perm(struct ramfs_node *n, const struct orfa_cred *cr,
-		      const char *name, int write)
-{
-	enum xattr_ns ns;
-	int r = xattr_ns_of(name, &ns);
-
-	if (r)
-		return r;
-	switch (ns) {
-	case XNS_TRUSTED:
-		if (cr->uid != 0)
-			return write ? -EPERM : -ENODATA;
-		return 0;
-	case XNS_SECURITY:
-		/* readable by all; writing needs CAP_SYS_ADMIN */
-		return (write && cr->uid != 0) ? -EPERM : 0;
-	case XNS_USER:
-		if (n->type != S_IFREG && n->type != S_IFDIR)
-			return write ? -EPERM : -ENODATA;
-		if (write && n->type == S_IFDIR && (n->mode & S_ISVTX) &&
-		    cr->uid != 0 && cr->uid != n->uid)
-			return -EPERM;
-		return ramfs_perm_locked(n, cr, write ? W_OK : R_OK);
-	}
-	return -EOPNOTSUPP;
-}
-
-static int xattr_name_ok(const char *name)
-{
-	size_t len = strnlen(name, ORFA_MAX_XATTR_NAME + 1);
-
-	return (len == 0 || len > ORFA_MAX_XATTR_NAME) ? -ERANGE : 0;
-}
-
-static struct ramfs_xattr **xattr_find(struct ramfs_node *n, const char *name)
-{
-	struct ramfs_xattr **pp;
-
-	for (pp = &n->xattrs; *pp; pp = &(*pp)->next)
-		if (strcmp((*pp)->data, name) == 0)
-			return pp;
-	return NULL;
-}
-
-static size_t xattr_cost(const struct ramfs_xattr *x)
-{
-	return sizeof(*x) + x->namelen + 1 + x->vlen;
-}
-
-static int ramfs_setxattr(struct orfa_backend *be, const struct orfa_cred *cr,
-			  uint64_t nodeid, const char *name, const void *value,
-			  size_t size, uint32_t flags)
-{
-	struct ramfs *fs = to_fs(be);
-	struct ramfs_xattr *x, **pp;
-	struct ramfs_node *n;
-	size_t namelen;
-	int r;
-
-	r = xattr_name_ok(name);
-	if (r)
-		return r;
-	if (size > ORFA_MAX_XATTR_VALUE)
-		return -E2BIG;
-	if (flags & ~(uint32_t)(XATTR_CREATE | XATTR_REPLACE))
-		return -EINVAL;
-	namelen = strlen(name);
-	pthread_rwlock_rdlock(&fs->ns);
-	n = ramfs_node_find(fs, nodeid);
-	if (!n) {
-		pthread_rwlock_unlock(&fs->ns);
-		return -ESTALE;
-	}
-	pthread_mutex_lock(&n->lock);
-	r = xattr_perm(n, cr, name, 1);
-	if (r)
-		goto out;
-	pp = xattr_find(n, name);
-	if (pp && (flags & XATTR_CREATE)) {
-		r = -EEXIST;
-		goto out;
-	}
-	if (!pp && (flags & XATTR_REPLACE)) {
-		r = -ENODATA;
-		goto out;
-	}
-	r = ramfs_zalloc(fs, sizeof(*x) + namelen + 1 + size, &x);
-	if (r)
-		goto out;
-	x->namelen = (uint32_t)namelen;
-	x->vlen = (uint32_t)size;
-	memcpy(x->data, name, namelen + 1);
-	if (size)
-		memcpy(x->data + namelen + 1, value, size);
-	if (pp) {
-		struct ramfs_xattr *old = *pp;
-
-		x->next = old->next;
-		*pp = x;
-		ramfs_free(fs, old, xattr_cost(old));
-	} else {
-		x->next = n->xattrs;
-		n->xattrs = x;
-	}
-	ramfs_now(&n->ctime);
-out:
-	pthread_mutex_unlock(&n->lock);
-	pthread_rwlock_unlock(&fs->ns);
-	return r;
-}
-
-static int ramfs_getxattr(struct orfa_backend *be, const struct orfa_cred *cr,
-			  uint64_t nodeid, const char *name, void *buf,
-			  size_t size, size_t *len)
-{
-	struct ramfs *fs = to_fs(be);
-	struct ramfs_xattr **pp;
-	struct ramfs_node *n;
-	int r;
-
-	r = xattr_name_ok(name);
-	if (r)
-		return r;
-	pthread_rwlock_rdlock(&fs->ns);
-	n = ramfs_node_find(fs, nodeid);
-	if (!n) {
-		pthread_rwlock_unlock(&fs->ns);
-		return -ESTALE;
-	}
-	pthread_mutex_lock(&n->lock);
-	r = xattr_perm(n, cr, name, 0);
-	if (r)
-		goto out;
-	pp = xattr_find(n, name);
-	if (!pp) {
-		r = -ENODATA;
-		goto out;
-	}
-	*len = (*pp)->vlen;
-	if (size) {
-		if (size < (*pp)->vlen)
-			r = -ERANGE;
-		else
-			memcpy(buf, (*pp)->data + (*pp)->namelen + 1,
-			       (*pp)->vlen);
-	}
-out:
-	pthread_mutex_unlock(&n->lock);
-	pthread_rwlock_unlock(&fs->ns);
-	return r;
-}
-
-/* trusted.* is invisible to the unprivileged */
-static int xattr_listable(const struct ramfs_xattr *x,
-			  const struct orfa_cred *cr)
-{
-	return cr->uid == 0 || strncmp(x->data, "trusted.", 8) != 0;
-}
-
-static int ramfs_listxattr(struct orfa_backend *be, const struct orfa_cred *cr,
-			   uint64_t nodeid, void *buf, size_t size, size_t *len)
-{
-	struct ramfs *fs = to_fs(be);
-	struct ramfs_xattr *x;
-	struct ramfs_node *n;
-	size_t total = 0;
-	int r = 0;
-
-	pthread_rwlock_rdlock(&fs->ns);
-	n = ramfs_node_find(fs, nodeid);
-	if (!n) {
-		pthread_rwlock_unlock(&fs->ns);
-		return -ESTALE;
-	}
-	pthread_mutex_lock(&n->lock);
-	for (x = n->xattrs; x; x = x->next)
-		if (xattr_listable(x, cr))
-			total += x->namelen + 1;
-	*len = total;
-	if (size && size < total) {
-		r = -ERANGE;
-	} else if (size) {
-		char *p = buf;
-
-		for (x = n->xattrs; x; x = x->next) {
-			if (!xattr_listable(x, cr))
-				continue;
-			memcpy(p, x->data, x->namelen + 1);
-			p += x->namelen + 1;
-		}
-	}
-	pthread_mutex_unlock(&n->lock);
-	pthread_rwlock_unlock(&fs->ns);
-	return r;
-}
-
-static int ramfs_removexattr(struct orfa_backend *be,
-			     const struct orfa_cred *cr, uint64_t nodeid,
-			     const char *name)
-{
-	struct ramfs *fs = to_fs(be);
-	struct ramfs_xattr **pp, *x;
-	struct ramfs_node *n;
-	int r;
-
-	r = xattr_name_ok(name);
-	if (r)
-		return r;
-	pthread_rwlock_rdlock(&fs->ns);
-	n = ramfs_node_find(fs, nodeid);
-	if (!n) {
-		pthread_rwlock_unlock(&fs->ns);
-		return -ESTALE;
-	}
-	pthread_mutex_lock(&n->lock);
-	r = xattr_perm(n, cr, name, 1);
-	if (r)
-		goto out;
-	pp = xattr_find(n, name);
-	if (!pp) {
-		r = -ENODATA;
-		goto out;
-	}
-	x = *pp;
-	*pp = x->next;
-	ramfs_free(fs, x, xattr_cost(x));
-	ramfs_now(&n->ctime);
-out:
-	pthread_mutex_unlock(&n->lock);
-	pthread_rwlock_unlock(&fs->ns);
-	return r;
-}
-
 /* ---- life cycle ------------------------------------------------------ */
 
 static void ramfs_destroy(struct orfa_backend *be)
@@ -1050,10 +784,10 @@ static const struct orfa_backend_ops ramfs_ops = {
 	.releasedir = ramfs_release,
 	.fsyncdir = ramfs_fsync,
 	.statfs = ramfs_statfs,
-	.setxattr = ramfs_setxattr,
-	.getxattr = ramfs_getxattr,
-	.listxattr = ramfs_listxattr,
-	.removexattr = ramfs_removexattr,
+	.setxattr = ramfs_op_setxattr,
+	.getxattr = ramfs_op_getxattr,
+	.listxattr = ramfs_op_listxattr,
+	.removexattr = ramfs_op_removexattr,
 	.access = ramfs_access,
 	.fallocate = ramfs_op_fallocate,
 	.lseek = ramfs_op_lseek,

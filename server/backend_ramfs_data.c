@@ -49,11 +49,6 @@
 #define RAMFS_ZEROS_SIZE	(1u << 20)
 static unsigned char ramfs_zeros[RAMFS_ZEROS_SIZE];
 
-static inline struct ramfs *to_fs(struct orfa_backend *be)
-{
-	return (struct ramfs *)be;
-}
-
 static inline uint64_t min_u64(uint64_t a, uint64_t b)
 {
 	return a < b ? a : b;

@@ -170,6 +170,12 @@ struct ramfs {
 	struct ramfs_node *root;
 };
 
+/* The ramfs behind a backend handle (base is the first member). */
+static inline struct ramfs *to_fs(struct orfa_backend *be)
+{
+	return (struct ramfs *)be;
+}
+
 /* Per-open state for files and directories (handed out as void *fh). */
 struct ramfs_fh {
 	struct ramfs_node *node;
@@ -282,6 +288,18 @@ int ramfs_file_truncate(struct ramfs *fs, struct ramfs_node *n,
 /* Radix tree (used by the data code; exposed for the unit test). */
 void *ramfs_rt_get(const struct ramfs_rtree *t, uint64_t idx);
 int ramfs_rt_next(const struct ramfs_rtree *t, uint64_t from, uint64_t *idx);
+
+/* backend_ramfs_xattr.c (see backend.h). */
+int ramfs_op_setxattr(struct orfa_backend *be, const struct orfa_cred *cr,
+		      uint64_t nodeid, const char *name, const void *value,
+		      size_t size, uint32_t flags);
+int ramfs_op_getxattr(struct orfa_backend *be, const struct orfa_cred *cr,
+		      uint64_t nodeid, const char *name, void *buf,
+		      size_t size, size_t *len);
+int ramfs_op_listxattr(struct orfa_backend *be, const struct orfa_cred *cr,
+		       uint64_t nodeid, void *buf, size_t size, size_t *len);
+int ramfs_op_removexattr(struct orfa_backend *be, const struct orfa_cred *cr,
+			 uint64_t nodeid, const char *name);
 
 int ramfs_op_read(struct orfa_backend *be, uint64_t nodeid, void *fh,
 		  uint64_t offset, uint32_t size, void *buf,
