@@ -137,8 +137,12 @@ void nat_attr_from_stat(struct orfa_attr *a, const struct stat *st);
 int nat_cred_enter(struct nat_backend *nb, const struct orfa_cred *cr,
 		   struct nat_cred_state *cs);
 void nat_cred_leave(struct nat_backend *nb, struct nat_cred_state *cs);
-/* 0 if name is one component of namelen bytes, else -EINVAL,
- * -ENAMETOOLONG or -ENOENT (empty). */
+/* Resolve directory node parent and enter cr: 0 with *pp held (leave,
+ * then nat_node_put it), or -ESTALE, -ENOTDIR or nat_cred_enter's error
+ * with nothing held or entered. */
+int nat_dir_enter(struct nat_backend *nb, const struct orfa_cred *cr,
+		  uint64_t parent, struct nat_node **pp,
+		  struct nat_cred_state *cs);
 /* Open the inode of a node that is not a symlink through its
  * /proc/self/fd magic link; returns a descriptor or a negative errno. */
 int nat_node_reopen(struct nat_backend *nb, const struct nat_node *n,
@@ -166,6 +170,34 @@ int nat_check_below_root(struct nat_backend *nb, int fd,
  * mark slot free (after its generation was bumped). */
 void nat_ids_save(struct nat_backend *nb, const struct nat_node *n);
 void nat_ids_clear(struct nat_backend *nb, uint32_t slot);
+
+/* One more lookup reference on a node the caller holds (refs); fills
+ * out. */
+int nat_node_addref(struct nat_backend *nb, struct nat_node *n,
+		    struct orfa_entry *out);
+
+/* Operations implemented in backend_native_dir.c (see backend.h). */
+int nat_mknod(struct orfa_backend *be, const struct orfa_cred *cr,
+	      uint64_t parent, const char *name, uint32_t namelen,
+	      uint32_t mode, uint64_t rdev, struct orfa_entry *out);
+int nat_mkdir(struct orfa_backend *be, const struct orfa_cred *cr,
+	      uint64_t parent, const char *name, uint32_t namelen,
+	      uint32_t mode, struct orfa_entry *out);
+int nat_symlink(struct orfa_backend *be, const struct orfa_cred *cr,
+		uint64_t parent, const char *name, uint32_t namelen,
+		const char *target, uint32_t targetlen,
+		struct orfa_entry *out);
+int nat_unlink(struct orfa_backend *be, const struct orfa_cred *cr,
+	       uint64_t parent, const char *name, uint32_t namelen);
+int nat_rmdir(struct orfa_backend *be, const struct orfa_cred *cr,
+	      uint64_t parent, const char *name, uint32_t namelen);
+int nat_rename(struct orfa_backend *be, const struct orfa_cred *cr,
+	       uint64_t parent, const char *name, uint32_t namelen,
+	       uint64_t newparent, const char *newname, uint32_t newnamelen,
+	       uint32_t flags);
+int nat_link(struct orfa_backend *be, const struct orfa_cred *cr,
+	     uint64_t nodeid, uint64_t newparent, const char *newname,
+	     uint32_t newnamelen, struct orfa_entry *out);
 
 /* Operations implemented in backend_native_io.c (see backend.h). */
 int nat_open(struct orfa_backend *be, const struct orfa_cred *cr,

@@ -216,16 +216,9 @@ int nat_create(struct orfa_backend *be, const struct orfa_cred *cr,
 
 	if (r)
 		return r;
-	p = nat_node_get(nb, parent);
-	if (!p)
-		return -ESTALE;
-	if (!S_ISDIR(p->type)) {
-		r = -ENOTDIR;
-		goto out_put;
-	}
-	r = nat_cred_enter(nb, cr, &cs);
+	r = nat_dir_enter(nb, cr, parent, &p, &cs);
 	if (r)
-		goto out_put;
+		return r;
 	fd = create_open(nb, p, name, (mode & 07777) & ~cred_umask(cr), flags,
 			 oflags, &pfd);
 	nat_cred_leave(nb, &cs);
