@@ -22,7 +22,8 @@
  * first, so overlapping ranges of one file copy as if read before
  * written; chunk-aligned whole chunks are shared, not copied.
  *
- * Not here: nodes, names, permissions (backend_ramfs.c, _dir.c).  Every
+ * Not here: nodes, names, permissions (backend_ramfs.c, _dir.c), the
+ * radix tree itself (backend_ramfs_rtree.c).  Every
  * function below that touches a file runs with node->lock held.
  */
 #include "backend_ramfs_impl.h"
@@ -52,216 +53,6 @@ static unsigned char ramfs_zeros[RAMFS_ZEROS_SIZE];
 static inline uint64_t min_u64(uint64_t a, uint64_t b)
 {
 	return a < b ? a : b;
-}
-
-/* ---- radix tree ------------------------------------------------------ */
-
-static uint64_t rt_max(unsigned height)
-{
-	unsigned bits = height * RAMFS_RT_SHIFT;
-
-	return bits >= 64 ? UINT64_MAX : ((uint64_t)1 << bits) - 1;
-}
-
-static unsigned rt_digit(uint64_t idx, unsigned level)
-{
-	unsigned shift = (level - 1) * RAMFS_RT_SHIFT;
-
-	return shift >= 64 ? 0 : (unsigned)(idx >> shift) & (RAMFS_RT_FAN - 1);
-}
-
-static int rt_node_new(struct ramfs *fs, struct ramfs_rt_node **out)
-{
-	return ramfs_zalloc(fs, sizeof(**out), out);
-}
-
-static void rt_node_free(struct ramfs *fs, struct ramfs_rt_node *n)
-{
-	ramfs_free(fs, n, sizeof(*n));
-}
-
-void *ramfs_rt_get(const struct ramfs_rtree *t, uint64_t idx)
-{
-	const struct ramfs_rt_node *n = t->root;
-
-	if (!n || idx > rt_max(t->height))
-		return NULL;
-	for (unsigned h = t->height; h > 1; h--) {
-		n = n->slot[rt_digit(idx, h)];
-		if (!n)
-			return NULL;
-	}
-	return n->slot[rt_digit(idx, 1)];
-}
-
-/* The leaf slot for idx if its leaf node exists (the slot may be NULL). */
-static void **rt_slot(struct ramfs_rtree *t, uint64_t idx)
-{
-	struct ramfs_rt_node *n = t->root;
-
-	if (!n || idx > rt_max(t->height))
-		return NULL;
-	for (unsigned h = t->height; h > 1; h--) {
-		n = n->slot[rt_digit(idx, h)];
-		if (!n)
-			return NULL;
-	}
-	return &n->slot[rt_digit(idx, 1)];
-}
-
-/* Drop an empty root and top levels that only hold slot 0. */
-static void rt_shrink(struct ramfs *fs, struct ramfs_rtree *t)
-{
-	while (t->root) {
-		struct ramfs_rt_node *r = t->root;
-
-		if (r->count == 0) {
-			rt_node_free(fs, r);
-			t->root = NULL;
-			t->height = 0;
-		} else if (t->height > 1 && r->count == 1 && r->slot[0]) {
-			t->root = r->slot[0];
-			t->height--;
-			rt_node_free(fs, r);
-		} else {
-			break;
-		}
-	}
-}
-
-/* Store p at idx (whose slot is empty).  The interior nodes are all
- * allocated before anything is linked, so a failure leaves the tree as
- * it was: 0, -ENOSPC or -ENOMEM. */
-static int rt_insert(struct ramfs *fs, struct ramfs_rtree *t, uint64_t idx,
-		     void *p)
-{
-	struct ramfs_rt_node *spare[RAMFS_RT_MAXH], *n;
-	unsigned need = 0, got, h, d;
-	int r;
-
-	if (!t->root) {
-		for (h = 1; idx > rt_max(h); h++)
-			;
-		r = rt_node_new(fs, &t->root);
-		if (r)
-			return r;
-		t->height = h;
-	}
-	while (idx > rt_max(t->height)) {
-		struct ramfs_rt_node *top;
-
-		r = rt_node_new(fs, &top);
-		if (r) {
-			rt_shrink(fs, t);
-			return r;
-		}
-		top->slot[0] = t->root;
-		top->count = 1;
-		t->root = top;
-		t->height++;
-	}
-	n = t->root;
-	for (h = t->height; h > 1; h--) {
-		struct ramfs_rt_node *child = n->slot[rt_digit(idx, h)];
-
-		if (!child) {
-			need = h - 1;
-			break;
-		}
-		n = child;
-	}
-	for (got = 0; got < need; got++) {
-		r = rt_node_new(fs, &spare[got]);
-		if (r) {
-			while (got--)
-				rt_node_free(fs, spare[got]);
-			rt_shrink(fs, t);
-			return r;
-		}
-	}
-	n = t->root;
-	for (h = t->height; h > 1; h--) {
-		d = rt_digit(idx, h);
-		if (!n->slot[d]) {
-			n->slot[d] = spare[--need];
-			n->count++;
-		}
-		n = n->slot[d];
-	}
-	d = rt_digit(idx, 1);
-	n->slot[d] = p;
-	n->count++;
-	return 0;
-}
-
-/* Unlink and return the value at idx (NULL if none), freeing emptied
- * interior nodes. */
-static void *rt_remove(struct ramfs *fs, struct ramfs_rtree *t, uint64_t idx)
-{
-	struct ramfs_rt_node *path[RAMFS_RT_MAXH + 1], *n = t->root;
-	unsigned dig[RAMFS_RT_MAXH + 1], h;
-	void *p;
-
-	if (!n || idx > rt_max(t->height))
-		return NULL;
-	for (h = t->height;; h--) {
-		path[h] = n;
-		dig[h] = rt_digit(idx, h);
-		if (h == 1)
-			break;
-		n = n->slot[dig[h]];
-		if (!n)
-			return NULL;
-	}
-	p = path[1]->slot[dig[1]];
-	if (!p)
-		return NULL;
-	path[1]->slot[dig[1]] = NULL;
-	path[1]->count--;
-	for (h = 1; h < t->height && path[h]->count == 0; h++) {
-		rt_node_free(fs, path[h]);
-		path[h + 1]->slot[dig[h + 1]] = NULL;
-		path[h + 1]->count--;
-	}
-	rt_shrink(fs, t);
-	return p;
-}
-
-static int rt_next_rec(const struct ramfs_rt_node *n, unsigned level,
-		       uint64_t base, uint64_t from, uint64_t *found)
-{
-	unsigned shift = (level - 1) * RAMFS_RT_SHIFT;
-	unsigned i = 0;
-
-	if (from > base) {
-		uint64_t off = (from - base) >> shift;
-
-		if (off >= RAMFS_RT_FAN)
-			return 0;
-		i = (unsigned)off;
-	}
-	for (; i < RAMFS_RT_FAN; i++) {
-		uint64_t cbase;
-
-		if (!n->slot[i])
-			continue;
-		cbase = base + ((uint64_t)i << shift);
-		if (level == 1) {
-			*found = cbase;
-			return 1;
-		}
-		if (rt_next_rec(n->slot[i], level - 1, cbase, from, found))
-			return 1;
-	}
-	return 0;
-}
-
-/* First index >= from holding a value: 1 and *idx, or 0. */
-int ramfs_rt_next(const struct ramfs_rtree *t, uint64_t from, uint64_t *idx)
-{
-	if (!t->root || from > rt_max(t->height))
-		return 0;
-	return rt_next_rec(t->root, t->height, 0, from, idx);
 }
 
 /* ---- chunks ---------------------------------------------------------- */
@@ -318,7 +109,7 @@ static int charge_r(struct ramfs *fs, uint64_t *reserve, uint64_t n)
 /* Detach chunk idx from the file. */
 static void file_drop(struct ramfs *fs, struct ramfs_node *n, uint64_t idx)
 {
-	struct ramfs_chunk *c = rt_remove(fs, &n->u.file.rt, idx);
+	struct ramfs_chunk *c = ramfs_rt_remove(fs, &n->u.file.rt, idx);
 
 	if (!c)
 		return;
@@ -377,7 +168,7 @@ static struct ramfs_chunk *chunk_prepare(struct ramfs *fs,
 					 uint64_t need, uint64_t *reserve,
 					 int *err)
 {
-	void **slot = rt_slot(&n->u.file.rt, idx);
+	void **slot = ramfs_rt_slot(&n->u.file.rt, idx);
 	struct ramfs_chunk *c;
 	uint32_t cap = cap_for(need);
 	int r;
@@ -401,7 +192,7 @@ static struct ramfs_chunk *chunk_prepare(struct ramfs *fs,
 		*err = -ENOMEM;
 		return NULL;
 	}
-	r = rt_insert(fs, &n->u.file.rt, idx, c);
+	r = ramfs_rt_insert(fs, &n->u.file.rt, idx, c);
 	if (r) {
 		ramfs_chunk_put(c);
 		ramfs_uncharge(fs, cap);
@@ -416,7 +207,7 @@ static struct ramfs_chunk *chunk_prepare(struct ramfs *fs,
 static int file_zero(struct ramfs *fs, struct ramfs_node *n, uint64_t idx,
 		     uint32_t from, uint32_t to)
 {
-	void **slot = rt_slot(&n->u.file.rt, idx);
+	void **slot = ramfs_rt_slot(&n->u.file.rt, idx);
 	struct ramfs_chunk *c = slot ? *slot : NULL;
 	int r;
 
@@ -436,31 +227,20 @@ static int file_zero(struct ramfs *fs, struct ramfs_node *n, uint64_t idx,
 	return 0;
 }
 
-static void rt_free_rec(struct ramfs *fs, struct ramfs_node *f,
-			struct ramfs_rt_node *n, unsigned level)
+/* ramfs_rt_destroy's leaf callback: give back one chunk of file f. */
+static void chunk_free_leaf(struct ramfs *fs, void *f, void *p)
 {
-	for (unsigned i = 0; i < RAMFS_RT_FAN; i++) {
-		if (!n->slot[i])
-			continue;
-		if (level == 1) {
-			struct ramfs_chunk *c = n->slot[i];
+	struct ramfs_node *n = f;
+	struct ramfs_chunk *c = p;
 
-			ramfs_uncharge(fs, c->cap);
-			f->u.file.alloc -= c->cap;
-			ramfs_chunk_put(c);
-		} else {
-			rt_free_rec(fs, f, n->slot[i], level - 1);
-		}
-	}
-	rt_node_free(fs, n);
+	ramfs_uncharge(fs, c->cap);
+	n->u.file.alloc -= c->cap;
+	ramfs_chunk_put(c);
 }
 
 void ramfs_file_free(struct ramfs *fs, struct ramfs_node *n)
 {
-	if (n->u.file.rt.root)
-		rt_free_rec(fs, n, n->u.file.rt.root, n->u.file.rt.height);
-	n->u.file.rt.root = NULL;
-	n->u.file.rt.height = 0;
+	ramfs_rt_destroy(fs, &n->u.file.rt, chunk_free_leaf, n);
 }
 
 /* ---- truncate -------------------------------------------------------- */
@@ -477,7 +257,7 @@ int ramfs_file_truncate(struct ramfs *fs, struct ramfs_node *n, uint64_t size)
 		return 0;
 	}
 	if (keep) {
-		void **slot = rt_slot(&n->u.file.rt, first_drop);
+		void **slot = ramfs_rt_slot(&n->u.file.rt, first_drop);
 		struct ramfs_chunk *c = slot ? *slot : NULL;
 
 		first_drop++;
@@ -913,7 +693,7 @@ out:
 static int chunk_install(struct ramfs *fs, struct ramfs_node *n, uint64_t idx,
 			 struct ramfs_chunk *s)
 {
-	void **slot = rt_slot(&n->u.file.rt, idx);
+	void **slot = ramfs_rt_slot(&n->u.file.rt, idx);
 	struct ramfs_chunk *old = slot ? *slot : NULL;
 	uint32_t oldcap = old ? old->cap : 0;
 	int r;
@@ -934,7 +714,7 @@ static int chunk_install(struct ramfs *fs, struct ramfs_node *n, uint64_t idx,
 		*slot = s;
 		ramfs_chunk_put(old);
 	} else {
-		r = rt_insert(fs, &n->u.file.rt, idx, s);
+		r = ramfs_rt_insert(fs, &n->u.file.rt, idx, s);
 		if (r) {
 			ramfs_chunk_put(s);
 			ramfs_uncharge(fs, s->cap);

@@ -285,9 +285,27 @@ void ramfs_file_free(struct ramfs *fs, struct ramfs_node *n);
 int ramfs_file_truncate(struct ramfs *fs, struct ramfs_node *n,
 			uint64_t size);
 
-/* Radix tree (used by the data code; exposed for the unit test). */
+/* ---- backend_ramfs_rtree.c: the radix tree of a file's chunks ------ */
+
+/* The value at idx, or NULL. */
 void *ramfs_rt_get(const struct ramfs_rtree *t, uint64_t idx);
+/* The leaf slot for idx if its leaf node exists (the slot may be NULL). */
+void **ramfs_rt_slot(struct ramfs_rtree *t, uint64_t idx);
+/* First index >= from holding a value: 1 and *idx, or 0. */
 int ramfs_rt_next(const struct ramfs_rtree *t, uint64_t from, uint64_t *idx);
+/* Store p at idx (whose slot is empty).  The interior nodes are all
+ * allocated before anything is linked, so a failure leaves the tree as
+ * it was: 0, -ENOSPC or -ENOMEM. */
+int ramfs_rt_insert(struct ramfs *fs, struct ramfs_rtree *t, uint64_t idx,
+		    void *p);
+/* Unlink and return the value at idx (NULL if none), freeing emptied
+ * interior nodes. */
+void *ramfs_rt_remove(struct ramfs *fs, struct ramfs_rtree *t, uint64_t idx);
+/* Free the whole tree, calling leaf(fs, arg, value) for each value
+ * first; the tree is empty afterwards. */
+void ramfs_rt_destroy(struct ramfs *fs, struct ramfs_rtree *t,
+		      void (*leaf)(struct ramfs *fs, void *arg, void *p),
+		      void *arg);
 
 /* backend_ramfs_xattr.c (see backend.h). */
 int ramfs_op_setxattr(struct orfa_backend *be, const struct orfa_cred *cr,
