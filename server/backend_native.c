@@ -471,19 +471,19 @@ int nat_lookup_name(struct nat_backend *nb, struct nat_node *p,
 	return nat_node_from_fd(nb, fd, &st, out);
 }
 
-int nat_dir_enter(struct nat_backend *nb, const struct orfa_cred *cr,
-		  uint64_t parent, struct nat_node **pp,
-		  struct nat_cred_state *cs)
+int nat_node_enter(struct nat_backend *nb, const struct orfa_cred *cr,
+		   uint64_t nodeid, bool dir, struct nat_node **np,
+		   struct nat_cred_state *cs)
 {
-	struct nat_node *p = nat_node_get(nb, parent);
+	struct nat_node *n = nat_node_get(nb, nodeid);
 	int r;
 
-	if (!p)
+	if (!n)
 		return -ESTALE;
-	r = S_ISDIR(p->type) ? nat_cred_enter(nb, cr, cs) : -ENOTDIR;
+	r = (dir && !S_ISDIR(n->type)) ? -ENOTDIR : nat_cred_enter(nb, cr, cs);
 	if (r)
-		nat_node_put(nb, &p);
-	*pp = p;
+		nat_node_put(nb, &n);
+	*np = n;
 	return r;
 }
 
@@ -516,7 +516,7 @@ static int nat_lookup(struct orfa_backend *be, const struct orfa_cred *cr,
 
 	if (r)
 		return r;
-	r = nat_dir_enter(nb, cr, parent, &p, &cs);
+	r = nat_node_enter(nb, cr, parent, true, &p, &cs);
 	if (r)
 		return r;
 	r = nat_lookup_name(nb, p, name, out);
@@ -774,14 +774,11 @@ static int nat_setattr(struct orfa_backend *be, const struct orfa_cred *cr,
 
 	if (in->valid & ~ORFA_SET_ALL)
 		return -EINVAL;
-	n = nat_node_get(nb, nodeid);
-	if (!n)
-		return -ESTALE;
-	r = nat_cred_enter(nb, cr, &cs);
-	if (r == 0) {
-		r = do_setattr(nb, cr, &cs, n, nat_handle_fd(fh), in);
-		nat_cred_leave(nb, &cs);
-	}
+	r = nat_node_enter(nb, cr, nodeid, false, &n, &cs);
+	if (r)
+		return r;
+	r = do_setattr(nb, cr, &cs, n, nat_handle_fd(fh), in);
+	nat_cred_leave(nb, &cs);
 	if (r == 0 && (r = nat_stat_node(n, &st)) == 0 && out)
 		nat_attr_from_stat(out, &st);
 	nat_node_put(nb, &n);

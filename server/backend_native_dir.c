@@ -57,7 +57,7 @@ static int make_node(struct orfa_backend *be, const struct orfa_cred *cr,
 
 	if (r)
 		return r;
-	r = nat_dir_enter(nb, cr, parent, &p, &cs);
+	r = nat_node_enter(nb, cr, parent, true, &p, &cs);
 	if (r)
 		return r;
 	r = do_make(nb, p, name, kind, mk);

@@ -137,12 +137,12 @@ void nat_attr_from_stat(struct orfa_attr *a, const struct stat *st);
 int nat_cred_enter(struct nat_backend *nb, const struct orfa_cred *cr,
 		   struct nat_cred_state *cs);
 void nat_cred_leave(struct nat_backend *nb, struct nat_cred_state *cs);
-/* Resolve directory node parent and enter cr: 0 with *pp held (leave,
- * then nat_node_put it), or -ESTALE, -ENOTDIR or nat_cred_enter's error
- * with nothing held or entered. */
-int nat_dir_enter(struct nat_backend *nb, const struct orfa_cred *cr,
-		  uint64_t parent, struct nat_node **pp,
-		  struct nat_cred_state *cs);
+/* Resolve node id and enter cr: 0 with *np held (nat_cred_leave, then
+ * nat_node_put it), or -ESTALE, -ENOTDIR (dir set and not a directory)
+ * or nat_cred_enter's error, with nothing held or entered. */
+int nat_node_enter(struct nat_backend *nb, const struct orfa_cred *cr,
+		   uint64_t nodeid, bool dir, struct nat_node **np,
+		   struct nat_cred_state *cs);
 /* Open the inode of a node that is not a symlink through its
  * /proc/self/fd magic link; returns a descriptor or a negative errno. */
 int nat_node_reopen(struct nat_backend *nb, const struct nat_node *n,

@@ -19,28 +19,26 @@
 #include "backend_util.h"
 #include "log.h"
 
-static struct nat_file *file_of(void *fh)
+/* h if it is a live handle of this kind (both kinds begin with their
+ * magic), else NULL; a handle of another kind is logged. */
+static void *handle_check(void *h, uint32_t magic, const char *kind)
 {
-	struct nat_file *f = fh;
-
-	if (!f || f->magic != NAT_FILE_MAGIC) {
-		if (f)
-			log_err("native: bad file handle %p", fh);
+	if (!h || *(uint32_t *)h != magic) {
+		if (h)
+			log_err("native: bad %s handle %p", kind, h);
 		return NULL;
 	}
-	return f;
+	return h;
+}
+
+static struct nat_file *file_of(void *fh)
+{
+	return handle_check(fh, NAT_FILE_MAGIC, "file");
 }
 
 static struct nat_dir *dir_of(void *dh)
 {
-	struct nat_dir *d = dh;
-
-	if (!d || d->magic != NAT_DIR_MAGIC) {
-		if (d)
-			log_err("native: bad directory handle %p", dh);
-		return NULL;
-	}
-	return d;
+	return handle_check(dh, NAT_DIR_MAGIC, "directory");
 }
 
 static void file_put(struct nat_file *f)
@@ -216,7 +214,7 @@ int nat_create(struct orfa_backend *be, const struct orfa_cred *cr,
 
 	if (r)
 		return r;
-	r = nat_dir_enter(nb, cr, parent, &p, &cs);
+	r = nat_node_enter(nb, cr, parent, true, &p, &cs);
 	if (r)
 		return r;
 	fd = create_open(nb, p, name, (mode & 07777) & ~cred_umask(cr), flags,
@@ -479,14 +477,9 @@ int nat_readdir(struct orfa_backend *be, const struct orfa_cred *cr,
 		return -EBADF;
 	if (cookie > (uint64_t)INT64_MAX)
 		return -EINVAL;
-	n = nat_node_get(nb, nodeid);
-	if (!n)
-		return -ESTALE;
-	r = nat_cred_enter(nb, cr, &cs);
-	if (r) {
-		nat_node_put(nb, &n);
+	r = nat_node_enter(nb, cr, nodeid, false, &n, &cs);
+	if (r)
 		return r;
-	}
 	pthread_mutex_lock(&d->lock);
 	if ((off_t)cookie != d->offset) {
 		seekdir(d->dp, (long)cookie);
@@ -676,19 +669,15 @@ int nat_access(struct orfa_backend *be, const struct orfa_cred *cr,
 
 	if (mask & ~(uint32_t)(R_OK | W_OK | X_OK))
 		return -EINVAL;
-	n = nat_node_get(nb, nodeid);
-	if (!n)
-		return -ESTALE;
-	r = nat_cred_enter(nb, cr, &cs);
-	if (r == 0) {
-		/* AT_EACCESS: check with fsuid/fsgid (the default would use
-		 * the real ids, i.e. the server's). */
-		if (faccessat(n->fd, "", (int)mask,
-			      AT_EMPTY_PATH | AT_EACCESS |
-				  AT_SYMLINK_NOFOLLOW) < 0)
-			r = -errno;
-		nat_cred_leave(nb, &cs);
-	}
+	r = nat_node_enter(nb, cr, nodeid, false, &n, &cs);
+	if (r)
+		return r;
+	/* AT_EACCESS: check with fsuid/fsgid (the default would use the
+	 * real ids, i.e. the server's). */
+	if (faccessat(n->fd, "", (int)mask,
+		      AT_EMPTY_PATH | AT_EACCESS | AT_SYMLINK_NOFOLLOW) < 0)
+		r = -errno;
+	nat_cred_leave(nb, &cs);
 	nat_node_put(nb, &n);
 	return r;
 }

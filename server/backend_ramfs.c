@@ -23,6 +23,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -628,11 +629,11 @@ int ramfs_open_node(struct ramfs *fs, const struct orfa_cred *cr,
 	return 0;
 }
 
-static int ramfs_open(struct orfa_backend *be, const struct orfa_cred *cr,
-		      uint64_t nodeid, uint32_t flags, void **fh,
+/* OPEN (dir false: directories go through opendir) and OPENDIR. */
+static int open_by_id(struct ramfs *fs, const struct orfa_cred *cr,
+		      uint64_t nodeid, bool dir, uint32_t flags, void **fh,
 		      struct orfa_attr *attr)
 {
-	struct ramfs *fs = to_fs(be);
 	struct ramfs_node *n;
 	int r;
 
@@ -640,12 +641,21 @@ static int ramfs_open(struct orfa_backend *be, const struct orfa_cred *cr,
 	n = ramfs_node_find(fs, nodeid);
 	if (!n)
 		r = -ESTALE;
-	else if (n->type == S_IFDIR)
-		r = -EISDIR;	/* directories go through opendir */
+	else if (!dir && n->type == S_IFDIR)
+		r = -EISDIR;
+	else if (dir && n->type != S_IFDIR)
+		r = -ENOTDIR;
 	else
 		r = ramfs_open_node(fs, cr, n, flags, 1, fh, attr);
 	pthread_rwlock_unlock(&fs->ns);
 	return r;
+}
+
+static int ramfs_open(struct orfa_backend *be, const struct orfa_cred *cr,
+		      uint64_t nodeid, uint32_t flags, void **fh,
+		      struct orfa_attr *attr)
+{
+	return open_by_id(to_fs(be), cr, nodeid, false, flags, fh, attr);
 }
 
 /* release and releasedir: the handle is freed here; the node too if it
@@ -678,21 +688,8 @@ static int ramfs_fsync(struct orfa_backend *be, uint64_t nodeid, void *fh,
 static int ramfs_opendir(struct orfa_backend *be, const struct orfa_cred *cr,
 			 uint64_t nodeid, uint32_t flags, void **dh)
 {
-	struct ramfs *fs = to_fs(be);
-	struct ramfs_node *n;
-	int r;
-
-	pthread_rwlock_rdlock(&fs->ns);
-	n = ramfs_node_find(fs, nodeid);
-	if (!n)
-		r = -ESTALE;
-	else if (n->type != S_IFDIR)
-		r = -ENOTDIR;
-	else
-		r = ramfs_open_node(fs, cr, n, O_RDONLY | O_DIRECTORY, 1,
-				    dh, NULL);
-	pthread_rwlock_unlock(&fs->ns);
-	return r;
+	return open_by_id(to_fs(be), cr, nodeid, true, O_RDONLY | O_DIRECTORY,
+			  dh, NULL);
 }
 
 /* ---- statfs and access ----------------------------------------------- */

@@ -396,6 +396,26 @@ static int file_type_check(const struct ramfs_node *n)
 	return n->type == S_IFREG ? 0 : -EINVAL;
 }
 
+/* Start a READ (denied: O_WRONLY) or WRITE (denied: O_RDONLY) on node
+ * nodeid: the handle's access mode, the node, a regular file.  0 with the
+ * node in use (ramfs_node_unuse(fs, *held) when done), or an errno with
+ * nothing held. */
+static int file_use(struct ramfs *fs, uint64_t nodeid, struct ramfs_fh *f,
+		    int denied, struct ramfs_node **np, int *held)
+{
+	int r;
+
+	if (f && (int)(f->flags & O_ACCMODE) == denied)
+		return -EBADF;
+	r = ramfs_node_use(fs, nodeid, f, np, held);
+	if (r)
+		return r;
+	r = file_type_check(*np);
+	if (r)
+		ramfs_node_unuse(fs, *held);
+	return r;
+}
+
 int ramfs_op_read(struct orfa_backend *be, uint64_t nodeid, void *fh,
 		  uint64_t offset, uint32_t size, void *buf,
 		  struct orfa_read_out *out)
@@ -406,14 +426,9 @@ int ramfs_op_read(struct orfa_backend *be, uint64_t nodeid, void *fh,
 	int held, r;
 
 	backend_read_out_init(out);
-	if (f && (f->flags & O_ACCMODE) == O_WRONLY)
-		return -EBADF;
-	r = ramfs_node_use(fs, nodeid, fh, &n, &held);
+	r = file_use(fs, nodeid, f, O_WRONLY, &n, &held);
 	if (r)
 		return r;
-	r = file_type_check(n);
-	if (r)
-		goto out;
 	pthread_mutex_lock(&n->lock);
 	if (offset < n->size && size) {
 		uint64_t len = min_u64(size, n->size - offset);
@@ -432,7 +447,6 @@ int ramfs_op_read(struct orfa_backend *be, uint64_t nodeid, void *fh,
 	}
 	ramfs_atime_locked(n);
 	pthread_mutex_unlock(&n->lock);
-out:
 	ramfs_node_unuse(fs, held);
 	return r;
 }
@@ -510,14 +524,9 @@ int ramfs_op_write(struct orfa_backend *be, const struct orfa_cred *cr,
 	int held, r;
 
 	*written = 0;
-	if (f && (f->flags & O_ACCMODE) == O_RDONLY)
-		return -EBADF;
-	r = ramfs_node_use(fs, nodeid, fh, &n, &held);
+	r = file_use(fs, nodeid, f, O_RDONLY, &n, &held);
 	if (r)
 		return r;
-	r = file_type_check(n);
-	if (r)
-		goto out;
 	pthread_mutex_lock(&n->lock);
 	if (!f && ramfs_perm_locked(n, cr, W_OK)) {
 		r = -EACCES;
@@ -531,7 +540,6 @@ int ramfs_op_write(struct orfa_backend *be, const struct orfa_cred *cr,
 	if (attr)
 		ramfs_fill_attr_locked(n, attr);
 	pthread_mutex_unlock(&n->lock);
-out:
 	ramfs_node_unuse(fs, held);
 	return r;
 }

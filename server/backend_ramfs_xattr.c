@@ -108,17 +108,29 @@ static void xattr_node_unlock(struct ramfs *fs, struct ramfs_node *n)
 }
 
 /* An existing attribute the caller may read (write 0) or remove
- * (write 1): *ppp is its link in the list; node->lock held. */
-static int xattr_get_locked(struct ramfs_node *n, const struct orfa_cred *cr,
-			    const char *name, int write,
-			    struct ramfs_xattr ***ppp)
+ * (write 1): 0 with the locks of xattr_node_lock taken, *np the node and
+ * *ppp the attribute's link in its list; or an errno with no lock. */
+static int xattr_lock_existing(struct ramfs *fs, const struct orfa_cred *cr,
+			       uint64_t nodeid, const char *name, int write,
+			       struct ramfs_node **np,
+			       struct ramfs_xattr ***ppp)
 {
-	int r = xattr_perm(n, cr, name, write);
+	int r = xattr_name_ok(name);
 
 	if (r)
 		return r;
-	*ppp = xattr_find(n, name);
-	return *ppp ? 0 : -ENODATA;
+	r = xattr_node_lock(fs, nodeid, np);
+	if (r)
+		return r;
+	r = xattr_perm(*np, cr, name, write);
+	if (!r) {
+		*ppp = xattr_find(*np, name);
+		if (!*ppp)
+			r = -ENODATA;
+	}
+	if (r)
+		xattr_node_unlock(fs, *np);
+	return r;
 }
 
 int ramfs_op_setxattr(struct orfa_backend *be, const struct orfa_cred *cr,
@@ -187,15 +199,9 @@ int ramfs_op_getxattr(struct orfa_backend *be, const struct orfa_cred *cr,
 	struct ramfs_node *n;
 	int r;
 
-	r = xattr_name_ok(name);
+	r = xattr_lock_existing(fs, cr, nodeid, name, 0, &n, &pp);
 	if (r)
 		return r;
-	r = xattr_node_lock(fs, nodeid, &n);
-	if (r)
-		return r;
-	r = xattr_get_locked(n, cr, name, 0, &pp);
-	if (r)
-		goto out;
 	*len = (*pp)->vlen;
 	if (size) {
 		if (size < (*pp)->vlen)
@@ -204,7 +210,6 @@ int ramfs_op_getxattr(struct orfa_backend *be, const struct orfa_cred *cr,
 			memcpy(buf, (*pp)->data + (*pp)->namelen + 1,
 			       (*pp)->vlen);
 	}
-out:
 	xattr_node_unlock(fs, n);
 	return r;
 }
@@ -256,20 +261,13 @@ int ramfs_op_removexattr(struct orfa_backend *be, const struct orfa_cred *cr,
 	struct ramfs_node *n;
 	int r;
 
-	r = xattr_name_ok(name);
+	r = xattr_lock_existing(fs, cr, nodeid, name, 1, &n, &pp);
 	if (r)
 		return r;
-	r = xattr_node_lock(fs, nodeid, &n);
-	if (r)
-		return r;
-	r = xattr_get_locked(n, cr, name, 1, &pp);
-	if (r)
-		goto out;
 	x = *pp;
 	*pp = x->next;
 	ramfs_free(fs, x, xattr_cost(x));
 	ramfs_now(&n->ctime);
-out:
 	xattr_node_unlock(fs, n);
 	return r;
 }
