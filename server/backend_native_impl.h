@@ -177,82 +177,36 @@ int nat_node_addref(struct nat_backend *nb, struct nat_node *n,
 		    struct orfa_entry *out);
 
 /* Operations implemented in backend_native_dir.c (see backend.h). */
-int nat_mknod(struct orfa_backend *be, const struct orfa_cred *cr,
-	      uint64_t parent, const char *name, uint32_t namelen,
-	      uint32_t mode, uint64_t rdev, struct orfa_entry *out);
-int nat_mkdir(struct orfa_backend *be, const struct orfa_cred *cr,
-	      uint64_t parent, const char *name, uint32_t namelen,
-	      uint32_t mode, struct orfa_entry *out);
-int nat_symlink(struct orfa_backend *be, const struct orfa_cred *cr,
-		uint64_t parent, const char *name, uint32_t namelen,
-		const char *target, uint32_t targetlen,
-		struct orfa_entry *out);
-int nat_unlink(struct orfa_backend *be, const struct orfa_cred *cr,
-	       uint64_t parent, const char *name, uint32_t namelen);
-int nat_rmdir(struct orfa_backend *be, const struct orfa_cred *cr,
-	      uint64_t parent, const char *name, uint32_t namelen);
-int nat_rename(struct orfa_backend *be, const struct orfa_cred *cr,
-	       uint64_t parent, const char *name, uint32_t namelen,
-	       uint64_t newparent, const char *newname, uint32_t newnamelen,
-	       uint32_t flags);
-int nat_link(struct orfa_backend *be, const struct orfa_cred *cr,
-	     uint64_t nodeid, uint64_t newparent, const char *newname,
-	     uint32_t newnamelen, struct orfa_entry *out);
+orfa_be_mknod_fn nat_mknod;
+orfa_be_mkdir_fn nat_mkdir;
+orfa_be_symlink_fn nat_symlink;
+orfa_be_unlink_fn nat_unlink;
+orfa_be_rmdir_fn nat_rmdir;
+orfa_be_rename_fn nat_rename;
+orfa_be_link_fn nat_link;
 
 /* Operations implemented in backend_native_io.c (see backend.h). */
-int nat_open(struct orfa_backend *be, const struct orfa_cred *cr,
-	     uint64_t nodeid, uint32_t flags, void **fh,
-	     struct orfa_attr *attr);
-int nat_create(struct orfa_backend *be, const struct orfa_cred *cr,
-	       uint64_t parent, const char *name, uint32_t namelen,
-	       uint32_t mode, uint32_t flags, struct orfa_entry *out,
-	       void **fh);
-int nat_read(struct orfa_backend *be, uint64_t nodeid, void *fh,
-	     uint64_t offset, uint32_t size, void *buf,
-	     struct orfa_read_out *out);
-int nat_write(struct orfa_backend *be, const struct orfa_cred *cr,
-	      uint64_t nodeid, void *fh, uint64_t offset,
-	      const struct iovec *iov, int iovcnt, uint32_t flags,
-	      uint64_t *written, struct orfa_attr *attr);
-int nat_write_fd(struct orfa_backend *be, const struct orfa_cred *cr,
-		 uint64_t nodeid, void *fh, uint64_t offset,
-		 struct orfa_wsrc *src, uint32_t flags, uint64_t *written,
-		 struct orfa_attr *attr);
-int nat_flush(struct orfa_backend *be, uint64_t nodeid, void *fh);
-void nat_release(struct orfa_backend *be, uint64_t nodeid, void *fh);
-int nat_fsync(struct orfa_backend *be, uint64_t nodeid, void *fh, int datasync);
-int nat_opendir(struct orfa_backend *be, const struct orfa_cred *cr,
-		uint64_t nodeid, uint32_t flags, void **dh);
-int nat_readdir(struct orfa_backend *be, const struct orfa_cred *cr,
-		uint64_t nodeid, void *dh, uint64_t cookie, int plus,
-		orfa_fill_fn fill, void *ctx);
-void nat_releasedir(struct orfa_backend *be, uint64_t nodeid, void *dh);
-int nat_fsyncdir(struct orfa_backend *be, uint64_t nodeid, void *dh,
-		 int datasync);
-int nat_statfs(struct orfa_backend *be, uint64_t nodeid,
-	       struct orfa_statfs_out *out);
-int nat_setxattr(struct orfa_backend *be, const struct orfa_cred *cr,
-		 uint64_t nodeid, const char *name, const void *value,
-		 size_t size, uint32_t flags);
-int nat_getxattr(struct orfa_backend *be, const struct orfa_cred *cr,
-		 uint64_t nodeid, const char *name, void *buf, size_t size,
-		 size_t *len);
-int nat_listxattr(struct orfa_backend *be, const struct orfa_cred *cr,
-		  uint64_t nodeid, void *buf, size_t size, size_t *len);
-int nat_removexattr(struct orfa_backend *be, const struct orfa_cred *cr,
-		    uint64_t nodeid, const char *name);
-int nat_access(struct orfa_backend *be, const struct orfa_cred *cr,
-	       uint64_t nodeid, uint32_t mask);
-int nat_fallocate(struct orfa_backend *be, const struct orfa_cred *cr,
-		  uint64_t nodeid, void *fh, uint32_t mode, uint64_t offset,
-		  uint64_t length, struct orfa_attr *attr);
-int nat_lseek(struct orfa_backend *be, uint64_t nodeid, void *fh,
-	      uint64_t offset, uint32_t whence, uint64_t *result);
-int nat_copy_file_range(struct orfa_backend *be, const struct orfa_cred *cr,
-			uint64_t nodeid_in, void *fh_in, uint64_t off_in,
-			uint64_t nodeid_out, void *fh_out, uint64_t off_out,
-			uint64_t len, uint32_t flags, uint64_t *copied,
-			struct orfa_attr *attr_out);
+orfa_be_open_fn nat_open;
+orfa_be_create_fn nat_create;
+orfa_be_read_fn nat_read;
+orfa_be_write_fn nat_write;
+orfa_be_write_fd_fn nat_write_fd;
+orfa_be_flush_fn nat_flush;
+orfa_be_release_fn nat_release;
+orfa_be_fsync_fn nat_fsync;
+orfa_be_opendir_fn nat_opendir;
+orfa_be_readdir_fn nat_readdir;
+orfa_be_releasedir_fn nat_releasedir;
+orfa_be_fsyncdir_fn nat_fsyncdir;
+orfa_be_statfs_fn nat_statfs;
+orfa_be_setxattr_fn nat_setxattr;
+orfa_be_getxattr_fn nat_getxattr;
+orfa_be_listxattr_fn nat_listxattr;
+orfa_be_removexattr_fn nat_removexattr;
+orfa_be_access_fn nat_access;
+orfa_be_fallocate_fn nat_fallocate;
+orfa_be_lseek_fn nat_lseek;
+orfa_be_copy_file_range_fn nat_copy_file_range;
 
 /* For the unit test: nodes in the table, the root included (>= 1). */
 size_t backend_native_node_count(struct orfa_backend *be);

@@ -238,37 +238,16 @@ void ramfs_dir_free(struct ramfs *fs, struct ramfs_dir *d);
 struct ramfs_dentry *ramfs_dir_lookup(struct ramfs_dir *d, const char *name,
 				      uint32_t namelen);
 
-int ramfs_op_lookup(struct orfa_backend *be, const struct orfa_cred *cr,
-		    uint64_t parent, const char *name, uint32_t namelen,
-		    struct orfa_entry *out);
-int ramfs_op_mknod(struct orfa_backend *be, const struct orfa_cred *cr,
-		   uint64_t parent, const char *name, uint32_t namelen,
-		   uint32_t mode, uint64_t rdev, struct orfa_entry *out);
-int ramfs_op_mkdir(struct orfa_backend *be, const struct orfa_cred *cr,
-		   uint64_t parent, const char *name, uint32_t namelen,
-		   uint32_t mode, struct orfa_entry *out);
-int ramfs_op_unlink(struct orfa_backend *be, const struct orfa_cred *cr,
-		    uint64_t parent, const char *name, uint32_t namelen);
-int ramfs_op_rmdir(struct orfa_backend *be, const struct orfa_cred *cr,
-		   uint64_t parent, const char *name, uint32_t namelen);
-int ramfs_op_symlink(struct orfa_backend *be, const struct orfa_cred *cr,
-		     uint64_t parent, const char *name, uint32_t namelen,
-		     const char *target, uint32_t targetlen,
-		     struct orfa_entry *out);
-int ramfs_op_rename(struct orfa_backend *be, const struct orfa_cred *cr,
-		    uint64_t parent, const char *name, uint32_t namelen,
-		    uint64_t newparent, const char *newname,
-		    uint32_t newnamelen, uint32_t flags);
-int ramfs_op_link(struct orfa_backend *be, const struct orfa_cred *cr,
-		  uint64_t nodeid, uint64_t newparent, const char *newname,
-		  uint32_t newnamelen, struct orfa_entry *out);
-int ramfs_op_create(struct orfa_backend *be, const struct orfa_cred *cr,
-		    uint64_t parent, const char *name, uint32_t namelen,
-		    uint32_t mode, uint32_t flags, struct orfa_entry *out,
-		    void **fh);
-int ramfs_op_readdir(struct orfa_backend *be, const struct orfa_cred *cr,
-		     uint64_t nodeid, void *dh, uint64_t cookie, int plus,
-		     orfa_fill_fn fill, void *ctx);
+orfa_be_lookup_fn ramfs_op_lookup;
+orfa_be_mknod_fn ramfs_op_mknod;
+orfa_be_mkdir_fn ramfs_op_mkdir;
+orfa_be_unlink_fn ramfs_op_unlink;
+orfa_be_rmdir_fn ramfs_op_rmdir;
+orfa_be_symlink_fn ramfs_op_symlink;
+orfa_be_rename_fn ramfs_op_rename;
+orfa_be_link_fn ramfs_op_link;
+orfa_be_create_fn ramfs_op_create;
+orfa_be_readdir_fn ramfs_op_readdir;
 
 /* backend_ramfs.c: open a node with ns held (read or write); check 0
  * skips the permission check (the creator opening a new file). */
@@ -308,35 +287,15 @@ void ramfs_rt_destroy(struct ramfs *fs, struct ramfs_rtree *t,
 		      void *arg);
 
 /* backend_ramfs_xattr.c (see backend.h). */
-int ramfs_op_setxattr(struct orfa_backend *be, const struct orfa_cred *cr,
-		      uint64_t nodeid, const char *name, const void *value,
-		      size_t size, uint32_t flags);
-int ramfs_op_getxattr(struct orfa_backend *be, const struct orfa_cred *cr,
-		      uint64_t nodeid, const char *name, void *buf,
-		      size_t size, size_t *len);
-int ramfs_op_listxattr(struct orfa_backend *be, const struct orfa_cred *cr,
-		       uint64_t nodeid, void *buf, size_t size, size_t *len);
-int ramfs_op_removexattr(struct orfa_backend *be, const struct orfa_cred *cr,
-			 uint64_t nodeid, const char *name);
+orfa_be_setxattr_fn ramfs_op_setxattr;
+orfa_be_getxattr_fn ramfs_op_getxattr;
+orfa_be_listxattr_fn ramfs_op_listxattr;
+orfa_be_removexattr_fn ramfs_op_removexattr;
 
-int ramfs_op_read(struct orfa_backend *be, uint64_t nodeid, void *fh,
-		  uint64_t offset, uint32_t size, void *buf,
-		  struct orfa_read_out *out);
-int ramfs_op_write(struct orfa_backend *be, const struct orfa_cred *cr,
-		   uint64_t nodeid, void *fh, uint64_t offset,
-		   const struct iovec *iov, int iovcnt, uint32_t flags,
-		   uint64_t *written, struct orfa_attr *attr);
-int ramfs_op_fallocate(struct orfa_backend *be, const struct orfa_cred *cr,
-		       uint64_t nodeid, void *fh, uint32_t mode,
-		       uint64_t offset, uint64_t length,
-		       struct orfa_attr *attr);
-int ramfs_op_lseek(struct orfa_backend *be, uint64_t nodeid, void *fh,
-		   uint64_t offset, uint32_t whence, uint64_t *result);
-int ramfs_op_copy_file_range(struct orfa_backend *be,
-			     const struct orfa_cred *cr, uint64_t nodeid_in,
-			     void *fh_in, uint64_t off_in,
-			     uint64_t nodeid_out, void *fh_out,
-			     uint64_t off_out, uint64_t len, uint32_t flags,
-			     uint64_t *copied, struct orfa_attr *attr_out);
+orfa_be_read_fn ramfs_op_read;
+orfa_be_write_fn ramfs_op_write;
+orfa_be_fallocate_fn ramfs_op_fallocate;
+orfa_be_lseek_fn ramfs_op_lseek;
+orfa_be_copy_file_range_fn ramfs_op_copy_file_range;
 
 #endif /* ORFA_BACKEND_RAMFS_IMPL_H */
