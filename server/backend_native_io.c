@@ -140,6 +140,23 @@ out_put:
 	return r;
 }
 
+/* Open fd's inode afresh through /proc/self/fd with oflags: the new
+ * descriptor, or a negative errno after closing fd. */
+static int proc_reopen_or_close(struct nat_backend *nb, int fd, int oflags)
+{
+	char pname[NAT_PROC_NAME];
+	int nfd, r;
+
+	proc_name(pname, fd);
+	nfd = openat(nb->proc_fd, pname, oflags);
+	if (nfd < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	return nfd;
+}
+
 /*
  * Open name in p for CREATE; cred entered.  A new file is created with
  * O_EXCL so that nothing but a regular file we made is ever opened here;
@@ -152,7 +169,6 @@ static int create_open(struct nat_backend *nb, struct nat_node *p,
 		       const char *name, mode_t mode, uint32_t flags,
 		       int oflags, int *pathfd)
 {
-	char pname[NAT_PROC_NAME];
 	struct stat st;
 	int fd, pfd, r;
 
@@ -161,13 +177,9 @@ static int create_open(struct nat_backend *nb, struct nat_node *p,
 			    oflags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
 			    mode);
 		if (fd >= 0) {
-			proc_name(pname, fd);
-			pfd = openat(nb->proc_fd, pname, O_PATH | O_CLOEXEC);
-			if (pfd < 0) {
-				r = -errno;
-				close(fd);
-				return r;
-			}
+			pfd = proc_reopen_or_close(nb, fd, O_PATH | O_CLOEXEC);
+			if (pfd < 0)
+				return pfd;
 			*pathfd = pfd;
 			return fd;
 		}
@@ -188,13 +200,9 @@ static int create_open(struct nat_backend *nb, struct nat_node *p,
 			close(pfd);
 			return type_open_error(st.st_mode & S_IFMT);
 		}
-		proc_name(pname, pfd);
-		fd = openat(nb->proc_fd, pname, oflags | O_CLOEXEC);
-		if (fd < 0) {
-			r = -errno;
-			close(pfd);
-			return r;
-		}
+		fd = proc_reopen_or_close(nb, pfd, oflags | O_CLOEXEC);
+		if (fd < 0)
+			return fd;
 		*pathfd = pfd;
 		return fd;
 	}

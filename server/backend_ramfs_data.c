@@ -303,6 +303,26 @@ static void hold_release(void *p)
 	free(h);
 }
 
+/* The part of [pos, end) inside pos's chunk: len bytes from coff in chunk
+ * c (NULL for a hole), of which the first dlen are stored data and the
+ * rest reads as zeros. */
+struct read_piece {
+	struct ramfs_chunk *c;
+	uint32_t coff, len, dlen;
+};
+
+static void read_piece_at(struct ramfs_node *n, uint64_t pos, uint64_t end,
+			  struct read_piece *p)
+{
+	p->coff = (uint32_t)(pos & RAMFS_CHUNK_MASK);
+	p->len = (uint32_t)min_u64(RAMFS_CHUNK_SIZE - p->coff, end - pos);
+	p->c = ramfs_rt_get(&n->u.file.rt, pos >> RAMFS_CHUNK_SHIFT);
+	p->dlen = 0;
+	if (p->c && p->coff < p->c->cap)
+		p->dlen = p->len < p->c->cap - p->coff ? p->len :
+			  p->c->cap - p->coff;
+}
+
 /* Point out->iov at the chunks; -1 when it does not fit (the caller
  * copies instead). */
 static int read_zero_copy(struct ramfs_node *n, uint64_t off, uint64_t len,
@@ -313,15 +333,15 @@ static int read_zero_copy(struct ramfs_node *n, uint64_t off, uint64_t len,
 	int cnt = 0, last_zero = 0;
 
 	while (pos < end) {
-		uint64_t idx = pos >> RAMFS_CHUNK_SHIFT;
-		uint32_t coff = (uint32_t)(pos & RAMFS_CHUNK_MASK);
-		uint32_t m = (uint32_t)min_u64(RAMFS_CHUNK_SIZE - coff,
-					       end - pos);
-		struct ramfs_chunk *c = ramfs_rt_get(&n->u.file.rt, idx);
-		uint32_t dlen = 0, z;
+		struct read_piece p;
+		struct ramfs_chunk *c;
+		uint32_t coff, m, dlen, z;
 
-		if (c && coff < c->cap)
-			dlen = m < c->cap - coff ? m : c->cap - coff;
+		read_piece_at(n, pos, end, &p);
+		c = p.c;
+		coff = p.coff;
+		m = p.len;
+		dlen = p.dlen;
 		if (dlen) {
 			if (cnt == ORFA_READ_MAX_IOV)
 				goto fallback;
@@ -372,20 +392,14 @@ static void read_copy(struct ramfs_node *n, uint64_t off, uint64_t len,
 	uint64_t pos = off, end = off + len;
 
 	while (pos < end) {
-		uint64_t idx = pos >> RAMFS_CHUNK_SHIFT;
-		uint32_t coff = (uint32_t)(pos & RAMFS_CHUNK_MASK);
-		uint32_t m = (uint32_t)min_u64(RAMFS_CHUNK_SIZE - coff,
-					       end - pos);
-		struct ramfs_chunk *c = ramfs_rt_get(&n->u.file.rt, idx);
-		uint32_t dlen = 0;
+		struct read_piece p;
 
-		if (c && coff < c->cap)
-			dlen = m < c->cap - coff ? m : c->cap - coff;
-		if (dlen)
-			memcpy(buf, c->data + coff, dlen);
-		memset(buf + dlen, 0, m - dlen);
-		buf += m;
-		pos += m;
+		read_piece_at(n, pos, end, &p);
+		if (p.dlen)
+			memcpy(buf, p.c->data + p.coff, p.dlen);
+		memset(buf + p.dlen, 0, p.len - p.dlen);
+		buf += p.len;
+		pos += p.len;
 	}
 }
 
