@@ -869,25 +869,13 @@ static const struct orfa_backend_ops native_ops = {
     .copy_file_range = nat_copy_file_range,
 };
 
-int backend_native_create(const char *root, struct orfa_backend **out)
+/* A backend with empty tables (and a seeded generator), or NULL. */
+static struct nat_backend *nb_alloc(void)
 {
-	struct nat_backend *nb;
-	struct nat_node *rn;
-	struct stat st;
-	int fd, r;
+	struct nat_backend *nb = calloc(1, sizeof(*nb));
 
-	*out = NULL;
-	if (!root || !*root) {
-		log_err("native: no export directory given");
-		return -EINVAL;
-	}
-	nb = calloc(1, sizeof(*nb));
-	rn = calloc(1, sizeof(*rn));
-	if (!nb || !rn) {
-		free(nb);
-		free(rn);
-		return -ENOMEM;
-	}
+	if (!nb)
+		return NULL;
 	nb->base.ops = &native_ops;
 	nb->proc_fd = -1;
 	nb->ids_fd = -1;
@@ -901,10 +889,19 @@ int backend_native_create(const char *root, struct orfa_backend **out)
 		nb->rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 	nb->rng |= 1; /* xorshift needs a nonzero state */
 	if (!nb->slots || !nb->buckets) {
-		free(rn);
 		nat_destroy(&nb->base);
-		return -ENOMEM;
+		return NULL;
 	}
+	return nb;
+}
+
+/* Open the export root and /proc/self/fd, and make rn the root node;
+ * a message for the user is logged on failure (rn is then left alone). */
+static int root_open(struct nat_backend *nb, const char *root,
+		     struct nat_node *rn)
+{
+	struct stat st;
+	int fd, r;
 
 	/* The root path is resolved once, by the administrator's choice
 	 * (symlinks in it are followed); from here on only descriptors. */
@@ -915,8 +912,6 @@ int backend_native_create(const char *root, struct orfa_backend **out)
 			strerror(-r));
 		if (fd >= 0)
 			close(fd);
-		free(rn);
-		nat_destroy(&nb->base);
 		return r;
 	}
 	nb->proc_fd = open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -925,8 +920,6 @@ int backend_native_create(const char *root, struct orfa_backend **out)
 		log_err("native: /proc/self/fd: %s (is /proc mounted?)",
 			strerror(-r));
 		close(fd);
-		free(rn);
-		nat_destroy(&nb->base);
 		return r;
 	}
 	rn->fd = fd;
@@ -940,7 +933,34 @@ int backend_native_create(const char *root, struct orfa_backend **out)
 	nb->slots[ORFA_ROOT_NODEID].node = rn;
 	nb->nslots = ORFA_ROOT_NODEID + 1; /* slot 0 is never used */
 	hash_insert(nb, rn);
+	return 0;
+}
 
+int backend_native_create(const char *root, struct orfa_backend **out)
+{
+	struct nat_backend *nb;
+	struct nat_node *rn;
+	int r;
+
+	*out = NULL;
+	if (!root || !*root) {
+		log_err("native: no export directory given");
+		return -EINVAL;
+	}
+	nb = nb_alloc();
+	rn = calloc(1, sizeof(*rn));
+	if (!nb || !rn) {
+		if (nb)
+			nat_destroy(&nb->base);
+		free(rn);
+		return -ENOMEM;
+	}
+	r = root_open(nb, root, rn);
+	if (r) {
+		free(rn);
+		nat_destroy(&nb->base);
+		return r;
+	}
 	nb->srv_uid = geteuid();
 	nb->srv_gid = getegid();
 	nb->switch_creds = nb->srv_uid == 0;
