@@ -98,15 +98,6 @@ static int open_flags(uint32_t flags)
 /* ------------------------------------------------------------------ */
 /* Files                                                                */
 
-static int type_open_error(mode_t type)
-{
-	if (S_ISLNK(type))
-		return -ELOOP;
-	if (S_ISDIR(type))
-		return -EISDIR;
-	return -ENXIO; /* devices, FIFOs, sockets: client side */
-}
-
 int nat_open(struct orfa_backend *be, const struct orfa_cred *cr,
 	     uint64_t nodeid, uint32_t flags, void **fh, struct orfa_attr *attr)
 {
@@ -117,10 +108,9 @@ int nat_open(struct orfa_backend *be, const struct orfa_cred *cr,
 
 	if (!n)
 		return -ESTALE;
-	if (!S_ISREG(n->type)) {
-		r = type_open_error(n->type);
+	r = backend_check_open(n->type & S_IFMT, flags);
+	if (r)
 		goto out_put;
-	}
 	r = nat_cred_enter(nb, cr, &cs);
 	if (r)
 		goto out_put;
@@ -198,7 +188,7 @@ static int create_open(struct nat_backend *nb, struct nat_node *p,
 		}
 		if (!S_ISREG(st.st_mode)) {
 			close(pfd);
-			return type_open_error(st.st_mode & S_IFMT);
+			return backend_check_open(st.st_mode & S_IFMT, 0);
 		}
 		fd = proc_reopen_or_close(nb, pfd, oflags | O_CLOEXEC);
 		if (fd < 0)

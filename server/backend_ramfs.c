@@ -588,14 +588,14 @@ int ramfs_open_node(struct ramfs *fs, const struct orfa_cred *cr,
 	struct ramfs_fh *f;
 	int mask = 0, r;
 
-	if ((flags & O_DIRECTORY) && n->type != S_IFDIR)
-		return -ENOTDIR;
-	if (n->type == S_IFDIR && (acc != O_RDONLY || (flags & O_TRUNC)))
-		return -EISDIR;
-	if (n->type == S_IFLNK)
-		return -ELOOP;
-	if (n->type != S_IFREG && n->type != S_IFDIR)
-		return -ENXIO;	/* the client opens special files itself */
+	if (n->type == S_IFDIR) {	/* OPENDIR */
+		if (acc != O_RDONLY || (flags & O_TRUNC))
+			return -EISDIR;
+	} else {
+		r = backend_check_open(n->type, flags);
+		if (r)
+			return r;
+	}
 	if (acc == O_RDONLY || acc == O_RDWR)
 		mask |= R_OK;
 	if (acc == O_WRONLY || acc == O_RDWR || (flags & O_TRUNC))

@@ -482,7 +482,7 @@ int ramfs_op_create(struct orfa_backend *be, const struct orfa_cred *cr,
 	if (r)
 		return r;
 	/* refuse what open would refuse before creating anything */
-	if ((flags & O_DIRECTORY) || (flags & O_ACCMODE) == O_ACCMODE)
+	if ((flags & O_ACCMODE) == O_ACCMODE)
 		return -EINVAL;
 	pthread_rwlock_wrlock(&fs->ns);
 	r = dir_get(fs, cr, parent, &dn);

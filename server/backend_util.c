@@ -54,7 +54,23 @@ int backend_check_create_name(const char *name, uint32_t namelen,
 		return r;
 	if (backend_name_dot(name, namelen))
 		return (flags & O_EXCL) ? -EEXIST : -EISDIR;
-	return 0;
+	return (flags & O_DIRECTORY) ? -EINVAL : 0;
+}
+
+int backend_check_open(uint32_t type, uint32_t flags)
+{
+	if ((flags & O_DIRECTORY) && type != S_IFDIR)
+		return -ENOTDIR;
+	switch (type) {
+	case S_IFREG:
+		return 0;
+	case S_IFDIR:
+		return -EISDIR;
+	case S_IFLNK:
+		return -ELOOP;
+	default:
+		return -ENXIO;
+	}
 }
 
 int backend_check_remove_name(const char *name, uint32_t namelen,

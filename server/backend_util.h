@@ -42,11 +42,22 @@ enum backend_dot backend_name_dot(const char *name, uint32_t namelen);
 int backend_check_new_name(const char *name, uint32_t namelen);
 
 /*
- * The name of a CREATE with open flags: "." and ".." give -EEXIST with
- * O_EXCL, else -EISDIR, as open(".", O_CREAT[|O_EXCL]) does on Linux.
+ * The name and flags of a CREATE: "." and ".." give -EEXIST with O_EXCL,
+ * else -EISDIR, as open(".", O_CREAT[|O_EXCL]) does on Linux; then
+ * O_DIRECTORY gives -EINVAL (Linux since 6.4 refuses O_CREAT|O_DIRECTORY
+ * so; nothing is created).
  */
 int backend_check_create_name(const char *name, uint32_t namelen,
 			      uint32_t flags);
+
+/*
+ * OPEN of a node of file type type (S_IFREG, S_IFDIR, ...; not a
+ * directory being opened by OPENDIR): O_DIRECTORY on anything but a
+ * directory gives -ENOTDIR (open(2)); a directory -EISDIR (directories
+ * go through OPENDIR), a symlink -ELOOP (never followed), a device, FIFO
+ * or socket -ENXIO (the client opens those itself); a regular file 0.
+ */
+int backend_check_open(uint32_t type, uint32_t flags);
 
 /*
  * The name of an UNLINK (rmdir false) or RMDIR (rmdir true): unlink of

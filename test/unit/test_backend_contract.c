@@ -182,6 +182,87 @@ static uint64_t write_str(uint64_t node, const char *s)
 	return written;
 }
 
+static int64_t do_write(uint64_t node, void *fh, uint64_t off,
+			const void *buf, size_t len, uint32_t flags)
+{
+	struct iovec iov = {(void *)buf, len};
+	struct orfa_attr a;
+	uint64_t written = 0;
+	int r;
+
+	r = OPS->write(be, &rootc, node, fh, off, &iov, 1, flags, &written,
+		       &a);
+	return r ? r : (int64_t)written;
+}
+
+/* Read through the backend as the server does, wherever the backend puts
+ * the data (its own memory, the caller's buffer or a file range). */
+static int64_t do_read(uint64_t node, void *fh, uint64_t off, uint32_t size,
+		       void *dst)
+{
+	struct orfa_read_out out;
+	void *buf = malloc(size ? size : 1);
+	size_t pos = 0;
+	int r;
+
+	ck_assert_ptr_nonnull(buf);
+	r = OPS->read(be, node, fh, off, size, buf, &out);
+	if (r) {
+		free(buf);
+		return r;
+	}
+	ck_assert_int_le(out.iovcnt, ORFA_READ_MAX_IOV);
+	if (out.iovcnt == 0 && out.len) {
+		ck_assert_int_ge(out.fd, 0);
+		ck_assert_int_eq(pread(out.fd, dst, out.len, out.off),
+				 (ssize_t)out.len);
+		pos = out.len;
+	}
+	for (int i = 0; i < out.iovcnt; i++) {
+		memcpy((char *)dst + pos, out.iov[i].iov_base,
+		       out.iov[i].iov_len);
+		pos += out.iov[i].iov_len;
+	}
+	ck_assert_uint_eq(pos, out.len);
+	if (out.release)
+		out.release(out.hold);
+	free(buf);
+	return (int64_t)pos;
+}
+
+static void *do_open(uint64_t node, uint32_t flags)
+{
+	void *fh = NULL;
+
+	ck_assert_int_eq(OPS->open(be, &rootc, node, flags, &fh, NULL), 0);
+	return fh;
+}
+
+static void fill_pattern(unsigned char *p, size_t len, uint64_t seed)
+{
+	for (size_t i = 0; i < len; i++)
+		p[i] = (unsigned char)((seed + i) * 2654435761u >> 13);
+}
+
+/* ---- node ids ------------------------------------------------------- */
+
+START_TEST(test_stale_and_unknown_ids)
+{
+	struct orfa_attr a;
+	struct orfa_entry e;
+
+	ck_assert_int_eq(OPS->getattr(be, &rootc, ROOT, NULL, &a), 0);
+	ck_assert(S_ISDIR(a.mode));
+	ck_assert_int_eq(OPS->getattr(be, &rootc, 0, NULL, &a), -ESTALE);
+	ck_assert_int_eq(OPS->getattr(be, &rootc, 12345, NULL, &a), -ESTALE);
+	ck_assert_int_eq(OPS->getattr(be, &rootc, (7ull << 32) | 1, NULL, &a),
+			 -ESTALE);
+	ck_assert_int_eq(do_lookup(999, "x", &e), -ESTALE);
+	ck_assert_int_eq(do_mkdir(999, "x", &e), -ESTALE);
+	OPS->forget(be, 999, 1);	/* ignored */
+}
+END_TEST
+
 /* ---- names ------------------------------------------------------------ */
 
 /* One component, at most NAME_MAX bytes, no '/' or NUL, namelen =
@@ -369,6 +450,172 @@ START_TEST(test_hard_links)
 }
 END_TEST
 
+/* ---- files ------------------------------------------------------------ */
+
+START_TEST(test_create_write_read)
+{
+	static unsigned char wbuf[200000], rbuf[200000];
+	struct orfa_entry e;
+	void *fh;
+
+	fill_pattern(wbuf, sizeof(wbuf), 1);
+	ck_assert_int_eq(do_create(ROOT, "f", O_RDWR, &e, &fh), 0);
+	ck_assert(S_ISREG(e.attr.mode));
+	ck_assert_uint_eq(e.attr.size, 0);
+	ck_assert_int_eq(do_write(e.nodeid, fh, 0, wbuf, 100, 0), 100);
+	ck_assert_int_eq(do_write(e.nodeid, fh, 100, wbuf + 100,
+				  sizeof(wbuf) - 100, 0), sizeof(wbuf) - 100);
+	ck_assert_uint_eq(getattr(e.nodeid).size, sizeof(wbuf));
+	ck_assert_int_eq(do_read(e.nodeid, fh, 0, sizeof(rbuf), rbuf),
+			 sizeof(rbuf));
+	ck_assert_mem_eq(rbuf, wbuf, sizeof(wbuf));
+	/* unaligned read across chunks, short read at the end */
+	ck_assert_int_eq(do_read(e.nodeid, fh, 65000, 1000, rbuf), 1000);
+	ck_assert_mem_eq(rbuf, wbuf + 65000, 1000);
+	ck_assert_int_eq(do_read(e.nodeid, fh, sizeof(wbuf) - 10, 100, rbuf),
+			 10);
+	ck_assert_int_eq(do_read(e.nodeid, fh, sizeof(wbuf), 100, rbuf), 0);
+	ck_assert_int_eq(do_read(e.nodeid, fh, 1ull << 40, 100, rbuf), 0);
+	/* overwrite in the middle */
+	ck_assert_int_eq(do_write(e.nodeid, fh, 70000, "hello", 5, 0), 5);
+	ck_assert_int_eq(do_read(e.nodeid, fh, 69999, 7, rbuf), 7);
+	ck_assert_mem_eq(rbuf + 1, "hello", 5);
+	ck_assert_int_eq(rbuf[0], wbuf[69999]);
+	ck_assert_uint_eq(getattr(e.nodeid).size, sizeof(wbuf));
+	/* empty write */
+	ck_assert_int_eq(do_write(e.nodeid, fh, 5, wbuf, 0, 0), 0);
+	ck_assert_int_eq(OPS->flush(be, e.nodeid, fh), 0);
+	ck_assert_int_eq(OPS->fsync(be, e.nodeid, fh, 0), 0);
+	ck_assert_int_eq(OPS->fsync(be, e.nodeid, fh, 1), 0);
+	OPS->release(be, e.nodeid, fh);
+}
+END_TEST
+
+START_TEST(test_create_existing)
+{
+	struct orfa_entry e, e2;
+	void *fh, *fh2;
+
+	ck_assert_int_eq(OPS->create(be, &rootc, ROOT, "f", 1, 0640,
+				     O_RDWR | O_EXCL, &e, &fh), 0);
+	ck_assert_int_eq(e.attr.mode & 07777, 0640);
+	ck_assert_int_eq(do_write(e.nodeid, fh, 0, "data", 4, 0), 4);
+	ck_assert_int_eq(do_create(ROOT, "f", O_RDWR | O_EXCL, &e2, &fh2),
+			 -EEXIST);
+	/* without O_EXCL an existing file is opened, its mode kept */
+	ck_assert_int_eq(do_create(ROOT, "f", O_RDWR, &e2, &fh2), 0);
+	ck_assert_uint_eq(e2.nodeid, e.nodeid);
+	ck_assert_uint_eq(e2.attr.size, 4);
+	ck_assert_int_eq(e2.attr.mode & 07777, 0640);
+	OPS->release(be, e.nodeid, fh2);
+	mkdirid(ROOT, "d");
+	ck_assert_int_eq(do_create(ROOT, "d", O_RDONLY, &e2, &fh2), -EISDIR);
+	/* a creator may write what it creates read-only */
+	ck_assert_int_eq(OPS->create(be, &rootc, ROOT, "ro", 2, 0444,
+				     O_WRONLY, &e2, &fh2), 0);
+	ck_assert_int_eq(do_write(e2.nodeid, fh2, 0, "x", 1, 0), 1);
+	OPS->release(be, e2.nodeid, fh2);
+	OPS->release(be, e.nodeid, fh);
+}
+END_TEST
+
+/* What OPEN and CREATE refuse, by file type and flags. */
+START_TEST(test_open_refusals)
+{
+	struct orfa_entry e;
+	void *fh;
+
+	ck_assert_int_eq(do_create(ROOT, "n", O_RDONLY | O_DIRECTORY, &e, &fh),
+			 -EINVAL);
+	ck_assert_int_eq(do_lookup(ROOT, "n", &e), -ENOENT);
+	/* special files are opened by the client itself, neither by OPEN
+	 * nor by CREATE on an existing name; neither blocks */
+	ck_assert_int_eq(do_mknod(ROOT, "fifo", S_IFIFO | 0600, &e), 0);
+	ck_assert_int_eq(OPS->open(be, &rootc, e.nodeid, O_RDONLY, &fh, NULL),
+			 -ENXIO);
+	ck_assert_int_eq(do_create(ROOT, "fifo", O_RDONLY, &e, &fh), -ENXIO);
+	ck_assert_int_eq(OPS->open(be, &rootc, e.nodeid,
+				   O_RDONLY | O_DIRECTORY, &fh, NULL),
+			 -ENOTDIR);
+	/* symlinks are never followed */
+	ck_assert_int_eq(do_symlink(ROOT, "l", "fifo", &e), 0);
+	ck_assert_int_eq(OPS->open(be, &rootc, e.nodeid, O_RDONLY, &fh, NULL),
+			 -ELOOP);
+	ck_assert_int_eq(do_create(ROOT, "l", O_RDONLY, &e, &fh), -ELOOP);
+}
+END_TEST
+
+START_TEST(test_open_flags)
+{
+	uint64_t id = mkfile(ROOT, "f");
+	struct orfa_attr a;
+	char buf[16];
+	void *fh, *ro, *wo;
+
+	ck_assert_int_eq(write_str(id, "0123456789"), 10);
+	ro = do_open(id, O_RDONLY);
+	wo = do_open(id, O_WRONLY);
+	ck_assert_int_eq(do_write(id, ro, 0, "x", 1, 0), -EBADF);
+	ck_assert_int_eq(do_read(id, wo, 0, 4, buf), -EBADF);
+	/* O_APPEND from the handle or from the write's flags */
+	fh = do_open(id, O_WRONLY | O_APPEND);
+	ck_assert_int_eq(do_write(id, fh, 0, "ab", 2, 0), 2);
+	OPS->release(be, id, fh);
+	ck_assert_int_eq(do_write(id, wo, 0, "cd", 2, O_APPEND), 2);
+	ck_assert_uint_eq(getattr(id).size, 14);
+	ck_assert_int_eq(do_read(id, ro, 0, 16, buf), 14);
+	ck_assert_mem_eq(buf, "0123456789abcd", 14);
+	ck_assert_int_eq(do_write(id, wo, 0, "Z", 1, 0), 1);
+	ck_assert_int_eq(do_read(id, ro, 0, 16, buf), 14);
+	ck_assert_mem_eq(buf, "Z123456789abcd", 14);
+	/* O_TRUNC */
+	ck_assert_int_eq(OPS->open(be, &rootc, id, O_RDWR | O_TRUNC, &fh, &a),
+			 0);
+	ck_assert_uint_eq(a.size, 0);
+	OPS->release(be, id, fh);
+	/* directories and O_DIRECTORY */
+	ck_assert_int_eq(OPS->open(be, &rootc, ROOT, O_RDONLY, &fh, &a),
+			 -EISDIR);
+	ck_assert_int_eq(OPS->open(be, &rootc, id, O_RDONLY | O_DIRECTORY,
+				   &fh, &a), -ENOTDIR);
+	ck_assert_int_eq(OPS->opendir(be, &rootc, id, 0, &fh), -ENOTDIR);
+	ck_assert_int_eq(OPS->flush(be, id, ro), 0);
+	ck_assert_int_eq(OPS->fsync(be, id, ro, 1), 0);
+	OPS->release(be, id, ro);
+	OPS->release(be, id, wo);
+}
+END_TEST
+
+START_TEST(test_unlink_while_open)
+{
+	uint64_t id = mkfile(ROOT, "f");
+	struct orfa_setattr_req s = {.valid = ORFA_SET_SIZE, .size = 5};
+	struct orfa_entry e;
+	struct orfa_attr a;
+	char buf[16];
+	void *fh = do_open(id, O_RDWR);
+
+	ck_assert_int_eq(do_write(id, fh, 0, "hello", 5, 0), 5);
+	ck_assert_int_eq(do_unlink(ROOT, "f"), 0);
+	ck_assert_int_eq(do_lookup(ROOT, "f", &e), -ENOENT);
+	/* still readable and writable through the handle */
+	ck_assert_int_eq(do_write(id, fh, 5, " world", 6, 0), 6);
+	ck_assert_int_eq(do_read(id, fh, 0, 16, buf), 11);
+	ck_assert_mem_eq(buf, "hello world", 11);
+	ck_assert_int_eq(OPS->getattr(be, &rootc, id, fh, &a), 0);
+	ck_assert_uint_eq(a.nlink, 0);
+	ck_assert_uint_eq(a.size, 11);
+	ck_assert_int_eq(OPS->getattr(be, &rootc, id, NULL, &a), 0);
+	ck_assert_uint_eq(a.nlink, 0);
+	s.nodeid = id;
+	ck_assert_int_eq(OPS->setattr(be, &rootc, id, fh, &s, &a), 0);
+	ck_assert_uint_eq(a.size, 5);
+	/* cannot be linked back */
+	ck_assert_int_eq(do_link(id, ROOT, "back", &e), -ENOENT);
+	OPS->release(be, id, fh);
+}
+END_TEST
+
 /* ---- rename ----------------------------------------------------------- */
 
 START_TEST(test_rename_simple_and_across)
@@ -456,12 +703,18 @@ END_TEST
 
 static void add_contract(TCase *tc)
 {
+	tcase_add_test(tc, test_stale_and_unknown_ids);
 	tcase_add_test(tc, test_name_checks);
 	tcase_add_test(tc, test_empty_name);
 	tcase_add_test(tc, test_dot_names_per_operation);
 	tcase_add_test(tc, test_lookup_dot_and_dotdot);
 	tcase_add_test(tc, test_mkdir_rmdir_unlink);
 	tcase_add_test(tc, test_hard_links);
+	tcase_add_test(tc, test_create_write_read);
+	tcase_add_test(tc, test_create_existing);
+	tcase_add_test(tc, test_open_refusals);
+	tcase_add_test(tc, test_open_flags);
+	tcase_add_test(tc, test_unlink_while_open);
 	tcase_add_test(tc, test_rename_simple_and_across);
 	tcase_add_test(tc, test_rename_flags);
 }

@@ -702,20 +702,13 @@ END_TEST
 START_TEST(test_mknod_symlink_readlink)
 {
 	struct orfa_entry e;
-	struct orfa_attr a;
 	char big[ORFA_MAX_SYMLINK + 2], buf[64];
-	void *fh = NULL;
 	size_t len;
 
 	ck_assert_int_eq(
 	    ops->mknod(be, &root_cr, 1, "fifo", 4, S_IFIFO | 0600, 0, &e), 0);
 	ck_assert(S_ISFIFO(e.attr.mode));
-	/* Special files are never opened by the server, neither by OPEN
-	 * nor by CREATE on an existing name; neither blocks. */
-	ck_assert_int_eq(ops->open(be, &root_cr, e.nodeid, O_RDONLY, &fh, &a),
-			 -ENXIO);
-	ck_assert_int_eq(
-	    do_create(&root_cr, 1, "fifo", 0600, O_RDONLY, &e, &fh), -ENXIO);
+	/* OPEN and CREATE of it: test_backend_contract.c */
 	forget1(e.nodeid);
 	ck_assert_int_eq(ops->mknod(be, &root_cr, 1, "reg", 3, 0640, 0, &e), 0);
 	ck_assert(S_ISREG(e.attr.mode));
@@ -774,61 +767,24 @@ START_TEST(test_rename)
 END_TEST
 /* ---- files -------------------------------------------------------------- */
 
+/* The common rules of CREATE, OPEN, READ and WRITE are in
+ * test_backend_contract.c; here what is the native backend's own: reads
+ * come back as a file range (read_into checks it), open flags the
+ * backend sets itself are ignored, a READ needs an open handle. */
 START_TEST(test_create_open_write_read)
 {
-	struct orfa_entry e, e2;
+	struct orfa_entry e;
 	struct orfa_attr a;
-	void *fh = NULL, *rfh = NULL, *wfh = NULL;
+	struct orfa_read_out out;
+	void *fh = NULL, *wfh = NULL;
 	char buf[64];
 	uint64_t id;
 
 	ck_assert_int_eq(
 	    do_create(&root_cr, 1, "f", 0640, O_RDWR | O_EXCL, &e, &fh), 0);
 	id = e.nodeid;
-	ck_assert(S_ISREG(e.attr.mode));
-	ck_assert_int_eq(e.attr.mode & 07777, 0640);
-	ck_assert_int_eq(
-	    do_create(&root_cr, 1, "f", 0640, O_RDWR | O_EXCL, &e2, &rfh),
-	    -EEXIST);
-	ck_assert_uint_eq(write_str(fh, id, 0, "hello world", 0), 11);
-	ck_assert_uint_eq(read_into(id, fh, 6, sizeof(buf), buf), 5);
-	ck_assert(memcmp(buf, "world", 5) == 0);
-	ck_assert_int_eq(ops->flush(be, id, fh), 0);
-	ck_assert_int_eq(ops->fsync(be, id, fh, 0), 0);
-	ck_assert_int_eq(ops->fsync(be, id, fh, 1), 0);
+	ck_assert_uint_eq(write_str(fh, id, 0, "12345", 0), 5);
 	ops->release(be, id, fh);
-
-	/* CREATE without O_EXCL on an existing file opens it. */
-	ck_assert_int_eq(do_create(&root_cr, 1, "f", 0600, O_RDONLY, &e2, &rfh),
-			 0);
-	ck_assert_uint_eq(e2.nodeid, id);
-	ck_assert_int_eq(e2.attr.mode & 07777, 0640);
-	ck_assert_uint_eq(e2.attr.size, 11);
-	/* Writing through a read-only handle, reading a write-only one. */
-	{
-		struct iovec iov = {.iov_base = "x", .iov_len = 1};
-		struct orfa_read_out out;
-		uint64_t w;
-
-		ck_assert_int_eq(
-		    ops->write(be, &root_cr, id, rfh, 0, &iov, 1, 0, &w, &a),
-		    -EBADF);
-		ck_assert_int_eq(
-		    ops->open(be, &root_cr, id, O_WRONLY, &wfh, &a), 0);
-		ck_assert_int_eq(ops->read(be, id, wfh, 0, 10, buf, &out),
-				 -EBADF);
-		ck_assert_int_eq(ops->read(be, id, NULL, 0, 10, buf, &out),
-				 -EBADF);
-		ops->release(be, id, wfh);
-	}
-	ops->release(be, id, rfh);
-
-	/* O_TRUNC through OPEN, then O_APPEND. */
-	ck_assert_int_eq(
-	    ops->open(be, &root_cr, id, O_WRONLY | O_TRUNC, &wfh, &a), 0);
-	ck_assert_uint_eq(a.size, 0);
-	ck_assert_uint_eq(write_str(wfh, id, 0, "12345", 0), 5);
-	ops->release(be, id, wfh);
 	ck_assert_int_eq(
 	    ops->open(be, &root_cr, id,
 		      O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW, &wfh,
@@ -836,25 +792,15 @@ START_TEST(test_create_open_write_read)
 	    0);
 	ck_assert_uint_eq(write_str(wfh, id, 0, "ab", O_APPEND), 2);
 	ops->release(be, id, wfh);
-	/* A writer saying O_APPEND on a handle opened without it. */
 	ck_assert_int_eq(ops->open(be, &root_cr, id, O_RDWR, &wfh, &a), 0);
-	ck_assert_uint_eq(write_str(wfh, id, 1, "cd", O_APPEND), 2);
-	ck_assert_uint_eq(write_str(wfh, id, 0, "Z", 0), 1);
-	ck_assert_uint_eq(read_into(id, wfh, 0, sizeof(buf), buf), 9);
-	ck_assert(memcmp(buf, "Z2345abcd", 9) == 0);
+	ck_assert_uint_eq(read_into(id, wfh, 0, sizeof(buf), buf), 7);
+	ck_assert(memcmp(buf, "12345ab", 7) == 0);
+	ck_assert_int_eq(ops->read(be, id, NULL, 0, 10, buf, &out), -EBADF);
 	ops->release(be, id, wfh);
-
-	/* OPEN of a directory. */
-	ck_assert_int_eq(ops->open(be, &root_cr, 1, O_RDONLY, &wfh, &a),
-			 -EISDIR);
-	ck_assert_int_eq(do_create(&root_cr, 1, ".", 0644, O_RDONLY, &e2, &wfh),
-			 -EISDIR);
-	forget1(id);
 	forget1(id);
 	ck_assert_uint_eq(backend_native_node_count(be), 1);
 }
 END_TEST
-
 /* READ hands out fd/off/len for sendfile; the descriptor outlives RELEASE
  * until out->release. */
 START_TEST(test_read_sendfile)
@@ -921,10 +867,11 @@ START_TEST(test_read_sendfile)
 }
 END_TEST
 
+/* An unlinked open file works as before (test_backend_contract.c); its
+ * node goes once released and forgotten. */
 START_TEST(test_unlinked_while_open)
 {
 	struct orfa_entry e;
-	struct orfa_attr a;
 	char buf[16];
 	void *fh = NULL;
 
@@ -932,30 +879,12 @@ START_TEST(test_unlinked_while_open)
 			 0);
 	ck_assert_uint_eq(write_str(fh, e.nodeid, 0, "still here", 0), 10);
 	ck_assert_int_eq(ops->unlink(be, &root_cr, 1, "tmp", 3), 0);
-	ck_assert_int_eq(lk(1, "tmp", &e), -ENOENT);
-	ck_assert_int_eq(ops->getattr(be, &root_cr, e.nodeid, NULL, &a), 0);
-	ck_assert_uint_eq(a.nlink, 0);
-	ck_assert_int_eq(ops->getattr(be, &root_cr, e.nodeid, fh, &a), 0);
-	ck_assert_uint_eq(a.size, 10);
-	ck_assert_uint_eq(write_str(fh, e.nodeid, 10, "!", 0), 1);
-	ck_assert_uint_eq(read_into(e.nodeid, fh, 0, sizeof(buf), buf), 11);
-	ck_assert(memcmp(buf, "still here!", 11) == 0);
-	{
-		struct orfa_setattr_req s = {.valid = ORFA_SET_SIZE, .size = 5};
-
-		ck_assert_int_eq(
-		    ops->setattr(be, &root_cr, e.nodeid, fh, &s, &a), 0);
-		ck_assert_uint_eq(a.size, 5);
-	}
-	/* Linking an unlinked file back in is refused by the kernel. */
-	ck_assert_int_eq(ops->link(be, &root_cr, e.nodeid, 1, "back", 4, &e),
-			 -ENOENT);
+	ck_assert_uint_eq(read_into(e.nodeid, fh, 0, sizeof(buf), buf), 10);
 	ops->release(be, e.nodeid, fh);
 	forget1(e.nodeid);
 	ck_assert_uint_eq(backend_native_node_count(be), 1);
 }
 END_TEST
-
 START_TEST(test_setattr)
 {
 	struct orfa_setattr_req s;
