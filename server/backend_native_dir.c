@@ -8,7 +8,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -73,12 +72,11 @@ int nat_mknod(struct orfa_backend *be, const struct orfa_cred *cr,
 	      uint32_t mode, uint64_t rdev, struct orfa_entry *out)
 {
 	struct nat_mk mk = {.rdev = rdev};
-	mode_t type = mode & S_IFMT;
+	uint32_t type;
+	int r = backend_mknod_type(mode, &type);
 
-	if (type == 0)
-		type = S_IFREG;
-	if (type == S_IFDIR || type == S_IFLNK)
-		return -EINVAL;
+	if (r)
+		return r;
 	mk.mode = type | ((mode & 07777) & ~cred_umask(cr));
 	return make_node(be, cr, parent, name, namelen, 0, &mk, out);
 }
@@ -101,14 +99,9 @@ int nat_symlink(struct orfa_backend *be, const struct orfa_cred *cr,
 	char *t;
 	int r;
 
-	if (!target)
-		return -EINVAL;
-	if (targetlen == 0)
-		return -ENOENT;
-	if (targetlen > ORFA_MAX_SYMLINK || targetlen >= PATH_MAX)
-		return -ENAMETOOLONG;
-	if (memchr(target, '\0', targetlen))
-		return -EINVAL;
+	r = backend_check_symlink_target(target, targetlen);
+	if (r)
+		return r;
 	t = malloc(targetlen + 1);
 	if (!t)
 		return -ENOMEM;

@@ -420,26 +420,14 @@ int ramfs_op_mknod(struct orfa_backend *be, const struct orfa_cred *cr,
 		   uint64_t parent, const char *name, uint32_t namelen,
 		   uint32_t mode, uint64_t rdev, struct orfa_entry *out)
 {
-	uint32_t type = mode & S_IFMT;
+	uint32_t type;
+	int r = backend_mknod_type(mode, &type);
 
-	switch (type) {
-	case 0:
-		type = S_IFREG;
-		break;
-	case S_IFREG:
-	case S_IFIFO:
-	case S_IFSOCK:
-		break;
-	case S_IFCHR:
-	case S_IFBLK:
-		if (cr->uid != 0)
-			return -EPERM;
-		break;
-	case S_IFDIR:
+	if (r)
+		return r;
+	/* devices need CAP_MKNOD, which only root has here */
+	if ((type == S_IFCHR || type == S_IFBLK) && cr->uid != 0)
 		return -EPERM;
-	default:
-		return -EINVAL;
-	}
 	return create_entry(to_fs(be), cr, parent, name, namelen, type,
 			    mode & 07777 & ~cr->umask, rdev, NULL, 0, out);
 }
@@ -458,12 +446,10 @@ int ramfs_op_symlink(struct orfa_backend *be, const struct orfa_cred *cr,
 		     const char *target, uint32_t targetlen,
 		     struct orfa_entry *out)
 {
-	if (targetlen == 0)
-		return -ENOENT;
-	if (targetlen >= ORFA_MAX_SYMLINK)	/* PATH_MAX counts the NUL */
-		return -ENAMETOOLONG;
-	if (memchr(target, '\0', targetlen))
-		return -EINVAL;
+	int r = backend_check_symlink_target(target, targetlen);
+
+	if (r)
+		return r;
 	return create_entry(to_fs(be), cr, parent, name, namelen, S_IFLNK,
 			    0777, 0, target, targetlen, out);
 }

@@ -112,6 +112,39 @@ int backend_check_rename(const char *name, uint32_t namelen,
 	return 0;
 }
 
+int backend_mknod_type(uint32_t mode, uint32_t *type)
+{
+	switch (mode & S_IFMT) {
+	case 0:
+		*type = S_IFREG;
+		return 0;
+	case S_IFREG:
+	case S_IFIFO:
+	case S_IFSOCK:
+	case S_IFCHR:
+	case S_IFBLK:
+		*type = mode & S_IFMT;
+		return 0;
+	case S_IFDIR:
+		return -EPERM;
+	default:
+		return -EINVAL;
+	}
+}
+
+int backend_check_symlink_target(const char *target, uint32_t targetlen)
+{
+	if (!target)
+		return -EINVAL;
+	if (targetlen == 0)
+		return -ENOENT;
+	if (targetlen >= ORFA_MAX_SYMLINK)
+		return -ENAMETOOLONG;
+	if (memchr(target, '\0', targetlen))
+		return -EINVAL;
+	return 0;
+}
+
 bool backend_only_drops_suidgid(uint32_t have, uint32_t want)
 {
 	uint32_t dropped = have & ~want;

@@ -79,6 +79,21 @@ int backend_check_rename(const char *name, uint32_t namelen,
 			 uint32_t flags);
 
 /*
+ * The file type a MKNOD of mode creates, in *type: none means S_IFREG;
+ * S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR and S_IFBLK are taken (whether the
+ * caller may make a device is the backend's check); S_IFDIR gives -EPERM
+ * and any other type -EINVAL, as Linux's mknod(2) (may_mknod) answers.
+ */
+int backend_mknod_type(uint32_t mode, uint32_t *type);
+
+/*
+ * A SYMLINK's target: NULL or one with a NUL inside gives -EINVAL, an
+ * empty one -ENOENT (as symlink(2)), one of ORFA_MAX_SYMLINK bytes or
+ * more -ENAMETOOLONG (PATH_MAX counts the terminating NUL).
+ */
+int backend_check_symlink_target(const char *target, uint32_t targetlen);
+
+/*
  * True if want is have with some of S_ISUID/S_ISGID cleared and nothing
  * else changed (permission bits, 07777).  A writer who does not own a
  * file may make that change: FUSE clients without handle_killpriv send

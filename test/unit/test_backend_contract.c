@@ -450,6 +450,67 @@ START_TEST(test_hard_links)
 }
 END_TEST
 
+/* ---- special files and symlinks ---------------------------------------- */
+
+START_TEST(test_mknod_types)
+{
+	struct orfa_entry e;
+	char buf[16];
+	size_t len;
+
+	ck_assert_int_eq(do_mknod(ROOT, "fifo", S_IFIFO | 0666, &e), 0);
+	ck_assert(S_ISFIFO(e.attr.mode));
+	ck_assert_uint_eq(e.attr.mode & 0777, 0644);	/* umask 022 */
+	ck_assert_int_eq(do_mknod(ROOT, "sock", S_IFSOCK | 0644, &e), 0);
+	ck_assert(S_ISSOCK(e.attr.mode));
+	ck_assert_int_eq(do_mknod(ROOT, "reg", 0640, &e), 0);
+	ck_assert(S_ISREG(e.attr.mode));
+	ck_assert_uint_eq(e.attr.mode & 07777, 0640);
+	ck_assert_int_eq(OPS->readlink(be, &rootc, e.nodeid, buf, sizeof(buf),
+				       &len), -EINVAL);
+	ck_assert_int_eq(do_mknod(ROOT, "reg", S_IFREG | 0640, &e), -EEXIST);
+	/* Linux's mknod(2): a directory EPERM, other types EINVAL */
+	ck_assert_int_eq(do_mknod(ROOT, "dir", S_IFDIR | 0755, &e), -EPERM);
+	ck_assert_int_eq(do_mknod(ROOT, "lnk", S_IFLNK | 0777, &e), -EINVAL);
+	ck_assert_int_eq(do_mknod(ROOT, "bad", 0170000 | 0755, &e), -EINVAL);
+	ck_assert_int_eq(do_lookup(ROOT, "dir", &e), -ENOENT);
+}
+END_TEST
+
+START_TEST(test_symlink_readlink)
+{
+	static char target[ORFA_MAX_SYMLINK + 2];
+	struct orfa_entry e;
+	char buf[5000];
+	size_t len;
+
+	ck_assert_int_eq(do_symlink(ROOT, "l", "some/target", &e), 0);
+	ck_assert(S_ISLNK(e.attr.mode));
+	ck_assert_uint_eq(e.attr.mode & 07777, 0777);
+	ck_assert_uint_eq(e.attr.size, 11);
+	ck_assert_int_eq(OPS->readlink(be, &rootc, e.nodeid, buf, sizeof(buf),
+				       &len), 0);
+	ck_assert_uint_eq(len, 11);
+	ck_assert_mem_eq(buf, "some/target", 11);
+	ck_assert_int_eq(OPS->readlink(be, &rootc, e.nodeid, buf, 4, &len), 0);
+	ck_assert_uint_eq(len, 4);
+	ck_assert_int_eq(do_symlink(ROOT, "l", "x", &e), -EEXIST);
+	ck_assert_int_eq(do_symlink(ROOT, "empty", "", &e), -ENOENT);
+	ck_assert_int_eq(OPS->symlink(be, &rootc, ROOT, "nul", 3, "a\0b", 3,
+				      &e), -EINVAL);
+	memset(target, 'a', sizeof(target) - 1);
+	target[ORFA_MAX_SYMLINK + 1] = '\0';
+	ck_assert_int_eq(do_symlink(ROOT, "long", target, &e), -ENAMETOOLONG);
+	target[ORFA_MAX_SYMLINK] = '\0';
+	ck_assert_int_eq(do_symlink(ROOT, "long", target, &e), -ENAMETOOLONG);
+	target[ORFA_MAX_SYMLINK - 1] = '\0';
+	ck_assert_int_eq(do_symlink(ROOT, "long", target, &e), 0);
+	ck_assert_int_eq(OPS->readlink(be, &rootc, e.nodeid, buf, sizeof(buf),
+				       &len), 0);
+	ck_assert_uint_eq(len, ORFA_MAX_SYMLINK - 1);
+}
+END_TEST
+
 /* ---- files ------------------------------------------------------------ */
 
 START_TEST(test_create_write_read)
@@ -710,6 +771,8 @@ static void add_contract(TCase *tc)
 	tcase_add_test(tc, test_lookup_dot_and_dotdot);
 	tcase_add_test(tc, test_mkdir_rmdir_unlink);
 	tcase_add_test(tc, test_hard_links);
+	tcase_add_test(tc, test_mknod_types);
+	tcase_add_test(tc, test_symlink_readlink);
 	tcase_add_test(tc, test_create_write_read);
 	tcase_add_test(tc, test_create_existing);
 	tcase_add_test(tc, test_open_refusals);
