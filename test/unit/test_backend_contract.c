@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "backend.h"
@@ -677,6 +678,217 @@ START_TEST(test_unlink_while_open)
 }
 END_TEST
 
+/* ---- attributes ------------------------------------------------------- */
+
+static int do_setattr(uint64_t node, void *fh, struct orfa_setattr_req *in,
+		      struct orfa_attr *a)
+{
+	in->nodeid = node;
+	return OPS->setattr(be, &rootc, node, fh, in, a);
+}
+
+START_TEST(test_setattr)
+{
+	struct orfa_setattr_req s;
+	struct orfa_attr a;
+	uint64_t id = mkfile(ROOT, "f"), d = mkdirid(ROOT, "d");
+	void *fh;
+
+	ck_assert_int_eq(write_str(id, "0123456789"), 10);
+	memset(&s, 0, sizeof(s));
+	s.valid = ORFA_SET_MODE;
+	s.mode = S_IFREG | 0600;
+	ck_assert_int_eq(do_setattr(id, NULL, &s, &a), 0);
+	ck_assert_int_eq(a.mode, S_IFREG | 0600);
+	/* size, without a handle and through a read-only one */
+	s.valid = ORFA_SET_SIZE;
+	s.size = 4;
+	ck_assert_int_eq(do_setattr(id, NULL, &s, &a), 0);
+	ck_assert_uint_eq(a.size, 4);
+	s.size = 1 << 20;
+	ck_assert_int_eq(do_setattr(id, NULL, &s, &a), 0);
+	ck_assert_uint_eq(a.size, 1 << 20);
+	fh = do_open(id, O_RDONLY);
+	s.size = 2;
+	ck_assert_int_eq(do_setattr(id, fh, &s, &a), 0);
+	ck_assert_uint_eq(a.size, 2);
+	OPS->release(be, id, fh);
+	ck_assert_uint_eq(getattr(id).size, 2);
+	/* times: explicit, now, omitted, invalid nanoseconds */
+	s.valid = ORFA_SET_ATIME | ORFA_SET_MTIME;
+	s.atime = 1000000;
+	s.atime_nsec = 5;
+	s.mtime = 2000000;
+	s.mtime_nsec = 7;
+	ck_assert_int_eq(do_setattr(id, NULL, &s, &a), 0);
+	ck_assert_int_eq(a.atime, 1000000);
+	ck_assert_uint_eq(a.atime_nsec, 5);
+	ck_assert_int_eq(a.mtime, 2000000);
+	ck_assert_uint_eq(a.mtime_nsec, 7);
+	s.valid = ORFA_SET_MTIME_NOW;
+	ck_assert_int_eq(do_setattr(id, NULL, &s, &a), 0);
+	ck_assert_int_eq(a.atime, 1000000);
+	ck_assert_int_gt(a.mtime, 2000000);
+	s.valid = ORFA_SET_MTIME;
+	s.mtime_nsec = 1000000000u;
+	ck_assert_int_eq(do_setattr(id, NULL, &s, &a), -EINVAL);
+	/* owner and group, by root */
+	if (rootc.uid == 0) {
+		s.valid = ORFA_SET_UID | ORFA_SET_GID;
+		s.uid = 65534;
+		s.gid = 65534;
+		ck_assert_int_eq(do_setattr(id, NULL, &s, &a), 0);
+		ck_assert_uint_eq(a.uid, 65534);
+		ck_assert_uint_eq(a.gid, 65534);
+		s.valid = ORFA_SET_GID;
+		s.gid = 0;
+		ck_assert_int_eq(do_setattr(id, NULL, &s, &a), 0);
+		ck_assert_uint_eq(a.uid, 65534);
+		ck_assert_uint_eq(a.gid, 0);
+	}
+	/* set-id bits, and their removal as on a write */
+	s.valid = ORFA_SET_MODE;
+	s.mode = 06755;
+	ck_assert_int_eq(do_setattr(id, NULL, &s, &a), 0);
+	ck_assert_int_eq(a.mode & 07777, 06755);
+	s.valid = ORFA_SET_KILL_SUIDGID | ORFA_SET_CTIME;
+	ck_assert_int_eq(do_setattr(id, NULL, &s, &a), 0);
+	ck_assert_int_eq(a.mode & 07777, 0755);
+	s.valid = 1u << 20;
+	ck_assert_int_eq(do_setattr(id, NULL, &s, &a), -EINVAL);
+	/* directories */
+	s.valid = ORFA_SET_SIZE;
+	s.size = 0;
+	ck_assert_int_eq(do_setattr(d, NULL, &s, &a), -EISDIR);
+	s.valid = ORFA_SET_MODE;
+	s.mode = 0700;
+	ck_assert_int_eq(do_setattr(d, NULL, &s, &a), 0);
+	ck_assert_int_eq(a.mode, S_IFDIR | 0700);
+}
+END_TEST
+
+START_TEST(test_xattr_flags_and_dirs)
+{
+	char buf[256];
+	size_t len = 0;
+	uint64_t id = mkfile(ROOT, "f");
+	int r;
+
+	r = OPS->setxattr(be, &rootc, id, "user.orfa", "value", 5, 0);
+	if (r == -EOPNOTSUPP) {
+		printf("# xattr test: file system has no user xattrs\n");
+		return;
+	}
+	ck_assert_int_eq(r, 0);
+	ck_assert_int_eq(OPS->setxattr(be, &rootc, id, "user.orfa", "v", 1,
+				       XATTR_CREATE), -EEXIST);
+	ck_assert_int_eq(OPS->setxattr(be, &rootc, id, "user.none", "v", 1,
+				       XATTR_REPLACE), -ENODATA);
+	ck_assert_int_eq(OPS->setxattr(be, &rootc, id, "user.x", "v", 1,
+				       0x100), -EINVAL);
+	ck_assert_int_eq(OPS->getxattr(be, &rootc, id, "user.orfa", NULL, 0,
+				       &len), 0);
+	ck_assert_uint_eq(len, 5);
+	ck_assert_int_eq(OPS->getxattr(be, &rootc, id, "user.orfa", buf, 2,
+				       &len), -ERANGE);
+	ck_assert_int_eq(OPS->getxattr(be, &rootc, id, "user.orfa", buf,
+				       sizeof(buf), &len), 0);
+	ck_assert_uint_eq(len, 5);
+	ck_assert_mem_eq(buf, "value", 5);
+	ck_assert_int_eq(OPS->listxattr(be, &rootc, id, NULL, 0, &len), 0);
+	ck_assert_uint_ge(len, 10);
+	ck_assert_int_eq(OPS->listxattr(be, &rootc, id, buf, sizeof(buf),
+					&len), 0);
+	ck_assert_ptr_nonnull(memmem(buf, len, "user.orfa", 10));
+	ck_assert_int_eq(OPS->removexattr(be, &rootc, id, "user.orfa"), 0);
+	ck_assert_int_eq(OPS->getxattr(be, &rootc, id, "user.orfa", buf,
+				       sizeof(buf), &len), -ENODATA);
+	ck_assert_int_eq(OPS->removexattr(be, &rootc, id, "user.orfa"),
+			 -ENODATA);
+	/* directories too */
+	ck_assert_int_eq(OPS->setxattr(be, &rootc, ROOT, "user.d", "1", 1, 0),
+			 0);
+	ck_assert_int_eq(OPS->getxattr(be, &rootc, ROOT, "user.d", buf,
+				       sizeof(buf), &len), 0);
+	ck_assert_uint_eq(len, 1);
+}
+END_TEST
+
+START_TEST(test_xattr_values_and_list)
+{
+	uint64_t f = mkfile(ROOT, "f");
+	char buf[128];
+	size_t len;
+
+	ck_assert_int_eq(OPS->setxattr(be, &rootc, f, "user.a", "v1", 2, 0),
+			 0);
+	ck_assert_int_eq(OPS->getxattr(be, &rootc, f, "user.a", NULL, 0, &len),
+			 0);
+	ck_assert_uint_eq(len, 2);
+	ck_assert_int_eq(OPS->getxattr(be, &rootc, f, "user.a", buf, 1, &len),
+			 -ERANGE);
+	ck_assert_int_eq(OPS->getxattr(be, &rootc, f, "user.a", buf,
+				       sizeof(buf), &len), 0);
+	ck_assert_uint_eq(len, 2);
+	ck_assert_mem_eq(buf, "v1", 2);
+	ck_assert_int_eq(OPS->setxattr(be, &rootc, f, "user.a", "v2", 2,
+				       XATTR_CREATE), -EEXIST);
+	ck_assert_int_eq(OPS->setxattr(be, &rootc, f, "user.b", "v2", 2,
+				       XATTR_REPLACE), -ENODATA);
+	ck_assert_int_eq(OPS->setxattr(be, &rootc, f, "user.a", "value2", 6,
+				       XATTR_REPLACE), 0);
+	ck_assert_int_eq(OPS->setxattr(be, &rootc, f, "user.b", "", 0,
+				       XATTR_CREATE), 0);
+	ck_assert_int_eq(OPS->getxattr(be, &rootc, f, "user.b", buf,
+				       sizeof(buf), &len), 0);
+	ck_assert_uint_eq(len, 0);
+	ck_assert_int_eq(OPS->getxattr(be, &rootc, f, "user.a", buf,
+				       sizeof(buf), &len), 0);
+	ck_assert_mem_eq(buf, "value2", 6);
+	/* list */
+	ck_assert_int_eq(OPS->listxattr(be, &rootc, f, NULL, 0, &len), 0);
+	ck_assert_uint_eq(len, 14);
+	ck_assert_int_eq(OPS->listxattr(be, &rootc, f, buf, 13, &len),
+			 -ERANGE);
+	ck_assert_int_eq(OPS->listxattr(be, &rootc, f, buf, sizeof(buf), &len),
+			 0);
+	ck_assert_uint_eq(len, 14);
+	ck_assert(memmem(buf, len, "user.a\0", 7) != NULL);
+	ck_assert(memmem(buf, len, "user.b\0", 7) != NULL);
+	/* remove */
+	ck_assert_int_eq(OPS->removexattr(be, &rootc, f, "user.a"), 0);
+	ck_assert_int_eq(OPS->removexattr(be, &rootc, f, "user.a"), -ENODATA);
+	ck_assert_int_eq(OPS->getxattr(be, &rootc, f, "user.a", buf,
+				       sizeof(buf), &len), -ENODATA);
+	ck_assert_int_eq(OPS->listxattr(be, &rootc, f, buf, sizeof(buf), &len),
+			 0);
+	ck_assert_uint_eq(len, 7);
+	/* directories have user xattrs too */
+	ck_assert_int_eq(OPS->setxattr(be, &rootc, ROOT, "user.d", "x", 1, 0),
+			 0);
+	ck_assert_int_eq(OPS->setxattr(be, &rootc, 777, "user.d", "x", 1, 0),
+			 -ESTALE);
+}
+END_TEST
+
+
+START_TEST(test_statfs_access)
+{
+	struct orfa_statfs_out sf;
+	uint64_t id = mkfile(ROOT, "f");
+
+	ck_assert_int_eq(OPS->statfs(be, ROOT, &sf), 0);
+	ck_assert_uint_gt(sf.bsize, 0);
+	ck_assert_uint_eq(sf.namemax, NAME_MAX);
+	ck_assert_int_eq(OPS->statfs(be, id, &sf), 0);
+	ck_assert_int_eq(OPS->access(be, &rootc, id, R_OK | W_OK), 0);
+	ck_assert_int_eq(OPS->access(be, &rootc, id, F_OK), 0);
+	ck_assert_int_eq(OPS->access(be, &rootc, id, X_OK), -EACCES);
+	ck_assert_int_eq(OPS->access(be, &rootc, id, 0x40), -EINVAL);
+	ck_assert_int_eq(OPS->access(be, &rootc, ROOT, X_OK), 0);
+}
+END_TEST
+
 /* ---- rename ----------------------------------------------------------- */
 
 START_TEST(test_rename_simple_and_across)
@@ -778,6 +990,10 @@ static void add_contract(TCase *tc)
 	tcase_add_test(tc, test_open_refusals);
 	tcase_add_test(tc, test_open_flags);
 	tcase_add_test(tc, test_unlink_while_open);
+	tcase_add_test(tc, test_setattr);
+	tcase_add_test(tc, test_xattr_values_and_list);
+	tcase_add_test(tc, test_xattr_flags_and_dirs);
+	tcase_add_test(tc, test_statfs_access);
 	tcase_add_test(tc, test_rename_simple_and_across);
 	tcase_add_test(tc, test_rename_flags);
 }

@@ -1746,63 +1746,6 @@ END_TEST
 
 /* ---- xattrs ---------------------------------------------------------- */
 
-START_TEST(test_xattr_basic)
-{
-	uint64_t f = mkfile(&rootc, ROOT, "f", 0644);
-	char buf[128];
-	size_t len;
-
-	ck_assert_int_eq(OPS->setxattr(be, &rootc, f, "user.a", "v1", 2, 0),
-			 0);
-	ck_assert_int_eq(OPS->getxattr(be, &rootc, f, "user.a", NULL, 0, &len),
-			 0);
-	ck_assert_uint_eq(len, 2);
-	ck_assert_int_eq(OPS->getxattr(be, &rootc, f, "user.a", buf, 1, &len),
-			 -ERANGE);
-	ck_assert_int_eq(OPS->getxattr(be, &rootc, f, "user.a", buf,
-				       sizeof(buf), &len), 0);
-	ck_assert_uint_eq(len, 2);
-	ck_assert_mem_eq(buf, "v1", 2);
-	ck_assert_int_eq(OPS->setxattr(be, &rootc, f, "user.a", "v2", 2,
-				       XATTR_CREATE), -EEXIST);
-	ck_assert_int_eq(OPS->setxattr(be, &rootc, f, "user.b", "v2", 2,
-				       XATTR_REPLACE), -ENODATA);
-	ck_assert_int_eq(OPS->setxattr(be, &rootc, f, "user.a", "value2", 6,
-				       XATTR_REPLACE), 0);
-	ck_assert_int_eq(OPS->setxattr(be, &rootc, f, "user.b", "", 0,
-				       XATTR_CREATE), 0);
-	ck_assert_int_eq(OPS->getxattr(be, &rootc, f, "user.b", buf,
-				       sizeof(buf), &len), 0);
-	ck_assert_uint_eq(len, 0);
-	ck_assert_int_eq(OPS->getxattr(be, &rootc, f, "user.a", buf,
-				       sizeof(buf), &len), 0);
-	ck_assert_mem_eq(buf, "value2", 6);
-	/* list */
-	ck_assert_int_eq(OPS->listxattr(be, &rootc, f, NULL, 0, &len), 0);
-	ck_assert_uint_eq(len, 14);
-	ck_assert_int_eq(OPS->listxattr(be, &rootc, f, buf, 13, &len),
-			 -ERANGE);
-	ck_assert_int_eq(OPS->listxattr(be, &rootc, f, buf, sizeof(buf), &len),
-			 0);
-	ck_assert_uint_eq(len, 14);
-	ck_assert(memmem(buf, len, "user.a\0", 7) != NULL);
-	ck_assert(memmem(buf, len, "user.b\0", 7) != NULL);
-	/* remove */
-	ck_assert_int_eq(OPS->removexattr(be, &rootc, f, "user.a"), 0);
-	ck_assert_int_eq(OPS->removexattr(be, &rootc, f, "user.a"), -ENODATA);
-	ck_assert_int_eq(OPS->getxattr(be, &rootc, f, "user.a", buf,
-				       sizeof(buf), &len), -ENODATA);
-	ck_assert_int_eq(OPS->listxattr(be, &rootc, f, buf, sizeof(buf), &len),
-			 0);
-	ck_assert_uint_eq(len, 7);
-	/* directories have user xattrs too */
-	ck_assert_int_eq(OPS->setxattr(be, &rootc, ROOT, "user.d", "x", 1, 0),
-			 0);
-	ck_assert_int_eq(OPS->setxattr(be, &rootc, 777, "user.d", "x", 1, 0),
-			 -ESTALE);
-}
-END_TEST
-
 START_TEST(test_xattr_limits_and_namespaces)
 {
 	uint64_t f = mkfile(&rootc, ROOT, "f", 0644);
@@ -2382,7 +2325,6 @@ static Suite *ramfs_suite(void)
 	tcase_add_test(tc, test_suid_cleared_on_write_and_truncate);
 	tcase_add_test(tc, test_timestamps_change);
 	tcase_add_test(tc, test_timestamps_explicit_and_now);
-	tcase_add_test(tc, test_xattr_basic);
 	tcase_add_test(tc, test_xattr_limits_and_namespaces);
 	tcase_add_test(tc, test_statfs_unlimited);
 	tcase_add_test(tc, test_random_ops_match_model);
