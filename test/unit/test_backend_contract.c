@@ -28,6 +28,13 @@
 
 #define ROOT	ORFA_ROOT_NODEID
 
+#ifndef FALLOC_FL_KEEP_SIZE
+#define FALLOC_FL_KEEP_SIZE	0x01
+#endif
+#ifndef FALLOC_FL_PUNCH_HOLE
+#define FALLOC_FL_PUNCH_HOLE	0x02
+#endif
+
 static struct orfa_backend *be;
 static struct orfa_cred rootc;		/* the server's user, umask 022 */
 static char base[PATH_MAX];		/* native only: the temp directory */
@@ -678,6 +685,95 @@ START_TEST(test_unlink_while_open)
 }
 END_TEST
 
+/* ---- sparse files and copies ----------------------------------------- */
+
+START_TEST(test_fallocate_seek_data_hole)
+{
+	uint64_t id = mkfile(ROOT, "sparse"), res;
+	struct orfa_attr a;
+	char blk[4096];
+	void *fh = do_open(id, O_RDWR);
+
+	memset(blk, 'q', sizeof(blk));
+	ck_assert_int_eq(do_write(id, fh, 0, blk, sizeof(blk), 0), 4096);
+	ck_assert_int_eq(do_write(id, fh, 1 << 20, blk, sizeof(blk), 0), 4096);
+	ck_assert_uint_eq(getattr(id).size, (1 << 20) + 4096);
+	ck_assert_int_eq(OPS->lseek(be, id, fh, 0, SEEK_DATA, &res), 0);
+	ck_assert_uint_eq(res, 0);
+	ck_assert_int_eq(OPS->lseek(be, id, fh, 0, SEEK_HOLE, &res), 0);
+	ck_assert_uint_ge(res, 4096);
+	ck_assert_uint_lt(res, 1 << 20);
+	ck_assert_int_eq(OPS->lseek(be, id, fh, 1 << 19, SEEK_DATA, &res), 0);
+	ck_assert_uint_eq(res, 1 << 20);
+	ck_assert_int_eq(OPS->lseek(be, id, fh, 1 << 20, SEEK_HOLE, &res), 0);
+	ck_assert_uint_eq(res, (1 << 20) + 4096);
+	ck_assert_int_eq(OPS->lseek(be, id, fh, (1 << 20) + 4096, SEEK_DATA,
+				    &res), -ENXIO);
+	ck_assert_int_eq(OPS->lseek(be, id, fh, 0, SEEK_SET, &res), -EINVAL);
+	/* a punched hole reads as zeros, the size stays */
+	ck_assert_int_eq(OPS->fallocate(be, &rootc, id, fh,
+					FALLOC_FL_PUNCH_HOLE |
+					FALLOC_FL_KEEP_SIZE, 0, 4096, &a), 0);
+	ck_assert_uint_eq(a.size, (1 << 20) + 4096);
+	ck_assert_int_eq(do_read(id, fh, 0, sizeof(blk), blk), 4096);
+	for (size_t i = 0; i < sizeof(blk); i++)
+		ck_assert_int_eq(blk[i], 0);
+	/* plain preallocation grows the size; KEEP_SIZE does not */
+	ck_assert_int_eq(OPS->fallocate(be, &rootc, id, fh, 0, 0, 2 << 20, &a),
+			 0);
+	ck_assert_uint_eq(a.size, 2 << 20);
+	ck_assert_int_eq(OPS->fallocate(be, &rootc, id, fh,
+					FALLOC_FL_KEEP_SIZE, 3 << 20, 4096,
+					&a), 0);
+	ck_assert_uint_eq(getattr(id).size, 2 << 20);
+	ck_assert_int_eq(OPS->fallocate(be, &rootc, id, fh,
+					FALLOC_FL_PUNCH_HOLE, 0, 10, &a),
+			 -EOPNOTSUPP);
+	OPS->release(be, id, fh);
+}
+END_TEST
+
+START_TEST(test_copy_file_range)
+{
+	static char data[100000], got[60000];
+	uint64_t in = mkfile(ROOT, "in"), out = mkfile(ROOT, "out");
+	uint64_t copied = 0, total = 0;
+	struct orfa_attr a;
+	void *fi, *fo, *fro;
+
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (char)(i * 7);
+	fi = do_open(in, O_RDWR);
+	fo = do_open(out, O_RDWR);
+	fro = do_open(out, O_RDONLY);
+	ck_assert_int_eq(do_write(in, fi, 0, data, sizeof(data), 0),
+			 sizeof(data));
+	while (total < 50000) {
+		ck_assert_int_eq(OPS->copy_file_range(be, &rootc, in, fi,
+						      10 + total, out, fo,
+						      total, 50000 - total, 0,
+						      &copied, &a), 0);
+		ck_assert_uint_gt(copied, 0);
+		total += copied;
+	}
+	ck_assert_uint_eq(a.size, 50000);
+	ck_assert_int_eq(do_read(out, fo, 0, sizeof(got), got), 50000);
+	ck_assert_mem_eq(got, data + 10, 50000);
+	/* at or past the end of the input: nothing */
+	ck_assert_int_eq(OPS->copy_file_range(be, &rootc, in, fi,
+					      sizeof(data), out, fo, 0, 10, 0,
+					      &copied, &a), 0);
+	ck_assert_uint_eq(copied, 0);
+	ck_assert_int_eq(OPS->copy_file_range(be, &rootc, in, fi, 0, out, fo,
+					      0, 10, 1, &copied, &a), -EINVAL);
+	ck_assert_int_eq(OPS->copy_file_range(be, &rootc, in, fi, 0, out, fro,
+					      0, 10, 0, &copied, &a), -EBADF);
+	OPS->release(be, in, fi);
+	OPS->release(be, out, fo);
+	OPS->release(be, out, fro);
+}
+END_TEST
+
 /* ---- attributes ------------------------------------------------------- */
 
 static int do_setattr(uint64_t node, void *fh, struct orfa_setattr_req *in,
@@ -990,6 +1086,8 @@ static void add_contract(TCase *tc)
 	tcase_add_test(tc, test_open_refusals);
 	tcase_add_test(tc, test_open_flags);
 	tcase_add_test(tc, test_unlink_while_open);
+	tcase_add_test(tc, test_fallocate_seek_data_hole);
+	tcase_add_test(tc, test_copy_file_range);
 	tcase_add_test(tc, test_setattr);
 	tcase_add_test(tc, test_xattr_values_and_list);
 	tcase_add_test(tc, test_xattr_flags_and_dirs);
