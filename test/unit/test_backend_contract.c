@@ -12,6 +12,7 @@
  * test_backend_ramfs.c and test_backend_native.c.
  */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -985,6 +986,154 @@ START_TEST(test_statfs_access)
 }
 END_TEST
 
+/* ---- directory listings ------------------------------------------------ */
+
+struct rd_ent {
+	char name[NAME_MAX + 1];
+	uint32_t type;
+	uint64_t ino, cookie, nodeid;
+};
+
+struct rd_ctx {
+	struct rd_ent ents[64];
+	int n, max, refused;
+	uint64_t last;
+};
+
+/* Takes at most max entries a call, then says "full" once. */
+static int rd_fill(void *vctx, const char *name, uint32_t namelen,
+		   uint32_t type, uint64_t ino, uint64_t next_cookie,
+		   const struct orfa_entry *e)
+{
+	struct rd_ctx *c = vctx;
+	struct rd_ent *x;
+
+	ck_assert_uint_eq(namelen, strlen(name));
+	if (c->max-- <= 0) {
+		c->refused++;
+		if (e && e->nodeid)
+			OPS->forget(be, e->nodeid, 1);	/* as promised */
+		return 1;
+	}
+	ck_assert_int_lt(c->n, 64);
+	ck_assert_uint_ne(next_cookie, 0);
+	x = &c->ents[c->n++];
+	snprintf(x->name, sizeof(x->name), "%s", name);
+	x->type = type;
+	x->ino = ino;
+	x->cookie = next_cookie;
+	x->nodeid = e ? e->nodeid : 0;
+	if (e && e->nodeid) {
+		ck_assert_uint_eq(e->attr.ino, ino);
+		ck_assert_uint_eq(IFTODT(e->attr.mode), type);
+	}
+	c->last = next_cookie;
+	return 0;
+}
+
+static int rd_call(uint64_t dir, void *dh, uint64_t cookie, int plus, int max,
+		   struct rd_ctx *c)
+{
+	c->max = max;
+	return OPS->readdir(be, &rootc, dir, dh, cookie, plus, rd_fill, c);
+}
+
+static const struct rd_ent *rd_find(const struct rd_ctx *c, const char *name)
+{
+	for (int i = 0; i < c->n; i++)
+		if (strcmp(c->ents[i].name, name) == 0)
+			return &c->ents[i];
+	return NULL;
+}
+
+START_TEST(test_readdir_names_and_types)
+{
+	uint64_t d = mkdirid(ROOT, "d"), sub;
+	struct orfa_entry e;
+	struct rd_ctx c = {0};
+	void *dh;
+
+	mkfile(d, "file");
+	sub = mkdirid(d, "sub");
+	ck_assert_int_eq(do_symlink(d, "link", "file", &e), 0);
+	ck_assert_int_eq(do_mknod(d, "fifo", S_IFIFO | 0644, &e), 0);
+	ck_assert_int_eq(OPS->opendir(be, &rootc, d, 0, &dh), 0);
+	ck_assert_int_eq(rd_call(d, dh, 0, 0, 1000, &c), 0);
+	ck_assert_int_eq(c.n, 6);
+	ck_assert_int_eq(c.refused, 0);
+	ck_assert_uint_eq(rd_find(&c, ".")->type, DT_DIR);
+	ck_assert_uint_eq(rd_find(&c, ".")->ino, getattr(d).ino);
+	ck_assert_uint_eq(rd_find(&c, "..")->type, DT_DIR);
+	ck_assert_uint_eq(rd_find(&c, "..")->ino, getattr(ROOT).ino);
+	ck_assert_uint_eq(rd_find(&c, "file")->type, DT_REG);
+	ck_assert_uint_eq(rd_find(&c, "sub")->type, DT_DIR);
+	ck_assert_uint_eq(rd_find(&c, "sub")->ino, getattr(sub).ino);
+	ck_assert_uint_eq(rd_find(&c, "link")->type, DT_LNK);
+	ck_assert_uint_eq(rd_find(&c, "fifo")->type, DT_FIFO);
+	/* resuming after the last one: end of directory */
+	c.n = 0;
+	ck_assert_int_eq(rd_call(d, dh, c.last, 0, 1000, &c), 0);
+	ck_assert_int_eq(c.n, 0);
+	/* one entry a call, resuming at each cookie: the same six */
+	for (uint64_t cookie = 0;;) {
+		int before = c.n;
+
+		ck_assert_int_eq(rd_call(d, dh, cookie, 0, 1, &c), 0);
+		if (c.n == before)
+			break;
+		cookie = c.last;
+	}
+	ck_assert_int_eq(c.n, 6);
+	ck_assert_ptr_nonnull(rd_find(&c, "fifo"));
+	OPS->releasedir(be, d, dh);
+}
+END_TEST
+
+START_TEST(test_readdirplus_references)
+{
+	uint64_t d = mkdirid(ROOT, "d");
+	struct rd_ctx c = {0};
+	struct orfa_attr a;
+	char name[16];
+	void *dh;
+	int got = 0;
+
+	for (int i = 0; i < 40; i++) {
+		snprintf(name, sizeof(name), "e%02d", i);
+		OPS->forget(be, mkfile(d, name), 1);	/* now only linked */
+	}
+	ck_assert_int_eq(OPS->opendir(be, &rootc, d, 0, &dh), 0);
+	/* a reply that fills up after 10 entries, then the rest */
+	ck_assert_int_eq(rd_call(d, dh, 0, 1, 10, &c), 0);
+	ck_assert_int_eq(c.n, 10);
+	ck_assert_int_eq(c.refused, 1);
+	ck_assert_int_eq(rd_call(d, dh, c.last, 1, 1000, &c), 0);
+	ck_assert_int_eq(c.n, 42);
+	/* "." and ".." hold no reference; every other entry exactly one:
+	 * after the unlink each node lives until that one is forgotten */
+	for (int i = 0; i < 40; i++) {
+		snprintf(name, sizeof(name), "e%02d", i);
+		ck_assert_int_eq(do_unlink(d, name), 0);
+	}
+	for (int i = 0; i < c.n; i++) {
+		if (strcmp(c.ents[i].name, ".") == 0 ||
+		    strcmp(c.ents[i].name, "..") == 0) {
+			ck_assert_uint_eq(c.ents[i].nodeid, 0);
+			continue;
+		}
+		got++;
+		ck_assert_uint_ne(c.ents[i].nodeid, 0);
+		ck_assert_int_eq(OPS->getattr(be, &rootc, c.ents[i].nodeid,
+					      NULL, &a), 0);
+		OPS->forget(be, c.ents[i].nodeid, 1);
+		ck_assert_int_eq(OPS->getattr(be, &rootc, c.ents[i].nodeid,
+					      NULL, &a), -ESTALE);
+	}
+	ck_assert_int_eq(got, 40);
+	OPS->releasedir(be, d, dh);
+}
+END_TEST
+
 /* ---- rename ----------------------------------------------------------- */
 
 START_TEST(test_rename_simple_and_across)
@@ -1092,6 +1241,8 @@ static void add_contract(TCase *tc)
 	tcase_add_test(tc, test_xattr_values_and_list);
 	tcase_add_test(tc, test_xattr_flags_and_dirs);
 	tcase_add_test(tc, test_statfs_access);
+	tcase_add_test(tc, test_readdir_names_and_types);
+	tcase_add_test(tc, test_readdirplus_references);
 	tcase_add_test(tc, test_rename_simple_and_across);
 	tcase_add_test(tc, test_rename_flags);
 }

@@ -1108,49 +1108,6 @@ START_TEST(test_readdir_10000_resume_under_changes)
 }
 END_TEST
 
-START_TEST(test_readdirplus_references)
-{
-	uint64_t d = mkdirid(&rootc, ROOT, "d", 0755);
-	uint64_t ids[40];
-	struct rd_ctx c = { 0 };
-	struct orfa_attr a;
-	char name[16];
-	int accepted;
-
-	for (int i = 0; i < 40; i++) {
-		snprintf(name, sizeof(name), "e%02d", i);
-		ids[i] = mkfile(&rootc, d, name, 0644);
-		OPS->forget(be, ids[i], 1);	/* now only linked */
-	}
-	/* a reply that fills up after 10 entries (". .." and 8 files), then
-	 * the rest in another call that takes all */
-	ck_assert_int_eq(rd_call(d, NULL, 0, 1, 10, &c), 0);
-	ck_assert_int_eq(c.count, 10);
-	ck_assert_int_eq(c.refused, 1);
-	ck_assert_uint_eq(c.ents[0].nodeid, 0);	/* "." holds no reference */
-	ck_assert_uint_eq(c.ents[1].nodeid, 0);
-	ck_assert_int_eq(rd_call(d, NULL, c.last, 1, 1000, &c), 0);
-	ck_assert_int_eq(c.count, 42);
-	accepted = c.count - 2;
-	/* every accepted entry holds exactly one reference: after the
-	 * unlink each node lives until that one reference is forgotten */
-	for (int i = 0; i < 40; i++) {
-		snprintf(name, sizeof(name), "e%02d", i);
-		ck_assert_int_eq(do_unlink(&rootc, d, name), 0);
-	}
-	ck_assert_int_eq(accepted, 40);
-	for (int i = 2; i < c.count; i++) {
-		ck_assert_uint_ne(c.ents[i].nodeid, 0);
-		ck_assert_int_eq(OPS->getattr(be, &rootc, c.ents[i].nodeid,
-					      NULL, &a), 0);
-		OPS->forget(be, c.ents[i].nodeid, 1);
-		ck_assert_int_eq(OPS->getattr(be, &rootc, c.ents[i].nodeid,
-					      NULL, &a), -ESTALE);
-	}
-	free(c.ents);
-}
-END_TEST
-
 /* fill refuses the first entry of the second batch: the backend must give
  * back the references of the rest of that batch itself */
 START_TEST(test_readdirplus_refused_mid_batch)
@@ -2299,7 +2256,6 @@ static Suite *ramfs_suite(void)
 	tcase_add_test(tc, test_readdir_dots_and_types);
 	tcase_add_test(tc, test_readdir_removed_directory);
 	tcase_add_test(tc, test_readdir_10000_resume_under_changes);
-	tcase_add_test(tc, test_readdirplus_references);
 	tcase_add_test(tc, test_readdirplus_refused_mid_batch);
 	tcase_add_test(tc, test_rename_replace_rules);
 	tcase_add_test(tc, test_rename_permissions);
