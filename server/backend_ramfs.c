@@ -524,8 +524,13 @@ static int ramfs_setattr(struct orfa_backend *be, const struct orfa_cred *cr,
 			ramfs_kill_suid_locked(n, NULL);
 	}
 	if (v & ORFA_SET_MODE) {
+		/* chmod by an owner outside the file's group drops
+		 * S_ISGID (Linux); a writer's drop of set-id bits (the only
+		 * mode change a non-owner gets past setattr_check) leaves
+		 * the mode it asked for, as in backend_native. */
 		n->mode = n->type | (in->mode & 07777);
-		if (cr->uid != 0 && !ramfs_in_group(cr, n->gid))
+		if (cr->uid != 0 && cr->uid == n->uid &&
+		    !ramfs_in_group(cr, n->gid))
 			n->mode &= ~(uint32_t)S_ISGID;
 	}
 	if (v & ORFA_SET_KILL_SUIDGID)

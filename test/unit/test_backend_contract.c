@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -1217,6 +1218,151 @@ START_TEST(test_rename_flags)
 }
 END_TEST
 
+/* ---- permissions (as root: the native backend switches users) ---------- */
+
+static struct orfa_cred user_cred(void)
+{
+	struct orfa_cred cr;
+
+	memset(&cr, 0, sizeof(cr));
+	cr.uid = 65534;
+	cr.gid = 65534;
+	cr.umask = 022;
+	return cr;
+}
+
+/* A node made by root with mode (and group gid unless 0). */
+static uint64_t mk_owned(uint64_t parent, const char *name, uint32_t mode,
+			 uint32_t gid)
+{
+	struct orfa_setattr_req s = {0};
+	struct orfa_entry e;
+	struct orfa_attr a;
+
+	if (S_ISDIR(mode))
+		ck_assert_int_eq(do_mkdir(parent, name, &e), 0);
+	else
+		ck_assert_int_eq(do_mknod(parent, name, S_IFREG, &e), 0);
+	s.valid = ORFA_SET_MODE | (gid ? ORFA_SET_GID : 0);
+	s.mode = mode & 07777;
+	s.gid = gid;
+	ck_assert_int_eq(do_setattr(e.nodeid, NULL, &s, &a), 0);
+	ck_assert_uint_eq(a.mode & 07777, mode & 07777);
+	return e.nodeid;
+}
+
+START_TEST(test_permissions)
+{
+	struct orfa_cred cr = user_cred();
+	struct orfa_setattr_req s = {0};
+	uint64_t priv, secret, grp, pub;
+	struct orfa_entry e;
+	struct orfa_attr a;
+	char buf[16];
+	void *fh;
+	size_t len;
+
+	/* search permission on a directory */
+	priv = mk_owned(ROOT, "priv", S_IFDIR | 0700, 0);
+	mkfile(priv, "inner");
+	ck_assert_int_eq(OPS->lookup(be, &cr, priv, "inner", 5, &e), -EACCES);
+	ck_assert_int_eq(OPS->opendir(be, &cr, priv, 0, &fh), -EACCES);
+	/* read permission on a file */
+	secret = mk_owned(ROOT, "secret", 0600, 0);
+	ck_assert_int_eq(write_str(secret, "s"), 1);
+	ck_assert_int_eq(OPS->open(be, &cr, secret, O_RDONLY, &fh, &a),
+			 -EACCES);
+	ck_assert_int_eq(OPS->access(be, &cr, secret, R_OK), -EACCES);
+	ck_assert_int_eq(OPS->access(be, &cr, secret, F_OK), 0);
+	s.valid = ORFA_SET_MODE;
+	s.mode = 0666;
+	ck_assert_int_eq(OPS->setattr(be, &cr, secret, NULL, &s, &a), -EPERM);
+	s.valid = ORFA_SET_UID;
+	s.uid = 65534;
+	ck_assert_int_eq(OPS->setattr(be, &cr, secret, NULL, &s, &a), -EPERM);
+	s.valid = ORFA_SET_SIZE;
+	s.size = 0;
+	ck_assert_int_eq(OPS->setattr(be, &cr, secret, NULL, &s, &a),
+			 -EACCES);
+	s.valid = ORFA_SET_MTIME_NOW | ORFA_SET_ATIME_NOW;
+	ck_assert_int_eq(OPS->setattr(be, &cr, secret, NULL, &s, &a),
+			 -EACCES);
+	ck_assert_uint_eq(getattr(secret).mode & 07777, 0600);
+	ck_assert_uint_eq(getattr(secret).size, 1);
+	/* supplementary groups, per request */
+	grp = mk_owned(ROOT, "grp", 0640, 4242);
+	ck_assert_int_eq(write_str(grp, "g"), 1);
+	ck_assert_int_eq(OPS->open(be, &cr, grp, O_RDONLY, &fh, &a), -EACCES);
+	cr.ngroups = 2;
+	cr.groups[0] = 100;
+	cr.groups[1] = 4242;
+	ck_assert_int_eq(OPS->open(be, &cr, grp, O_RDONLY, &fh, &a), 0);
+	ck_assert_int_eq(do_read(grp, fh, 0, sizeof(buf), buf), 1);
+	OPS->release(be, grp, fh);
+	ck_assert_int_eq(OPS->open(be, &cr, grp, O_WRONLY, &fh, &a), -EACCES);
+	cr.ngroups = 0;
+	ck_assert_int_eq(OPS->open(be, &cr, grp, O_RDONLY, &fh, &a), -EACCES);
+	/* what only root may do */
+	pub = mk_owned(ROOT, "pub", S_IFDIR | 0777, 0);
+	ck_assert_int_eq(OPS->mknod(be, &cr, pub, "mem", 3, S_IFCHR | 0666,
+				    makedev(1, 1), &e), -EPERM);
+	ck_assert_int_eq(OPS->mknod(be, &cr, pub, "fifo", 4, S_IFIFO | 0666,
+				    0, &e), 0);
+	ck_assert_uint_eq(e.attr.uid, 65534);
+	ck_assert_int_eq(OPS->create(be, &cr, pub, "own", 3, 0644, O_RDWR, &e,
+				     &fh), 0);
+	OPS->release(be, e.nodeid, fh);
+	ck_assert_int_eq(OPS->setxattr(be, &cr, e.nodeid, "trusted.orfa", "1",
+				       1, 0), -EPERM);
+	ck_assert_int_eq(OPS->setxattr(be, &rootc, e.nodeid, "trusted.orfa",
+				       "1", 1, 0), 0);
+	ck_assert_int_eq(OPS->getxattr(be, &cr, e.nodeid, "trusted.orfa", buf,
+				       sizeof(buf), &len), -ENODATA);
+	ck_assert_int_eq(OPS->getxattr(be, &rootc, e.nodeid, "trusted.orfa",
+				       buf, sizeof(buf), &len), 0);
+	/* an owner may chmod its own file, not give it away */
+	s.valid = ORFA_SET_MODE;
+	s.mode = 0600;
+	ck_assert_int_eq(OPS->setattr(be, &cr, e.nodeid, NULL, &s, &a), 0);
+	ck_assert_int_eq(a.mode & 07777, 0600);
+	s.valid = ORFA_SET_UID;
+	s.uid = 0;
+	ck_assert_int_eq(OPS->setattr(be, &cr, e.nodeid, NULL, &s, &a),
+			 -EPERM);
+	ck_assert_int_eq(OPS->link(be, &cr, e.nodeid, pub, "own2", 4, &e), 0);
+}
+END_TEST
+
+/* A writer who does not own a file may drop its set-id bits and nothing
+ * else (FUSE's kill-suid-on-write as a SETATTR). */
+START_TEST(test_writer_may_drop_suid_only)
+{
+	struct orfa_cred cr = user_cred();
+	struct orfa_setattr_req s = {0};
+	struct orfa_attr a;
+	uint64_t w = mk_owned(ROOT, "w", 06777, 0);
+	uint64_t ro = mk_owned(ROOT, "ro", 04755, 0);
+	void *fh;
+
+	s.valid = ORFA_SET_MODE;
+	s.mode = 0666;	/* more than dropping bits */
+	ck_assert_int_eq(OPS->setattr(be, &cr, w, NULL, &s, &a), -EPERM);
+	s.mode = 02777;	/* drops S_ISUID only */
+	ck_assert_int_eq(OPS->setattr(be, &cr, w, NULL, &s, &a), 0);
+	ck_assert_int_eq(a.mode & 07777, 02777);
+	s.valid = ORFA_SET_KILL_SUIDGID;
+	ck_assert_int_eq(OPS->open(be, &cr, w, O_WRONLY, &fh, &a), 0);
+	ck_assert_int_eq(OPS->setattr(be, &cr, w, fh, &s, &a), 0);
+	ck_assert_int_eq(a.mode & 07777, 0777);
+	ck_assert_uint_eq(a.uid, 0);
+	OPS->release(be, w, fh);
+	s.valid = ORFA_SET_MODE;	/* not a writer: refused */
+	s.mode = 0755;
+	ck_assert_int_eq(OPS->setattr(be, &cr, ro, NULL, &s, &a), -EPERM);
+	ck_assert_int_eq(getattr(ro).mode & 07777, 04755);
+}
+END_TEST
+
 /* ---- suite ------------------------------------------------------------ */
 
 static void add_contract(TCase *tc)
@@ -1245,6 +1391,10 @@ static void add_contract(TCase *tc)
 	tcase_add_test(tc, test_readdirplus_references);
 	tcase_add_test(tc, test_rename_simple_and_across);
 	tcase_add_test(tc, test_rename_flags);
+	if (geteuid() == 0) {
+		tcase_add_test(tc, test_permissions);
+		tcase_add_test(tc, test_writer_may_drop_suid_only);
+	}
 }
 
 static Suite *contract_suite(void)
