@@ -273,6 +273,36 @@ START_TEST(test_stale_and_unknown_ids)
 }
 END_TEST
 
+/* Every entry handed out is one lookup reference; FORGET takes them back
+ * (more than held is clamped); an unlinked node goes with its last. */
+START_TEST(test_lookup_counts_and_forget)
+{
+	struct orfa_entry e;
+	struct orfa_attr a;
+	uint64_t id = mkfile(ROOT, "f"), g;	/* 1 reference */
+
+	ck_assert_uint_ne(id, ROOT);
+	ck_assert_int_eq(do_lookup(ROOT, "f", &e), 0);	/* 2 */
+	ck_assert_uint_eq(e.nodeid, id);
+	ck_assert_int_eq(do_lookup(ROOT, "f", &e), 0);	/* 3 */
+	ck_assert_uint_eq(e.nodeid, id);
+	ck_assert_int_eq(do_unlink(ROOT, "f"), 0);
+	ck_assert_int_eq(OPS->getattr(be, &rootc, id, NULL, &a), 0);
+	ck_assert_uint_eq(a.nlink, 0);
+	OPS->forget(be, id, 2);
+	ck_assert_int_eq(OPS->getattr(be, &rootc, id, NULL, &a), 0);
+	OPS->forget(be, id, 1);
+	ck_assert_int_eq(OPS->getattr(be, &rootc, id, NULL, &a), -ESTALE);
+	/* forgetting more than held is clamped, not an underflow */
+	g = mkfile(ROOT, "g");
+	OPS->forget(be, g, 10);
+	OPS->forget(be, ROOT, 5);
+	ck_assert_int_eq(do_lookup(ROOT, "g", &e), 0);
+	ck_assert_int_eq(OPS->getattr(be, &rootc, ROOT, NULL, &a), 0);
+	ck_assert(S_ISDIR(a.mode));
+}
+END_TEST
+
 /* ---- names ------------------------------------------------------------ */
 
 /* One component, at most NAME_MAX bytes, no '/' or NUL, namelen =
@@ -1368,6 +1398,7 @@ END_TEST
 static void add_contract(TCase *tc)
 {
 	tcase_add_test(tc, test_stale_and_unknown_ids);
+	tcase_add_test(tc, test_lookup_counts_and_forget);
 	tcase_add_test(tc, test_name_checks);
 	tcase_add_test(tc, test_empty_name);
 	tcase_add_test(tc, test_dot_names_per_operation);

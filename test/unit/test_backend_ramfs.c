@@ -481,6 +481,9 @@ START_TEST(test_root_attributes)
 }
 END_TEST
 
+/* Lookup counts and FORGET: test_backend_contract.c; here: a freed
+ * node's slot is reused with a new generation, so the old id stays
+ * stale and never reaches the new node. */
 START_TEST(test_lookup_counts_and_forget)
 {
 	struct orfa_entry e, e2;
@@ -489,18 +492,9 @@ START_TEST(test_lookup_counts_and_forget)
 
 	ck_assert_uint_ge(id, 2);
 	ck_assert_int_eq(do_lookup(&rootc, ROOT, "f", &e), 0);	/* 2 */
-	ck_assert_uint_eq(e.nodeid, id);
-	ck_assert_int_eq(do_lookup(&rootc, ROOT, "f", &e), 0);	/* 3 */
 	ck_assert_int_eq(do_unlink(&rootc, ROOT, "f"), 0);
-	/* unlinked but still referenced: reachable by id */
-	ck_assert_int_eq(OPS->getattr(be, &rootc, id, NULL, &a), 0);
-	ck_assert_uint_eq(a.nlink, 0);
 	OPS->forget(be, id, 2);
-	ck_assert_int_eq(OPS->getattr(be, &rootc, id, NULL, &a), 0);
-	OPS->forget(be, id, 1);
 	ck_assert_int_eq(OPS->getattr(be, &rootc, id, NULL, &a), -ESTALE);
-	/* the slot is reused with a new generation: the old id stays
-	 * stale and never reaches the new node */
 	ck_assert_int_eq(do_mknod(&rootc, ROOT, "g", S_IFREG | 0644, 0, &e2),
 			 0);
 	ck_assert_uint_eq(e2.nodeid & 0xffffffffu, id & 0xffffffffu);
@@ -512,19 +506,16 @@ START_TEST(test_lookup_counts_and_forget)
 }
 END_TEST
 
+/* A node that is still linked outlives its lookup references (ramfs's
+ * own choice; native frees it and finds the inode again). */
 START_TEST(test_forget_linked_node_stays)
 {
 	struct orfa_entry e;
 	uint64_t id = mkfile(&rootc, ROOT, "f", 0644);
 
 	OPS->forget(be, id, 1);
-	/* linked: still there, and found again under the same id */
 	ck_assert_int_eq(do_lookup(&rootc, ROOT, "f", &e), 0);
 	ck_assert_uint_eq(e.nodeid, id);
-	/* forgetting more than held is clamped, not an underflow */
-	OPS->forget(be, id, 10);
-	OPS->forget(be, ROOT, 5);
-	ck_assert_int_eq(do_lookup(&rootc, ROOT, "f", &e), 0);
 	ck_assert_uint_eq(getattr(ROOT).nlink, 2);
 }
 END_TEST
