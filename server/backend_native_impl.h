@@ -1,8 +1,10 @@
 /*
  * backend_native_impl.h - private declarations shared by the native
- * backend's sources (backend_native.c: node table, credentials, lookups
- * and name operations; backend_native_io.c: open files, directories,
- * xattrs and the rest) and its unit test.  The server uses backend.h only.
+ * backend's sources (backend_native.c: node table, lookups, attributes,
+ * life cycle; backend_native_cred.c: per-operation credentials;
+ * backend_native_dir.c: namespace changes; backend_native_io.c: open
+ * files, directories, xattrs and the rest; backend_native_ids.c:
+ * persistent ids) and its unit test.  The server uses backend.h only.
  */
 #ifndef ORFA_BACKEND_NATIVE_IMPL_H
 #define ORFA_BACKEND_NATIVE_IMPL_H
@@ -131,7 +133,7 @@ void nat_node_put(struct nat_backend *nb, struct nat_node **np);
 int nat_node_from_fd(struct nat_backend *nb, int fd, const struct stat *st,
 		     struct orfa_entry *out);
 void nat_attr_from_stat(struct orfa_attr *a, const struct stat *st);
-/* Become cr on this thread for one operation (see backend_native.c);
+/* Become cr on this thread for one operation (backend_native_cred.c);
  * NULL cr keeps the server's identity.  0 or a negative errno (identity
  * then unchanged).  Pair with nat_cred_leave. */
 int nat_cred_enter(struct nat_backend *nb, const struct orfa_cred *cr,

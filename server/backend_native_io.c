@@ -1,9 +1,10 @@
 /*
  * backend_native_io.c - the native backend's operations on open files and
  * directories (open/create/read/write/.../readdir), xattrs, statfs, access,
- * fallocate, lseek and copy_file_range.  Node table, credentials and the
- * containment rules are in backend_native.c, whose opening comment
- * describes the whole backend.
+ * fallocate, lseek and copy_file_range.  Node table and the containment
+ * rules are in backend_native.c, whose opening comment describes the
+ * whole backend; credentials in backend_native_cred.c; the rules shared
+ * with ramfs (names, OPEN by file type) in backend_util.c.
  */
 #include <errno.h>
 #include <fcntl.h>

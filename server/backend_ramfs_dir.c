@@ -14,7 +14,8 @@
  * existing ones.  "." and ".." have cookies 1 and 2.
  *
  * Not here: node table, permissions, attributes (backend_ramfs.c), file
- * contents (backend_ramfs_data.c).  Locking: backend_ramfs_impl.h; every
+ * contents (backend_ramfs_data.c), the name rules both backends share
+ * (backend_util.c).  Locking: backend_ramfs_impl.h; every
  * change below runs with fs->ns held for writing.
  */
 #include "backend_ramfs_impl.h"

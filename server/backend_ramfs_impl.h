@@ -1,13 +1,17 @@
 /*
  * backend_ramfs_impl.h - private structures of the in-memory backend, shared
- * by its three files (and readable by its unit test):
- *   backend_ramfs.c       node table, permissions, attributes, xattrs,
+ * by its files (and readable by its unit test):
+ *   backend_ramfs.c       node table, permissions, attributes,
  *                         open/release, statfs, the ops table;
  *   backend_ramfs_dir.c   directories (hash + cookie vector), readdir and
  *                         every namespace change (create, unlink, rename..);
- *   backend_ramfs_data.c  file contents: refcounted chunks in a radix tree,
- *                         read (zero-copy), write, truncate, fallocate,
- *                         SEEK_DATA/HOLE, copy_file_range.
+ *   backend_ramfs_data.c  file contents: refcounted chunks, read
+ *                         (zero-copy), write, truncate, fallocate,
+ *                         SEEK_DATA/HOLE, copy_file_range;
+ *   backend_ramfs_rtree.c the radix tree mapping chunk index to chunk;
+ *   backend_ramfs_xattr.c extended attributes.
+ * Rules shared with the native backend (names, OPEN by file type, MKNOD
+ * types, symlink targets) are in backend_util.c.
  * Not a public interface: the server only sees backend.h.
  *
  * Locking (one rule per object; lock order ns -> node locks, and two node
