@@ -17,9 +17,12 @@
  *    fsuid/fsgid/groups when orfad runs as root; ramfs: by its own checks),
  *    and applies cred->umask to the mode of anything it creates;
  *  - names are NUL-terminated, namelen = strlen(name); a name containing
- *    '/' is refused with -EINVAL, one longer than NAME_MAX with
- *    -ENAMETOOLONG; "." and ".." resolve within the export and never
- *    above its root;
+ *    '/' or NUL, or not ending at namelen, is refused with -EINVAL, one
+ *    longer than NAME_MAX with -ENAMETOOLONG, an empty one with -ENOENT;
+ *    "." and ".." resolve within the export and never above its root,
+ *    and each operation answers them as Linux does (backend_util.h has
+ *    these rules, written once for both backends;
+ *    test/unit/test_backend_contract.c checks them on both);
  *  - an unknown or stale node id gives -ESTALE;
  *  - operations may be called from several threads at once; the backend
  *    does its own locking.
@@ -89,62 +92,153 @@ typedef int (*orfa_fill_fn)(void *ctx, const char *name, uint32_t namelen,
 			    uint32_t type, uint64_t ino, uint64_t next_cookie,
 			    const struct orfa_entry *e);
 
+/*
+ * The type of each operation, so that an implementation can declare its
+ * functions as "orfa_be_lookup_fn ramfs_op_lookup;" (the slots below are
+ * pointers to these; their contracts are written beside the slots).
+ */
+typedef void orfa_be_destroy_fn(struct orfa_backend *be);
+typedef int orfa_be_lookup_fn(struct orfa_backend *be,
+			      const struct orfa_cred *cr, uint64_t parent,
+			      const char *name, uint32_t namelen,
+			      struct orfa_entry *out);
+typedef void orfa_be_forget_fn(struct orfa_backend *be, uint64_t nodeid,
+			       uint64_t nlookup);
+typedef int orfa_be_getattr_fn(struct orfa_backend *be,
+			       const struct orfa_cred *cr, uint64_t nodeid,
+			       void *fh, struct orfa_attr *out);
+typedef int orfa_be_setattr_fn(struct orfa_backend *be,
+			       const struct orfa_cred *cr, uint64_t nodeid,
+			       void *fh, const struct orfa_setattr_req *in,
+			       struct orfa_attr *out);
+typedef int orfa_be_readlink_fn(struct orfa_backend *be,
+				const struct orfa_cred *cr, uint64_t nodeid,
+				char *buf, size_t bufsize, size_t *len);
+typedef int orfa_be_mknod_fn(struct orfa_backend *be,
+			     const struct orfa_cred *cr, uint64_t parent,
+			     const char *name, uint32_t namelen, uint32_t mode,
+			     uint64_t rdev, struct orfa_entry *out);
+typedef int orfa_be_mkdir_fn(struct orfa_backend *be,
+			     const struct orfa_cred *cr, uint64_t parent,
+			     const char *name, uint32_t namelen, uint32_t mode,
+			     struct orfa_entry *out);
+typedef int orfa_be_unlink_fn(struct orfa_backend *be,
+			      const struct orfa_cred *cr, uint64_t parent,
+			      const char *name, uint32_t namelen);
+typedef int orfa_be_rmdir_fn(struct orfa_backend *be,
+			     const struct orfa_cred *cr, uint64_t parent,
+			     const char *name, uint32_t namelen);
+typedef int orfa_be_symlink_fn(struct orfa_backend *be,
+			       const struct orfa_cred *cr, uint64_t parent,
+			       const char *name, uint32_t namelen,
+			       const char *target, uint32_t targetlen,
+			       struct orfa_entry *out);
+typedef int orfa_be_rename_fn(struct orfa_backend *be,
+			      const struct orfa_cred *cr, uint64_t parent,
+			      const char *name, uint32_t namelen,
+			      uint64_t newparent, const char *newname,
+			      uint32_t newnamelen, uint32_t flags);
+typedef int orfa_be_link_fn(struct orfa_backend *be, const struct orfa_cred *cr,
+			    uint64_t nodeid, uint64_t newparent,
+			    const char *newname, uint32_t newnamelen,
+			    struct orfa_entry *out);
+typedef int orfa_be_open_fn(struct orfa_backend *be, const struct orfa_cred *cr,
+			    uint64_t nodeid, uint32_t flags, void **fh,
+			    struct orfa_attr *attr);
+typedef int orfa_be_create_fn(struct orfa_backend *be,
+			      const struct orfa_cred *cr, uint64_t parent,
+			      const char *name, uint32_t namelen, uint32_t mode,
+			      uint32_t flags, struct orfa_entry *out,
+			      void **fh);
+typedef int orfa_be_read_fn(struct orfa_backend *be, uint64_t nodeid, void *fh,
+			    uint64_t offset, uint32_t size, void *buf,
+			    struct orfa_read_out *out);
+typedef int orfa_be_write_fn(struct orfa_backend *be,
+			     const struct orfa_cred *cr, uint64_t nodeid,
+			     void *fh, uint64_t offset, const struct iovec *iov,
+			     int iovcnt, uint32_t flags, uint64_t *written,
+			     struct orfa_attr *attr);
+typedef int orfa_be_write_fd_fn(struct orfa_backend *be,
+				const struct orfa_cred *cr, uint64_t nodeid,
+				void *fh, uint64_t offset,
+				struct orfa_wsrc *src, uint32_t flags,
+				uint64_t *written, struct orfa_attr *attr);
+typedef int orfa_be_flush_fn(struct orfa_backend *be, uint64_t nodeid,
+			     void *fh);
+typedef void orfa_be_release_fn(struct orfa_backend *be, uint64_t nodeid,
+				void *fh);
+typedef int orfa_be_fsync_fn(struct orfa_backend *be, uint64_t nodeid, void *fh,
+			     int datasync);
+typedef int orfa_be_opendir_fn(struct orfa_backend *be,
+			       const struct orfa_cred *cr, uint64_t nodeid,
+			       uint32_t flags, void **dh);
+typedef int orfa_be_readdir_fn(struct orfa_backend *be,
+			       const struct orfa_cred *cr, uint64_t nodeid,
+			       void *dh, uint64_t cookie, int plus,
+			       orfa_fill_fn fill, void *ctx);
+typedef void orfa_be_releasedir_fn(struct orfa_backend *be, uint64_t nodeid,
+				   void *dh);
+typedef int orfa_be_fsyncdir_fn(struct orfa_backend *be, uint64_t nodeid,
+				void *dh, int datasync);
+typedef int orfa_be_statfs_fn(struct orfa_backend *be, uint64_t nodeid,
+			      struct orfa_statfs_out *out);
+typedef int orfa_be_setxattr_fn(struct orfa_backend *be,
+				const struct orfa_cred *cr, uint64_t nodeid,
+				const char *name, const void *value,
+				size_t size, uint32_t flags);
+typedef int orfa_be_getxattr_fn(struct orfa_backend *be,
+				const struct orfa_cred *cr, uint64_t nodeid,
+				const char *name, void *buf, size_t size,
+				size_t *len);
+typedef int orfa_be_listxattr_fn(struct orfa_backend *be,
+				 const struct orfa_cred *cr, uint64_t nodeid,
+				 void *buf, size_t size, size_t *len);
+typedef int orfa_be_removexattr_fn(struct orfa_backend *be,
+				   const struct orfa_cred *cr, uint64_t nodeid,
+				   const char *name);
+typedef int orfa_be_access_fn(struct orfa_backend *be,
+			      const struct orfa_cred *cr, uint64_t nodeid,
+			      uint32_t mask);
+typedef int orfa_be_fallocate_fn(struct orfa_backend *be,
+				 const struct orfa_cred *cr, uint64_t nodeid,
+				 void *fh, uint32_t mode, uint64_t offset,
+				 uint64_t length, struct orfa_attr *attr);
+typedef int orfa_be_lseek_fn(struct orfa_backend *be, uint64_t nodeid, void *fh,
+			     uint64_t offset, uint32_t whence,
+			     uint64_t *result);
+typedef int orfa_be_copy_file_range_fn(struct orfa_backend *be,
+				       const struct orfa_cred *cr,
+				       uint64_t nodeid_in, void *fh_in,
+				       uint64_t off_in, uint64_t nodeid_out,
+				       void *fh_out, uint64_t off_out,
+				       uint64_t len, uint32_t flags,
+				       uint64_t *copied,
+				       struct orfa_attr *attr_out);
+
 struct orfa_backend_ops {
 	const char *name;
-	void (*destroy)(struct orfa_backend *be);
+	orfa_be_destroy_fn *destroy;
 
-	int (*lookup)(struct orfa_backend *be, const struct orfa_cred *cr,
-		      uint64_t parent, const char *name, uint32_t namelen,
-		      struct orfa_entry *out);
-	void (*forget)(struct orfa_backend *be, uint64_t nodeid,
-		       uint64_t nlookup);
-	int (*getattr)(struct orfa_backend *be, const struct orfa_cred *cr,
-		       uint64_t nodeid, void *fh, struct orfa_attr *out);
-	int (*setattr)(struct orfa_backend *be, const struct orfa_cred *cr,
-		       uint64_t nodeid, void *fh,
-		       const struct orfa_setattr_req *in, struct orfa_attr *out);
+	orfa_be_lookup_fn *lookup;
+	orfa_be_forget_fn *forget;
+	orfa_be_getattr_fn *getattr;
+	orfa_be_setattr_fn *setattr;
 	/* Writes the target, not NUL-terminated, and its length to *len. */
-	int (*readlink)(struct orfa_backend *be, const struct orfa_cred *cr,
-			uint64_t nodeid, char *buf, size_t bufsize,
-			size_t *len);
-	int (*mknod)(struct orfa_backend *be, const struct orfa_cred *cr,
-		     uint64_t parent, const char *name, uint32_t namelen,
-		     uint32_t mode, uint64_t rdev, struct orfa_entry *out);
-	int (*mkdir)(struct orfa_backend *be, const struct orfa_cred *cr,
-		     uint64_t parent, const char *name, uint32_t namelen,
-		     uint32_t mode, struct orfa_entry *out);
-	int (*unlink)(struct orfa_backend *be, const struct orfa_cred *cr,
-		      uint64_t parent, const char *name, uint32_t namelen);
-	int (*rmdir)(struct orfa_backend *be, const struct orfa_cred *cr,
-		     uint64_t parent, const char *name, uint32_t namelen);
-	int (*symlink)(struct orfa_backend *be, const struct orfa_cred *cr,
-		       uint64_t parent, const char *name, uint32_t namelen,
-		       const char *target, uint32_t targetlen,
-		       struct orfa_entry *out);
-	int (*rename)(struct orfa_backend *be, const struct orfa_cred *cr,
-		      uint64_t parent, const char *name, uint32_t namelen,
-		      uint64_t newparent, const char *newname,
-		      uint32_t newnamelen, uint32_t flags);
-	int (*link)(struct orfa_backend *be, const struct orfa_cred *cr,
-		    uint64_t nodeid, uint64_t newparent, const char *newname,
-		    uint32_t newnamelen, struct orfa_entry *out);
+	orfa_be_readlink_fn *readlink;
+	orfa_be_mknod_fn *mknod;
+	orfa_be_mkdir_fn *mkdir;
+	orfa_be_unlink_fn *unlink;
+	orfa_be_rmdir_fn *rmdir;
+	orfa_be_symlink_fn *symlink;
+	orfa_be_rename_fn *rename;
+	orfa_be_link_fn *link;
 
 	/* open/create: *fh receives the backend's per-open state (may be
 	 * NULL-valued but is always passed back to release). */
-	int (*open)(struct orfa_backend *be, const struct orfa_cred *cr,
-		    uint64_t nodeid, uint32_t flags, void **fh,
-		    struct orfa_attr *attr);
-	int (*create)(struct orfa_backend *be, const struct orfa_cred *cr,
-		      uint64_t parent, const char *name, uint32_t namelen,
-		      uint32_t mode, uint32_t flags, struct orfa_entry *out,
-		      void **fh);
-	int (*read)(struct orfa_backend *be, uint64_t nodeid, void *fh,
-		    uint64_t offset, uint32_t size, void *buf,
-		    struct orfa_read_out *out);
-	int (*write)(struct orfa_backend *be, const struct orfa_cred *cr,
-		     uint64_t nodeid, void *fh, uint64_t offset,
-		     const struct iovec *iov, int iovcnt, uint32_t flags,
-		     uint64_t *written, struct orfa_attr *attr);
+	orfa_be_open_fn *open;
+	orfa_be_create_fn *create;
+	orfa_be_read_fn *read;
+	orfa_be_write_fn *write;
 	/*
 	 * write, with the data still in the connection: a backend whose
 	 * open files are descriptors lets src move it straight into the
@@ -153,53 +247,28 @@ struct orfa_backend_ops {
 	 * read the data into memory and call write instead.  Optional: a
 	 * NULL slot means the same (fill_defaults leaves NULL here).
 	 */
-	int (*write_fd)(struct orfa_backend *be, const struct orfa_cred *cr,
-			uint64_t nodeid, void *fh, uint64_t offset,
-			struct orfa_wsrc *src, uint32_t flags,
-			uint64_t *written, struct orfa_attr *attr);
-	int (*flush)(struct orfa_backend *be, uint64_t nodeid, void *fh);
-	void (*release)(struct orfa_backend *be, uint64_t nodeid, void *fh);
-	int (*fsync)(struct orfa_backend *be, uint64_t nodeid, void *fh,
-		     int datasync);
+	orfa_be_write_fd_fn *write_fd;
+	orfa_be_flush_fn *flush;
+	orfa_be_release_fn *release;
+	orfa_be_fsync_fn *fsync;
 
-	int (*opendir)(struct orfa_backend *be, const struct orfa_cred *cr,
-		       uint64_t nodeid, uint32_t flags, void **dh);
+	orfa_be_opendir_fn *opendir;
 	/* plus != 0: READDIRPLUS (fill gets an entry with a reference). */
-	int (*readdir)(struct orfa_backend *be, const struct orfa_cred *cr,
-		       uint64_t nodeid, void *dh, uint64_t cookie, int plus,
-		       orfa_fill_fn fill, void *ctx);
-	void (*releasedir)(struct orfa_backend *be, uint64_t nodeid, void *dh);
-	int (*fsyncdir)(struct orfa_backend *be, uint64_t nodeid, void *dh,
-			int datasync);
+	orfa_be_readdir_fn *readdir;
+	orfa_be_releasedir_fn *releasedir;
+	orfa_be_fsyncdir_fn *fsyncdir;
 
-	int (*statfs)(struct orfa_backend *be, uint64_t nodeid,
-		      struct orfa_statfs_out *out);
-	int (*setxattr)(struct orfa_backend *be, const struct orfa_cred *cr,
-			uint64_t nodeid, const char *name, const void *value,
-			size_t size, uint32_t flags);
+	orfa_be_statfs_fn *statfs;
+	orfa_be_setxattr_fn *setxattr;
 	/* size 0: only *len (the value's size) is returned; a buffer that is
 	 * too small gives -ERANGE. */
-	int (*getxattr)(struct orfa_backend *be, const struct orfa_cred *cr,
-			uint64_t nodeid, const char *name, void *buf,
-			size_t size, size_t *len);
-	int (*listxattr)(struct orfa_backend *be, const struct orfa_cred *cr,
-			 uint64_t nodeid, void *buf, size_t size, size_t *len);
-	int (*removexattr)(struct orfa_backend *be, const struct orfa_cred *cr,
-			   uint64_t nodeid, const char *name);
-	int (*access)(struct orfa_backend *be, const struct orfa_cred *cr,
-		      uint64_t nodeid, uint32_t mask);
-	int (*fallocate)(struct orfa_backend *be, const struct orfa_cred *cr,
-			 uint64_t nodeid, void *fh, uint32_t mode,
-			 uint64_t offset, uint64_t length,
-			 struct orfa_attr *attr);
-	int (*lseek)(struct orfa_backend *be, uint64_t nodeid, void *fh,
-		     uint64_t offset, uint32_t whence, uint64_t *result);
-	int (*copy_file_range)(struct orfa_backend *be,
-			       const struct orfa_cred *cr, uint64_t nodeid_in,
-			       void *fh_in, uint64_t off_in,
-			       uint64_t nodeid_out, void *fh_out,
-			       uint64_t off_out, uint64_t len, uint32_t flags,
-			       uint64_t *copied, struct orfa_attr *attr_out);
+	orfa_be_getxattr_fn *getxattr;
+	orfa_be_listxattr_fn *listxattr;
+	orfa_be_removexattr_fn *removexattr;
+	orfa_be_access_fn *access;
+	orfa_be_fallocate_fn *fallocate;
+	orfa_be_lseek_fn *lseek;
+	orfa_be_copy_file_range_fn *copy_file_range;
 };
 
 /* Every backend instance begins with this. */

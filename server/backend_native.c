@@ -64,10 +64,13 @@
  * user, as with sshfs.  The server runs with umask 0; creation modes get
  * cred->umask applied here (default ACLs are not taken into account).
  *
- * Files: this one holds the node table, credentials, lookups, name
- * operations and the life cycle; backend_native_io.c the operations on
- * open files and directories, xattrs, statfs, access; shared declarations
- * are in backend_native_impl.h.
+ * Files: this one holds the node table, lookups, attributes and the life
+ * cycle; backend_native_cred.c the switch of credentials;
+ * backend_native_dir.c the namespace changes (mknod, mkdir, symlink,
+ * unlink, rmdir, rename, link); backend_native_io.c the operations on
+ * open files and directories, xattrs, statfs, access;
+ * backend_native_ids.c persistent node ids; shared declarations are in
+ * backend_native_impl.h.
  *
  * Locking: nb->lock protects the node table and the counts of every node;
  * a node's fd, key, type, slot and generation are immutable.  An open
@@ -82,13 +85,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "backend_native_impl.h"
+#include "backend_util.h"
 #include "log.h"
-#include "transport.h"
 
 /* ------------------------------------------------------------------ */
 /* Node table                                                           */
@@ -353,7 +355,7 @@ void nat_insert_node(struct nat_backend *nb, struct nat_node *n)
 }
 
 /* One more lookup reference on a node the caller holds (refs). */
-static int node_addref(struct nat_backend *nb, struct nat_node *n,
+int nat_node_addref(struct nat_backend *nb, struct nat_node *n,
 		       struct orfa_entry *out)
 {
 	struct stat st;
@@ -372,157 +374,7 @@ static int node_addref(struct nat_backend *nb, struct nat_node *n,
 }
 
 /* ------------------------------------------------------------------ */
-/* Credentials                                                          */
-
-/* The supplementary groups this thread currently has, when known. */
-static __thread struct {
-	bool valid;
-	uint32_t n;
-	gid_t groups[ORFA_MAX_GROUPS];
-} tl_groups;
-
-/* This thread's capabilities outside operations, read once per thread
- * (only this file changes them, and puts them back). */
-static __thread struct {
-	bool valid;
-	struct __user_cap_data_struct d[2];
-} tl_caps;
-
-/* Read this thread's capabilities into tl_caps, before any change. */
-static int caps_snapshot(void)
-{
-	struct __user_cap_header_struct h = {
-	    .version = _LINUX_CAPABILITY_VERSION_3,
-	    .pid = 0,
-	};
-
-	if (tl_caps.valid)
-		return 0;
-	if (syscall(SYS_capget, &h, tl_caps.d) < 0)
-		return -errno;
-	tl_caps.valid = true;
-	return 0;
-}
-
-/* Empty the thread's effective set (drop) or restore it from tl_caps. */
-static int caps_set(bool drop)
-{
-	struct __user_cap_header_struct h = {
-	    .version = _LINUX_CAPABILITY_VERSION_3,
-	    .pid = 0,
-	};
-	struct __user_cap_data_struct d[2];
-
-	memcpy(d, tl_caps.d, sizeof(d));
-	if (drop) {
-		d[0].effective = 0;
-		d[1].effective = 0;
-	}
-	return syscall(SYS_capset, &h, d) < 0 ? -errno : 0;
-}
-
-void nat_cred_leave(struct nat_backend *nb, struct nat_cred_state *cs)
-{
-	if (cs->caps_dropped && caps_set(false) < 0) {
-		/* Cannot happen (effective <= permitted); if it did, this
-		 * thread could no longer switch users: stop rather than run
-		 * requests with the wrong identity. */
-		log_err("native: cannot restore capabilities: %s",
-			strerror(errno));
-		abort();
-	}
-	if (cs->switched) {
-		syscall(SYS_setfsuid, nb->srv_uid);
-		syscall(SYS_setfsgid, nb->srv_gid);
-	}
-	cs->switched = cs->caps_dropped = false;
-}
-
-/*
- * Become cr on this thread (see the file comment).  NULL cr, or a backend
- * that does not switch, leaves the identity alone.  Returns 0 or a
- * negative errno (the identity is then unchanged).
- */
-int nat_cred_enter(struct nat_backend *nb, const struct orfa_cred *cr,
-		   struct nat_cred_state *cs)
-{
-	uint32_t n;
-	int r;
-
-	cs->switched = cs->caps_dropped = false;
-	if (!nb->switch_creds || !cr)
-		return 0;
-	if (cr->uid == nb->srv_uid && cr->gid == nb->srv_gid)
-		return 0; /* root as root: groups do not matter */
-	if (cr->uid != 0) {
-		r = caps_snapshot();
-		if (r < 0) {
-			log_err("native: capget: %s", strerror(-r));
-			return r;
-		}
-	}
-	orfa_thread_creds_changing();	/* see transport.h */
-	n = cr->ngroups < ORFA_MAX_GROUPS ? cr->ngroups : ORFA_MAX_GROUPS;
-	if (!tl_groups.valid || tl_groups.n != n ||
-	    memcmp(tl_groups.groups, cr->groups, n * sizeof(gid_t)) != 0) {
-		gid_t g[ORFA_MAX_GROUPS];
-
-		for (uint32_t i = 0; i < n; i++)
-			g[i] = cr->groups[i];
-		tl_groups.valid = false;
-		if (syscall(SYS_setgroups, (size_t)n, g) < 0) {
-			static atomic_bool logged;
-
-			r = -errno;
-			if (!atomic_exchange(&logged, true))
-				log_err("native: setgroups(%u groups): %s "
-					"(cannot act as users; refusing their "
-					"requests)",
-					n, strerror(-r));
-			return r;
-		}
-		memcpy(tl_groups.groups, g, n * sizeof(gid_t));
-		tl_groups.n = n;
-		tl_groups.valid = true;
-	}
-	cs->switched = true;
-	syscall(SYS_setfsgid, cr->gid);
-	syscall(SYS_setfsuid, cr->uid);
-	/* setfsuid reports no error; read the values back (an invalid id
-	 * such as -1 fails and returns the current one). */
-	if ((uid_t)syscall(SYS_setfsuid, (uid_t)-1) != cr->uid ||
-	    (gid_t)syscall(SYS_setfsgid, (gid_t)-1) != cr->gid) {
-		nat_cred_leave(nb, cs);
-		return -EPERM;
-	}
-	if (cr->uid != 0) {
-		r = caps_set(true);
-		if (r < 0) {
-			log_err("native: capset: %s", strerror(-r));
-			nat_cred_leave(nb, cs);
-			return r;
-		}
-		cs->caps_dropped = true;
-	}
-	return 0;
-}
-
-/* ------------------------------------------------------------------ */
 /* Names and helpers                                                    */
-
-int nat_check_name(const char *name, uint32_t namelen)
-{
-	if (!name)
-		return -EINVAL;
-	if (namelen > NAME_MAX)
-		return -ENAMETOOLONG;
-	if (namelen == 0)
-		return -ENOENT;
-	if (memchr(name, '/', namelen) || memchr(name, '\0', namelen) ||
-	    name[namelen] != '\0')
-		return -EINVAL;
-	return 0;
-}
 
 /* Open the node's inode afresh with flags.  Never for symlinks: the magic
  * link would then name the symlink, which open() refuses anyway. */
@@ -596,7 +448,7 @@ int nat_lookup_name(struct nat_backend *nb, struct nat_node *p,
 	if (!S_ISDIR(p->type))
 		return -ENOTDIR;
 	if (is_dot(name) || (is_dotdot(name) && p == nb->root))
-		return node_addref(nb, p, out);
+		return nat_node_addref(nb, p, out);
 	if (is_dotdot(name))
 		fd = openat(p->fd, "..",
 			    O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -617,6 +469,22 @@ int nat_lookup_name(struct nat_backend *nb, struct nat_node *p,
 		}
 	}
 	return nat_node_from_fd(nb, fd, &st, out);
+}
+
+int nat_node_enter(struct nat_backend *nb, const struct orfa_cred *cr,
+		   uint64_t nodeid, bool dir, struct nat_node **np,
+		   struct nat_cred_state *cs)
+{
+	struct nat_node *n = nat_node_get(nb, nodeid);
+	int r;
+
+	if (!n)
+		return -ESTALE;
+	r = (dir && !S_ISDIR(n->type)) ? -ENOTDIR : nat_cred_enter(nb, cr, cs);
+	if (r)
+		nat_node_put(nb, &n);
+	*np = n;
+	return r;
 }
 
 /* Descriptor of an open file or directory handle, or -1. */
@@ -644,18 +512,15 @@ static int nat_lookup(struct orfa_backend *be, const struct orfa_cred *cr,
 	struct nat_backend *nb = to_nb(be);
 	struct nat_cred_state cs;
 	struct nat_node *p;
-	int r = nat_check_name(name, namelen);
+	int r = backend_check_name(name, namelen);
 
 	if (r)
 		return r;
-	p = nat_node_get(nb, parent);
-	if (!p)
-		return -ESTALE;
-	r = nat_cred_enter(nb, cr, &cs);
-	if (r == 0) {
-		r = nat_lookup_name(nb, p, name, out);
-		nat_cred_leave(nb, &cs);
-	}
+	r = nat_node_enter(nb, cr, parent, true, &p, &cs);
+	if (r)
+		return r;
+	r = nat_lookup_name(nb, p, name, out);
+	nat_cred_leave(nb, &cs);
 	nat_node_put(nb, &p);
 	return r;
 }
@@ -725,16 +590,6 @@ static int chmod_node(struct nat_backend *nb, struct nat_node *n, int hfd,
 	return r < 0 ? -errno : 0;
 }
 
-/* True if want is have with some of S_ISUID/S_ISGID cleared, and nothing
- * else changed. */
-static bool only_drops_suidgid(mode_t have, mode_t want)
-{
-	mode_t dropped = have & ~want;
-
-	return (want & ~have) == 0 && dropped != 0 &&
-	       (dropped & ~(mode_t)(S_ISUID | S_ISGID)) == 0;
-}
-
 /*
  * Clear set-user-ID/set-group-ID bits for a caller who may write the file
  * but does not own it, as the kernel does on a local write.  A FUSE
@@ -759,25 +614,126 @@ static int drop_suidgid_for_writer(struct nat_backend *nb,
 	return r ? r : r2;
 }
 
+/* SETATTR of the mode; cred entered (cs). */
+static int set_mode(struct nat_backend *nb, const struct orfa_cred *cr,
+		    struct nat_cred_state *cs, struct nat_node *n, int hfd,
+		    mode_t want)
+{
+	struct stat st;
+	int r;
+
+	if (S_ISLNK(n->type))
+		return -EOPNOTSUPP; /* Linux has no lchmod */
+	r = chmod_node(nb, n, hfd, want);
+	if (r == -EPERM && nat_stat_node(n, &st) == 0 &&
+	    backend_only_drops_suidgid(st.st_mode & 07777, want))
+		r = drop_suidgid_for_writer(nb, cr, cs, n, hfd, want);
+	return r;
+}
+
+/* SETATTR of the size: through the open handle if it may write, else a
+ * fresh write-only descriptor. */
+static int set_size(struct nat_backend *nb, struct nat_node *n, int hfd,
+		    uint64_t size)
+{
+	int fd = -1, r;
+
+	if (size > (uint64_t)INT64_MAX)
+		return -EFBIG;
+	if (S_ISDIR(n->type))
+		return -EISDIR;
+	if (!S_ISREG(n->type))
+		return -EINVAL;
+	if (hfd >= 0) {
+		int acc = fcntl(hfd, F_GETFL);
+
+		if (acc >= 0 && (acc & O_ACCMODE) != O_RDONLY)
+			fd = hfd;
+	}
+	if (fd < 0) {
+		fd = nat_node_reopen(nb, n, O_WRONLY | O_LARGEFILE);
+		if (fd < 0)
+			return fd;
+	}
+	r = ftruncate(fd, (off_t)size) < 0 ? -errno : 0;
+	if (fd != hfd)
+		close(fd);
+	return r;
+}
+
+/* One timestamp of a SETATTR: UTIME_NOW, the given time or UTIME_OMIT. */
+static int set_time_spec(struct timespec *ts, uint32_t v, uint32_t now_bit,
+			 uint32_t set_bit, uint64_t sec, uint32_t nsec)
+{
+	if (v & now_bit) {
+		ts->tv_nsec = UTIME_NOW;
+	} else if (v & set_bit) {
+		if (nsec >= 1000000000u)
+			return -EINVAL;
+		ts->tv_sec = (time_t)sec;
+		ts->tv_nsec = nsec;
+	}
+	return 0;
+}
+
+/* SETATTR of atime and/or mtime. */
+static int set_times(struct nat_backend *nb, struct nat_node *n, int hfd,
+		     const struct orfa_setattr_req *in)
+{
+	struct timespec tv[2] = {
+	    {.tv_nsec = UTIME_OMIT},
+	    {.tv_nsec = UTIME_OMIT},
+	};
+	char name[NAT_PROC_NAME];
+	int r;
+
+	r = set_time_spec(&tv[0], in->valid, ORFA_SET_ATIME_NOW,
+			  ORFA_SET_ATIME, in->atime, in->atime_nsec);
+	if (!r)
+		r = set_time_spec(&tv[1], in->valid, ORFA_SET_MTIME_NOW,
+				  ORFA_SET_MTIME, in->mtime, in->mtime_nsec);
+	if (r)
+		return r;
+	proc_name(name, n->fd);
+	if (hfd >= 0)
+		r = futimens(hfd, tv);
+	else if (S_ISLNK(n->type))
+		r = utimensat(n->fd, "", tv,
+			      AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+	else
+		r = utimensat(nb->proc_fd, name, tv, 0);
+	return r < 0 ? -errno : 0;
+}
+
+/* Clear set-user-ID, and set-group-ID if group-executable, as the kernel
+ * does on write or truncate.  Best effort: when the caller may not, the
+ * kernel has already done it for the write itself. */
+static void kill_suidgid(struct nat_backend *nb, const struct orfa_cred *cr,
+			 struct nat_cred_state *cs, struct nat_node *n,
+			 int hfd)
+{
+	struct stat st;
+	mode_t have, want;
+
+	if (!S_ISREG(n->type) || nat_stat_node(n, &st) != 0)
+		return;
+	have = st.st_mode & 07777;
+	want = have & ~S_ISUID;
+	if (want & S_IXGRP)
+		want &= ~S_ISGID;
+	if (want != have && chmod_node(nb, n, hfd, want) == -EPERM)
+		(void)drop_suidgid_for_writer(nb, cr, cs, n, hfd, want);
+}
+
 static int do_setattr(struct nat_backend *nb, const struct orfa_cred *cr,
 		      struct nat_cred_state *cs, struct nat_node *n, int hfd,
 		      const struct orfa_setattr_req *in)
 {
-	char name[NAT_PROC_NAME];
 	uint32_t v = in->valid;
-	struct stat st;
 	int r;
 
-	proc_name(name, n->fd);
 	if (v & ORFA_SET_MODE) {
-		mode_t want = in->mode & 07777;
-
-		if (S_ISLNK(n->type))
-			return -EOPNOTSUPP; /* Linux has no lchmod */
-		r = chmod_node(nb, n, hfd, want);
-		if (r == -EPERM && nat_stat_node(n, &st) == 0 &&
-		    only_drops_suidgid(st.st_mode & 07777, want))
-			r = drop_suidgid_for_writer(nb, cr, cs, n, hfd, want);
+		r = set_mode(nb, cr, cs, n, hfd, in->mode & 07777);
 		if (r)
 			return r;
 	}
@@ -790,77 +746,19 @@ static int do_setattr(struct nat_backend *nb, const struct orfa_cred *cr,
 			return -errno;
 	}
 	if (v & ORFA_SET_SIZE) {
-		int fd = -1;
-
-		if (in->size > (uint64_t)INT64_MAX)
-			return -EFBIG;
-		if (S_ISDIR(n->type))
-			return -EISDIR;
-		if (!S_ISREG(n->type))
-			return -EINVAL;
-		if (hfd >= 0) {
-			int acc = fcntl(hfd, F_GETFL);
-
-			if (acc >= 0 && (acc & O_ACCMODE) != O_RDONLY)
-				fd = hfd;
-		}
-		if (fd < 0) {
-			fd = nat_node_reopen(nb, n, O_WRONLY | O_LARGEFILE);
-			if (fd < 0)
-				return fd;
-		}
-		r = ftruncate(fd, (off_t)in->size) < 0 ? -errno : 0;
-		if (fd != hfd)
-			close(fd);
+		r = set_size(nb, n, hfd, in->size);
 		if (r)
 			return r;
 	}
 	if (v & (ORFA_SET_ATIME | ORFA_SET_MTIME | ORFA_SET_ATIME_NOW |
 		 ORFA_SET_MTIME_NOW)) {
-		struct timespec tv[2] = {
-		    {.tv_nsec = UTIME_OMIT},
-		    {.tv_nsec = UTIME_OMIT},
-		};
-
-		if (v & ORFA_SET_ATIME_NOW) {
-			tv[0].tv_nsec = UTIME_NOW;
-		} else if (v & ORFA_SET_ATIME) {
-			if (in->atime_nsec >= 1000000000u)
-				return -EINVAL;
-			tv[0].tv_sec = (time_t)in->atime;
-			tv[0].tv_nsec = in->atime_nsec;
-		}
-		if (v & ORFA_SET_MTIME_NOW) {
-			tv[1].tv_nsec = UTIME_NOW;
-		} else if (v & ORFA_SET_MTIME) {
-			if (in->mtime_nsec >= 1000000000u)
-				return -EINVAL;
-			tv[1].tv_sec = (time_t)in->mtime;
-			tv[1].tv_nsec = in->mtime_nsec;
-		}
-		if (hfd >= 0)
-			r = futimens(hfd, tv);
-		else if (S_ISLNK(n->type))
-			r = utimensat(n->fd, "", tv,
-				      AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
-		else
-			r = utimensat(nb->proc_fd, name, tv, 0);
-		if (r < 0)
-			return -errno;
+		r = set_times(nb, n, hfd, in);
+		if (r)
+			return r;
 	}
 	/* ORFA_SET_CTIME: the kernel sets ctime itself; nothing to do. */
-	/* Clear set-user-ID, and set-group-ID if group-executable, as the
-	 * kernel does on write or truncate.  Best effort: when the caller
-	 * may not, the kernel has already done it for the write itself. */
-	if ((v & ORFA_SET_KILL_SUIDGID) && !(v & ORFA_SET_MODE) &&
-	    S_ISREG(n->type) && nat_stat_node(n, &st) == 0) {
-		mode_t have = st.st_mode & 07777, want = have & ~S_ISUID;
-
-		if (want & S_IXGRP)
-			want &= ~S_ISGID;
-		if (want != have && chmod_node(nb, n, hfd, want) == -EPERM)
-			(void)drop_suidgid_for_writer(nb, cr, cs, n, hfd, want);
-	}
+	if ((v & ORFA_SET_KILL_SUIDGID) && !(v & ORFA_SET_MODE))
+		kill_suidgid(nb, cr, cs, n, hfd);
 	return 0;
 }
 
@@ -876,14 +774,11 @@ static int nat_setattr(struct orfa_backend *be, const struct orfa_cred *cr,
 
 	if (in->valid & ~ORFA_SET_ALL)
 		return -EINVAL;
-	n = nat_node_get(nb, nodeid);
-	if (!n)
-		return -ESTALE;
-	r = nat_cred_enter(nb, cr, &cs);
-	if (r == 0) {
-		r = do_setattr(nb, cr, &cs, n, nat_handle_fd(fh), in);
-		nat_cred_leave(nb, &cs);
-	}
+	r = nat_node_enter(nb, cr, nodeid, false, &n, &cs);
+	if (r)
+		return r;
+	r = do_setattr(nb, cr, &cs, n, nat_handle_fd(fh), in);
+	nat_cred_leave(nb, &cs);
 	if (r == 0 && (r = nat_stat_node(n, &st)) == 0 && out)
 		nat_attr_from_stat(out, &st);
 	nat_node_put(nb, &n);
@@ -909,260 +804,6 @@ static int nat_readlink(struct orfa_backend *be, const struct orfa_cred *cr,
 		else
 			*len = (size_t)got;
 	}
-	nat_node_put(nb, &n);
-	return r;
-}
-
-/*
- * Common frame of the operations creating a name in a directory: checks
- * the name (. and .. exist already), gets the parent, enters cred, runs
- * make(), looks the new name up into out.
- */
-struct nat_mk {
-	uint32_t mode;
-	uint64_t rdev;
-	const char *target;
-};
-
-static int do_make(struct nat_backend *nb, struct nat_node *p, const char *name,
-		   int kind, const struct nat_mk *mk)
-{
-	int r;
-
-	switch (kind) {
-	case S_IFDIR:
-		r = mkdirat(p->fd, name, mk->mode);
-		break;
-	case S_IFLNK:
-		r = symlinkat(mk->target, p->fd, name);
-		break;
-	default:
-		r = mknodat(p->fd, name, mk->mode, (dev_t)mk->rdev);
-		break;
-	}
-	return r < 0 ? -errno : 0;
-}
-
-static int make_node(struct orfa_backend *be, const struct orfa_cred *cr,
-		     uint64_t parent, const char *name, uint32_t namelen,
-		     int kind, const struct nat_mk *mk, struct orfa_entry *out)
-{
-	struct nat_backend *nb = to_nb(be);
-	struct nat_cred_state cs;
-	struct nat_node *p;
-	int r = nat_check_name(name, namelen);
-
-	if (r)
-		return r;
-	if (is_dot(name) || is_dotdot(name))
-		return -EEXIST;
-	p = nat_node_get(nb, parent);
-	if (!p)
-		return -ESTALE;
-	if (!S_ISDIR(p->type)) {
-		r = -ENOTDIR;
-		goto out_put;
-	}
-	r = nat_cred_enter(nb, cr, &cs);
-	if (r)
-		goto out_put;
-	r = do_make(nb, p, name, kind, mk);
-	if (r == 0)
-		r = nat_lookup_name(nb, p, name, out);
-	nat_cred_leave(nb, &cs);
-out_put:
-	nat_node_put(nb, &p);
-	return r;
-}
-
-static int nat_mknod(struct orfa_backend *be, const struct orfa_cred *cr,
-		     uint64_t parent, const char *name, uint32_t namelen,
-		     uint32_t mode, uint64_t rdev, struct orfa_entry *out)
-{
-	struct nat_mk mk = {.rdev = rdev};
-	mode_t type = mode & S_IFMT;
-
-	if (type == 0)
-		type = S_IFREG;
-	if (type == S_IFDIR || type == S_IFLNK)
-		return -EINVAL;
-	mk.mode = type | ((mode & 07777) & ~cred_umask(cr));
-	return make_node(be, cr, parent, name, namelen, 0, &mk, out);
-}
-
-static int nat_mkdir(struct orfa_backend *be, const struct orfa_cred *cr,
-		     uint64_t parent, const char *name, uint32_t namelen,
-		     uint32_t mode, struct orfa_entry *out)
-{
-	struct nat_mk mk = {.mode = (mode & 07777) & ~cred_umask(cr)};
-
-	return make_node(be, cr, parent, name, namelen, S_IFDIR, &mk, out);
-}
-
-static int nat_symlink(struct orfa_backend *be, const struct orfa_cred *cr,
-		       uint64_t parent, const char *name, uint32_t namelen,
-		       const char *target, uint32_t targetlen,
-		       struct orfa_entry *out)
-{
-	struct nat_mk mk = {0};
-	char *t;
-	int r;
-
-	if (!target)
-		return -EINVAL;
-	if (targetlen == 0)
-		return -ENOENT;
-	if (targetlen > ORFA_MAX_SYMLINK || targetlen >= PATH_MAX)
-		return -ENAMETOOLONG;
-	if (memchr(target, '\0', targetlen))
-		return -EINVAL;
-	t = malloc(targetlen + 1);
-	if (!t)
-		return -ENOMEM;
-	memcpy(t, target, targetlen);
-	t[targetlen] = '\0';
-	mk.target = t;
-	r = make_node(be, cr, parent, name, namelen, S_IFLNK, &mk, out);
-	free(t);
-	return r;
-}
-
-/* UNLINK and RMDIR. */
-static int remove_name(struct orfa_backend *be, const struct orfa_cred *cr,
-		       uint64_t parent, const char *name, uint32_t namelen,
-		       int flags)
-{
-	struct nat_backend *nb = to_nb(be);
-	struct nat_cred_state cs;
-	struct nat_node *p;
-	int r = nat_check_name(name, namelen);
-
-	if (r)
-		return r;
-	if (is_dot(name))
-		return flags ? -EINVAL : -EISDIR;
-	if (is_dotdot(name))
-		return flags ? -ENOTEMPTY : -EISDIR;
-	p = nat_node_get(nb, parent);
-	if (!p)
-		return -ESTALE;
-	r = nat_cred_enter(nb, cr, &cs);
-	if (r == 0) {
-		if (unlinkat(p->fd, name, flags) < 0)
-			r = -errno;
-		nat_cred_leave(nb, &cs);
-	}
-	nat_node_put(nb, &p);
-	return r;
-}
-
-static int nat_unlink(struct orfa_backend *be, const struct orfa_cred *cr,
-		      uint64_t parent, const char *name, uint32_t namelen)
-{
-	return remove_name(be, cr, parent, name, namelen, 0);
-}
-
-static int nat_rmdir(struct orfa_backend *be, const struct orfa_cred *cr,
-		     uint64_t parent, const char *name, uint32_t namelen)
-{
-	return remove_name(be, cr, parent, name, namelen, AT_REMOVEDIR);
-}
-
-static int nat_rename(struct orfa_backend *be, const struct orfa_cred *cr,
-		      uint64_t parent, const char *name, uint32_t namelen,
-		      uint64_t newparent, const char *newname,
-		      uint32_t newnamelen, uint32_t flags)
-{
-	struct nat_backend *nb = to_nb(be);
-	struct nat_cred_state cs;
-	struct nat_node *p, *np;
-	unsigned int kflags = 0;
-	int r;
-
-	if (flags & ~(ORFA_RENAME_NOREPLACE | ORFA_RENAME_EXCHANGE))
-		return -EINVAL;
-	if (flags & ORFA_RENAME_NOREPLACE)
-		kflags |= RENAME_NOREPLACE;
-	if (flags & ORFA_RENAME_EXCHANGE)
-		kflags |= RENAME_EXCHANGE;
-	r = nat_check_name(name, namelen);
-	if (r == 0)
-		r = nat_check_name(newname, newnamelen);
-	if (r)
-		return r;
-	if (is_dot(name) || is_dotdot(name) || is_dot(newname) ||
-	    is_dotdot(newname))
-		return -EBUSY;
-	p = nat_node_get(nb, parent);
-	if (!p)
-		return -ESTALE;
-	np = nat_node_get(nb, newparent);
-	if (!np) {
-		nat_node_put(nb, &p);
-		return -ESTALE;
-	}
-	r = nat_cred_enter(nb, cr, &cs);
-	if (r == 0) {
-		if (renameat2(p->fd, name, np->fd, newname, kflags) < 0)
-			r = -errno;
-		nat_cred_leave(nb, &cs);
-	}
-	nat_node_put(nb, &np);
-	nat_node_put(nb, &p);
-	return r;
-}
-
-static int nat_link(struct orfa_backend *be, const struct orfa_cred *cr,
-		    uint64_t nodeid, uint64_t newparent, const char *newname,
-		    uint32_t newnamelen, struct orfa_entry *out)
-{
-	struct nat_backend *nb = to_nb(be);
-	struct nat_cred_state cs;
-	struct nat_node *n, *np;
-	char name[NAT_PROC_NAME];
-	struct stat st;
-	int r = nat_check_name(newname, newnamelen);
-
-	if (r)
-		return r;
-	if (is_dot(newname) || is_dotdot(newname))
-		return -EEXIST;
-	n = nat_node_get(nb, nodeid);
-	if (!n)
-		return -ESTALE;
-	np = nat_node_get(nb, newparent);
-	if (!np) {
-		nat_node_put(nb, &n);
-		return -ESTALE;
-	}
-	if (S_ISDIR(n->type)) {
-		r = -EPERM;
-		goto out_put;
-	}
-	r = nat_cred_enter(nb, cr, &cs);
-	if (r)
-		goto out_put;
-	if (S_ISLNK(n->type)) {
-		/* No magic link for symlinks: AT_EMPTY_PATH needs
-		 * CAP_DAC_READ_SEARCH and says ENOENT without it. */
-		if (linkat(n->fd, "", np->fd, newname, AT_EMPTY_PATH) < 0) {
-			r = -errno;
-			if (r == -ENOENT && nat_stat_node(n, &st) == 0 &&
-			    st.st_nlink > 0)
-				r = -EPERM;
-		}
-	} else {
-		/* The magic link names this very inode (passthrough_ll). */
-		proc_name(name, n->fd);
-		if (linkat(nb->proc_fd, name, np->fd, newname,
-			   AT_SYMLINK_FOLLOW) < 0)
-			r = -errno;
-	}
-	nat_cred_leave(nb, &cs);
-	if (r == 0)
-		r = node_addref(nb, n, out);
-out_put:
-	nat_node_put(nb, &np);
 	nat_node_put(nb, &n);
 	return r;
 }
@@ -1228,25 +869,13 @@ static const struct orfa_backend_ops native_ops = {
     .copy_file_range = nat_copy_file_range,
 };
 
-int backend_native_create(const char *root, struct orfa_backend **out)
+/* A backend with empty tables (and a seeded generator), or NULL. */
+static struct nat_backend *nb_alloc(void)
 {
-	struct nat_backend *nb;
-	struct nat_node *rn;
-	struct stat st;
-	int fd, r;
+	struct nat_backend *nb = calloc(1, sizeof(*nb));
 
-	*out = NULL;
-	if (!root || !*root) {
-		log_err("native: no export directory given");
-		return -EINVAL;
-	}
-	nb = calloc(1, sizeof(*nb));
-	rn = calloc(1, sizeof(*rn));
-	if (!nb || !rn) {
-		free(nb);
-		free(rn);
-		return -ENOMEM;
-	}
+	if (!nb)
+		return NULL;
 	nb->base.ops = &native_ops;
 	nb->proc_fd = -1;
 	nb->ids_fd = -1;
@@ -1260,10 +889,19 @@ int backend_native_create(const char *root, struct orfa_backend **out)
 		nb->rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 	nb->rng |= 1; /* xorshift needs a nonzero state */
 	if (!nb->slots || !nb->buckets) {
-		free(rn);
 		nat_destroy(&nb->base);
-		return -ENOMEM;
+		return NULL;
 	}
+	return nb;
+}
+
+/* Open the export root and /proc/self/fd, and make rn the root node;
+ * a message for the user is logged on failure (rn is then left alone). */
+static int root_open(struct nat_backend *nb, const char *root,
+		     struct nat_node *rn)
+{
+	struct stat st;
+	int fd, r;
 
 	/* The root path is resolved once, by the administrator's choice
 	 * (symlinks in it are followed); from here on only descriptors. */
@@ -1274,8 +912,6 @@ int backend_native_create(const char *root, struct orfa_backend **out)
 			strerror(-r));
 		if (fd >= 0)
 			close(fd);
-		free(rn);
-		nat_destroy(&nb->base);
 		return r;
 	}
 	nb->proc_fd = open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -1284,8 +920,6 @@ int backend_native_create(const char *root, struct orfa_backend **out)
 		log_err("native: /proc/self/fd: %s (is /proc mounted?)",
 			strerror(-r));
 		close(fd);
-		free(rn);
-		nat_destroy(&nb->base);
 		return r;
 	}
 	rn->fd = fd;
@@ -1299,7 +933,34 @@ int backend_native_create(const char *root, struct orfa_backend **out)
 	nb->slots[ORFA_ROOT_NODEID].node = rn;
 	nb->nslots = ORFA_ROOT_NODEID + 1; /* slot 0 is never used */
 	hash_insert(nb, rn);
+	return 0;
+}
 
+int backend_native_create(const char *root, struct orfa_backend **out)
+{
+	struct nat_backend *nb;
+	struct nat_node *rn;
+	int r;
+
+	*out = NULL;
+	if (!root || !*root) {
+		log_err("native: no export directory given");
+		return -EINVAL;
+	}
+	nb = nb_alloc();
+	rn = calloc(1, sizeof(*rn));
+	if (!nb || !rn) {
+		if (nb)
+			nat_destroy(&nb->base);
+		free(rn);
+		return -ENOMEM;
+	}
+	r = root_open(nb, root, rn);
+	if (r) {
+		free(rn);
+		nat_destroy(&nb->base);
+		return r;
+	}
 	nb->srv_uid = geteuid();
 	nb->srv_gid = getegid();
 	nb->switch_creds = nb->srv_uid == 0;

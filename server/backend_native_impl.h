@@ -1,8 +1,10 @@
 /*
  * backend_native_impl.h - private declarations shared by the native
- * backend's sources (backend_native.c: node table, credentials, lookups
- * and name operations; backend_native_io.c: open files, directories,
- * xattrs and the rest) and its unit test.  The server uses backend.h only.
+ * backend's sources (backend_native.c: node table, lookups, attributes,
+ * life cycle; backend_native_cred.c: per-operation credentials;
+ * backend_native_dir.c: namespace changes; backend_native_io.c: open
+ * files, directories, xattrs and the rest; backend_native_ids.c:
+ * persistent ids) and its unit test.  The server uses backend.h only.
  */
 #ifndef ORFA_BACKEND_NATIVE_IMPL_H
 #define ORFA_BACKEND_NATIVE_IMPL_H
@@ -131,15 +133,18 @@ void nat_node_put(struct nat_backend *nb, struct nat_node **np);
 int nat_node_from_fd(struct nat_backend *nb, int fd, const struct stat *st,
 		     struct orfa_entry *out);
 void nat_attr_from_stat(struct orfa_attr *a, const struct stat *st);
-/* Become cr on this thread for one operation (see backend_native.c);
+/* Become cr on this thread for one operation (backend_native_cred.c);
  * NULL cr keeps the server's identity.  0 or a negative errno (identity
  * then unchanged).  Pair with nat_cred_leave. */
 int nat_cred_enter(struct nat_backend *nb, const struct orfa_cred *cr,
 		   struct nat_cred_state *cs);
 void nat_cred_leave(struct nat_backend *nb, struct nat_cred_state *cs);
-/* 0 if name is one component of namelen bytes, else -EINVAL,
- * -ENAMETOOLONG or -ENOENT (empty). */
-int nat_check_name(const char *name, uint32_t namelen);
+/* Resolve node id and enter cr: 0 with *np held (nat_cred_leave, then
+ * nat_node_put it), or -ESTALE, -ENOTDIR (dir set and not a directory)
+ * or nat_cred_enter's error, with nothing held or entered. */
+int nat_node_enter(struct nat_backend *nb, const struct orfa_cred *cr,
+		   uint64_t nodeid, bool dir, struct nat_node **np,
+		   struct nat_cred_state *cs);
 /* Open the inode of a node that is not a symlink through its
  * /proc/self/fd magic link; returns a descriptor or a negative errno. */
 int nat_node_reopen(struct nat_backend *nb, const struct nat_node *n,
@@ -168,60 +173,42 @@ int nat_check_below_root(struct nat_backend *nb, int fd,
 void nat_ids_save(struct nat_backend *nb, const struct nat_node *n);
 void nat_ids_clear(struct nat_backend *nb, uint32_t slot);
 
+/* One more lookup reference on a node the caller holds (refs); fills
+ * out. */
+int nat_node_addref(struct nat_backend *nb, struct nat_node *n,
+		    struct orfa_entry *out);
+
+/* Operations implemented in backend_native_dir.c (see backend.h). */
+orfa_be_mknod_fn nat_mknod;
+orfa_be_mkdir_fn nat_mkdir;
+orfa_be_symlink_fn nat_symlink;
+orfa_be_unlink_fn nat_unlink;
+orfa_be_rmdir_fn nat_rmdir;
+orfa_be_rename_fn nat_rename;
+orfa_be_link_fn nat_link;
+
 /* Operations implemented in backend_native_io.c (see backend.h). */
-int nat_open(struct orfa_backend *be, const struct orfa_cred *cr,
-	     uint64_t nodeid, uint32_t flags, void **fh,
-	     struct orfa_attr *attr);
-int nat_create(struct orfa_backend *be, const struct orfa_cred *cr,
-	       uint64_t parent, const char *name, uint32_t namelen,
-	       uint32_t mode, uint32_t flags, struct orfa_entry *out,
-	       void **fh);
-int nat_read(struct orfa_backend *be, uint64_t nodeid, void *fh,
-	     uint64_t offset, uint32_t size, void *buf,
-	     struct orfa_read_out *out);
-int nat_write(struct orfa_backend *be, const struct orfa_cred *cr,
-	      uint64_t nodeid, void *fh, uint64_t offset,
-	      const struct iovec *iov, int iovcnt, uint32_t flags,
-	      uint64_t *written, struct orfa_attr *attr);
-int nat_write_fd(struct orfa_backend *be, const struct orfa_cred *cr,
-		 uint64_t nodeid, void *fh, uint64_t offset,
-		 struct orfa_wsrc *src, uint32_t flags, uint64_t *written,
-		 struct orfa_attr *attr);
-int nat_flush(struct orfa_backend *be, uint64_t nodeid, void *fh);
-void nat_release(struct orfa_backend *be, uint64_t nodeid, void *fh);
-int nat_fsync(struct orfa_backend *be, uint64_t nodeid, void *fh, int datasync);
-int nat_opendir(struct orfa_backend *be, const struct orfa_cred *cr,
-		uint64_t nodeid, uint32_t flags, void **dh);
-int nat_readdir(struct orfa_backend *be, const struct orfa_cred *cr,
-		uint64_t nodeid, void *dh, uint64_t cookie, int plus,
-		orfa_fill_fn fill, void *ctx);
-void nat_releasedir(struct orfa_backend *be, uint64_t nodeid, void *dh);
-int nat_fsyncdir(struct orfa_backend *be, uint64_t nodeid, void *dh,
-		 int datasync);
-int nat_statfs(struct orfa_backend *be, uint64_t nodeid,
-	       struct orfa_statfs_out *out);
-int nat_setxattr(struct orfa_backend *be, const struct orfa_cred *cr,
-		 uint64_t nodeid, const char *name, const void *value,
-		 size_t size, uint32_t flags);
-int nat_getxattr(struct orfa_backend *be, const struct orfa_cred *cr,
-		 uint64_t nodeid, const char *name, void *buf, size_t size,
-		 size_t *len);
-int nat_listxattr(struct orfa_backend *be, const struct orfa_cred *cr,
-		  uint64_t nodeid, void *buf, size_t size, size_t *len);
-int nat_removexattr(struct orfa_backend *be, const struct orfa_cred *cr,
-		    uint64_t nodeid, const char *name);
-int nat_access(struct orfa_backend *be, const struct orfa_cred *cr,
-	       uint64_t nodeid, uint32_t mask);
-int nat_fallocate(struct orfa_backend *be, const struct orfa_cred *cr,
-		  uint64_t nodeid, void *fh, uint32_t mode, uint64_t offset,
-		  uint64_t length, struct orfa_attr *attr);
-int nat_lseek(struct orfa_backend *be, uint64_t nodeid, void *fh,
-	      uint64_t offset, uint32_t whence, uint64_t *result);
-int nat_copy_file_range(struct orfa_backend *be, const struct orfa_cred *cr,
-			uint64_t nodeid_in, void *fh_in, uint64_t off_in,
-			uint64_t nodeid_out, void *fh_out, uint64_t off_out,
-			uint64_t len, uint32_t flags, uint64_t *copied,
-			struct orfa_attr *attr_out);
+orfa_be_open_fn nat_open;
+orfa_be_create_fn nat_create;
+orfa_be_read_fn nat_read;
+orfa_be_write_fn nat_write;
+orfa_be_write_fd_fn nat_write_fd;
+orfa_be_flush_fn nat_flush;
+orfa_be_release_fn nat_release;
+orfa_be_fsync_fn nat_fsync;
+orfa_be_opendir_fn nat_opendir;
+orfa_be_readdir_fn nat_readdir;
+orfa_be_releasedir_fn nat_releasedir;
+orfa_be_fsyncdir_fn nat_fsyncdir;
+orfa_be_statfs_fn nat_statfs;
+orfa_be_setxattr_fn nat_setxattr;
+orfa_be_getxattr_fn nat_getxattr;
+orfa_be_listxattr_fn nat_listxattr;
+orfa_be_removexattr_fn nat_removexattr;
+orfa_be_access_fn nat_access;
+orfa_be_fallocate_fn nat_fallocate;
+orfa_be_lseek_fn nat_lseek;
+orfa_be_copy_file_range_fn nat_copy_file_range;
 
 /* For the unit test: nodes in the table, the root included (>= 1). */
 size_t backend_native_node_count(struct orfa_backend *be);

@@ -1,9 +1,10 @@
 /*
  * backend_native_io.c - the native backend's operations on open files and
  * directories (open/create/read/write/.../readdir), xattrs, statfs, access,
- * fallocate, lseek and copy_file_range.  Node table, credentials and the
- * containment rules are in backend_native.c, whose opening comment
- * describes the whole backend.
+ * fallocate, lseek and copy_file_range.  Node table and the containment
+ * rules are in backend_native.c, whose opening comment describes the
+ * whole backend; credentials in backend_native_cred.c; the rules shared
+ * with ramfs (names, OPEN by file type) in backend_util.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,30 +17,29 @@
 #include <unistd.h>
 
 #include "backend_native_impl.h"
+#include "backend_util.h"
 #include "log.h"
+
+/* h if it is a live handle of this kind (both kinds begin with their
+ * magic), else NULL; a handle of another kind is logged. */
+static void *handle_check(void *h, uint32_t magic, const char *kind)
+{
+	if (!h || *(uint32_t *)h != magic) {
+		if (h)
+			log_err("native: bad %s handle %p", kind, h);
+		return NULL;
+	}
+	return h;
+}
 
 static struct nat_file *file_of(void *fh)
 {
-	struct nat_file *f = fh;
-
-	if (!f || f->magic != NAT_FILE_MAGIC) {
-		if (f)
-			log_err("native: bad file handle %p", fh);
-		return NULL;
-	}
-	return f;
+	return handle_check(fh, NAT_FILE_MAGIC, "file");
 }
 
 static struct nat_dir *dir_of(void *dh)
 {
-	struct nat_dir *d = dh;
-
-	if (!d || d->magic != NAT_DIR_MAGIC) {
-		if (d)
-			log_err("native: bad directory handle %p", dh);
-		return NULL;
-	}
-	return d;
+	return handle_check(dh, NAT_DIR_MAGIC, "directory");
 }
 
 static void file_put(struct nat_file *f)
@@ -99,15 +99,6 @@ static int open_flags(uint32_t flags)
 /* ------------------------------------------------------------------ */
 /* Files                                                                */
 
-static int type_open_error(mode_t type)
-{
-	if (S_ISLNK(type))
-		return -ELOOP;
-	if (S_ISDIR(type))
-		return -EISDIR;
-	return -ENXIO; /* devices, FIFOs, sockets: client side */
-}
-
 int nat_open(struct orfa_backend *be, const struct orfa_cred *cr,
 	     uint64_t nodeid, uint32_t flags, void **fh, struct orfa_attr *attr)
 {
@@ -118,10 +109,9 @@ int nat_open(struct orfa_backend *be, const struct orfa_cred *cr,
 
 	if (!n)
 		return -ESTALE;
-	if (!S_ISREG(n->type)) {
-		r = type_open_error(n->type);
+	r = backend_check_open(n->type & S_IFMT, flags);
+	if (r)
 		goto out_put;
-	}
 	r = nat_cred_enter(nb, cr, &cs);
 	if (r)
 		goto out_put;
@@ -141,6 +131,23 @@ out_put:
 	return r;
 }
 
+/* Open fd's inode afresh through /proc/self/fd with oflags: the new
+ * descriptor, or a negative errno after closing fd. */
+static int proc_reopen_or_close(struct nat_backend *nb, int fd, int oflags)
+{
+	char pname[NAT_PROC_NAME];
+	int nfd, r;
+
+	proc_name(pname, fd);
+	nfd = openat(nb->proc_fd, pname, oflags);
+	if (nfd < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	return nfd;
+}
+
 /*
  * Open name in p for CREATE; cred entered.  A new file is created with
  * O_EXCL so that nothing but a regular file we made is ever opened here;
@@ -153,7 +160,6 @@ static int create_open(struct nat_backend *nb, struct nat_node *p,
 		       const char *name, mode_t mode, uint32_t flags,
 		       int oflags, int *pathfd)
 {
-	char pname[NAT_PROC_NAME];
 	struct stat st;
 	int fd, pfd, r;
 
@@ -162,13 +168,9 @@ static int create_open(struct nat_backend *nb, struct nat_node *p,
 			    oflags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
 			    mode);
 		if (fd >= 0) {
-			proc_name(pname, fd);
-			pfd = openat(nb->proc_fd, pname, O_PATH | O_CLOEXEC);
-			if (pfd < 0) {
-				r = -errno;
-				close(fd);
-				return r;
-			}
+			pfd = proc_reopen_or_close(nb, fd, O_PATH | O_CLOEXEC);
+			if (pfd < 0)
+				return pfd;
 			*pathfd = pfd;
 			return fd;
 		}
@@ -187,15 +189,11 @@ static int create_open(struct nat_backend *nb, struct nat_node *p,
 		}
 		if (!S_ISREG(st.st_mode)) {
 			close(pfd);
-			return type_open_error(st.st_mode & S_IFMT);
+			return backend_check_open(st.st_mode & S_IFMT, 0);
 		}
-		proc_name(pname, pfd);
-		fd = openat(nb->proc_fd, pname, oflags | O_CLOEXEC);
-		if (fd < 0) {
-			r = -errno;
-			close(pfd);
-			return r;
-		}
+		fd = proc_reopen_or_close(nb, pfd, oflags | O_CLOEXEC);
+		if (fd < 0)
+			return fd;
 		*pathfd = pfd;
 		return fd;
 	}
@@ -211,22 +209,13 @@ int nat_create(struct orfa_backend *be, const struct orfa_cred *cr,
 	struct nat_node *p;
 	struct stat st;
 	int fd, pfd = -1, oflags = open_flags(flags);
-	int r = nat_check_name(name, namelen);
+	int r = backend_check_create_name(name, namelen, flags);
 
 	if (r)
 		return r;
-	if (is_dot(name) || is_dotdot(name))
-		return (flags & O_EXCL) ? -EEXIST : -EISDIR;
-	p = nat_node_get(nb, parent);
-	if (!p)
-		return -ESTALE;
-	if (!S_ISDIR(p->type)) {
-		r = -ENOTDIR;
-		goto out_put;
-	}
-	r = nat_cred_enter(nb, cr, &cs);
+	r = nat_node_enter(nb, cr, parent, true, &p, &cs);
 	if (r)
-		goto out_put;
+		return r;
 	fd = create_open(nb, p, name, (mode & 07777) & ~cred_umask(cr), flags,
 			 oflags, &pfd);
 	nat_cred_leave(nb, &cs);
@@ -264,12 +253,7 @@ int nat_read(struct orfa_backend *be, uint64_t nodeid, void *fh,
 	struct stat st;
 	uint64_t avail;
 
-	out->iovcnt = 0;
-	out->fd = -1;
-	out->off = 0;
-	out->len = 0;
-	out->release = NULL;
-	out->hold = NULL;
+	backend_read_out_init(out);
 	if (!f)
 		return -EBADF;
 	if ((f->flags & O_ACCMODE) == O_WRONLY)
@@ -492,14 +476,9 @@ int nat_readdir(struct orfa_backend *be, const struct orfa_cred *cr,
 		return -EBADF;
 	if (cookie > (uint64_t)INT64_MAX)
 		return -EINVAL;
-	n = nat_node_get(nb, nodeid);
-	if (!n)
-		return -ESTALE;
-	r = nat_cred_enter(nb, cr, &cs);
-	if (r) {
-		nat_node_put(nb, &n);
+	r = nat_node_enter(nb, cr, nodeid, false, &n, &cs);
+	if (r)
 		return r;
-	}
 	pthread_mutex_lock(&d->lock);
 	if ((off_t)cookie != d->offset) {
 		seekdir(d->dp, (long)cookie);
@@ -689,19 +668,15 @@ int nat_access(struct orfa_backend *be, const struct orfa_cred *cr,
 
 	if (mask & ~(uint32_t)(R_OK | W_OK | X_OK))
 		return -EINVAL;
-	n = nat_node_get(nb, nodeid);
-	if (!n)
-		return -ESTALE;
-	r = nat_cred_enter(nb, cr, &cs);
-	if (r == 0) {
-		/* AT_EACCESS: check with fsuid/fsgid (the default would use
-		 * the real ids, i.e. the server's). */
-		if (faccessat(n->fd, "", (int)mask,
-			      AT_EMPTY_PATH | AT_EACCESS |
-				  AT_SYMLINK_NOFOLLOW) < 0)
-			r = -errno;
-		nat_cred_leave(nb, &cs);
-	}
+	r = nat_node_enter(nb, cr, nodeid, false, &n, &cs);
+	if (r)
+		return r;
+	/* AT_EACCESS: check with fsuid/fsgid (the default would use the
+	 * real ids, i.e. the server's). */
+	if (faccessat(n->fd, "", (int)mask,
+		      AT_EMPTY_PATH | AT_EACCESS | AT_SYMLINK_NOFOLLOW) < 0)
+		r = -errno;
+	nat_cred_leave(nb, &cs);
 	nat_node_put(nb, &n);
 	return r;
 }

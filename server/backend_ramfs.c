@@ -1,9 +1,10 @@
 /*
  * backend_ramfs.c - the in-memory backend: node table, permissions,
- * attributes, extended attributes, open/release, statfs and the ops
- * table.  Directories and namespace changes live in backend_ramfs_dir.c,
- * file contents in backend_ramfs_data.c; the structures and the locking
- * rules shared by the three are in backend_ramfs_impl.h.
+ * attributes, open/release, statfs and the ops table.  Directories and
+ * namespace changes live in backend_ramfs_dir.c, file contents in
+ * backend_ramfs_data.c, extended attributes in backend_ramfs_xattr.c; the
+ * structures and the locking rules shared by them are in
+ * backend_ramfs_impl.h.
  *
  * Node ids are (generation << 32) | table slot.  The root is slot 1,
  * generation 0, i.e. id 1; other slots start at a random generation (ids
@@ -18,13 +19,14 @@
  * holds) are not.  The root belongs to the user running orfad.
  */
 #include "backend_ramfs_impl.h"
+#include "backend_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -197,31 +199,7 @@ void ramfs_fill_entry(struct ramfs_node *n, struct orfa_entry *e)
 	pthread_mutex_unlock(&n->lock);
 }
 
-int ramfs_check_name(const char *name, uint32_t namelen)
-{
-	if (namelen > RAMFS_NAME_MAX)
-		return -ENAMETOOLONG;
-	if (namelen == 0 || memchr(name, '/', namelen) ||
-	    memchr(name, '\0', namelen))
-		return -EINVAL;
-	return 0;
-}
-
-int ramfs_is_dot(const char *name, uint32_t namelen)
-{
-	if (namelen == 1 && name[0] == '.')
-		return 1;
-	if (namelen == 2 && name[0] == '.' && name[1] == '.')
-		return 2;
-	return 0;
-}
-
 /* ---- node table ------------------------------------------------------ */
-
-static inline struct ramfs *to_fs(struct orfa_backend *be)
-{
-	return (struct ramfs *)be;
-}
 
 struct ramfs_node *ramfs_node_find(struct ramfs *fs, uint64_t nodeid)
 {
@@ -457,16 +435,6 @@ static int fh_writable(const struct ramfs_fh *f)
 	return f && (f->flags & O_ACCMODE) != O_RDONLY;
 }
 
-/* True if want is have with some of S_ISUID/S_ISGID cleared and nothing
- * else changed. */
-static int only_drops_suidgid(uint32_t have, uint32_t want)
-{
-	uint32_t dropped = have & ~want;
-
-	return (want & ~have) == 0 && dropped != 0 &&
-	       (dropped & ~(uint32_t)(S_ISUID | S_ISGID)) == 0;
-}
-
 /* All permission checks of a setattr, before anything changes;
  * node->lock held. */
 static int setattr_check(struct ramfs_node *n, const struct orfa_cred *cr,
@@ -488,7 +456,7 @@ static int setattr_check(struct ramfs_node *n, const struct orfa_cred *cr,
 	 * SETATTR of the mode from the writer (as backend_native does). */
 	if ((v & ORFA_SET_MODE) && !owner &&
 	    !(n->type == S_IFREG &&
-	      only_drops_suidgid(n->mode & 07777, in->mode & 07777) &&
+	      backend_only_drops_suidgid(n->mode & 07777, in->mode & 07777) &&
 	      (fh_writable(f) || ramfs_perm_locked(n, cr, W_OK) == 0)))
 		return -EPERM;
 	if ((v & ORFA_SET_UID) && !root &&
@@ -556,8 +524,13 @@ static int ramfs_setattr(struct orfa_backend *be, const struct orfa_cred *cr,
 			ramfs_kill_suid_locked(n, NULL);
 	}
 	if (v & ORFA_SET_MODE) {
+		/* chmod by an owner outside the file's group drops
+		 * S_ISGID (Linux); a writer's drop of set-id bits (the only
+		 * mode change a non-owner gets past setattr_check) leaves
+		 * the mode it asked for, as in backend_native. */
 		n->mode = n->type | (in->mode & 07777);
-		if (cr->uid != 0 && !ramfs_in_group(cr, n->gid))
+		if (cr->uid != 0 && cr->uid == n->uid &&
+		    !ramfs_in_group(cr, n->gid))
 			n->mode &= ~(uint32_t)S_ISGID;
 	}
 	if (v & ORFA_SET_KILL_SUIDGID)
@@ -620,14 +593,14 @@ int ramfs_open_node(struct ramfs *fs, const struct orfa_cred *cr,
 	struct ramfs_fh *f;
 	int mask = 0, r;
 
-	if ((flags & O_DIRECTORY) && n->type != S_IFDIR)
-		return -ENOTDIR;
-	if (n->type == S_IFDIR && (acc != O_RDONLY || (flags & O_TRUNC)))
-		return -EISDIR;
-	if (n->type == S_IFLNK)
-		return -ELOOP;
-	if (n->type != S_IFREG && n->type != S_IFDIR)
-		return -ENXIO;	/* the client opens special files itself */
+	if (n->type == S_IFDIR) {	/* OPENDIR */
+		if (acc != O_RDONLY || (flags & O_TRUNC))
+			return -EISDIR;
+	} else {
+		r = backend_check_open(n->type, flags);
+		if (r)
+			return r;
+	}
 	if (acc == O_RDONLY || acc == O_RDWR)
 		mask |= R_OK;
 	if (acc == O_WRONLY || acc == O_RDWR || (flags & O_TRUNC))
@@ -661,11 +634,11 @@ int ramfs_open_node(struct ramfs *fs, const struct orfa_cred *cr,
 	return 0;
 }
 
-static int ramfs_open(struct orfa_backend *be, const struct orfa_cred *cr,
-		      uint64_t nodeid, uint32_t flags, void **fh,
+/* OPEN (dir false: directories go through opendir) and OPENDIR. */
+static int open_by_id(struct ramfs *fs, const struct orfa_cred *cr,
+		      uint64_t nodeid, bool dir, uint32_t flags, void **fh,
 		      struct orfa_attr *attr)
 {
-	struct ramfs *fs = to_fs(be);
 	struct ramfs_node *n;
 	int r;
 
@@ -673,12 +646,21 @@ static int ramfs_open(struct orfa_backend *be, const struct orfa_cred *cr,
 	n = ramfs_node_find(fs, nodeid);
 	if (!n)
 		r = -ESTALE;
-	else if (n->type == S_IFDIR)
-		r = -EISDIR;	/* directories go through opendir */
+	else if (!dir && n->type == S_IFDIR)
+		r = -EISDIR;
+	else if (dir && n->type != S_IFDIR)
+		r = -ENOTDIR;
 	else
 		r = ramfs_open_node(fs, cr, n, flags, 1, fh, attr);
 	pthread_rwlock_unlock(&fs->ns);
 	return r;
+}
+
+static int ramfs_open(struct orfa_backend *be, const struct orfa_cred *cr,
+		      uint64_t nodeid, uint32_t flags, void **fh,
+		      struct orfa_attr *attr)
+{
+	return open_by_id(to_fs(be), cr, nodeid, false, flags, fh, attr);
 }
 
 /* release and releasedir: the handle is freed here; the node too if it
@@ -711,21 +693,8 @@ static int ramfs_fsync(struct orfa_backend *be, uint64_t nodeid, void *fh,
 static int ramfs_opendir(struct orfa_backend *be, const struct orfa_cred *cr,
 			 uint64_t nodeid, uint32_t flags, void **dh)
 {
-	struct ramfs *fs = to_fs(be);
-	struct ramfs_node *n;
-	int r;
-
-	pthread_rwlock_rdlock(&fs->ns);
-	n = ramfs_node_find(fs, nodeid);
-	if (!n)
-		r = -ESTALE;
-	else if (n->type != S_IFDIR)
-		r = -ENOTDIR;
-	else
-		r = ramfs_open_node(fs, cr, n, O_RDONLY | O_DIRECTORY, 1,
-				    dh, NULL);
-	pthread_rwlock_unlock(&fs->ns);
-	return r;
+	return open_by_id(to_fs(be), cr, nodeid, true, O_RDONLY | O_DIRECTORY,
+			  dh, NULL);
 }
 
 /* ---- statfs and access ----------------------------------------------- */
@@ -776,267 +745,6 @@ static int ramfs_access(struct orfa_backend *be, const struct orfa_cred *cr,
 	return r;
 }
 
-/* ---- extended attributes --------------------------------------------- */
-
-enum xattr_ns { XNS_USER, XNS_TRUSTED, XNS_SECURITY };
-
-static int xattr_ns_of(const char *name, enum xattr_ns *ns)
-{
-	static const struct {
-		const char *prefix;
-		size_t len;
-		enum xattr_ns ns;
-	} tab[] = {
-		{ "user.", 5, XNS_USER },
-		{ "trusted.", 8, XNS_TRUSTED },
-		{ "security.", 9, XNS_SECURITY },
-	};
-
-	for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++) {
-		if (strncmp(name, tab[i].prefix, tab[i].len) == 0) {
-			if (name[tab[i].len] == '\0')
-				return -EINVAL;
-			*ns = tab[i].ns;
-			return 0;
-		}
-	}
-	return -EOPNOTSUPP;	/* system.* (ACLs) and unknown namespaces */
-}
-
-/* Linux's xattr_permission() for this file system; node->lock held. */
-static int xattr_perm(struct ramfs_node *n, const struct orfa_cred *cr,
-		      const char *name, int write)
-{
-	enum xattr_ns ns;
-	int r = xattr_ns_of(name, &ns);
-
-	if (r)
-		return r;
-	switch (ns) {
-	case XNS_TRUSTED:
-		if (cr->uid != 0)
-			return write ? -EPERM : -ENODATA;
-		return 0;
-	case XNS_SECURITY:
-		/* readable by all; writing needs CAP_SYS_ADMIN */
-		return (write && cr->uid != 0) ? -EPERM : 0;
-	case XNS_USER:
-		if (n->type != S_IFREG && n->type != S_IFDIR)
-			return write ? -EPERM : -ENODATA;
-		if (write && n->type == S_IFDIR && (n->mode & S_ISVTX) &&
-		    cr->uid != 0 && cr->uid != n->uid)
-			return -EPERM;
-		return ramfs_perm_locked(n, cr, write ? W_OK : R_OK);
-	}
-	return -EOPNOTSUPP;
-}
-
-static int xattr_name_ok(const char *name)
-{
-	size_t len = strnlen(name, ORFA_MAX_XATTR_NAME + 1);
-
-	return (len == 0 || len > ORFA_MAX_XATTR_NAME) ? -ERANGE : 0;
-}
-
-static struct ramfs_xattr **xattr_find(struct ramfs_node *n, const char *name)
-{
-	struct ramfs_xattr **pp;
-
-	for (pp = &n->xattrs; *pp; pp = &(*pp)->next)
-		if (strcmp((*pp)->data, name) == 0)
-			return pp;
-	return NULL;
-}
-
-static size_t xattr_cost(const struct ramfs_xattr *x)
-{
-	return sizeof(*x) + x->namelen + 1 + x->vlen;
-}
-
-static int ramfs_setxattr(struct orfa_backend *be, const struct orfa_cred *cr,
-			  uint64_t nodeid, const char *name, const void *value,
-			  size_t size, uint32_t flags)
-{
-	struct ramfs *fs = to_fs(be);
-	struct ramfs_xattr *x, **pp;
-	struct ramfs_node *n;
-	size_t namelen;
-	int r;
-
-	r = xattr_name_ok(name);
-	if (r)
-		return r;
-	if (size > ORFA_MAX_XATTR_VALUE)
-		return -E2BIG;
-	if (flags & ~(uint32_t)(XATTR_CREATE | XATTR_REPLACE))
-		return -EINVAL;
-	namelen = strlen(name);
-	pthread_rwlock_rdlock(&fs->ns);
-	n = ramfs_node_find(fs, nodeid);
-	if (!n) {
-		pthread_rwlock_unlock(&fs->ns);
-		return -ESTALE;
-	}
-	pthread_mutex_lock(&n->lock);
-	r = xattr_perm(n, cr, name, 1);
-	if (r)
-		goto out;
-	pp = xattr_find(n, name);
-	if (pp && (flags & XATTR_CREATE)) {
-		r = -EEXIST;
-		goto out;
-	}
-	if (!pp && (flags & XATTR_REPLACE)) {
-		r = -ENODATA;
-		goto out;
-	}
-	r = ramfs_zalloc(fs, sizeof(*x) + namelen + 1 + size, &x);
-	if (r)
-		goto out;
-	x->namelen = (uint32_t)namelen;
-	x->vlen = (uint32_t)size;
-	memcpy(x->data, name, namelen + 1);
-	if (size)
-		memcpy(x->data + namelen + 1, value, size);
-	if (pp) {
-		struct ramfs_xattr *old = *pp;
-
-		x->next = old->next;
-		*pp = x;
-		ramfs_free(fs, old, xattr_cost(old));
-	} else {
-		x->next = n->xattrs;
-		n->xattrs = x;
-	}
-	ramfs_now(&n->ctime);
-out:
-	pthread_mutex_unlock(&n->lock);
-	pthread_rwlock_unlock(&fs->ns);
-	return r;
-}
-
-static int ramfs_getxattr(struct orfa_backend *be, const struct orfa_cred *cr,
-			  uint64_t nodeid, const char *name, void *buf,
-			  size_t size, size_t *len)
-{
-	struct ramfs *fs = to_fs(be);
-	struct ramfs_xattr **pp;
-	struct ramfs_node *n;
-	int r;
-
-	r = xattr_name_ok(name);
-	if (r)
-		return r;
-	pthread_rwlock_rdlock(&fs->ns);
-	n = ramfs_node_find(fs, nodeid);
-	if (!n) {
-		pthread_rwlock_unlock(&fs->ns);
-		return -ESTALE;
-	}
-	pthread_mutex_lock(&n->lock);
-	r = xattr_perm(n, cr, name, 0);
-	if (r)
-		goto out;
-	pp = xattr_find(n, name);
-	if (!pp) {
-		r = -ENODATA;
-		goto out;
-	}
-	*len = (*pp)->vlen;
-	if (size) {
-		if (size < (*pp)->vlen)
-			r = -ERANGE;
-		else
-			memcpy(buf, (*pp)->data + (*pp)->namelen + 1,
-			       (*pp)->vlen);
-	}
-out:
-	pthread_mutex_unlock(&n->lock);
-	pthread_rwlock_unlock(&fs->ns);
-	return r;
-}
-
-/* trusted.* is invisible to the unprivileged */
-static int xattr_listable(const struct ramfs_xattr *x,
-			  const struct orfa_cred *cr)
-{
-	return cr->uid == 0 || strncmp(x->data, "trusted.", 8) != 0;
-}
-
-static int ramfs_listxattr(struct orfa_backend *be, const struct orfa_cred *cr,
-			   uint64_t nodeid, void *buf, size_t size, size_t *len)
-{
-	struct ramfs *fs = to_fs(be);
-	struct ramfs_xattr *x;
-	struct ramfs_node *n;
-	size_t total = 0;
-	int r = 0;
-
-	pthread_rwlock_rdlock(&fs->ns);
-	n = ramfs_node_find(fs, nodeid);
-	if (!n) {
-		pthread_rwlock_unlock(&fs->ns);
-		return -ESTALE;
-	}
-	pthread_mutex_lock(&n->lock);
-	for (x = n->xattrs; x; x = x->next)
-		if (xattr_listable(x, cr))
-			total += x->namelen + 1;
-	*len = total;
-	if (size && size < total) {
-		r = -ERANGE;
-	} else if (size) {
-		char *p = buf;
-
-		for (x = n->xattrs; x; x = x->next) {
-			if (!xattr_listable(x, cr))
-				continue;
-			memcpy(p, x->data, x->namelen + 1);
-			p += x->namelen + 1;
-		}
-	}
-	pthread_mutex_unlock(&n->lock);
-	pthread_rwlock_unlock(&fs->ns);
-	return r;
-}
-
-static int ramfs_removexattr(struct orfa_backend *be,
-			     const struct orfa_cred *cr, uint64_t nodeid,
-			     const char *name)
-{
-	struct ramfs *fs = to_fs(be);
-	struct ramfs_xattr **pp, *x;
-	struct ramfs_node *n;
-	int r;
-
-	r = xattr_name_ok(name);
-	if (r)
-		return r;
-	pthread_rwlock_rdlock(&fs->ns);
-	n = ramfs_node_find(fs, nodeid);
-	if (!n) {
-		pthread_rwlock_unlock(&fs->ns);
-		return -ESTALE;
-	}
-	pthread_mutex_lock(&n->lock);
-	r = xattr_perm(n, cr, name, 1);
-	if (r)
-		goto out;
-	pp = xattr_find(n, name);
-	if (!pp) {
-		r = -ENODATA;
-		goto out;
-	}
-	x = *pp;
-	*pp = x->next;
-	ramfs_free(fs, x, xattr_cost(x));
-	ramfs_now(&n->ctime);
-out:
-	pthread_mutex_unlock(&n->lock);
-	pthread_rwlock_unlock(&fs->ns);
-	return r;
-}
-
 /* ---- life cycle ------------------------------------------------------ */
 
 static void ramfs_destroy(struct orfa_backend *be)
@@ -1078,10 +786,10 @@ static const struct orfa_backend_ops ramfs_ops = {
 	.releasedir = ramfs_release,
 	.fsyncdir = ramfs_fsync,
 	.statfs = ramfs_statfs,
-	.setxattr = ramfs_setxattr,
-	.getxattr = ramfs_getxattr,
-	.listxattr = ramfs_listxattr,
-	.removexattr = ramfs_removexattr,
+	.setxattr = ramfs_op_setxattr,
+	.getxattr = ramfs_op_getxattr,
+	.listxattr = ramfs_op_listxattr,
+	.removexattr = ramfs_op_removexattr,
 	.access = ramfs_access,
 	.fallocate = ramfs_op_fallocate,
 	.lseek = ramfs_op_lseek,

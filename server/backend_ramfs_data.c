@@ -22,10 +22,12 @@
  * first, so overlapping ranges of one file copy as if read before
  * written; chunk-aligned whole chunks are shared, not copied.
  *
- * Not here: nodes, names, permissions (backend_ramfs.c, _dir.c).  Every
+ * Not here: nodes, names, permissions (backend_ramfs.c, _dir.c), the
+ * radix tree itself (backend_ramfs_rtree.c).  Every
  * function below that touches a file runs with node->lock held.
  */
 #include "backend_ramfs_impl.h"
+#include "backend_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -48,224 +50,9 @@
 #define RAMFS_ZEROS_SIZE	(1u << 20)
 static unsigned char ramfs_zeros[RAMFS_ZEROS_SIZE];
 
-static inline struct ramfs *to_fs(struct orfa_backend *be)
-{
-	return (struct ramfs *)be;
-}
-
 static inline uint64_t min_u64(uint64_t a, uint64_t b)
 {
 	return a < b ? a : b;
-}
-
-/* ---- radix tree ------------------------------------------------------ */
-
-static uint64_t rt_max(unsigned height)
-{
-	unsigned bits = height * RAMFS_RT_SHIFT;
-
-	return bits >= 64 ? UINT64_MAX : ((uint64_t)1 << bits) - 1;
-}
-
-static unsigned rt_digit(uint64_t idx, unsigned level)
-{
-	unsigned shift = (level - 1) * RAMFS_RT_SHIFT;
-
-	return shift >= 64 ? 0 : (unsigned)(idx >> shift) & (RAMFS_RT_FAN - 1);
-}
-
-static int rt_node_new(struct ramfs *fs, struct ramfs_rt_node **out)
-{
-	return ramfs_zalloc(fs, sizeof(**out), out);
-}
-
-static void rt_node_free(struct ramfs *fs, struct ramfs_rt_node *n)
-{
-	ramfs_free(fs, n, sizeof(*n));
-}
-
-void *ramfs_rt_get(const struct ramfs_rtree *t, uint64_t idx)
-{
-	const struct ramfs_rt_node *n = t->root;
-
-	if (!n || idx > rt_max(t->height))
-		return NULL;
-	for (unsigned h = t->height; h > 1; h--) {
-		n = n->slot[rt_digit(idx, h)];
-		if (!n)
-			return NULL;
-	}
-	return n->slot[rt_digit(idx, 1)];
-}
-
-/* The leaf slot for idx if its leaf node exists (the slot may be NULL). */
-static void **rt_slot(struct ramfs_rtree *t, uint64_t idx)
-{
-	struct ramfs_rt_node *n = t->root;
-
-	if (!n || idx > rt_max(t->height))
-		return NULL;
-	for (unsigned h = t->height; h > 1; h--) {
-		n = n->slot[rt_digit(idx, h)];
-		if (!n)
-			return NULL;
-	}
-	return &n->slot[rt_digit(idx, 1)];
-}
-
-/* Drop an empty root and top levels that only hold slot 0. */
-static void rt_shrink(struct ramfs *fs, struct ramfs_rtree *t)
-{
-	while (t->root) {
-		struct ramfs_rt_node *r = t->root;
-
-		if (r->count == 0) {
-			rt_node_free(fs, r);
-			t->root = NULL;
-			t->height = 0;
-		} else if (t->height > 1 && r->count == 1 && r->slot[0]) {
-			t->root = r->slot[0];
-			t->height--;
-			rt_node_free(fs, r);
-		} else {
-			break;
-		}
-	}
-}
-
-/* Store p at idx (whose slot is empty).  The interior nodes are all
- * allocated before anything is linked, so a failure leaves the tree as
- * it was: 0, -ENOSPC or -ENOMEM. */
-static int rt_insert(struct ramfs *fs, struct ramfs_rtree *t, uint64_t idx,
-		     void *p)
-{
-	struct ramfs_rt_node *spare[RAMFS_RT_MAXH], *n;
-	unsigned need = 0, got, h, d;
-	int r;
-
-	if (!t->root) {
-		for (h = 1; idx > rt_max(h); h++)
-			;
-		r = rt_node_new(fs, &t->root);
-		if (r)
-			return r;
-		t->height = h;
-	}
-	while (idx > rt_max(t->height)) {
-		struct ramfs_rt_node *top;
-
-		r = rt_node_new(fs, &top);
-		if (r) {
-			rt_shrink(fs, t);
-			return r;
-		}
-		top->slot[0] = t->root;
-		top->count = 1;
-		t->root = top;
-		t->height++;
-	}
-	n = t->root;
-	for (h = t->height; h > 1; h--) {
-		struct ramfs_rt_node *child = n->slot[rt_digit(idx, h)];
-
-		if (!child) {
-			need = h - 1;
-			break;
-		}
-		n = child;
-	}
-	for (got = 0; got < need; got++) {
-		r = rt_node_new(fs, &spare[got]);
-		if (r) {
-			while (got--)
-				rt_node_free(fs, spare[got]);
-			rt_shrink(fs, t);
-			return r;
-		}
-	}
-	n = t->root;
-	for (h = t->height; h > 1; h--) {
-		d = rt_digit(idx, h);
-		if (!n->slot[d]) {
-			n->slot[d] = spare[--need];
-			n->count++;
-		}
-		n = n->slot[d];
-	}
-	d = rt_digit(idx, 1);
-	n->slot[d] = p;
-	n->count++;
-	return 0;
-}
-
-/* Unlink and return the value at idx (NULL if none), freeing emptied
- * interior nodes. */
-static void *rt_remove(struct ramfs *fs, struct ramfs_rtree *t, uint64_t idx)
-{
-	struct ramfs_rt_node *path[RAMFS_RT_MAXH + 1], *n = t->root;
-	unsigned dig[RAMFS_RT_MAXH + 1], h;
-	void *p;
-
-	if (!n || idx > rt_max(t->height))
-		return NULL;
-	for (h = t->height;; h--) {
-		path[h] = n;
-		dig[h] = rt_digit(idx, h);
-		if (h == 1)
-			break;
-		n = n->slot[dig[h]];
-		if (!n)
-			return NULL;
-	}
-	p = path[1]->slot[dig[1]];
-	if (!p)
-		return NULL;
-	path[1]->slot[dig[1]] = NULL;
-	path[1]->count--;
-	for (h = 1; h < t->height && path[h]->count == 0; h++) {
-		rt_node_free(fs, path[h]);
-		path[h + 1]->slot[dig[h + 1]] = NULL;
-		path[h + 1]->count--;
-	}
-	rt_shrink(fs, t);
-	return p;
-}
-
-static int rt_next_rec(const struct ramfs_rt_node *n, unsigned level,
-		       uint64_t base, uint64_t from, uint64_t *found)
-{
-	unsigned shift = (level - 1) * RAMFS_RT_SHIFT;
-	unsigned i = 0;
-
-	if (from > base) {
-		uint64_t off = (from - base) >> shift;
-
-		if (off >= RAMFS_RT_FAN)
-			return 0;
-		i = (unsigned)off;
-	}
-	for (; i < RAMFS_RT_FAN; i++) {
-		uint64_t cbase;
-
-		if (!n->slot[i])
-			continue;
-		cbase = base + ((uint64_t)i << shift);
-		if (level == 1) {
-			*found = cbase;
-			return 1;
-		}
-		if (rt_next_rec(n->slot[i], level - 1, cbase, from, found))
-			return 1;
-	}
-	return 0;
-}
-
-/* First index >= from holding a value: 1 and *idx, or 0. */
-int ramfs_rt_next(const struct ramfs_rtree *t, uint64_t from, uint64_t *idx)
-{
-	if (!t->root || from > rt_max(t->height))
-		return 0;
-	return rt_next_rec(t->root, t->height, 0, from, idx);
 }
 
 /* ---- chunks ---------------------------------------------------------- */
@@ -322,7 +109,7 @@ static int charge_r(struct ramfs *fs, uint64_t *reserve, uint64_t n)
 /* Detach chunk idx from the file. */
 static void file_drop(struct ramfs *fs, struct ramfs_node *n, uint64_t idx)
 {
-	struct ramfs_chunk *c = rt_remove(fs, &n->u.file.rt, idx);
+	struct ramfs_chunk *c = ramfs_rt_remove(fs, &n->u.file.rt, idx);
 
 	if (!c)
 		return;
@@ -381,7 +168,7 @@ static struct ramfs_chunk *chunk_prepare(struct ramfs *fs,
 					 uint64_t need, uint64_t *reserve,
 					 int *err)
 {
-	void **slot = rt_slot(&n->u.file.rt, idx);
+	void **slot = ramfs_rt_slot(&n->u.file.rt, idx);
 	struct ramfs_chunk *c;
 	uint32_t cap = cap_for(need);
 	int r;
@@ -405,7 +192,7 @@ static struct ramfs_chunk *chunk_prepare(struct ramfs *fs,
 		*err = -ENOMEM;
 		return NULL;
 	}
-	r = rt_insert(fs, &n->u.file.rt, idx, c);
+	r = ramfs_rt_insert(fs, &n->u.file.rt, idx, c);
 	if (r) {
 		ramfs_chunk_put(c);
 		ramfs_uncharge(fs, cap);
@@ -420,7 +207,7 @@ static struct ramfs_chunk *chunk_prepare(struct ramfs *fs,
 static int file_zero(struct ramfs *fs, struct ramfs_node *n, uint64_t idx,
 		     uint32_t from, uint32_t to)
 {
-	void **slot = rt_slot(&n->u.file.rt, idx);
+	void **slot = ramfs_rt_slot(&n->u.file.rt, idx);
 	struct ramfs_chunk *c = slot ? *slot : NULL;
 	int r;
 
@@ -440,31 +227,20 @@ static int file_zero(struct ramfs *fs, struct ramfs_node *n, uint64_t idx,
 	return 0;
 }
 
-static void rt_free_rec(struct ramfs *fs, struct ramfs_node *f,
-			struct ramfs_rt_node *n, unsigned level)
+/* ramfs_rt_destroy's leaf callback: give back one chunk of file f. */
+static void chunk_free_leaf(struct ramfs *fs, void *f, void *p)
 {
-	for (unsigned i = 0; i < RAMFS_RT_FAN; i++) {
-		if (!n->slot[i])
-			continue;
-		if (level == 1) {
-			struct ramfs_chunk *c = n->slot[i];
+	struct ramfs_node *n = f;
+	struct ramfs_chunk *c = p;
 
-			ramfs_uncharge(fs, c->cap);
-			f->u.file.alloc -= c->cap;
-			ramfs_chunk_put(c);
-		} else {
-			rt_free_rec(fs, f, n->slot[i], level - 1);
-		}
-	}
-	rt_node_free(fs, n);
+	ramfs_uncharge(fs, c->cap);
+	n->u.file.alloc -= c->cap;
+	ramfs_chunk_put(c);
 }
 
 void ramfs_file_free(struct ramfs *fs, struct ramfs_node *n)
 {
-	if (n->u.file.rt.root)
-		rt_free_rec(fs, n, n->u.file.rt.root, n->u.file.rt.height);
-	n->u.file.rt.root = NULL;
-	n->u.file.rt.height = 0;
+	ramfs_rt_destroy(fs, &n->u.file.rt, chunk_free_leaf, n);
 }
 
 /* ---- truncate -------------------------------------------------------- */
@@ -481,7 +257,7 @@ int ramfs_file_truncate(struct ramfs *fs, struct ramfs_node *n, uint64_t size)
 		return 0;
 	}
 	if (keep) {
-		void **slot = rt_slot(&n->u.file.rt, first_drop);
+		void **slot = ramfs_rt_slot(&n->u.file.rt, first_drop);
 		struct ramfs_chunk *c = slot ? *slot : NULL;
 
 		first_drop++;
@@ -527,6 +303,26 @@ static void hold_release(void *p)
 	free(h);
 }
 
+/* The part of [pos, end) inside pos's chunk: len bytes from coff in chunk
+ * c (NULL for a hole), of which the first dlen are stored data and the
+ * rest reads as zeros. */
+struct read_piece {
+	struct ramfs_chunk *c;
+	uint32_t coff, len, dlen;
+};
+
+static void read_piece_at(struct ramfs_node *n, uint64_t pos, uint64_t end,
+			  struct read_piece *p)
+{
+	p->coff = (uint32_t)(pos & RAMFS_CHUNK_MASK);
+	p->len = (uint32_t)min_u64(RAMFS_CHUNK_SIZE - p->coff, end - pos);
+	p->c = ramfs_rt_get(&n->u.file.rt, pos >> RAMFS_CHUNK_SHIFT);
+	p->dlen = 0;
+	if (p->c && p->coff < p->c->cap)
+		p->dlen = p->len < p->c->cap - p->coff ? p->len :
+			  p->c->cap - p->coff;
+}
+
 /* Point out->iov at the chunks; -1 when it does not fit (the caller
  * copies instead). */
 static int read_zero_copy(struct ramfs_node *n, uint64_t off, uint64_t len,
@@ -537,15 +333,15 @@ static int read_zero_copy(struct ramfs_node *n, uint64_t off, uint64_t len,
 	int cnt = 0, last_zero = 0;
 
 	while (pos < end) {
-		uint64_t idx = pos >> RAMFS_CHUNK_SHIFT;
-		uint32_t coff = (uint32_t)(pos & RAMFS_CHUNK_MASK);
-		uint32_t m = (uint32_t)min_u64(RAMFS_CHUNK_SIZE - coff,
-					       end - pos);
-		struct ramfs_chunk *c = ramfs_rt_get(&n->u.file.rt, idx);
-		uint32_t dlen = 0, z;
+		struct read_piece p;
+		struct ramfs_chunk *c;
+		uint32_t coff, m, dlen, z;
 
-		if (c && coff < c->cap)
-			dlen = m < c->cap - coff ? m : c->cap - coff;
+		read_piece_at(n, pos, end, &p);
+		c = p.c;
+		coff = p.coff;
+		m = p.len;
+		dlen = p.dlen;
 		if (dlen) {
 			if (cnt == ORFA_READ_MAX_IOV)
 				goto fallback;
@@ -596,20 +392,14 @@ static void read_copy(struct ramfs_node *n, uint64_t off, uint64_t len,
 	uint64_t pos = off, end = off + len;
 
 	while (pos < end) {
-		uint64_t idx = pos >> RAMFS_CHUNK_SHIFT;
-		uint32_t coff = (uint32_t)(pos & RAMFS_CHUNK_MASK);
-		uint32_t m = (uint32_t)min_u64(RAMFS_CHUNK_SIZE - coff,
-					       end - pos);
-		struct ramfs_chunk *c = ramfs_rt_get(&n->u.file.rt, idx);
-		uint32_t dlen = 0;
+		struct read_piece p;
 
-		if (c && coff < c->cap)
-			dlen = m < c->cap - coff ? m : c->cap - coff;
-		if (dlen)
-			memcpy(buf, c->data + coff, dlen);
-		memset(buf + dlen, 0, m - dlen);
-		buf += m;
-		pos += m;
+		read_piece_at(n, pos, end, &p);
+		if (p.dlen)
+			memcpy(buf, p.c->data + p.coff, p.dlen);
+		memset(buf + p.dlen, 0, p.len - p.dlen);
+		buf += p.len;
+		pos += p.len;
 	}
 }
 
@@ -618,6 +408,26 @@ static int file_type_check(const struct ramfs_node *n)
 	if (n->type == S_IFDIR)
 		return -EISDIR;
 	return n->type == S_IFREG ? 0 : -EINVAL;
+}
+
+/* Start a READ (denied: O_WRONLY) or WRITE (denied: O_RDONLY) on node
+ * nodeid: the handle's access mode, the node, a regular file.  0 with the
+ * node in use (ramfs_node_unuse(fs, *held) when done), or an errno with
+ * nothing held. */
+static int file_use(struct ramfs *fs, uint64_t nodeid, struct ramfs_fh *f,
+		    int denied, struct ramfs_node **np, int *held)
+{
+	int r;
+
+	if (f && (int)(f->flags & O_ACCMODE) == denied)
+		return -EBADF;
+	r = ramfs_node_use(fs, nodeid, f, np, held);
+	if (r)
+		return r;
+	r = file_type_check(*np);
+	if (r)
+		ramfs_node_unuse(fs, *held);
+	return r;
 }
 
 int ramfs_op_read(struct orfa_backend *be, uint64_t nodeid, void *fh,
@@ -629,20 +439,10 @@ int ramfs_op_read(struct orfa_backend *be, uint64_t nodeid, void *fh,
 	struct ramfs_node *n;
 	int held, r;
 
-	out->iovcnt = 0;
-	out->fd = -1;
-	out->off = 0;
-	out->len = 0;
-	out->release = NULL;
-	out->hold = NULL;
-	if (f && (f->flags & O_ACCMODE) == O_WRONLY)
-		return -EBADF;
-	r = ramfs_node_use(fs, nodeid, fh, &n, &held);
+	backend_read_out_init(out);
+	r = file_use(fs, nodeid, f, O_WRONLY, &n, &held);
 	if (r)
 		return r;
-	r = file_type_check(n);
-	if (r)
-		goto out;
 	pthread_mutex_lock(&n->lock);
 	if (offset < n->size && size) {
 		uint64_t len = min_u64(size, n->size - offset);
@@ -661,7 +461,6 @@ int ramfs_op_read(struct orfa_backend *be, uint64_t nodeid, void *fh,
 	}
 	ramfs_atime_locked(n);
 	pthread_mutex_unlock(&n->lock);
-out:
 	ramfs_node_unuse(fs, held);
 	return r;
 }
@@ -739,14 +538,9 @@ int ramfs_op_write(struct orfa_backend *be, const struct orfa_cred *cr,
 	int held, r;
 
 	*written = 0;
-	if (f && (f->flags & O_ACCMODE) == O_RDONLY)
-		return -EBADF;
-	r = ramfs_node_use(fs, nodeid, fh, &n, &held);
+	r = file_use(fs, nodeid, f, O_RDONLY, &n, &held);
 	if (r)
 		return r;
-	r = file_type_check(n);
-	if (r)
-		goto out;
 	pthread_mutex_lock(&n->lock);
 	if (!f && ramfs_perm_locked(n, cr, W_OK)) {
 		r = -EACCES;
@@ -760,7 +554,6 @@ int ramfs_op_write(struct orfa_backend *be, const struct orfa_cred *cr,
 	if (attr)
 		ramfs_fill_attr_locked(n, attr);
 	pthread_mutex_unlock(&n->lock);
-out:
 	ramfs_node_unuse(fs, held);
 	return r;
 }
@@ -922,7 +715,7 @@ out:
 static int chunk_install(struct ramfs *fs, struct ramfs_node *n, uint64_t idx,
 			 struct ramfs_chunk *s)
 {
-	void **slot = rt_slot(&n->u.file.rt, idx);
+	void **slot = ramfs_rt_slot(&n->u.file.rt, idx);
 	struct ramfs_chunk *old = slot ? *slot : NULL;
 	uint32_t oldcap = old ? old->cap : 0;
 	int r;
@@ -943,7 +736,7 @@ static int chunk_install(struct ramfs *fs, struct ramfs_node *n, uint64_t idx,
 		*slot = s;
 		ramfs_chunk_put(old);
 	} else {
-		r = rt_insert(fs, &n->u.file.rt, idx, s);
+		r = ramfs_rt_insert(fs, &n->u.file.rt, idx, s);
 		if (r) {
 			ramfs_chunk_put(s);
 			ramfs_uncharge(fs, s->cap);

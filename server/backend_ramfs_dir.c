@@ -14,22 +14,20 @@
  * existing ones.  "." and ".." have cookies 1 and 2.
  *
  * Not here: node table, permissions, attributes (backend_ramfs.c), file
- * contents (backend_ramfs_data.c).  Locking: backend_ramfs_impl.h; every
+ * contents (backend_ramfs_data.c), the name rules both backends share
+ * (backend_util.c).  Locking: backend_ramfs_impl.h; every
  * change below runs with fs->ns held for writing.
  */
 #include "backend_ramfs_impl.h"
+#include "backend_util.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static inline struct ramfs *to_fs(struct orfa_backend *be)
-{
-	return (struct ramfs *)be;
-}
 
 /* ---- the directory structure ------------------------------------------ */
 
@@ -315,18 +313,18 @@ int ramfs_op_lookup(struct orfa_backend *be, const struct orfa_cred *cr,
 	struct ramfs_dentry *e;
 	int r;
 
-	r = ramfs_check_name(name, namelen);
+	r = backend_check_name(name, namelen);
 	if (r)
 		return r;
 	pthread_rwlock_rdlock(&fs->ns);
 	r = dir_get(fs, cr, parent, &dn);
 	if (r)
 		goto out;
-	switch (ramfs_is_dot(name, namelen)) {
-	case 1:
+	switch (backend_name_dot(name, namelen)) {
+	case BACKEND_NAME_DOT:
 		n = dn;
 		break;
-	case 2:
+	case BACKEND_NAME_DOTDOT:
 		n = dn->u.dir.parent;	/* the root is its own parent */
 		break;
 	default:
@@ -405,11 +403,9 @@ static int create_entry(struct ramfs *fs, const struct orfa_cred *cr,
 	struct ramfs_node *dn, *n;
 	int r;
 
-	r = ramfs_check_name(name, namelen);
+	r = backend_check_new_name(name, namelen);
 	if (r)
 		return r;
-	if (ramfs_is_dot(name, namelen))
-		return -EEXIST;
 	pthread_rwlock_wrlock(&fs->ns);
 	r = create_prepare(fs, cr, parent, name, namelen, &dn);
 	if (!r)
@@ -425,26 +421,14 @@ int ramfs_op_mknod(struct orfa_backend *be, const struct orfa_cred *cr,
 		   uint64_t parent, const char *name, uint32_t namelen,
 		   uint32_t mode, uint64_t rdev, struct orfa_entry *out)
 {
-	uint32_t type = mode & S_IFMT;
+	uint32_t type;
+	int r = backend_mknod_type(mode, &type);
 
-	switch (type) {
-	case 0:
-		type = S_IFREG;
-		break;
-	case S_IFREG:
-	case S_IFIFO:
-	case S_IFSOCK:
-		break;
-	case S_IFCHR:
-	case S_IFBLK:
-		if (cr->uid != 0)
-			return -EPERM;
-		break;
-	case S_IFDIR:
+	if (r)
+		return r;
+	/* devices need CAP_MKNOD, which only root has here */
+	if ((type == S_IFCHR || type == S_IFBLK) && cr->uid != 0)
 		return -EPERM;
-	default:
-		return -EINVAL;
-	}
 	return create_entry(to_fs(be), cr, parent, name, namelen, type,
 			    mode & 07777 & ~cr->umask, rdev, NULL, 0, out);
 }
@@ -463,12 +447,10 @@ int ramfs_op_symlink(struct orfa_backend *be, const struct orfa_cred *cr,
 		     const char *target, uint32_t targetlen,
 		     struct orfa_entry *out)
 {
-	if (targetlen == 0)
-		return -ENOENT;
-	if (targetlen >= ORFA_MAX_SYMLINK)	/* PATH_MAX counts the NUL */
-		return -ENAMETOOLONG;
-	if (memchr(target, '\0', targetlen))
-		return -EINVAL;
+	int r = backend_check_symlink_target(target, targetlen);
+
+	if (r)
+		return r;
 	return create_entry(to_fs(be), cr, parent, name, namelen, S_IFLNK,
 			    0777, 0, target, targetlen, out);
 }
@@ -483,13 +465,11 @@ int ramfs_op_create(struct orfa_backend *be, const struct orfa_cred *cr,
 	struct ramfs_dentry *e;
 	int r;
 
-	r = ramfs_check_name(name, namelen);
+	r = backend_check_create_name(name, namelen, flags);
 	if (r)
 		return r;
-	if (ramfs_is_dot(name, namelen))
-		return -EISDIR;
 	/* refuse what open would refuse before creating anything */
-	if ((flags & O_DIRECTORY) || (flags & O_ACCMODE) == O_ACCMODE)
+	if ((flags & O_ACCMODE) == O_ACCMODE)
 		return -EINVAL;
 	pthread_rwlock_wrlock(&fs->ns);
 	r = dir_get(fs, cr, parent, &dn);
@@ -551,11 +531,9 @@ int ramfs_op_link(struct orfa_backend *be, const struct orfa_cred *cr,
 	uint32_t nlink;
 	int r;
 
-	r = ramfs_check_name(newname, newnamelen);
+	r = backend_check_new_name(newname, newnamelen);
 	if (r)
 		return r;
-	if (ramfs_is_dot(newname, newnamelen))
-		return -EEXIST;
 	pthread_rwlock_wrlock(&fs->ns);
 	n = ramfs_node_find(fs, nodeid);
 	if (!n) {
@@ -591,20 +569,29 @@ out:
 	return r;
 }
 
-int ramfs_op_unlink(struct orfa_backend *be, const struct orfa_cred *cr,
-		    uint64_t parent, const char *name, uint32_t namelen)
+/* A non-directory loses one name: nlink and ctime, under its lock. */
+static void node_drop_link(struct ramfs_node *n, const struct ramfs_ts *now)
 {
-	struct ramfs *fs = to_fs(be);
+	pthread_mutex_lock(&n->lock);
+	n->nlink--;
+	n->ctime = *now;
+	pthread_mutex_unlock(&n->lock);
+}
+
+/* UNLINK (rmdir false) and RMDIR (rmdir true): find the entry, check it
+ * may go and is of the right kind, remove it. */
+static int remove_entry(struct ramfs *fs, const struct orfa_cred *cr,
+			uint64_t parent, const char *name, uint32_t namelen,
+			bool rmdir)
+{
 	struct ramfs_node *dn, *n;
 	struct ramfs_dentry *e;
 	struct ramfs_ts now;
 	int r;
 
-	r = ramfs_check_name(name, namelen);
+	r = backend_check_remove_name(name, namelen, rmdir);
 	if (r)
 		return r;
-	if (ramfs_is_dot(name, namelen))
-		return -EISDIR;
 	pthread_rwlock_wrlock(&fs->ns);
 	r = dir_get(fs, cr, parent, &dn);
 	if (r)
@@ -618,16 +605,21 @@ int ramfs_op_unlink(struct orfa_backend *be, const struct orfa_cred *cr,
 	r = may_delete(dn, n, cr);
 	if (r)
 		goto out;
-	if (n->type == S_IFDIR) {
-		r = -EISDIR;
+	if (rmdir)
+		r = n->type != S_IFDIR ? -ENOTDIR :
+		    n->u.dir.nentries ? -ENOTEMPTY : 0;
+	else
+		r = n->type == S_IFDIR ? -EISDIR : 0;
+	if (r)
 		goto out;
-	}
 	dir_remove(fs, &dn->u.dir, e);
 	ramfs_now(&now);
-	pthread_mutex_lock(&n->lock);
-	n->nlink--;
-	n->ctime = now;
-	pthread_mutex_unlock(&n->lock);
+	if (rmdir) {
+		dir_kill(n, &now);
+		node_nlink_add(dn, -1);
+	} else {
+		node_drop_link(n, &now);
+	}
 	dir_changed(dn, &now);
 	ramfs_node_maybe_free(fs, n);
 out:
@@ -635,54 +627,16 @@ out:
 	return r;
 }
 
+int ramfs_op_unlink(struct orfa_backend *be, const struct orfa_cred *cr,
+		    uint64_t parent, const char *name, uint32_t namelen)
+{
+	return remove_entry(to_fs(be), cr, parent, name, namelen, false);
+}
+
 int ramfs_op_rmdir(struct orfa_backend *be, const struct orfa_cred *cr,
 		   uint64_t parent, const char *name, uint32_t namelen)
 {
-	struct ramfs *fs = to_fs(be);
-	struct ramfs_node *dn, *n;
-	struct ramfs_dentry *e;
-	struct ramfs_ts now;
-	int r;
-
-	r = ramfs_check_name(name, namelen);
-	if (r)
-		return r;
-	switch (ramfs_is_dot(name, namelen)) {
-	case 1:
-		return -EINVAL;
-	case 2:
-		return -ENOTEMPTY;
-	}
-	pthread_rwlock_wrlock(&fs->ns);
-	r = dir_get(fs, cr, parent, &dn);
-	if (r)
-		goto out;
-	e = ramfs_dir_lookup(&dn->u.dir, name, namelen);
-	if (!e) {
-		r = -ENOENT;
-		goto out;
-	}
-	n = e->node;
-	r = may_delete(dn, n, cr);
-	if (r)
-		goto out;
-	if (n->type != S_IFDIR) {
-		r = -ENOTDIR;
-		goto out;
-	}
-	if (n->u.dir.nentries) {
-		r = -ENOTEMPTY;
-		goto out;
-	}
-	dir_remove(fs, &dn->u.dir, e);
-	ramfs_now(&now);
-	dir_kill(n, &now);
-	node_nlink_add(dn, -1);
-	dir_changed(dn, &now);
-	ramfs_node_maybe_free(fs, n);
-out:
-	pthread_rwlock_unlock(&fs->ns);
-	return r;
+	return remove_entry(to_fs(be), cr, parent, name, namelen, true);
 }
 
 /* ---- rename ---------------------------------------------------------- */
@@ -745,62 +699,27 @@ static int rename_check(struct ramfs *fs, const struct orfa_cred *cr,
 	return 0;
 }
 
-int ramfs_op_rename(struct orfa_backend *be, const struct orfa_cred *cr,
-		    uint64_t parent, const char *name, uint32_t namelen,
-		    uint64_t newparent, const char *newname,
-		    uint32_t newnamelen, uint32_t flags)
+/* Both ends of a rename, found and checked (ns held for writing). */
+struct rename_ends {
+	struct ramfs_node *sd, *sn, *td, *tn;	/* dirs, nodes (tn may be NULL) */
+	struct ramfs_dentry *se, *te;		/* entries (te may be NULL) */
+};
+
+/* Carry out a checked rename (ns held for writing); fails only when a new
+ * entry cannot be allocated, and then nothing has changed. */
+static int rename_apply(struct ramfs *fs, struct rename_ends *x,
+			const char *newname, uint32_t newnamelen,
+			uint32_t flags)
 {
-	struct ramfs *fs = to_fs(be);
-	struct ramfs_node *sd, *td, *sn, *tn;
-	struct ramfs_dentry *se, *te;
+	struct ramfs_node *sd = x->sd, *sn = x->sn, *td = x->td, *tn = x->tn;
 	struct ramfs_ts now;
 	int r;
 
-	if ((flags & ~(uint32_t)(ORFA_RENAME_NOREPLACE |
-				 ORFA_RENAME_EXCHANGE)) ||
-	    ((flags & ORFA_RENAME_NOREPLACE) &&
-	     (flags & ORFA_RENAME_EXCHANGE)))
-		return -EINVAL;
-	r = ramfs_check_name(name, namelen);
-	if (!r)
-		r = ramfs_check_name(newname, newnamelen);
-	if (r)
-		return r;
-	if (ramfs_is_dot(name, namelen) || ramfs_is_dot(newname, newnamelen))
-		return -EBUSY;
-	pthread_rwlock_wrlock(&fs->ns);
-	r = dir_get(fs, cr, parent, &sd);
-	if (!r)
-		r = dir_get(fs, cr, newparent, &td);
-	if (r)
-		goto out;
-	se = ramfs_dir_lookup(&sd->u.dir, name, namelen);
-	if (!se) {
-		r = -ENOENT;
-		goto out;
-	}
-	te = ramfs_dir_lookup(&td->u.dir, newname, newnamelen);
-	if (te && (flags & ORFA_RENAME_NOREPLACE)) {
-		r = -EEXIST;
-		goto out;
-	}
-	if (!te && (flags & ORFA_RENAME_EXCHANGE)) {
-		r = -ENOENT;
-		goto out;
-	}
-	sn = se->node;
-	tn = te ? te->node : NULL;
-	r = rename_check(fs, cr, sd, sn, td, tn, flags);
-	if (r) {
-		if (r > 0)
-			r = 0;
-		goto out;
-	}
 	ramfs_now(&now);
 	if (flags & ORFA_RENAME_EXCHANGE) {
 		/* the entries stay (with their cookies), the nodes swap */
-		se->node = tn;
-		te->node = sn;
+		x->se->node = tn;
+		x->te->node = sn;
 		if (sn->type == S_IFDIR && tn->type == S_IFDIR) {
 			if (sd != td) {
 				sn->u.dir.parent = td;
@@ -811,26 +730,23 @@ int ramfs_op_rename(struct orfa_backend *be, const struct orfa_cred *cr,
 			dir_move(tn, td, sd);
 		}
 		node_ctime(tn, &now);
-	} else if (te) {
+	} else if (x->te) {
 		/* reuse the victim's entry: nothing to allocate */
-		te->node = sn;
-		dir_remove(fs, &sd->u.dir, se);
+		x->te->node = sn;
+		dir_remove(fs, &sd->u.dir, x->se);
 		dir_move(sn, sd, td);
 		if (tn->type == S_IFDIR) {
 			dir_kill(tn, &now);
 			node_nlink_add(td, -1);
 		} else {
-			pthread_mutex_lock(&tn->lock);
-			tn->nlink--;
-			tn->ctime = now;
-			pthread_mutex_unlock(&tn->lock);
+			node_drop_link(tn, &now);
 		}
 	} else {
 		/* insert first: if that fails nothing has changed */
 		r = dir_insert(fs, &td->u.dir, newname, newnamelen, sn);
 		if (r)
-			goto out;
-		dir_remove(fs, &sd->u.dir, se);
+			return r;
+		dir_remove(fs, &sd->u.dir, x->se);
 		dir_move(sn, sd, td);
 	}
 	node_ctime(sn, &now);
@@ -839,6 +755,48 @@ int ramfs_op_rename(struct orfa_backend *be, const struct orfa_cred *cr,
 		dir_changed(td, &now);
 	if (tn && !(flags & ORFA_RENAME_EXCHANGE))
 		ramfs_node_maybe_free(fs, tn);
+	return 0;
+}
+
+int ramfs_op_rename(struct orfa_backend *be, const struct orfa_cred *cr,
+		    uint64_t parent, const char *name, uint32_t namelen,
+		    uint64_t newparent, const char *newname,
+		    uint32_t newnamelen, uint32_t flags)
+{
+	struct ramfs *fs = to_fs(be);
+	struct rename_ends x;
+	int r;
+
+	r = backend_check_rename(name, namelen, newname, newnamelen, flags);
+	if (r)
+		return r;
+	pthread_rwlock_wrlock(&fs->ns);
+	r = dir_get(fs, cr, parent, &x.sd);
+	if (!r)
+		r = dir_get(fs, cr, newparent, &x.td);
+	if (r)
+		goto out;
+	x.se = ramfs_dir_lookup(&x.sd->u.dir, name, namelen);
+	if (!x.se) {
+		r = -ENOENT;
+		goto out;
+	}
+	x.te = ramfs_dir_lookup(&x.td->u.dir, newname, newnamelen);
+	if (x.te && (flags & ORFA_RENAME_NOREPLACE)) {
+		r = -EEXIST;
+		goto out;
+	}
+	if (!x.te && (flags & ORFA_RENAME_EXCHANGE)) {
+		r = -ENOENT;
+		goto out;
+	}
+	x.sn = x.se->node;
+	x.tn = x.te ? x.te->node : NULL;
+	r = rename_check(fs, cr, x.sd, x.sn, x.td, x.tn, flags);
+	if (r == 0)
+		r = rename_apply(fs, &x, newname, newnamelen, flags);
+	else if (r > 0)
+		r = 0;	/* same inode: nothing to do */
 out:
 	pthread_rwlock_unlock(&fs->ns);
 	return r;

@@ -1,13 +1,17 @@
 /*
  * backend_ramfs_impl.h - private structures of the in-memory backend, shared
- * by its three files (and readable by its unit test):
- *   backend_ramfs.c       node table, permissions, attributes, xattrs,
+ * by its files (and readable by its unit test):
+ *   backend_ramfs.c       node table, permissions, attributes,
  *                         open/release, statfs, the ops table;
  *   backend_ramfs_dir.c   directories (hash + cookie vector), readdir and
  *                         every namespace change (create, unlink, rename..);
- *   backend_ramfs_data.c  file contents: refcounted chunks in a radix tree,
- *                         read (zero-copy), write, truncate, fallocate,
- *                         SEEK_DATA/HOLE, copy_file_range.
+ *   backend_ramfs_data.c  file contents: refcounted chunks, read
+ *                         (zero-copy), write, truncate, fallocate,
+ *                         SEEK_DATA/HOLE, copy_file_range;
+ *   backend_ramfs_rtree.c the radix tree mapping chunk index to chunk;
+ *   backend_ramfs_xattr.c extended attributes.
+ * Rules shared with the native backend (names, OPEN by file type, MKNOD
+ * types, symlink targets) are in backend_util.c.
  * Not a public interface: the server only sees backend.h.
  *
  * Locking (one rule per object; lock order ns -> node locks, and two node
@@ -170,6 +174,12 @@ struct ramfs {
 	struct ramfs_node *root;
 };
 
+/* The ramfs behind a backend handle (base is the first member). */
+static inline struct ramfs *to_fs(struct orfa_backend *be)
+{
+	return (struct ramfs *)be;
+}
+
 /* Per-open state for files and directories (handed out as void *fh). */
 struct ramfs_fh {
 	struct ramfs_node *node;
@@ -223,8 +233,6 @@ int ramfs_node_use(struct ramfs *fs, uint64_t nodeid, void *fh,
 void ramfs_node_unuse(struct ramfs *fs, int ns_held);
 
 /* Name checks: 0, -EINVAL ('/' or NUL inside, empty), -ENAMETOOLONG. */
-int ramfs_check_name(const char *name, uint32_t namelen);
-int ramfs_is_dot(const char *name, uint32_t namelen);	/* 1 ".", 2 ".." */
 
 /* ---- backend_ramfs_dir.c ------------------------------------------- */
 
@@ -234,37 +242,16 @@ void ramfs_dir_free(struct ramfs *fs, struct ramfs_dir *d);
 struct ramfs_dentry *ramfs_dir_lookup(struct ramfs_dir *d, const char *name,
 				      uint32_t namelen);
 
-int ramfs_op_lookup(struct orfa_backend *be, const struct orfa_cred *cr,
-		    uint64_t parent, const char *name, uint32_t namelen,
-		    struct orfa_entry *out);
-int ramfs_op_mknod(struct orfa_backend *be, const struct orfa_cred *cr,
-		   uint64_t parent, const char *name, uint32_t namelen,
-		   uint32_t mode, uint64_t rdev, struct orfa_entry *out);
-int ramfs_op_mkdir(struct orfa_backend *be, const struct orfa_cred *cr,
-		   uint64_t parent, const char *name, uint32_t namelen,
-		   uint32_t mode, struct orfa_entry *out);
-int ramfs_op_unlink(struct orfa_backend *be, const struct orfa_cred *cr,
-		    uint64_t parent, const char *name, uint32_t namelen);
-int ramfs_op_rmdir(struct orfa_backend *be, const struct orfa_cred *cr,
-		   uint64_t parent, const char *name, uint32_t namelen);
-int ramfs_op_symlink(struct orfa_backend *be, const struct orfa_cred *cr,
-		     uint64_t parent, const char *name, uint32_t namelen,
-		     const char *target, uint32_t targetlen,
-		     struct orfa_entry *out);
-int ramfs_op_rename(struct orfa_backend *be, const struct orfa_cred *cr,
-		    uint64_t parent, const char *name, uint32_t namelen,
-		    uint64_t newparent, const char *newname,
-		    uint32_t newnamelen, uint32_t flags);
-int ramfs_op_link(struct orfa_backend *be, const struct orfa_cred *cr,
-		  uint64_t nodeid, uint64_t newparent, const char *newname,
-		  uint32_t newnamelen, struct orfa_entry *out);
-int ramfs_op_create(struct orfa_backend *be, const struct orfa_cred *cr,
-		    uint64_t parent, const char *name, uint32_t namelen,
-		    uint32_t mode, uint32_t flags, struct orfa_entry *out,
-		    void **fh);
-int ramfs_op_readdir(struct orfa_backend *be, const struct orfa_cred *cr,
-		     uint64_t nodeid, void *dh, uint64_t cookie, int plus,
-		     orfa_fill_fn fill, void *ctx);
+orfa_be_lookup_fn ramfs_op_lookup;
+orfa_be_mknod_fn ramfs_op_mknod;
+orfa_be_mkdir_fn ramfs_op_mkdir;
+orfa_be_unlink_fn ramfs_op_unlink;
+orfa_be_rmdir_fn ramfs_op_rmdir;
+orfa_be_symlink_fn ramfs_op_symlink;
+orfa_be_rename_fn ramfs_op_rename;
+orfa_be_link_fn ramfs_op_link;
+orfa_be_create_fn ramfs_op_create;
+orfa_be_readdir_fn ramfs_op_readdir;
 
 /* backend_ramfs.c: open a node with ns held (read or write); check 0
  * skips the permission check (the creator opening a new file). */
@@ -281,28 +268,38 @@ void ramfs_file_free(struct ramfs *fs, struct ramfs_node *n);
 int ramfs_file_truncate(struct ramfs *fs, struct ramfs_node *n,
 			uint64_t size);
 
-/* Radix tree (used by the data code; exposed for the unit test). */
-void *ramfs_rt_get(const struct ramfs_rtree *t, uint64_t idx);
-int ramfs_rt_next(const struct ramfs_rtree *t, uint64_t from, uint64_t *idx);
+/* ---- backend_ramfs_rtree.c: the radix tree of a file's chunks ------ */
 
-int ramfs_op_read(struct orfa_backend *be, uint64_t nodeid, void *fh,
-		  uint64_t offset, uint32_t size, void *buf,
-		  struct orfa_read_out *out);
-int ramfs_op_write(struct orfa_backend *be, const struct orfa_cred *cr,
-		   uint64_t nodeid, void *fh, uint64_t offset,
-		   const struct iovec *iov, int iovcnt, uint32_t flags,
-		   uint64_t *written, struct orfa_attr *attr);
-int ramfs_op_fallocate(struct orfa_backend *be, const struct orfa_cred *cr,
-		       uint64_t nodeid, void *fh, uint32_t mode,
-		       uint64_t offset, uint64_t length,
-		       struct orfa_attr *attr);
-int ramfs_op_lseek(struct orfa_backend *be, uint64_t nodeid, void *fh,
-		   uint64_t offset, uint32_t whence, uint64_t *result);
-int ramfs_op_copy_file_range(struct orfa_backend *be,
-			     const struct orfa_cred *cr, uint64_t nodeid_in,
-			     void *fh_in, uint64_t off_in,
-			     uint64_t nodeid_out, void *fh_out,
-			     uint64_t off_out, uint64_t len, uint32_t flags,
-			     uint64_t *copied, struct orfa_attr *attr_out);
+/* The value at idx, or NULL. */
+void *ramfs_rt_get(const struct ramfs_rtree *t, uint64_t idx);
+/* The leaf slot for idx if its leaf node exists (the slot may be NULL). */
+void **ramfs_rt_slot(struct ramfs_rtree *t, uint64_t idx);
+/* First index >= from holding a value: 1 and *idx, or 0. */
+int ramfs_rt_next(const struct ramfs_rtree *t, uint64_t from, uint64_t *idx);
+/* Store p at idx (whose slot is empty).  The interior nodes are all
+ * allocated before anything is linked, so a failure leaves the tree as
+ * it was: 0, -ENOSPC or -ENOMEM. */
+int ramfs_rt_insert(struct ramfs *fs, struct ramfs_rtree *t, uint64_t idx,
+		    void *p);
+/* Unlink and return the value at idx (NULL if none), freeing emptied
+ * interior nodes. */
+void *ramfs_rt_remove(struct ramfs *fs, struct ramfs_rtree *t, uint64_t idx);
+/* Free the whole tree, calling leaf(fs, arg, value) for each value
+ * first; the tree is empty afterwards. */
+void ramfs_rt_destroy(struct ramfs *fs, struct ramfs_rtree *t,
+		      void (*leaf)(struct ramfs *fs, void *arg, void *p),
+		      void *arg);
+
+/* backend_ramfs_xattr.c (see backend.h). */
+orfa_be_setxattr_fn ramfs_op_setxattr;
+orfa_be_getxattr_fn ramfs_op_getxattr;
+orfa_be_listxattr_fn ramfs_op_listxattr;
+orfa_be_removexattr_fn ramfs_op_removexattr;
+
+orfa_be_read_fn ramfs_op_read;
+orfa_be_write_fn ramfs_op_write;
+orfa_be_fallocate_fn ramfs_op_fallocate;
+orfa_be_lseek_fn ramfs_op_lseek;
+orfa_be_copy_file_range_fn ramfs_op_copy_file_range;
 
 #endif /* ORFA_BACKEND_RAMFS_IMPL_H */
