@@ -25,6 +25,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "backend.h"
 #include "log.h"
 
@@ -1445,11 +1446,5 @@ static Suite *contract_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(contract_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return orfa_check_run(contract_suite());
 }

@@ -34,6 +34,7 @@
 
 #include <linux/capability.h>
 
+#include "check_main.h"
 #include "backend.h"
 #include "backend_native_impl.h"
 #include "log.h"
@@ -1428,12 +1429,6 @@ static Suite *native_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(native_suite());
-	int failed;
-
 	orfa_log_set_level(ORFA_LOG_WARNING);
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return orfa_check_run(native_suite());
 }

@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include <dirent.h>
 
+#include "check_main.h"
 #include "backend.h"
 #include "log.h"
 
@@ -2283,11 +2284,5 @@ static Suite *ramfs_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(ramfs_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return orfa_check_run(ramfs_suite());
 }

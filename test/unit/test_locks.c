@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <sys/file.h>
 
+#include "check_main.h"
 #include "locks.h"
 
 static struct orfa_locks *lt;
@@ -323,11 +324,5 @@ static Suite *locks_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(locks_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return orfa_check_run(locks_suite());
 }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "codec.h"
 #include "rdma_wire.h"
 #include "transport.h"	/* ORFA_RDMA_MAX_BUF_SIZE */
@@ -356,9 +357,5 @@ int main(void)
 	tcase_add_test(tc, priv_round_trips);
 	tcase_add_test(tc, priv_checks_hold);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_ENV);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return orfa_check_run(s);
 }
