@@ -25,12 +25,13 @@
 #include <unistd.h>
 
 #include "access.h"
+#include "backend.h"
 #include "log.h"
-#include "server_impl.h"
+#include "request.h"
 
 /* The connection's export: its backend and its lock table. */
-#define BE(r)		((r)->conn->ex->be)
-#define LOCKS(r)	((r)->conn->ex->locks)
+#define BE(r)		(sreq_session(r)->ex->be)
+#define LOCKS(r)	(sreq_session(r)->ex->locks)
 #define OPS(r)		(BE(r)->ops)
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -46,7 +47,7 @@ static int reply_entry(struct sreq *r, const struct orfa_entry *e)
 {
 	struct orfa_msg rep;
 
-	if (access_ref_add(r->conn, e->nodeid, 1) < 0) {
+	if (access_ref_add(sreq_session(r), e->nodeid, 1) < 0) {
 		OPS(r)->forget(BE(r), e->nodeid, 1);
 		return -ENOMEM;
 	}
@@ -72,42 +73,6 @@ static int reply_empty(struct sreq *r)
 	return 0;
 }
 
-/*
- * Reply data the transport may keep after sreq_reply returns (it copies
- * header and body, not the data segment nor its iovec array): both live
- * in one heap block freed by the done callback.
- */
-struct data_blk {
-	struct iovec iov;
-	uint8_t data[];
-};
-
-static struct data_blk *blk_new(size_t cap)
-{
-	return malloc(sizeof(struct data_blk) + cap);
-}
-
-/* Send rep (may be NULL) with the first len bytes of b; b is consumed. */
-static int reply_blk(struct sreq *r, struct orfa_msg *rep,
-		     struct data_blk *b, size_t len)
-{
-	struct orfa_txmsg tx = { .fd = -1 };
-
-	if (len == 0) {
-		free(b);
-		sreq_reply(r, rep, NULL);
-		return 0;
-	}
-	b->iov.iov_base = b->data;
-	b->iov.iov_len = len;
-	tx.iov = &b->iov;
-	tx.iovcnt = 1;
-	tx.done = free;
-	tx.done_arg = b;
-	sreq_reply(r, rep, &tx);
-	return 0;
-}
-
 enum { F_FILE, F_DIR, F_ANY };
 
 /*
@@ -118,7 +83,7 @@ enum { F_FILE, F_DIR, F_ANY };
 static int file_get(struct sreq *r, uint64_t nodeid, uint64_t id, int kind,
 		    struct sfile **out)
 {
-	struct sfile *f = ftab_get(&r->conn->files, id);
+	struct sfile *f = ftab_get(&sreq_session(r)->files, id);
 
 	*out = NULL;
 	if (!f)
@@ -150,7 +115,7 @@ static void *fh_of(const struct sfile *f)
 
 static struct orfa_lk_owner lk_owner(struct sreq *r, uint64_t id)
 {
-	struct orfa_lk_owner o = { r->conn->id, id };
+	struct orfa_lk_owner o = { sreq_session(r)->id, id };
 
 	return o;
 }
@@ -163,8 +128,8 @@ static int h_lookup(struct sreq *r)
 	struct orfa_entry e;
 	int ret;
 
-	if (access_is_dotdot_lookup(r->conn, &r->m))
-		ret = access_lookup_dotdot(r->conn, &r->m.cred, a->parent, &e);
+	if (access_is_dotdot_lookup(sreq_session(r), &r->m))
+		ret = access_lookup_dotdot(sreq_session(r), &r->m.cred, a->parent, &e);
 	else
 		ret = OPS(r)->lookup(BE(r), &r->m.cred, a->parent, r->m.name,
 				     r->m.namelen, &e);
@@ -180,12 +145,12 @@ static int h_forget(struct sreq *r)
 		uint64_t took;
 
 		orfa_forget_get(d, i, &f);
-		took = access_ref_sub(r->conn, f.nodeid, f.nlookup);
+		took = access_ref_sub(sreq_session(r), f.nodeid, f.nlookup);
 		if (took)
 			OPS(r)->forget(BE(r), f.nodeid, took);
 		if (took < f.nlookup)
 			log_debug("%s: FORGET node %llu: %llu references "
-				  "asked, %llu held", r->conn->peer,
+				  "asked, %llu held", sreq_session(r)->peer,
 				  (unsigned long long)f.nodeid,
 				  (unsigned long long)f.nlookup,
 				  (unsigned long long)took);
@@ -228,7 +193,7 @@ static int h_setattr(struct sreq *r)
 
 static int h_readlink(struct sreq *r)
 {
-	struct data_blk *b = blk_new(ORFA_MAX_SYMLINK);
+	struct sreq_buf *b = sreq_buf_new(ORFA_MAX_SYMLINK);
 	size_t len = 0;
 	int ret;
 
@@ -242,7 +207,8 @@ static int h_readlink(struct sreq *r)
 		free(b);
 		return ret;
 	}
-	return reply_blk(r, NULL, b, len);
+	sreq_reply_buf(r, NULL, b, len);
+	return 0;
 }
 
 static int h_mknod(struct sreq *r)
@@ -333,7 +299,7 @@ static int file_install(struct sreq *r, uint64_t nodeid, void *fh, int is_dir,
 			OPS(r)->release(BE(r), nodeid, fh);
 		return -ENOMEM;
 	}
-	ret = ftab_add(&r->conn->files, f, id);
+	ret = ftab_add(&sreq_session(r)->files, f, id);
 	sfile_put(&f);		/* the table holds it now, or nobody */
 	return ret;
 }
@@ -396,10 +362,10 @@ static int h_create(struct sreq *r)
 	ret = file_install(r, rep.a.create_rep.entry.nodeid, fh, 0, a->flags,
 			   &rep.a.create_rep.fh);
 	if (ret == 0)
-		ret = access_ref_add(r->conn, rep.a.create_rep.entry.nodeid,
+		ret = access_ref_add(sreq_session(r), rep.a.create_rep.entry.nodeid,
 				     1);
 	if (ret) {
-		struct sfile *f = ftab_remove(&r->conn->files,
+		struct sfile *f = ftab_remove(&sreq_session(r)->files,
 					      rep.a.create_rep.fh);
 
 		sfile_put(&f);
@@ -477,11 +443,9 @@ static int read_call(struct sreq *r, struct sfile *f, struct orfa_read_out *out,
  * A file range of at most READ_COPY_MAX bytes is read into memory here
  * rather than sent with sendfile: a small reply then leaves in the same
  * sendmsg as its header and as the other replies of its burst (corked),
- * where sendfile costs a system call of its own.  Raw 4 KiB random reads
- * from a native export on tmpfs, one connection at depth 16: 123-129k
- * IOPS with sendfile, 165-185k copied.  At 32 KiB sendfile does as well
- * or better with less CPU, so larger ranges go by sendfile, straight
- * from the page cache.
+ * where sendfile costs a system call of its own.  From about twice this
+ * size sendfile does as well with less CPU, so larger ranges go by
+ * sendfile, straight from the page cache.
  */
 #define READ_COPY_MAX	(16u * 1024)
 
@@ -533,7 +497,7 @@ static int h_read(struct sreq *r)
 	size_t len = 0;
 	int ret;
 
-	if (a->size > r->conn->max_data)
+	if (a->size > sreq_session(r)->max_data)
 		return -EINVAL;
 	ret = file_get(r, a->nodeid, a->fh, F_FILE, &f);
 	if (ret)
@@ -568,7 +532,7 @@ static int h_read(struct sreq *r)
 		}
 		if (len > a->size) {
 			log_err("%s: backend read returned %zu bytes for %u",
-				r->conn->peer, len, a->size);
+				sreq_session(r)->peer, len, a->size);
 			ret = -EIO;
 		}
 	}
@@ -625,7 +589,7 @@ static int write_deferred(struct sreq *r, struct sfile *f,
 
 	if (!OPS(r)->write_fd) {
 		/* No such backend: stop deferring on this connection. */
-		__atomic_store_n(&r->conn->splice_ok, 0, __ATOMIC_RELAXED);
+		sreq_no_defer(r);
 		return -EOPNOTSUPP;
 	}
 	ret = OPS(r)->write_fd(BE(r), &r->m.cred, f->nodeid, f->fh,
@@ -653,7 +617,7 @@ static int h_write(struct sreq *r)
 		return -EBADF;
 	}
 	rep_init(&rep);
-	if (r->rx.data_deferred) {
+	if (sreq_data_deferred(r)) {
 		ret = write_deferred(r, f, &rep);
 		if (ret == -EOPNOTSUPP)
 			ret = sreq_take_data(r, NULL);
@@ -708,7 +672,7 @@ static int h_release(struct sreq *r)
 	if (ret)
 		return ret;
 	sfile_put(&f);
-	f = ftab_remove(&r->conn->files, a->fh);
+	f = ftab_remove(&sreq_session(r)->files, a->fh);
 	if (!f)
 		return -EBADF;		/* released twice at once */
 	if (!dir)
@@ -780,9 +744,9 @@ static int dir_fill_cb(void *ctx, const char *name, uint32_t namelen,
 	    name[1] == '.') {
 		if (df->plus && e && e->nodeid)
 			OPS(r)->forget(BE(r), e->nodeid, 1);
-		d.ino = r->conn->root_ino;
+		d.ino = sreq_session(r)->root_ino;
 		memset(&up, 0, sizeof(up));
-		up.attr.ino = r->conn->root_ino;
+		up.attr.ino = sreq_session(r)->root_ino;
 		up.attr.mode = S_IFDIR;
 		e = df->plus ? &up : NULL;
 	}
@@ -802,7 +766,7 @@ static int dir_fill_cb(void *ctx, const char *name, uint32_t namelen,
 		return 0;
 	}
 	if (df->plus && e && e->nodeid &&
-	    access_ref_add(r->conn, e->nodeid, 1) < 0)
+	    access_ref_add(sreq_session(r), e->nodeid, 1) < 0)
 		OPS(r)->forget(BE(r), e->nodeid, 1);
 	return 0;
 }
@@ -820,7 +784,7 @@ static int h_readdir(struct sreq *r)
 
 	if (a->size == 0)
 		return -EINVAL;
-	cap = a->size < r->conn->max_data ? a->size : r->conn->max_data;
+	cap = a->size < sreq_session(r)->max_data ? a->size : sreq_session(r)->max_data;
 	ret = file_get(r, a->nodeid, a->fh, F_DIR, &f);
 	if (ret)
 		return ret;
@@ -835,7 +799,7 @@ static int h_readdir(struct sreq *r)
 	df.buf = dc->buf;
 	df.cap = cap;
 	df.plus = r->m.hdr.opcode == ORFA_OP_READDIRPLUS;
-	df.at_view_root = r->conn->view && f->nodeid == r->conn->root_nodeid;
+	df.at_view_root = sreq_session(r)->view && f->nodeid == sreq_session(r)->root_nodeid;
 	ret = OPS(r)->readdir(BE(r), &r->m.cred, f->nodeid, f->fh, a->cookie,
 			      df.plus, dir_fill_cb, &df);
 	if (df.off == 0 && (ret < 0 || df.full)) {
@@ -892,13 +856,13 @@ static int h_getxattr(struct sreq *r)
 	int list = r->m.hdr.opcode == ORFA_OP_LISTXATTR;
 	struct orfa_msg rep;
 	size_t cap = a->size, len = 0;
-	struct data_blk *b;
+	struct sreq_buf *b;
 	void *buf = NULL;
 	int ret;
 
-	if (cap > r->conn->max_data)
-		cap = r->conn->max_data;
-	b = blk_new(cap);
+	if (cap > sreq_session(r)->max_data)
+		cap = sreq_session(r)->max_data;
+	b = sreq_buf_new(cap);
 	if (!b)
 		return -ENOMEM;
 	if (cap)
@@ -917,7 +881,8 @@ static int h_getxattr(struct sreq *r)
 	}
 	rep_init(&rep);
 	rep.a.xattr_rep.size = len;
-	return reply_blk(r, &rep, b, cap ? len : 0);
+	sreq_reply_buf(r, &rep, b, cap ? len : 0);
+	return 0;
 }
 
 static int h_removexattr(struct sreq *r)
@@ -957,94 +922,6 @@ static int h_getlk(struct sreq *r)
 	return 0;
 }
 
-/* The answer to a parked SETLK/FLOCK: granted (0), cancelled because its
- * connection is going away (-ECANCELED: no answer), or cancelled because
- * its file id was released (-EBADF: answered). */
-static void lock_done(struct sreq *r, int status)
-{
-	log_debug("%s: %s #%llu %s", r->conn->peer,
-		  orfa_op_name(r->m.hdr.opcode),
-		  (unsigned long long)r->m.hdr.req_id,
-		  status ? "cancelled" : "granted after wait");
-	if (status == 0)
-		reply_empty(r);
-	else if (status != -ECANCELED &&
-		 !(r->m.hdr.flags & ORFA_F_NOREPLY))
-		sreq_reply_err(r, -status);
-	sreq_finish(r);
-}
-
-/* Lock manager callback, any thread.  If the handler that parked r has
- * not returned yet, r is still its: leave the answer to it. */
-static void lock_wake(struct orfa_lk_waiter *w, int status)
-{
-	struct sreq *r = w->arg;
-	struct sconn *c = r->conn;
-
-	pthread_mutex_lock(&c->lock);
-	if (r->in_dispatch) {
-		r->woken = 1;
-		r->wake_status = status;
-		pthread_mutex_unlock(&c->lock);
-		return;
-	}
-	c->parked--;
-	pthread_mutex_unlock(&c->lock);
-	lock_done(r, status);
-}
-
-/* Parked requests per connection: they do not count against the
- * back-pressure limits, so they have their own. */
-#define MAX_PARKED	4096u
-
-/*
- * Prepare r's waiter for the lock manager.  The grant may come from
- * another thread before the call returns, so r is marked in_dispatch and
- * lock_wake leaves the answer to park_end.  r counts in conn->parked only
- * once park_end has parked it: until then it is running, and teardown
- * waits for it (a waiter queued after the connection's locks were dropped
- * would never be cancelled).  NULL when too many are parked already.
- */
-static struct orfa_lk_waiter *park_begin(struct sreq *r)
-{
-	pthread_mutex_lock(&r->conn->lock);
-	if (r->conn->parked >= MAX_PARKED) {
-		pthread_mutex_unlock(&r->conn->lock);
-		return NULL;
-	}
-	r->in_dispatch = 1;
-	r->woken = 0;
-	pthread_mutex_unlock(&r->conn->lock);
-	r->waiter.wake = lock_wake;
-	r->waiter.arg = r;
-	return &r->waiter;
-}
-
-/* After the lock manager call: answer now, or leave r parked. */
-static int park_end(struct sreq *r, int ret)
-{
-	struct sconn *c = r->conn;
-
-	pthread_mutex_lock(&c->lock);
-	r->in_dispatch = 0;
-	if (ret != -EINPROGRESS) {
-		pthread_mutex_unlock(&c->lock);
-		return ret ? ret : reply_empty(r);
-	}
-	if (r->woken) {			/* granted or cancelled already */
-		pthread_mutex_unlock(&c->lock);
-		if (r->wake_status == 0)
-			return reply_empty(r);
-		return r->wake_status;	/* -ECANCELED: no answer */
-	}
-	/* Parked: r stops counting as running, which may unblock a paused
-	 * or closing connection.  From here on r is lock_wake's. */
-	c->parked++;
-	conn_kick_locked(c);
-	pthread_mutex_unlock(&c->lock);
-	return SREQ_PARKED;
-}
-
 static int h_setlk(struct sreq *r)
 {
 	const struct orfa_lk_req *a = &r->m.a.lk;
@@ -1059,11 +936,12 @@ static int h_setlk(struct sreq *r)
 		ret = orfa_locks_setlk(lt, a->nodeid, &o, &a->lock, NULL);
 		return ret ? ret : reply_empty(r);
 	}
-	w = park_begin(r);
+	w = sreq_park_begin(r);
 	if (!w)
 		return -ENOLCK;
-	ret = orfa_locks_setlk(lt, a->nodeid, &o, &a->lock, w);
-	return park_end(r, ret);
+	ret = sreq_park_end(r, orfa_locks_setlk(lt, a->nodeid, &o, &a->lock,
+						 w));
+	return ret ? ret : reply_empty(r);
 }
 
 static int h_flock(struct sreq *r)
@@ -1089,11 +967,11 @@ static int h_flock(struct sreq *r)
 		ret = orfa_locks_flock(lt, nodeid, &o, op, NULL);
 		return ret ? ret : reply_empty(r);
 	}
-	w = park_begin(r);
+	w = sreq_park_begin(r);
 	if (!w)
 		return -ENOLCK;
-	ret = orfa_locks_flock(lt, nodeid, &o, op, w);
-	return park_end(r, ret);
+	ret = sreq_park_end(r, orfa_locks_flock(lt, nodeid, &o, op, w));
+	return ret ? ret : reply_empty(r);
 }
 
 /* ---- ranges ------------------------------------------------------------------ */
@@ -1182,7 +1060,7 @@ struct op_entry {
 
 #define OP(id, fn) [ORFA_OP_##id] = { fn, #id }
 static const struct op_entry op_table[ORFA_OP_MAX] = {
-	/* HELLO is handled by dispatch_hello on the receiving thread. */
+	/* HELLO and AUTH are hello.c's, on the receiving thread. */
 	OP(LOOKUP, h_lookup),
 	OP(FORGET, h_forget),
 	OP(GETATTR, h_getattr),
@@ -1253,9 +1131,9 @@ void dispatch_request(struct sreq *r)
 	const struct op_entry *e = op < ORFA_OP_MAX ? &op_table[op] : NULL;
 	int ret;
 
-	log_debug("%s: %s #%llu", r->conn->peer, e && e->fn ? e->name : "?",
+	log_debug("%s: %s #%llu", sreq_session(r)->peer, e && e->fn ? e->name : "?",
 		  (unsigned long long)r->m.hdr.req_id);
-	ret = access_check(r->conn, &r->m);
+	ret = access_check(sreq_session(r), &r->m);
 	if (ret == 0)
 		ret = e && e->fn ? e->fn(r) : -ENOSYS;
 	if (ret == SREQ_PARKED)
@@ -1263,11 +1141,11 @@ void dispatch_request(struct sreq *r)
 	if (ret < 0) {
 		if (!routine_error(-ret))
 			log_warn("%s: %s on node %llu failed: %s",
-				 r->conn->peer, e && e->fn ? e->name : "?",
+				 sreq_session(r)->peer, e && e->fn ? e->name : "?",
 				 (unsigned long long)r->m.a.getattr.nodeid,
 				 strerror(-ret));
 		else
-			log_debug("%s: %s #%llu: %s", r->conn->peer,
+			log_debug("%s: %s #%llu: %s", sreq_session(r)->peer,
 				  e && e->fn ? e->name : "?",
 				  (unsigned long long)r->m.hdr.req_id,
 				  strerror(-ret));
@@ -1275,21 +1153,4 @@ void dispatch_request(struct sreq *r)
 			sreq_reply_err(r, -ret);
 	}
 	sreq_finish(r);
-}
-
-/* ---- connection teardown ------------------------------------------------------ */
-
-static void cleanup_file(uint64_t id, struct sfile *f, void *arg)
-{
-	sfile_put(&f);
-}
-
-void dispatch_conn_cleanup(struct sconn *c)
-{
-	uint32_t nfiles = ftab_count(&c->files);
-
-	if (nfiles)
-		log_debug("%s: releasing %u open files", c->peer, nfiles);
-	ftab_destroy(&c->files, cleanup_file, NULL);
-	access_conn_cleanup(c);
 }

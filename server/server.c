@@ -42,7 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "access.h"
+#include "dispatch.h"
 #include "log.h"
 
 /* Data segment limit before HELLO negotiates one: HELLO carries none. */
@@ -244,21 +244,6 @@ static void workers_stop(struct orfa_server *srv)
 	srv->workers = NULL;
 }
 
-/* ---- waking the owner of a connection ----------------------------------- */
-
-/* Caller holds c->lock. */
-static void conn_wake_locked(struct sconn *c)
-{
-	if (c->srv->cfg.threading == ORFA_THREADING_CONNECTION) {
-		pthread_cond_broadcast(&c->cond);
-		return;
-	}
-	if (!c->wake_pending) {
-		c->wake_pending = 1;
-		event_active(c->ev_wake, EV_READ, 0);
-	}
-}
-
 /* ---- two-phase receive ---------------------------------------------------- */
 
 /*
@@ -274,7 +259,6 @@ static void conn_wake_locked(struct sconn *c)
  * comparisons).
  */
 #define SPLICE_MIN_DATA		(512u * 1024)
-#define DEFER_WAIT_MS		30000	/* longest pause inside a segment */
 
 /* The transport's defer resolver, on the receiving thread. */
 static int conn_defer(void *arg, const struct orfa_hdr *h)
@@ -298,153 +282,6 @@ static void conn_defer_setup(struct sconn *c)
 		c->splice_ok = 0;
 }
 
-/* ---- replies and request completion -------------------------------------- */
-
-int sreq_reply(struct sreq *r, struct orfa_msg *rep, struct orfa_txmsg *tx)
-{
-	struct sconn *c = r->conn;
-	uint8_t head[ORFA_HDR_SIZE + 512];
-	struct orfa_txmsg none = { .fd = -1 };
-	struct orfa_msg empty;
-	size_t dlen = 0;
-	ssize_t n;
-	int ret;
-
-	if (!rep) {
-		memset(&empty, 0, sizeof(empty));
-		rep = &empty;
-	}
-	if (!tx)
-		tx = &none;
-	if (tx->iov) {
-		for (int i = 0; i < tx->iovcnt; i++)
-			dlen += tx->iov[i].iov_len;
-	} else if (tx->fd >= 0) {
-		dlen = tx->fd_len;
-	}
-	rep->hdr.opcode = r->m.hdr.opcode;
-	rep->hdr.req_id = r->m.hdr.req_id;
-	rep->hdr.flags = 0;
-	rep->hdr.data_len = (uint32_t)dlen;
-	if (rep->hdr.status && rep->hdr.opcode != ORFA_OP_HELLO && !dlen) {
-		/* Error replies have an empty body; built by hand so that
-		 * opcodes the codec does not know get their ENOSYS. */
-		rep->hdr.flags = ORFA_F_REPLY;
-		rep->hdr.body_len = 0;
-		n = 0;
-	} else {
-		n = orfa_rep_encode(rep, head + ORFA_HDR_SIZE,
-				    sizeof(head) - ORFA_HDR_SIZE);
-	}
-	if (n < 0) {
-		/* Our own bug, not the peer's: answer EIO instead. */
-		log_err("%s: cannot encode %s reply: %s", c->peer,
-			orfa_op_name(r->m.hdr.opcode), strerror((int)-n));
-		if (tx->done)
-			tx->done(tx->done_arg);
-		memset(&empty, 0, sizeof(empty));
-		rep = &empty;
-		rep->hdr.opcode = r->m.hdr.opcode;
-		rep->hdr.req_id = r->m.hdr.req_id;
-		rep->hdr.status = EIO;
-		rep->hdr.flags = ORFA_F_REPLY;
-		tx = &none;
-		n = 0;
-	}
-	orfa_hdr_encode(head, &rep->hdr);
-	tx->head = head;
-	tx->head_len = ORFA_HDR_SIZE + (size_t)n;
-	ret = orfa_conn_send(c->tc, tx);
-	if (c->srv->cfg.threading == ORFA_THREADING_CONNECTION) {
-		if (ret < 0 && ret != -ENOTCONN) {
-			pthread_mutex_lock(&c->lock);
-			c->send_failed = 1;
-			pthread_mutex_unlock(&c->lock);
-		}
-		return ret;
-	}
-	if (ret < 0 && ret != -ENOTCONN) {
-		pthread_mutex_lock(&c->lock);
-		c->send_failed = 1;
-		conn_wake_locked(c);
-		pthread_mutex_unlock(&c->lock);
-	} else if (ret == 0 && orfa_conn_want_write(c->tc)) {
-		pthread_mutex_lock(&c->lock);
-		conn_wake_locked(c);
-		pthread_mutex_unlock(&c->lock);
-	}
-	return ret;
-}
-
-void sreq_reply_err(struct sreq *r, int err)
-{
-	struct orfa_msg rep;
-
-	memset(&rep, 0, sizeof(rep));
-	rep.hdr.status = (uint32_t)err;
-	sreq_reply(r, &rep, NULL);
-}
-
-static void sreq_free(struct sreq *r);
-
-void conn_kick_locked(struct sconn *c)
-{
-	if (c->closing || c->read_paused)
-		conn_wake_locked(c);
-}
-
-int sreq_take_data(struct sreq *r, struct orfa_rxdest *d)
-{
-	struct sconn *c = r->conn;
-	struct orfa_rxdest mem = { .fd = -1 };
-	int ret;
-
-	if (!r->rx.data_deferred)
-		return -EINVAL;
-	if (!d)
-		d = &mem;
-	if (!d->timeout_ms)
-		d->timeout_ms = DEFER_WAIT_MS;
-	ret = orfa_conn_recv_data(c->tc, &r->rx, d);
-	if (ret == 0 && d->fd < 0) {
-		r->data = r->rx.data;
-		r->m.data = r->data;
-	}
-	r->rx.data_deferred = 0;	/* taken, or never will be */
-	pthread_mutex_lock(&c->lock);
-	c->rx_deferred = 0;
-	if (ret) {
-		c->send_failed = 1;
-		conn_wake_locked(c);
-	} else {
-		conn_kick_locked(c);
-	}
-	pthread_mutex_unlock(&c->lock);
-	if (ret)
-		log_info("%s: cannot take %u bytes of %s data: %s", c->peer,
-			 r->m.hdr.data_len, orfa_op_name(r->m.hdr.opcode),
-			 strerror(-ret));
-	return ret;
-}
-
-void sreq_finish(struct sreq *r)
-{
-	struct sconn *c = r->conn;
-	size_t cost = r->cost;
-
-	if (r->rx.data_deferred)
-		sreq_take_data(r, NULL);	/* refused early: drop it */
-	sreq_free(r);
-	/* Nothing may touch c after the unlock: once inflight reaches zero
-	 * on a closing connection its owner may free it. */
-	pthread_mutex_lock(&c->lock);
-	c->inflight--;
-	c->inflight_bytes -= cost;
-	if (c->closing || c->read_paused)
-		conn_wake_locked(c);
-	pthread_mutex_unlock(&c->lock);
-}
-
 /* ---- connection objects --------------------------------------------------- */
 
 static struct sconn *conn_new(struct orfa_server *srv, struct orfa_conn *tc)
@@ -453,20 +290,18 @@ static struct sconn *conn_new(struct orfa_server *srv, struct orfa_conn *tc)
 
 	if (!c)
 		return NULL;
-	c->srv = srv;
-	c->tc = tc;
-	snprintf(c->peer, sizeof(c->peer), "%s",
-		 tc->peer[0] ? tc->peer : "?");
-	pthread_mutex_init(&c->lock, NULL);
-	pthread_cond_init(&c->cond, NULL);
-	if (ftab_init(&c->files) || nmap_init(&c->nodes)) {
-		pthread_cond_destroy(&c->cond);
-		pthread_mutex_destroy(&c->lock);
+	if (access_session_init(&c->s)) {
 		free(c);
 		return NULL;
 	}
+	c->srv = srv;
+	c->tc = tc;
+	snprintf(c->s.peer, sizeof(c->s.peer), "%s",
+		 tc->peer[0] ? tc->peer : "?");
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->cond, NULL);
 	pthread_mutex_lock(&srv->clock);
-	c->id = ++srv->next_conn_id;
+	c->s.id = ++srv->next_conn_id;
 	c->next = srv->conns;
 	if (srv->conns)
 		srv->conns->prev = c;
@@ -502,10 +337,9 @@ static void conn_free(struct sconn *c)
 	pthread_mutex_unlock(&srv->clock);
 	/* Transport first: queued replies let go of their file objects. */
 	orfa_conn_put(&c->tc);
-	dispatch_conn_cleanup(c);
-	free(c->export_path);
-	log_debug("%s: connection %llu freed", c->peer,
-		  (unsigned long long)c->id);
+	access_session_end(&c->s);
+	log_debug("%s: connection %llu freed", c->s.peer,
+		  (unsigned long long)c->s.id);
 	pthread_cond_destroy(&c->cond);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
@@ -536,8 +370,8 @@ static void conn_close(struct sconn *c)
 /* Drop c's locks (and cancel its parked waiters) in its export's table. */
 static void conn_drop_locks(struct sconn *c)
 {
-	if (c->ex)
-		orfa_locks_drop_conn(c->ex->locks, c->id);
+	if (c->s.ex)
+		orfa_locks_drop_conn(c->s.ex->locks, c->s.id);
 }
 
 /* Loop modes: advance the teardown; returns 1 when c was freed. */
@@ -596,9 +430,9 @@ static void conn_recv_failed(struct sconn *c, int err)
 	 * a frame cut short or refused by the transport is bad input. */
 	if ((err == -ECONNRESET && strncmp(why, "truncated", 9) != 0) ||
 	    err == -ENOTCONN)
-		log_info("%s: connection closed: %s", c->peer, why);
+		log_info("%s: connection closed: %s", c->s.peer, why);
 	else
-		log_warn("%s: dropping connection: %s", c->peer, why);
+		log_warn("%s: dropping connection: %s", c->s.peer, why);
 	conn_close(c);
 }
 
@@ -612,7 +446,7 @@ static void conn_drop(struct sconn *c, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	log_warn("%s: dropping connection: %s", c->peer, why);
+	log_warn("%s: dropping connection: %s", c->s.peer, why);
 	conn_close(c);
 }
 
@@ -637,21 +471,13 @@ static void conn_inflight_inc(struct sconn *c, struct sreq *r)
 	default:
 		break;
 	}
-	if (want > c->max_data)
-		want = c->max_data;
+	if (want > c->s.max_data)
+		want = c->s.max_data;
 	r->cost = r->m.hdr.data_len + (size_t)want;
 	pthread_mutex_lock(&c->lock);
 	c->inflight++;
 	c->inflight_bytes += r->cost;
 	pthread_mutex_unlock(&c->lock);
-}
-
-/* Give a request's frame back to the transport and free the request. */
-static void sreq_free(struct sreq *r)
-{
-	if (r->rx.tp_priv || r->rx.head)
-		orfa_conn_recv_done(r->conn->tc, &r->rx);
-	free(r);
 }
 
 /*
@@ -676,7 +502,7 @@ static void conn_handle_frame(struct sconn *c, struct orfa_rxmsg *rx)
 	r = calloc(1, sizeof(*r));
 	if (!r) {
 		orfa_conn_recv_done(c->tc, rx);
-		log_err("%s: out of memory for a request", c->peer);
+		log_err("%s: out of memory for a request", c->s.peer);
 		conn_close(c);
 		return;
 	}
@@ -700,7 +526,7 @@ static void conn_handle_frame(struct sconn *c, struct orfa_rxmsg *rx)
 			return;
 		}
 		conn_inflight_inc(c, r);
-		dispatch_hello(r);
+		hello_handle(r);
 		sreq_finish(r);
 		return;
 	}
@@ -712,7 +538,7 @@ static void conn_handle_frame(struct sconn *c, struct orfa_rxmsg *rx)
 			return;
 		}
 		conn_inflight_inc(c, r);
-		dispatch_auth(r);
+		auth_handle(r);
 		sreq_finish(r);
 		return;
 	}
@@ -724,7 +550,7 @@ static void conn_handle_frame(struct sconn *c, struct orfa_rxmsg *rx)
 	}
 	ret = orfa_req_decode(&r->m, r->head + ORFA_HDR_SIZE, &why);
 	if (ret == -ENOSYS && (r->m.hdr.flags & ORFA_F_REPLY) == 0) {
-		log_debug("%s: unknown opcode %u: ENOSYS", c->peer, op);
+		log_debug("%s: unknown opcode %u: ENOSYS", c->s.peer, op);
 		conn_inflight_inc(c, r);
 		sreq_reply_err(r, ENOSYS);
 		sreq_finish(r);
@@ -785,7 +611,7 @@ static int conn_may_read(struct sconn *c)
 
 static void conn_pause(struct sconn *c)
 {
-	log_debug("%s: back-pressure: reading paused", c->peer);
+	log_debug("%s: back-pressure: reading paused", c->s.peer);
 	pthread_mutex_lock(&c->lock);
 	c->read_paused = 1;
 	pthread_mutex_unlock(&c->lock);
@@ -858,7 +684,7 @@ static void conn_progress(struct sconn *c)
 		if (failed) {
 			const char *why = orfa_conn_last_error(c->tc);
 
-			log_info("%s: connection lost: %s", c->peer,
+			log_info("%s: connection lost: %s", c->s.peer,
 				 why && *why ? why : "send failed");
 			conn_close(c);
 			continue;
@@ -882,7 +708,7 @@ static void conn_progress(struct sconn *c)
 		if (c->close_after_flush) {
 			if (!ww) {
 				log_debug("%s: closing after refused HELLO",
-					  c->peer);
+					  c->s.peer);
 				conn_close(c);
 				continue;
 			}
@@ -949,7 +775,7 @@ static void *conn_thread(void *arg)
 
 	/* Named here: once created, the thread may end (and free c) before
 	 * its creator could touch it again. */
-	snprintf(name, sizeof(name), "orfad-c%llu", (unsigned long long)c->id);
+	snprintf(name, sizeof(name), "orfad-c%llu", (unsigned long long)c->s.id);
 	name[15] = '\0';
 	pthread_setname_np(pthread_self(), name);
 	conn_defer_setup(c);
@@ -969,7 +795,7 @@ static void *conn_thread(void *arg)
 		failed = c->send_failed;
 		pthread_mutex_unlock(&c->lock);
 		if (failed) {
-			log_info("%s: connection lost: %s", c->peer,
+			log_info("%s: connection lost: %s", c->s.peer,
 				 orfa_conn_last_error(c->tc));
 			break;
 		}
@@ -1027,7 +853,7 @@ static void conn_attach(struct sconn *c)
 	c->ev_wake = event_new(l->base, -1, 0, on_wake, c);
 	c->ev_more = evtimer_new(l->base, on_more, c);
 	if (!c->ev_read || !c->ev_write || !c->ev_wake || !c->ev_more) {
-		log_err("%s: out of memory for connection events", c->peer);
+		log_err("%s: out of memory for connection events", c->s.peer);
 		c->closing = 1;
 		conn_free(c);
 		return;
@@ -1254,8 +1080,8 @@ static void conn_setup(struct orfa_server *srv, struct orfa_conn *tc)
 		orfa_conn_put(&tc);
 		return;
 	}
-	log_info("%s: connection %llu accepted", c->peer,
-		 (unsigned long long)c->id);
+	log_info("%s: connection %llu accepted", c->s.peer,
+		 (unsigned long long)c->s.id);
 	if (srv->cfg.threading == ORFA_THREADING_CONNECTION) {
 		pthread_t th;
 
@@ -1268,7 +1094,7 @@ static void conn_setup(struct orfa_server *srv, struct orfa_conn *tc)
 			srv->nthreads--;
 			pthread_mutex_unlock(&srv->clock);
 			log_err("%s: cannot start connection thread: %s",
-				c->peer, strerror(ret));
+				c->s.peer, strerror(ret));
 			c->closing = 1;
 			c->teardown_stage = 2;
 			conn_free(c);
