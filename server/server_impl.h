@@ -139,6 +139,65 @@ struct sconn {
 					 * meanwhile */
 };
 
+/*
+ * The calls between the files that run connections.  They go one way:
+ * server.c -> loop.c -> conn.c -> workers.c -> dispatch.h -> request.c
+ * (server.c also calls conn.c and workers.c directly).
+ */
+
+/* ---- loop.c (loop modes) ------------------------------------------------- */
+
+/* Create the loops (loops[0] on srv->base) / start the threads of the
+ * others (one that cannot start gets no connections) / stop them once
+ * accepting stopped, returning when every connection was torn down /
+ * free them.  loops_create: 0 or -ENOMEM. */
+int loops_create(struct orfa_server *srv);
+void loops_start(struct orfa_server *srv);
+void loops_stop(struct orfa_server *srv);
+void loops_destroy(struct orfa_server *srv);
+/* Accepting thread: give c to the loop with the fewest connections. */
+void loop_hand_over(struct orfa_server *srv, struct sconn *c);
+
+/* ---- conn.c ----------------------------------------------------------------- */
+
+/* A connection object for transport connection tc (taken), listed in
+ * srv; NULL on ENOMEM (tc is then the caller's). */
+struct sconn *conn_new(struct orfa_server *srv, struct orfa_conn *tc);
+/* Last step of teardown, on the owning thread; nothing refers to c. */
+void conn_free(struct sconn *c);
+/* Stop reading c and start its teardown (receiving thread).  In loop
+ * modes the caller must not use c after its callback's final
+ * conn_progress (loop.c), which completes the teardown. */
+void conn_close(struct sconn *c);
+/* Loop modes: advance c's teardown; 1 when c may be freed now. */
+int conn_teardown_step(struct sconn *c);
+/* A receive failed with err: say why (warning for bad input), close. */
+void conn_recv_failed(struct sconn *c, int err);
+/* One received frame of c, on the receiving thread: check it, make a
+ * request of it and run or queue it (workers.c); or drop c. */
+void conn_handle_frame(struct sconn *c, struct orfa_rxmsg *rx);
+/* Receiving thread, before the first receive: let big WRITE data stay in
+ * the connection (queue and connection modes, when the transport can). */
+void conn_defer_setup(struct sconn *c);
+/* Connection mode: start c's thread, which owns c from then on: 0 or a
+ * negative errno (c is still the caller's). */
+int conn_thread_start(struct sconn *c);
+/* Join the connection threads that ended. */
+void zombies_join(struct orfa_server *srv);
+
+/* ---- workers.c ---------------------------------------------------------------- */
+
+/* Start the queue-mode workers (0 or a negative errno) / stop them once
+ * the queue is drained. */
+int workers_start(struct orfa_server *srv);
+void workers_stop(struct orfa_server *srv);
+/* Run the decoded request r of c, counted in flight: here, or on a
+ * worker in queue mode.  r may be gone on return. */
+void run_request(struct sconn *c, struct sreq *r);
+/* Queue mode: has c's current read burst run enough requests on the loop
+ * thread that the loop should turn to its other connections? */
+int run_burst_spent(const struct sconn *c);
+
 /* ---- request.c ------------------------------------------------------------ */
 
 /* Give a request's frame back to the transport and free the request
