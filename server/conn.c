@@ -379,7 +379,8 @@ static void *conn_thread(void *arg)
 
 	/* Named here: once created, the thread may end (and free c) before
 	 * its creator could touch it again. */
-	snprintf(name, sizeof(name), "orfad-c%llu", (unsigned long long)c->s.id);
+	snprintf(name, sizeof(name), "orfad-c%llu",
+		 (unsigned long long)c->s.id);
 	name[15] = '\0';
 	pthread_setname_np(pthread_self(), name);
 	conn_defer_setup(c);

@@ -15,15 +15,16 @@
  * of the connections; loops[0] also accepts) read whole frames from each
  * connection (non-blocking transport, until -EAGAIN), decode them, and
  * queue them to a pool of workers (mutex + condvar); requests known to be
- * short run on the loop thread instead (workers.c).  A worker runs the request against the backend (dispatch.c) and sends
- * the reply itself: non-blocking sends never stall it, the transport
- * queues what the socket does not take.  Workers never touch libevent
- * objects: when output is left queued, or a paused or closing connection
- * needs attention, they activate that connection's wake event and the
- * loop thread flushes (EV_WRITE while the transport wants it) or tears
- * down.  Sequential mode runs requests on the loop thread instead;
- * connection mode gives each connection a thread doing blocking receive /
- * run / send, and the loop thread only accepts.
+ * short run on the loop thread instead (workers.c).  A worker runs the
+ * request against the backend (dispatch.c) and sends the reply itself:
+ * non-blocking sends never stall it, the transport queues what the socket
+ * does not take.  Workers never touch libevent objects: when output is
+ * left queued, or a paused or closing connection needs attention, they
+ * activate that connection's wake event and the loop thread flushes
+ * (EV_WRITE while the transport wants it) or tears down.  Sequential mode
+ * runs requests on the loop thread instead; connection mode gives each
+ * connection a thread doing blocking receive / run / send, and the loop
+ * thread only accepts.
  *
  * Back-pressure and teardown are described in loop.c and conn.c.
  */

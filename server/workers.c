@@ -154,7 +154,8 @@ int workers_start(struct orfa_server *srv)
 					 srv);
 
 		if (ret) {
-			log_err("cannot start worker thread: %s", strerror(ret));
+			log_err("cannot start worker thread: %s",
+				strerror(ret));
 			return -ret;
 		}
 		srv->nworkers++;
