@@ -301,25 +301,23 @@ static int conn_handshake(struct sconn *c, struct sreq *r)
 		conn_drop_req(c, r, "before HELLO");
 		return 1;
 	}
-	if (op == ORFA_OP_HELLO) {
-		if (c->hello_done) {
+	if (op == ORFA_OP_HELLO || op == ORFA_OP_AUTH) {
+		const char *bad = NULL;
+
+		if (op == ORFA_OP_HELLO && c->hello_done)
+			bad = "second HELLO";
+		else if (op == ORFA_OP_AUTH && !c->auth_wait)
+			bad = "AUTH request the server did not ask for";
+		if (bad) {
 			sreq_free(r);
-			conn_drop(c, "second HELLO");
+			conn_drop(c, "%s", bad);
 			return 1;
 		}
 		conn_inflight_inc(c, r);
-		hello_handle(r);
-		sreq_finish(r);
-		return 1;
-	}
-	if (op == ORFA_OP_AUTH) {
-		if (!c->auth_wait) {
-			sreq_free(r);
-			conn_drop(c, "AUTH request the server did not ask for");
-			return 1;
-		}
-		conn_inflight_inc(c, r);
-		auth_handle(r);
+		if (op == ORFA_OP_HELLO)
+			hello_handle(r);
+		else
+			auth_handle(r);
 		sreq_finish(r);
 		return 1;
 	}

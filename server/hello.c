@@ -154,6 +154,31 @@ static int hello_export(struct sreq *r, const char *path,
 }
 
 /*
+ * Start the session on the export HELLO bound (subdirectory subdir of
+ * path) and open it; what starts the log line.  0 and *root, or the status
+ * to refuse with (a positive errno) and a reason.
+ */
+static int session_begin(struct sreq *r, const char *path,
+			 const char *subdir, const char *what,
+			 struct orfa_entry *root, char *reason, size_t rsz)
+{
+	struct ssession *s = sreq_session(r);
+	int ret;
+
+	reason[0] = '\0';
+	ret = access_session_start(s, path_shown(path), subdir, root, reason,
+				   rsz);
+	if (ret)
+		return -ret;
+	sreq_session_open(r);
+	log_info("%s: %s export %s, root node %llu, max_data %u, "
+		 "features %#llx", s->peer, what, path_shown(path),
+		 (unsigned long long)root->nodeid, s->max_data,
+		 (unsigned long long)s->features);
+	return 0;
+}
+
+/*
  * The server has a key: keep what the AUTH proof needs and answer with
  * our nonce.  The subdirectory is resolved only once the client proved it
  * holds the key: nothing about the export shows before.
@@ -223,21 +248,15 @@ void hello_handle(struct sreq *r)
 		return;
 	}
 
-	reason[0] = '\0';
-	err = -access_session_start(s, path_shown(path), subdir, &root,
-				    reason, sizeof(reason));
+	err = session_begin(r, path, subdir, "HELLO:", &root, reason,
+			    sizeof(reason));
 	if (err) {
 		hello_refuse(r, err, reason);
 		return;
 	}
-	sreq_session_open(r);
 	rep.a.hello_rep.root_nodeid = root.nodeid;
 	rep.a.hello_rep.root_generation = root.generation;
 	rep.a.hello_rep.root_attr = root.attr;
-	log_info("%s: HELLO: export %s, root node %llu, max_data %u, "
-		 "features %#llx", s->peer, path_shown(path),
-		 (unsigned long long)root.nodeid, s->max_data,
-		 (unsigned long long)s->features);
 	sreq_reply(r, &rep, NULL);
 }
 
@@ -268,23 +287,17 @@ void auth_handle(struct sreq *r)
 	}
 	/* orfa_exports_find again: the same path, the same export. */
 	sreq_find_export(r, path, &subdir);
-	reason[0] = '\0';
-	ret = access_session_start(s, path_shown(path), subdir, &root,
-				   reason, sizeof(reason));
+	ret = session_begin(r, path, subdir, "AUTH: client authenticated,",
+			    &root, reason, sizeof(reason));
 	if (ret) {
-		auth_refuse(r, -ret, reason);
+		auth_refuse(r, ret, reason);
 		return;
 	}
-	sreq_session_open(r);
 	memset(&rep, 0, sizeof(rep));
 	orfa_auth_proof(key, ORFA_AUTH_SERVER, s->cnonce, s->snonce, path,
 			rep.a.auth_rep.proof);
 	rep.a.auth_rep.root_nodeid = root.nodeid;
 	rep.a.auth_rep.root_generation = root.generation;
 	rep.a.auth_rep.root_attr = root.attr;
-	log_info("%s: AUTH: client authenticated, export %s, root node %llu, "
-		 "max_data %u, features %#llx", s->peer, path_shown(path),
-		 (unsigned long long)root.nodeid, s->max_data,
-		 (unsigned long long)s->features);
 	sreq_reply(r, &rep, NULL);
 }
