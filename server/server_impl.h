@@ -76,7 +76,7 @@ struct orfa_server {
 	pthread_t *workers;
 	unsigned nworkers;
 	/* Queue mode: per opcode, the share of recent runs that took longer
-	 * than INLINE_MAX_NS (server.c), in 1/256, a moving average over
+	 * than INLINE_MAX_NS (workers.c), in 1/256, a moving average over
 	 * about 8 runs; relaxed atomics: a lost update does not matter.  It
 	 * decides whether the loop thread may run one itself. */
 	uint32_t op_slow[ORFA_OP_MAX];
