@@ -203,16 +203,24 @@ int access_session_init(struct ssession *s)
 	return 0;
 }
 
-int access_session_start(struct ssession *s, const char *path,
-			 const char *subdir, struct orfa_entry *root,
-			 char *why, size_t whysz)
+static const struct orfa_cred as_root = { 0 };
+
+/*
+ * Walk subdir from the export root of be, as root: ".." refused, every
+ * component a directory.  0 and *node, with *root the entry of the last
+ * component and its lookup reference held (*node ORFA_ROOT_NODEID and
+ * *root zeroed when subdir names the root itself), or a negative errno
+ * with a reason in why.
+ */
+static int subdir_resolve(struct orfa_backend *be, const char *path,
+			  const char *subdir, uint64_t *node,
+			  struct orfa_entry *root, char *why, size_t whysz)
 {
-	static const struct orfa_cred as_root = { 0 };
-	struct orfa_backend *be = s->ex->be;
 	char *copy = strdup(subdir), *save = NULL, *comp;
 	uint64_t cur = ORFA_ROOT_NODEID;
 	int ret = 0;
 
+	*node = cur;
 	if (!copy) {
 		snprintf(why, whysz, "out of memory");
 		return -ENOMEM;
@@ -252,6 +260,21 @@ int access_session_start(struct ssession *s, const char *path,
 			be->ops->forget(be, cur, 1);
 		return ret;
 	}
+	*node = cur;
+	return 0;
+}
+
+int access_session_start(struct ssession *s, const char *path,
+			 const char *subdir, struct orfa_entry *root,
+			 char *why, size_t whysz)
+{
+	struct orfa_backend *be = s->ex->be;
+	uint64_t cur;
+	int ret;
+
+	ret = subdir_resolve(be, path, subdir, &cur, root, why, whysz);
+	if (ret)
+		return ret;
 	if (cur == ORFA_ROOT_NODEID) {
 		root->nodeid = ORFA_ROOT_NODEID;
 		ret = be->ops->getattr(be, &as_root, cur, NULL, &root->attr);

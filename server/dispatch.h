@@ -1,7 +1,7 @@
 /*
  * dispatch.h - the entry points of orfad's request handlers, called by
- * the pipeline (conn.c, loop.c, workers.c) once a request is read and
- * decoded.  Handlers answer through the request API (request.h) and never
+ * the pipeline once a request is read: workers.c runs decoded requests,
+ * conn.c runs HELLO and AUTH.  Handlers answer through the request API (request.h) and never
  * call back into the pipeline otherwise.
  *
  * The handlers: one per opcode, in a table indexed by opcode (handler +

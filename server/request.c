@@ -38,8 +38,8 @@ void conn_wake_locked(struct sconn *c)
 	}
 }
 
-/* A request of c stopped running without finishing (it was parked):
- * wake c's owner if c is paused or closing.  Caller holds c->lock. */
+/* A request of c stopped running (finished, or parked): wake c's owner
+ * if c is paused or closing.  Caller holds c->lock. */
 static void conn_kick_locked(struct sconn *c)
 {
 	if (c->closing || c->read_paused)
@@ -73,6 +73,37 @@ int sreq_peer_addr(struct sreq *r, struct sockaddr_storage *ss)
 
 /* ---- replies ---------------------------------------------------------------- */
 
+/*
+ * Send a reply on c, any thread.  A failure is noted for c's owner, which
+ * closes c; in loop modes the owner is also woken for that, and when the
+ * transport kept output queued, to flush it.  0 or the negative errno of
+ * the send.
+ */
+static int conn_send(struct sconn *c, struct orfa_txmsg *tx)
+{
+	int ret = orfa_conn_send(c->tc, tx);
+
+	if (c->srv->cfg.threading == ORFA_THREADING_CONNECTION) {
+		if (ret < 0 && ret != -ENOTCONN) {
+			pthread_mutex_lock(&c->lock);
+			c->send_failed = 1;
+			pthread_mutex_unlock(&c->lock);
+		}
+		return ret;
+	}
+	if (ret < 0 && ret != -ENOTCONN) {
+		pthread_mutex_lock(&c->lock);
+		c->send_failed = 1;
+		conn_wake_locked(c);
+		pthread_mutex_unlock(&c->lock);
+	} else if (ret == 0 && orfa_conn_want_write(c->tc)) {
+		pthread_mutex_lock(&c->lock);
+		conn_wake_locked(c);
+		pthread_mutex_unlock(&c->lock);
+	}
+	return ret;
+}
+
 int sreq_reply(struct sreq *r, struct orfa_msg *rep, struct orfa_txmsg *tx)
 {
 	struct sconn *c = r->conn;
@@ -81,7 +112,6 @@ int sreq_reply(struct sreq *r, struct orfa_msg *rep, struct orfa_txmsg *tx)
 	struct orfa_msg empty;
 	size_t dlen = 0;
 	ssize_t n;
-	int ret;
 
 	if (!rep) {
 		memset(&empty, 0, sizeof(empty));
@@ -127,26 +157,7 @@ int sreq_reply(struct sreq *r, struct orfa_msg *rep, struct orfa_txmsg *tx)
 	orfa_hdr_encode(head, &rep->hdr);
 	tx->head = head;
 	tx->head_len = ORFA_HDR_SIZE + (size_t)n;
-	ret = orfa_conn_send(c->tc, tx);
-	if (c->srv->cfg.threading == ORFA_THREADING_CONNECTION) {
-		if (ret < 0 && ret != -ENOTCONN) {
-			pthread_mutex_lock(&c->lock);
-			c->send_failed = 1;
-			pthread_mutex_unlock(&c->lock);
-		}
-		return ret;
-	}
-	if (ret < 0 && ret != -ENOTCONN) {
-		pthread_mutex_lock(&c->lock);
-		c->send_failed = 1;
-		conn_wake_locked(c);
-		pthread_mutex_unlock(&c->lock);
-	} else if (ret == 0 && orfa_conn_want_write(c->tc)) {
-		pthread_mutex_lock(&c->lock);
-		conn_wake_locked(c);
-		pthread_mutex_unlock(&c->lock);
-	}
-	return ret;
+	return conn_send(c, tx);
 }
 
 void sreq_reply_err(struct sreq *r, int err)
@@ -250,8 +261,7 @@ void sreq_finish(struct sreq *r)
 	pthread_mutex_lock(&c->lock);
 	c->inflight--;
 	c->inflight_bytes -= cost;
-	if (c->closing || c->read_paused)
-		conn_wake_locked(c);
+	conn_kick_locked(c);
 	pthread_mutex_unlock(&c->lock);
 }
 

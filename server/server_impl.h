@@ -200,8 +200,8 @@ int run_burst_spent(const struct sconn *c);
 
 /* ---- request.c ------------------------------------------------------------ */
 
-/* Give a request's frame back to the transport and free the request
- * (one that was never counted in its connection). */
+/* Give a request's frame back to the transport and free the request,
+ * without counting it out of its connection (sreq_finish does both). */
 void sreq_free(struct sreq *r);
 /* Wake c's owner (its loop, or its thread in connection mode) to look at
  * c again.  Caller holds c->lock. */
