@@ -1,9 +1,10 @@
 /*
  * access.c - export binding and per-request access checks of orfad
  * (access.h): which export a session reaches, which of its node ids, as
- * whom, and whether it may change anything.  The policy itself (networks,
- * squashing rules, what modifies) is exports.c's; this file applies it to
- * connections and requests.
+ * whom, and whether it may change anything; the session's start and end.
+ * The policy itself (networks, squashing rules, what modifies) is
+ * exports.c's; this file applies it to sessions and requests.  It knows a
+ * connection only through the request API (request.h).
  */
 #include "access.h"
 
@@ -17,7 +18,7 @@
 #include "backend.h"
 #include "locks.h"
 #include "log.h"
-#include "server_impl.h"
+#include "request.h"
 
 /* ---- exports ------------------------------------------------------------- */
 
@@ -75,7 +76,7 @@ static int open_to_anyone(const struct orfa_export *e)
 	return 0;
 }
 
-/* The address part of c->peer ("a.b.c.d:port", "[v6]:port"). */
+/* The address part of a peer name ("a.b.c.d:port", "[v6]:port"). */
 static void peer_host_of_name(const char *peer, char *host, size_t hsz)
 {
 	const char *colon = strrchr(peer, ':');
@@ -88,20 +89,21 @@ static void peer_host_of_name(const char *peer, char *host, size_t hsz)
 	snprintf(host, hsz, "%.*s", (int)len, peer);
 }
 
-int access_peer_allowed(struct sconn *c, const struct sexport *x, char *host,
+int access_peer_allowed(struct sreq *r, const struct sexport *x, char *host,
 			size_t hsz)
 {
+	const char *peer = sreq_session(r)->peer;
 	struct sockaddr_storage ss;
 	int ret;
 
-	peer_host_of_name(c->peer, host, hsz);
+	peer_host_of_name(peer, host, hsz);
 	if (open_to_anyone(x->cfg))
 		return 1;
-	ret = orfa_conn_peer_addr(c->tc, &ss);
+	ret = sreq_peer_addr(r, &ss);
 	if (ret) {
 		log_warn("%s: cannot tell the peer's address (%s): export %s "
 			 "is open to some networks only, refusing",
-			 c->peer, strerror(-ret), x->cfg->name);
+			 peer, strerror(-ret), x->cfg->name);
 		return 0;
 	}
 	return orfa_export_allows(x->cfg, (const struct sockaddr *)&ss);
@@ -158,47 +160,67 @@ static void view_put(struct sexport *x, struct sview **vp)
 	free(v);
 }
 
-static int view_holds(const struct sconn *c, uint64_t nodeid)
+static int view_holds(const struct ssession *s, uint64_t nodeid)
 {
-	return nodeid == c->root_nodeid ||
-	       nmap_get(&c->view->nodes, nodeid) > 0;
+	return nodeid == s->root_nodeid ||
+	       nmap_get(&s->view->nodes, nodeid) > 0;
 }
 
 /* ---- lookup references --------------------------------------------------- */
 
-int access_ref_add(struct sconn *c, uint64_t nodeid, uint64_t n)
+int access_ref_add(struct ssession *s, uint64_t nodeid, uint64_t n)
 {
-	int ret = nmap_add(&c->nodes, nodeid, n);
+	int ret = nmap_add(&s->nodes, nodeid, n);
 
-	if (ret || !c->view)
+	if (ret || !s->view)
 		return ret;
-	ret = nmap_add(&c->view->nodes, nodeid, n);
+	ret = nmap_add(&s->view->nodes, nodeid, n);
 	if (ret)
-		nmap_sub(&c->nodes, nodeid, n);
+		nmap_sub(&s->nodes, nodeid, n);
 	return ret;
 }
 
-uint64_t access_ref_sub(struct sconn *c, uint64_t nodeid, uint64_t n)
+uint64_t access_ref_sub(struct ssession *s, uint64_t nodeid, uint64_t n)
 {
-	uint64_t took = nmap_sub(&c->nodes, nodeid, n);
+	uint64_t took = nmap_sub(&s->nodes, nodeid, n);
 
-	if (took && c->view)
-		nmap_sub(&c->view->nodes, nodeid, took);
+	if (took && s->view)
+		nmap_sub(&s->view->nodes, nodeid, took);
 	return took;
 }
 
 /* ---- session start ------------------------------------------------------- */
 
-int access_session_start(struct sconn *c, const char *path,
-			 const char *subdir, struct orfa_entry *root,
-			 char *why, size_t whysz)
+int access_session_init(struct ssession *s)
 {
-	static const struct orfa_cred as_root = { 0 };
-	struct orfa_backend *be = c->ex->be;
+	memset(s, 0, sizeof(*s));
+	if (ftab_init(&s->files))
+		return -ENOMEM;
+	if (nmap_init(&s->nodes)) {
+		ftab_destroy(&s->files, NULL, NULL);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static const struct orfa_cred as_root = { 0 };
+
+/*
+ * Walk subdir from the export root of be, as root: ".." refused, every
+ * component a directory.  0 and *node, with *root the entry of the last
+ * component and its lookup reference held (*node ORFA_ROOT_NODEID and
+ * *root zeroed when subdir names the root itself), or a negative errno
+ * with a reason in why.
+ */
+static int subdir_resolve(struct orfa_backend *be, const char *path,
+			  const char *subdir, uint64_t *node,
+			  struct orfa_entry *root, char *why, size_t whysz)
+{
 	char *copy = strdup(subdir), *save = NULL, *comp;
 	uint64_t cur = ORFA_ROOT_NODEID;
 	int ret = 0;
 
+	*node = cur;
 	if (!copy) {
 		snprintf(why, whysz, "out of memory");
 		return -ENOMEM;
@@ -238,6 +260,21 @@ int access_session_start(struct sconn *c, const char *path,
 			be->ops->forget(be, cur, 1);
 		return ret;
 	}
+	*node = cur;
+	return 0;
+}
+
+int access_session_start(struct ssession *s, const char *path,
+			 const char *subdir, struct orfa_entry *root,
+			 char *why, size_t whysz)
+{
+	struct orfa_backend *be = s->ex->be;
+	uint64_t cur;
+	int ret;
+
+	ret = subdir_resolve(be, path, subdir, &cur, root, why, whysz);
+	if (ret)
+		return ret;
 	if (cur == ORFA_ROOT_NODEID) {
 		root->nodeid = ORFA_ROOT_NODEID;
 		ret = be->ops->getattr(be, &as_root, cur, NULL, &root->attr);
@@ -246,20 +283,20 @@ int access_session_start(struct sconn *c, const char *path,
 			return ret;
 		}
 	} else {
-		c->view = view_get(c->ex, cur);
-		if (!c->view) {
+		s->view = view_get(s->ex, cur);
+		if (!s->view) {
 			be->ops->forget(be, cur, 1);
 			snprintf(why, whysz, "out of memory");
 			return -ENOMEM;
 		}
 	}
-	c->root_nodeid = cur;
-	c->root_ino = root->attr.ino;
+	s->root_nodeid = cur;
+	s->root_ino = root->attr.ino;
 	if (cur != ORFA_ROOT_NODEID) {
-		ret = access_ref_add(c, cur, 1);
+		ret = access_ref_add(s, cur, 1);
 		if (ret) {
 			be->ops->forget(be, cur, 1);
-			view_put(c->ex, &c->view);
+			view_put(s->ex, &s->view);
 			snprintf(why, whysz, "out of memory");
 			return ret;
 		}
@@ -346,9 +383,9 @@ static int dot_names_check(const struct orfa_msg *m)
 	}
 }
 
-int access_check(struct sconn *c, struct orfa_msg *m)
+int access_check(struct ssession *s, struct orfa_msg *m)
 {
-	const struct orfa_export *e = c->ex->cfg;
+	const struct orfa_export *e = s->ex->cfg;
 	unsigned op = m->hdr.opcode;
 	uint64_t id[2];
 	int n, ret;
@@ -365,40 +402,40 @@ int access_check(struct sconn *c, struct orfa_msg *m)
 	ret = dot_names_check(m);
 	if (ret)
 		return ret;
-	if (!c->view)
+	if (!s->view)
 		return 0;
 	n = req_nodes(m, id);
 	for (int i = 0; i < n; i++)
-		if (!view_holds(c, id[i]))
+		if (!view_holds(s, id[i]))
 			return -ESTALE;
 	return 0;
 }
 
 /* ---- ".." in a subdirectory session -------------------------------------- */
 
-int access_is_dotdot_lookup(const struct sconn *c, const struct orfa_msg *m)
+int access_is_dotdot_lookup(const struct ssession *s, const struct orfa_msg *m)
 {
-	return c->view && m->hdr.opcode == ORFA_OP_LOOKUP &&
+	return s->view && m->hdr.opcode == ORFA_OP_LOOKUP &&
 	       dot_kind(m->name, m->namelen) == 2;
 }
 
-int access_lookup_dotdot(struct sconn *c, const struct orfa_cred *cr,
+int access_lookup_dotdot(struct ssession *s, const struct orfa_cred *cr,
 			 uint64_t parent, struct orfa_entry *e)
 {
-	struct orfa_backend *be = c->ex->be;
+	struct orfa_backend *be = s->ex->be;
 	int ret;
 
 	/* The session root is the client's "/": its ".." is itself. */
-	if (parent == c->root_nodeid)
+	if (parent == s->root_nodeid)
 		return be->ops->lookup(be, cr, parent, ".", 1, e);
 	ret = be->ops->lookup(be, cr, parent, "..", 2, e);
 	if (ret)
 		return ret;
-	if (!view_holds(c, e->nodeid)) {
+	if (!view_holds(s, e->nodeid)) {
 		/* A parent this view never reached: the directory was moved
 		 * out of the subtree; do not follow it. */
 		log_info("%s: '..' of node %llu leads out of the mounted "
-			 "subdirectory: refused", c->peer,
+			 "subdirectory: refused", s->peer,
 			 (unsigned long long)parent);
 		be->ops->forget(be, e->nodeid, 1);
 		return -EACCES;
@@ -410,17 +447,29 @@ int access_lookup_dotdot(struct sconn *c, const struct orfa_cred *cr,
 
 static void cleanup_node(uint64_t nodeid, uint64_t count, void *arg)
 {
-	struct sconn *c = arg;
+	struct ssession *s = arg;
 
-	c->ex->be->ops->forget(c->ex->be, nodeid, count);
-	if (c->view)
-		nmap_sub(&c->view->nodes, nodeid, count);
+	s->ex->be->ops->forget(s->ex->be, nodeid, count);
+	if (s->view)
+		nmap_sub(&s->view->nodes, nodeid, count);
 }
 
-void access_conn_cleanup(struct sconn *c)
+static void cleanup_file(uint64_t id, struct sfile *f, void *arg)
 {
+	sfile_put(&f);
+}
+
+void access_session_end(struct ssession *s)
+{
+	uint32_t nfiles = ftab_count(&s->files);
+
+	if (nfiles)
+		log_debug("%s: releasing %u open files", s->peer, nfiles);
+	ftab_destroy(&s->files, cleanup_file, NULL);
 	/* No HELLO took: no reference can have been handed out. */
-	nmap_destroy(&c->nodes, c->ex ? cleanup_node : count_drop, c);
-	if (c->ex)
-		view_put(c->ex, &c->view);
+	nmap_destroy(&s->nodes, s->ex ? cleanup_node : count_drop, s);
+	if (s->ex)
+		view_put(s->ex, &s->view);
+	free(s->export_path);
+	s->export_path = NULL;
 }

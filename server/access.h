@@ -24,9 +24,9 @@
  *
  * Threads: sexport and sview are shared by all connections and workers;
  * their tables have their own locks (lock order: view list lock, then a
- * node map's lock).  A connection's binding fields are written by its
- * receiving thread during the handshake, before any other request of the
- * connection runs, and are read-only afterwards.
+ * node map's lock).  A session's binding fields are written by its
+ * connection's receiving thread during the handshake, before any other
+ * request of the connection runs, and are read-only afterwards.
  */
 #ifndef ORFA_ACCESS_H
 #define ORFA_ACCESS_H
@@ -40,7 +40,7 @@
 
 struct orfa_backend;
 struct orfa_locks;
-struct sconn;
+struct sreq;
 
 /* A subdirectory view: the node ids its connections hold, summed. */
 struct sview {
@@ -59,6 +59,33 @@ struct sexport {
 	struct sview *views;
 };
 
+/*
+ * One connection's session: what the handshake bound it to and what its
+ * client holds.  A request reaches it through sreq_session (request.h).
+ */
+struct ssession {
+	uint64_t id;			/* the connection's: lock owner part,
+					 * never reused */
+	char peer[64];			/* the peer's address, for messages */
+
+	/* Written by the receiving thread during the handshake (hello.c,
+	 * access_session_start), before any other request runs; then
+	 * read-only until teardown. */
+	struct sexport *ex;		/* the export; NULL before HELLO */
+	struct sview *view;		/* subdirectory sessions, else NULL */
+	uint64_t root_nodeid;		/* the client's root */
+	uint64_t root_ino;
+	uint32_t max_data;		/* negotiated in HELLO (0 before) */
+	uint64_t features;
+	uint8_t cnonce[ORFA_NONCE_SIZE], snonce[ORFA_NONCE_SIZE];
+	char *export_path;		/* as sent in HELLO (AUTH proof
+					 * input), with a key only */
+
+	/* Own locks. */
+	struct ftab files;
+	struct nmap nodes;
+};
+
 /* Set up x for export e (whose backend is e->backend): 0 or -ENOMEM.
  * sexport_fini releases what sexport_init made (never the backend). */
 int sexport_init(struct sexport *x, const struct orfa_export *e);
@@ -74,22 +101,25 @@ struct sexport *access_find(const struct orfa_exports *tab,
 			    const char **subdir);
 
 /*
- * May c's peer mount x?  1 or 0; host (hsz bytes) gets the peer's address
- * without port for messages.  An export open to anyone does not ask the
- * transport; otherwise a transport that cannot tell the peer's address
- * (orfa_conn_peer_addr fails) is refused.
+ * May the peer of r's connection mount x?  1 or 0; host (hsz bytes) gets
+ * the peer's address without port for messages.  An export open to anyone
+ * does not ask the transport; otherwise a transport that cannot tell the
+ * peer's address (sreq_peer_addr fails) is refused.
  */
-int access_peer_allowed(struct sconn *c, const struct sexport *x, char *host,
+int access_peer_allowed(struct sreq *r, const struct sexport *x, char *host,
 			size_t hsz);
 
+/* A fresh session (zeroed but for its tables): 0 or -ENOMEM. */
+int access_session_init(struct ssession *s);
+
 /*
- * Start c's session on export x (c->ex must be x): resolve subdir from the
- * export root (".." refused, a directory required) and bind c to it.
+ * Start session s on export x (s->ex must be x): resolve subdir from the
+ * export root (".." refused, a directory required) and bind s to it.
  * *root gets the root entry; the client holds one lookup reference on it
  * unless it is the export root.  0, or a negative errno with a reason in
  * why ("export path ...").  Receiving thread.
  */
-int access_session_start(struct sconn *c, const char *path,
+int access_session_start(struct ssession *s, const char *path,
 			 const char *subdir, struct orfa_entry *root,
 			 char *why, size_t whysz);
 
@@ -101,26 +131,28 @@ int access_session_start(struct sconn *c, const char *path,
  * subdirectory session node ids the view does not hold (-ESTALE).
  * 0 or the negative errno to answer.
  */
-int access_check(struct sconn *c, struct orfa_msg *m);
+int access_check(struct ssession *s, struct orfa_msg *m);
 
 /*
- * Lookup references handed to c's client: counted in c->nodes and in its
+ * Lookup references handed to s's client: counted in s->nodes and in its
  * view (access_ref_add: 0 or -ENOMEM, nothing counted on failure; the
  * caller gives the backend reference back).  access_ref_sub takes back up
  * to n and returns how many were held (see nmap_sub).
  */
-int access_ref_add(struct sconn *c, uint64_t nodeid, uint64_t n);
-uint64_t access_ref_sub(struct sconn *c, uint64_t nodeid, uint64_t n);
+int access_ref_add(struct ssession *s, uint64_t nodeid, uint64_t n);
+uint64_t access_ref_sub(struct ssession *s, uint64_t nodeid, uint64_t n);
 
 /* Is m a LOOKUP of ".." that the session must answer itself (subdirectory
  * sessions)?  Then access_lookup_dotdot answers it: 0 and *e (with one
  * backend reference), or a negative errno. */
-int access_is_dotdot_lookup(const struct sconn *c, const struct orfa_msg *m);
-int access_lookup_dotdot(struct sconn *c, const struct orfa_cred *cr,
+int access_is_dotdot_lookup(const struct ssession *s,
+			    const struct orfa_msg *m);
+int access_lookup_dotdot(struct ssession *s, const struct orfa_cred *cr,
 			 uint64_t parent, struct orfa_entry *e);
 
-/* Connection teardown: give every reference back (backend and view),
- * leave the view.  Owning thread, once no request of c is left. */
-void access_conn_cleanup(struct sconn *c);
+/* Connection teardown: release every open file, give every lookup
+ * reference back (backend and view), leave the view, free what the
+ * handshake kept.  Owning thread, once no request of s is left. */
+void access_session_end(struct ssession *s);
 
 #endif /* ORFA_ACCESS_H */

@@ -1,17 +1,17 @@
 /*
- * dispatch.c - what orfad does with each request: a table indexed by
- * opcode of handlers that take the decoded arguments, check the file ids
- * and node references of the connection, call the backend or the lock
- * manager, and send the reply (header + body, then the data segment as a
- * separate segment: memory through writev, a file range through
- * sendfile).  Every request first passes the session's access checks
- * (access.h: squashing, read-only exports, subdirectory confinement).
+ * dispatch.c - what orfad does with each request: dispatch_request, the
+ * entry point the pipeline calls, passes the session's access checks
+ * (access.h: squashing, read-only exports, subdirectory confinement) and
+ * runs the handler of the table indexed by opcode; handlers take the
+ * decoded arguments, check the file ids and node references of the
+ * session, call the backend or the lock manager, and answer through the
+ * request API (request.h).  This file holds the table, the entry point,
+ * the shared helpers (dispatch_impl.h) and the handlers of nodes (LOOKUP
+ * to LINK), of the file system (STATFS), xattrs and ACCESS.
  *
- * Handlers run on any thread (workers, loop thread, connection threads)
- * and return a negative errno to be answered as an error, 0 once they have
- * answered themselves, or SREQ_PARKED when the request waits for a lock.
- * Not here: reading, queueing and connection lifetimes (server.c), the
- * handshake (hello.c).
+ * Not here: open files, data and directories (dispatch_io.c), locks
+ * (dispatch_lock.c), the handshake (hello.c), reading, queueing and
+ * connection lifetimes (conn.c, loop.c, workers.c).
  */
 #include "dispatch.h"
 
@@ -24,29 +24,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "access.h"
+#include "dispatch_impl.h"
 #include "log.h"
-#include "server_impl.h"
-
-/* The connection's export: its backend and its lock table. */
-#define BE(r)		((r)->conn->ex->be)
-#define LOCKS(r)	((r)->conn->ex->locks)
-#define OPS(r)		(BE(r)->ops)
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static void rep_init(struct orfa_msg *rep)
-{
-	memset(rep, 0, sizeof(*rep));
-}
-
-/* Reply with an entry: the connection now holds one more lookup
- * reference on e->nodeid. */
-static int reply_entry(struct sreq *r, const struct orfa_entry *e)
+int reply_entry(struct sreq *r, const struct orfa_entry *e)
 {
 	struct orfa_msg rep;
 
-	if (access_ref_add(r->conn, e->nodeid, 1) < 0) {
+	if (access_ref_add(sreq_session(r), e->nodeid, 1) < 0) {
 		OPS(r)->forget(BE(r), e->nodeid, 1);
 		return -ENOMEM;
 	}
@@ -56,69 +43,10 @@ static int reply_entry(struct sreq *r, const struct orfa_entry *e)
 	return 0;
 }
 
-static int reply_attr(struct sreq *r, const struct orfa_attr *a)
+int file_get(struct sreq *r, uint64_t nodeid, uint64_t id, int kind,
+	     struct sfile **out)
 {
-	struct orfa_msg rep;
-
-	rep_init(&rep);
-	rep.a.attr = *a;
-	sreq_reply(r, &rep, NULL);
-	return 0;
-}
-
-static int reply_empty(struct sreq *r)
-{
-	sreq_reply(r, NULL, NULL);
-	return 0;
-}
-
-/*
- * Reply data the transport may keep after sreq_reply returns (it copies
- * header and body, not the data segment nor its iovec array): both live
- * in one heap block freed by the done callback.
- */
-struct data_blk {
-	struct iovec iov;
-	uint8_t data[];
-};
-
-static struct data_blk *blk_new(size_t cap)
-{
-	return malloc(sizeof(struct data_blk) + cap);
-}
-
-/* Send rep (may be NULL) with the first len bytes of b; b is consumed. */
-static int reply_blk(struct sreq *r, struct orfa_msg *rep,
-		     struct data_blk *b, size_t len)
-{
-	struct orfa_txmsg tx = { .fd = -1 };
-
-	if (len == 0) {
-		free(b);
-		sreq_reply(r, rep, NULL);
-		return 0;
-	}
-	b->iov.iov_base = b->data;
-	b->iov.iov_len = len;
-	tx.iov = &b->iov;
-	tx.iovcnt = 1;
-	tx.done = free;
-	tx.done_arg = b;
-	sreq_reply(r, rep, &tx);
-	return 0;
-}
-
-enum { F_FILE, F_DIR, F_ANY };
-
-/*
- * The open file behind id, with a reference for the caller.  -EBADF when
- * the id is unknown, of the wrong kind, or was opened on another node
- * (nodeid 0 skips that check).
- */
-static int file_get(struct sreq *r, uint64_t nodeid, uint64_t id, int kind,
-		    struct sfile **out)
-{
-	struct sfile *f = ftab_get(&r->conn->files, id);
+	struct sfile *f = ftab_get(&sreq_session(r)->files, id);
 
 	*out = NULL;
 	if (!f)
@@ -148,23 +76,17 @@ static void *fh_of(const struct sfile *f)
 	return f && !f->is_dir ? f->fh : NULL;
 }
 
-static struct orfa_lk_owner lk_owner(struct sreq *r, uint64_t id)
-{
-	struct orfa_lk_owner o = { r->conn->id, id };
-
-	return o;
-}
-
 /* ---- nodes --------------------------------------------------------------- */
 
 static int h_lookup(struct sreq *r)
 {
 	const struct orfa_lookup_req *a = &r->m.a.lookup;
+	struct ssession *s = sreq_session(r);
 	struct orfa_entry e;
 	int ret;
 
-	if (access_is_dotdot_lookup(r->conn, &r->m))
-		ret = access_lookup_dotdot(r->conn, &r->m.cred, a->parent, &e);
+	if (access_is_dotdot_lookup(s, &r->m))
+		ret = access_lookup_dotdot(s, &r->m.cred, a->parent, &e);
 	else
 		ret = OPS(r)->lookup(BE(r), &r->m.cred, a->parent, r->m.name,
 				     r->m.namelen, &e);
@@ -180,12 +102,12 @@ static int h_forget(struct sreq *r)
 		uint64_t took;
 
 		orfa_forget_get(d, i, &f);
-		took = access_ref_sub(r->conn, f.nodeid, f.nlookup);
+		took = access_ref_sub(sreq_session(r), f.nodeid, f.nlookup);
 		if (took)
 			OPS(r)->forget(BE(r), f.nodeid, took);
 		if (took < f.nlookup)
 			log_debug("%s: FORGET node %llu: %llu references "
-				  "asked, %llu held", r->conn->peer,
+				  "asked, %llu held", sreq_session(r)->peer,
 				  (unsigned long long)f.nodeid,
 				  (unsigned long long)f.nlookup,
 				  (unsigned long long)took);
@@ -228,7 +150,7 @@ static int h_setattr(struct sreq *r)
 
 static int h_readlink(struct sreq *r)
 {
-	struct data_blk *b = blk_new(ORFA_MAX_SYMLINK);
+	struct sreq_buf *b = sreq_buf_new(ORFA_MAX_SYMLINK);
 	size_t len = 0;
 	int ret;
 
@@ -242,7 +164,8 @@ static int h_readlink(struct sreq *r)
 		free(b);
 		return ret;
 	}
-	return reply_blk(r, NULL, b, len);
+	sreq_reply_buf(r, NULL, b, len);
+	return 0;
 }
 
 static int h_mknod(struct sreq *r)
@@ -316,550 +239,6 @@ static int h_link(struct sreq *r)
 	return ret ? ret : reply_entry(r, &e);
 }
 
-/* ---- open files ----------------------------------------------------------- */
-
-/* Give the backend state fh of nodeid a file id.  On failure the state is
- * released.  0 and *id, or a negative errno. */
-static int file_install(struct sreq *r, uint64_t nodeid, void *fh, int is_dir,
-			uint32_t flags, uint64_t *id)
-{
-	struct sfile *f = sfile_new(BE(r), nodeid, fh, is_dir, flags);
-	int ret;
-
-	if (!f) {
-		if (is_dir)
-			OPS(r)->releasedir(BE(r), nodeid, fh);
-		else
-			OPS(r)->release(BE(r), nodeid, fh);
-		return -ENOMEM;
-	}
-	ret = ftab_add(&r->conn->files, f, id);
-	sfile_put(&f);		/* the table holds it now, or nobody */
-	return ret;
-}
-
-static int h_open(struct sreq *r)
-{
-	const struct orfa_open_req *a = &r->m.a.open;
-	struct orfa_msg rep;
-	void *fh = NULL;
-	int ret;
-
-	rep_init(&rep);
-	ret = OPS(r)->open(BE(r), &r->m.cred, a->nodeid, a->flags, &fh,
-			   &rep.a.open_rep.attr);
-	if (ret)
-		return ret;
-	ret = file_install(r, a->nodeid, fh, 0, a->flags, &rep.a.open_rep.fh);
-	if (ret)
-		return ret;
-	sreq_reply(r, &rep, NULL);
-	return 0;
-}
-
-static int h_opendir(struct sreq *r)
-{
-	const struct orfa_open_req *a = &r->m.a.open;
-	struct orfa_msg rep;
-	void *dh = NULL;
-	int ret;
-
-	rep_init(&rep);
-	ret = OPS(r)->opendir(BE(r), &r->m.cred, a->nodeid, a->flags, &dh);
-	if (ret)
-		return ret;
-	/* Attributes for close-to-open; a failure here is not the
-	 * opendir's. */
-	if (OPS(r)->getattr(BE(r), &r->m.cred, a->nodeid, NULL,
-			    &rep.a.open_rep.attr))
-		memset(&rep.a.open_rep.attr, 0, sizeof(rep.a.open_rep.attr));
-	ret = file_install(r, a->nodeid, dh, 1, a->flags, &rep.a.open_rep.fh);
-	if (ret)
-		return ret;
-	sreq_reply(r, &rep, NULL);
-	return 0;
-}
-
-static int h_create(struct sreq *r)
-{
-	const struct orfa_create_req *a = &r->m.a.create;
-	struct orfa_msg rep;
-	void *fh = NULL;
-	int ret;
-
-	rep_init(&rep);
-	ret = OPS(r)->create(BE(r), &r->m.cred, a->parent, r->m.name,
-			     r->m.namelen, a->mode, a->flags,
-			     &rep.a.create_rep.entry, &fh);
-	if (ret)
-		return ret;
-	ret = file_install(r, rep.a.create_rep.entry.nodeid, fh, 0, a->flags,
-			   &rep.a.create_rep.fh);
-	if (ret == 0)
-		ret = access_ref_add(r->conn, rep.a.create_rep.entry.nodeid,
-				     1);
-	if (ret) {
-		struct sfile *f = ftab_remove(&r->conn->files,
-					      rep.a.create_rep.fh);
-
-		sfile_put(&f);
-		OPS(r)->forget(BE(r), rep.a.create_rep.entry.nodeid, 1);
-		return ret;
-	}
-	sreq_reply(r, &rep, NULL);
-	return 0;
-}
-
-/* Read data in flight: freed by the transport's done callback.  buf is
- * only there when the backend had to copy (backend.h: it says so with
- * -ENOBUFS when first asked without one). */
-struct read_ctx {
-	struct sfile *f;
-	void (*release)(void *hold);
-	void *hold;
-	struct iovec iov[ORFA_READ_MAX_IOV];
-	uint8_t buf[];
-};
-
-static void read_done(void *arg)
-{
-	struct read_ctx *rc = arg;
-
-	if (rc->release)
-		rc->release(rc->hold);
-	sfile_put(&rc->f);
-	free(rc);
-}
-
-/* One backend read into a fresh context of cap buffer bytes (buf NULL
- * when cap is 0).  0, -ENOMEM, or the backend's result with *rcp set. */
-static int read_try(struct sreq *r, struct sfile *f, size_t cap,
-		    struct orfa_read_out *out, struct read_ctx **rcp)
-{
-	const struct orfa_read_req *a = &r->m.a.read;
-	struct read_ctx *rc = malloc(sizeof(*rc) + cap);
-
-	*rcp = rc;
-	if (!rc)
-		return -ENOMEM;
-	rc->f = NULL;
-	memset(out, 0, sizeof(*out));
-	out->fd = -1;
-	return OPS(r)->read(BE(r), f->nodeid, f->fh, a->offset, a->size,
-			    cap ? rc->buf : NULL, out);
-}
-
-/* Ask the backend without a copy buffer first; allocate one only when it
- * says it needs it.  Returns the result with *rcp owning f, or a
- * negative errno with f put and *rcp NULL. */
-static int read_call(struct sreq *r, struct sfile *f, struct orfa_read_out *out,
-		     struct read_ctx **rcp)
-{
-	struct read_ctx *rc;
-	int ret = read_try(r, f, 0, out, &rc);
-
-	if (ret == -ENOBUFS) {
-		free(rc);
-		ret = read_try(r, f, r->m.a.read.size, out, &rc);
-	}
-	*rcp = rc;
-	if (!rc) {
-		sfile_put(&f);
-		return ret;
-	}
-	rc->f = f;
-	rc->release = out->release;
-	rc->hold = out->hold;
-	return ret;
-}
-
-/*
- * A file range of at most READ_COPY_MAX bytes is read into memory here
- * rather than sent with sendfile: a small reply then leaves in the same
- * sendmsg as its header and as the other replies of its burst (corked),
- * where sendfile costs a system call of its own.  Raw 4 KiB random reads
- * from a native export on tmpfs, one connection at depth 16: 123-129k
- * IOPS with sendfile, 165-185k copied.  At 32 KiB sendfile does as well
- * or better with less CPU, so larger ranges go by sendfile, straight
- * from the page cache.
- */
-#define READ_COPY_MAX	(16u * 1024)
-
-/* Replace *rcp (whose backend handed out an fd range) by a context that
- * holds a copy of the range.  0 and *len (maybe short: the file shrank),
- * or a negative errno with *rcp untouched. */
-static int read_copy_small(struct read_ctx **rcp, const struct orfa_read_out *out,
-			   size_t *len)
-{
-	struct read_ctx *rc = *rcp, *n = malloc(sizeof(*n) + out->len);
-	size_t got = 0;
-
-	if (!n)
-		return -ENOMEM;
-	while (got < out->len) {
-		ssize_t k = pread(out->fd, n->buf + got, out->len - got,
-				  out->off + (off_t)got);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0) {
-			free(n);
-			return -errno;
-		}
-		if (k == 0)
-			break;
-		got += (size_t)k;
-	}
-	n->f = rc->f;			/* the file reference moves over */
-	n->release = NULL;
-	n->hold = NULL;
-	n->iov[0].iov_base = n->buf;
-	n->iov[0].iov_len = got;
-	if (rc->release)
-		rc->release(rc->hold);
-	free(rc);
-	*rcp = n;
-	*len = got;
-	return 0;
-}
-
-static int h_read(struct sreq *r)
-{
-	const struct orfa_read_req *a = &r->m.a.read;
-	struct orfa_txmsg tx = { .fd = -1 };
-	struct orfa_read_out out;
-	struct read_ctx *rc;
-	struct sfile *f;
-	size_t len = 0;
-	int ret;
-
-	if (a->size > r->conn->max_data)
-		return -EINVAL;
-	ret = file_get(r, a->nodeid, a->fh, F_FILE, &f);
-	if (ret)
-		return ret;
-	if ((f->flags & O_ACCMODE) == O_WRONLY) {
-		sfile_put(&f);
-		return -EBADF;
-	}
-	ret = read_call(r, f, &out, &rc);
-	if (!rc)
-		return ret;
-	if (ret == 0) {
-		if (out.iovcnt > 0 && out.iovcnt <= ORFA_READ_MAX_IOV) {
-			for (int i = 0; i < out.iovcnt; i++) {
-				rc->iov[i] = out.iov[i];
-				len += out.iov[i].iov_len;
-			}
-			tx.iov = rc->iov;
-			tx.iovcnt = out.iovcnt;
-		} else if (out.iovcnt == 0 && out.fd >= 0 &&
-			   out.len <= READ_COPY_MAX && out.len <= a->size &&
-			   read_copy_small(&rc, &out, &len) == 0) {
-			tx.iov = rc->iov;
-			tx.iovcnt = 1;
-		} else if (out.iovcnt == 0 && out.fd >= 0) {
-			len = out.len;
-			tx.fd = out.fd;
-			tx.fd_off = out.off;
-			tx.fd_len = out.len;
-		} else if (out.iovcnt != 0 || out.len != 0) {
-			ret = -EIO;
-		}
-		if (len > a->size) {
-			log_err("%s: backend read returned %zu bytes for %u",
-				r->conn->peer, len, a->size);
-			ret = -EIO;
-		}
-	}
-	if (ret) {
-		read_done(rc);
-		return ret;
-	}
-	if (len == 0) {
-		read_done(rc);
-		return reply_empty(r);
-	}
-	tx.done = read_done;
-	tx.done_arg = rc;
-	sreq_reply(r, NULL, &tx);
-	return 0;
-}
-
-/* The data source write_fd gets for a WRITE whose data is still in the
- * connection. */
-struct wsrc {
-	struct orfa_wsrc base;
-	struct sreq *r;
-	int taken;
-};
-
-static ssize_t wsrc_to_fd(struct orfa_wsrc *s, int fd, off_t off)
-{
-	struct wsrc *w = (struct wsrc *)s;
-	struct orfa_rxdest d = { .fd = fd, .off = off };
-	int ret;
-
-	if (w->taken)
-		return -EINVAL;
-	w->taken = 1;
-	ret = sreq_take_data(w->r, &d);
-	if (ret)
-		return ret;
-	if (d.written == 0 && d.werr)
-		return d.werr;
-	return (ssize_t)d.written;	/* short after a write error */
-}
-
-/* WRITE with its data still in the connection: straight into the file
- * when the backend has write_fd; -EOPNOTSUPP when the data must come into
- * memory first (nothing taken yet). */
-static int write_deferred(struct sreq *r, struct sfile *f,
-			  struct orfa_msg *rep)
-{
-	const struct orfa_write_req *a = &r->m.a.write;
-	struct wsrc w = { .base = { .len = r->m.data_len,
-				    .to_fd = wsrc_to_fd },
-			  .r = r };
-	int ret;
-
-	if (!OPS(r)->write_fd) {
-		/* No such backend: stop deferring on this connection. */
-		__atomic_store_n(&r->conn->splice_ok, 0, __ATOMIC_RELAXED);
-		return -EOPNOTSUPP;
-	}
-	ret = OPS(r)->write_fd(BE(r), &r->m.cred, f->nodeid, f->fh,
-			       a->offset, &w.base, a->flags,
-			       &rep->a.write_rep.written,
-			       &rep->a.write_rep.attr);
-	if (ret == -EOPNOTSUPP || ret == -ENOSYS)
-		return w.taken ? -EIO : -EOPNOTSUPP;
-	return ret;
-}
-
-static int h_write(struct sreq *r)
-{
-	const struct orfa_write_req *a = &r->m.a.write;
-	struct orfa_msg rep;
-	struct iovec iov;
-	struct sfile *f;
-	int ret;
-
-	ret = file_get(r, a->nodeid, a->fh, F_FILE, &f);
-	if (ret)
-		return ret;
-	if ((f->flags & O_ACCMODE) == O_RDONLY) {
-		sfile_put(&f);
-		return -EBADF;
-	}
-	rep_init(&rep);
-	if (r->rx.data_deferred) {
-		ret = write_deferred(r, f, &rep);
-		if (ret == -EOPNOTSUPP)
-			ret = sreq_take_data(r, NULL);
-		else
-			goto out;
-		if (ret) {
-			sfile_put(&f);
-			return ret;
-		}
-	}
-	iov.iov_base = (void *)r->m.data;
-	iov.iov_len = r->m.data_len;
-	ret = OPS(r)->write(BE(r), &r->m.cred, f->nodeid, f->fh, a->offset,
-			    &iov, r->m.data_len ? 1 : 0, a->flags,
-			    &rep.a.write_rep.written, &rep.a.write_rep.attr);
-out:
-	sfile_put(&f);
-	if (ret)
-		return ret;
-	sreq_reply(r, &rep, NULL);
-	return 0;
-}
-
-static int h_flush(struct sreq *r)
-{
-	const struct orfa_fh_req *a = &r->m.a.fh;
-	struct orfa_lk_owner o = lk_owner(r, a->lock_owner);
-	struct sfile *f;
-	int ret;
-
-	ret = file_get(r, a->nodeid, a->fh, F_FILE, &f);
-	if (ret)
-		return ret;
-	/* close(2) drops the POSIX locks of the closing owner. */
-	orfa_locks_drop_posix(LOCKS(r), f->nodeid, &o);
-	ret = OPS(r)->flush(BE(r), f->nodeid, f->fh);
-	sfile_put(&f);
-	return ret ? ret : reply_empty(r);
-}
-
-/* RELEASE and RELEASEDIR. */
-static int h_release(struct sreq *r)
-{
-	const struct orfa_fh_req *a = &r->m.a.fh;
-	int dir = r->m.hdr.opcode == ORFA_OP_RELEASEDIR;
-	struct orfa_lk_owner po = lk_owner(r, a->lock_owner);
-	struct orfa_lk_owner fo = lk_owner(r, a->fh);
-	struct sfile *f;
-	int ret;
-
-	ret = file_get(r, a->nodeid, a->fh, dir ? F_DIR : F_FILE, &f);
-	if (ret)
-		return ret;
-	sfile_put(&f);
-	f = ftab_remove(&r->conn->files, a->fh);
-	if (!f)
-		return -EBADF;		/* released twice at once */
-	if (!dir)
-		orfa_locks_drop_posix(LOCKS(r), f->nodeid, &po);
-	orfa_locks_drop_flock(LOCKS(r), f->nodeid, &fo);
-	/* The backend's release runs once reads still in flight are sent. */
-	sfile_put(&f);
-	return reply_empty(r);
-}
-
-/* FSYNC and FSYNCDIR. */
-static int h_fsync(struct sreq *r)
-{
-	const struct orfa_fh_req *a = &r->m.a.fh;
-	int dir = r->m.hdr.opcode == ORFA_OP_FSYNCDIR;
-	struct sfile *f;
-	int ret;
-
-	ret = file_get(r, a->nodeid, a->fh, dir ? F_DIR : F_FILE, &f);
-	if (ret)
-		return ret;
-	if (dir)
-		ret = OPS(r)->fsyncdir(BE(r), f->nodeid, f->fh, a->flags & 1);
-	else
-		ret = OPS(r)->fsync(BE(r), f->nodeid, f->fh, a->flags & 1);
-	sfile_put(&f);
-	return ret ? ret : reply_empty(r);
-}
-
-/* ---- directories ----------------------------------------------------------- */
-
-struct dir_fill {
-	struct sreq *r;
-	uint8_t *buf;
-	size_t cap, off;
-	int plus;
-	int full;
-	int at_view_root;	/* listing a subdirectory session's root */
-};
-
-struct dir_ctx {
-	struct sfile *f;
-	struct iovec iov;
-	uint8_t buf[];
-};
-
-static void dir_done(void *arg)
-{
-	struct dir_ctx *dc = arg;
-
-	sfile_put(&dc->f);
-	free(dc);
-}
-
-static int dir_fill_cb(void *ctx, const char *name, uint32_t namelen,
-		       uint32_t type, uint64_t ino, uint64_t next_cookie,
-		       const struct orfa_entry *e)
-{
-	struct dir_fill *df = ctx;
-	struct sreq *r = df->r;
-	struct orfa_dirent d = { .ino = ino, .cookie = next_cookie,
-				 .type = type, .namelen = namelen };
-	struct orfa_entry up;
-	int ret;
-
-	/* The parent of a subdirectory session's root is outside the
-	 * session: its ".." shows the root itself, as LOOKUP ".." does. */
-	if (df->at_view_root && namelen == 2 && name[0] == '.' &&
-	    name[1] == '.') {
-		if (df->plus && e && e->nodeid)
-			OPS(r)->forget(BE(r), e->nodeid, 1);
-		d.ino = r->conn->root_ino;
-		memset(&up, 0, sizeof(up));
-		up.attr.ino = r->conn->root_ino;
-		up.attr.mode = S_IFDIR;
-		e = df->plus ? &up : NULL;
-	}
-
-	ret = orfa_dirent_put(df->buf, df->cap, &df->off, df->plus, &d,
-			      df->plus ? e : NULL, name);
-	if (ret == -ENOSPC) {
-		if (df->plus && e)
-			OPS(r)->forget(BE(r), e->nodeid, 1);
-		df->full = 1;
-		return 1;
-	}
-	if (ret < 0) {
-		/* A name the wire cannot carry: skip it. */
-		if (df->plus && e)
-			OPS(r)->forget(BE(r), e->nodeid, 1);
-		return 0;
-	}
-	if (df->plus && e && e->nodeid &&
-	    access_ref_add(r->conn, e->nodeid, 1) < 0)
-		OPS(r)->forget(BE(r), e->nodeid, 1);
-	return 0;
-}
-
-/* READDIR and READDIRPLUS. */
-static int h_readdir(struct sreq *r)
-{
-	const struct orfa_readdir_req *a = &r->m.a.readdir;
-	struct orfa_txmsg tx = { .fd = -1 };
-	struct dir_fill df;
-	struct dir_ctx *dc;
-	struct sfile *f;
-	size_t cap;
-	int ret;
-
-	if (a->size == 0)
-		return -EINVAL;
-	cap = a->size < r->conn->max_data ? a->size : r->conn->max_data;
-	ret = file_get(r, a->nodeid, a->fh, F_DIR, &f);
-	if (ret)
-		return ret;
-	dc = malloc(sizeof(*dc) + cap);
-	if (!dc) {
-		sfile_put(&f);
-		return -ENOMEM;
-	}
-	dc->f = f;
-	memset(&df, 0, sizeof(df));
-	df.r = r;
-	df.buf = dc->buf;
-	df.cap = cap;
-	df.plus = r->m.hdr.opcode == ORFA_OP_READDIRPLUS;
-	df.at_view_root = r->conn->view && f->nodeid == r->conn->root_nodeid;
-	ret = OPS(r)->readdir(BE(r), &r->m.cred, f->nodeid, f->fh, a->cookie,
-			      df.plus, dir_fill_cb, &df);
-	if (df.off == 0 && (ret < 0 || df.full)) {
-		/* Nothing to show: an error, or the first entry alone does
-		 * not fit (an empty reply would mean end of directory). */
-		dir_done(dc);
-		return ret < 0 ? ret : -EINVAL;
-	}
-	/* Entries already taken (and their references) are sent even when
-	 * the backend failed further on. */
-	if (df.off == 0) {
-		dir_done(dc);
-		return reply_empty(r);
-	}
-	dc->iov.iov_base = dc->buf;
-	dc->iov.iov_len = df.off;
-	tx.iov = &dc->iov;
-	tx.iovcnt = 1;
-	tx.done = dir_done;
-	tx.done_arg = dc;
-	sreq_reply(r, NULL, &tx);
-	return 0;
-}
-
 /* ---- file system, xattrs, access ------------------------------------------ */
 
 static int h_statfs(struct sreq *r)
@@ -892,13 +271,13 @@ static int h_getxattr(struct sreq *r)
 	int list = r->m.hdr.opcode == ORFA_OP_LISTXATTR;
 	struct orfa_msg rep;
 	size_t cap = a->size, len = 0;
-	struct data_blk *b;
+	struct sreq_buf *b;
 	void *buf = NULL;
 	int ret;
 
-	if (cap > r->conn->max_data)
-		cap = r->conn->max_data;
-	b = blk_new(cap);
+	if (cap > sreq_session(r)->max_data)
+		cap = sreq_session(r)->max_data;
+	b = sreq_buf_new(cap);
 	if (!b)
 		return -ENOMEM;
 	if (cap)
@@ -917,7 +296,8 @@ static int h_getxattr(struct sreq *r)
 	}
 	rep_init(&rep);
 	rep.a.xattr_rep.size = len;
-	return reply_blk(r, &rep, b, cap ? len : 0);
+	sreq_reply_buf(r, &rep, b, cap ? len : 0);
+	return 0;
 }
 
 static int h_removexattr(struct sreq *r)
@@ -938,236 +318,6 @@ static int h_access(struct sreq *r)
 	return ret ? ret : reply_empty(r);
 }
 
-/* ---- locks ----------------------------------------------------------------- */
-
-static int h_getlk(struct sreq *r)
-{
-	const struct orfa_lk_req *a = &r->m.a.lk;
-	struct orfa_lk_owner o = lk_owner(r, a->owner);
-	struct orfa_msg rep;
-	int ret;
-
-	rep_init(&rep);
-	rep.a.lock = a->lock;
-	ret = orfa_locks_getlk(LOCKS(r), a->nodeid, &o,
-			       &rep.a.lock);
-	if (ret)
-		return ret;
-	sreq_reply(r, &rep, NULL);
-	return 0;
-}
-
-/* The answer to a parked SETLK/FLOCK: granted (0), cancelled because its
- * connection is going away (-ECANCELED: no answer), or cancelled because
- * its file id was released (-EBADF: answered). */
-static void lock_done(struct sreq *r, int status)
-{
-	log_debug("%s: %s #%llu %s", r->conn->peer,
-		  orfa_op_name(r->m.hdr.opcode),
-		  (unsigned long long)r->m.hdr.req_id,
-		  status ? "cancelled" : "granted after wait");
-	if (status == 0)
-		reply_empty(r);
-	else if (status != -ECANCELED &&
-		 !(r->m.hdr.flags & ORFA_F_NOREPLY))
-		sreq_reply_err(r, -status);
-	sreq_finish(r);
-}
-
-/* Lock manager callback, any thread.  If the handler that parked r has
- * not returned yet, r is still its: leave the answer to it. */
-static void lock_wake(struct orfa_lk_waiter *w, int status)
-{
-	struct sreq *r = w->arg;
-	struct sconn *c = r->conn;
-
-	pthread_mutex_lock(&c->lock);
-	if (r->in_dispatch) {
-		r->woken = 1;
-		r->wake_status = status;
-		pthread_mutex_unlock(&c->lock);
-		return;
-	}
-	c->parked--;
-	pthread_mutex_unlock(&c->lock);
-	lock_done(r, status);
-}
-
-/* Parked requests per connection: they do not count against the
- * back-pressure limits, so they have their own. */
-#define MAX_PARKED	4096u
-
-/*
- * Prepare r's waiter for the lock manager.  The grant may come from
- * another thread before the call returns, so r is marked in_dispatch and
- * lock_wake leaves the answer to park_end.  r counts in conn->parked only
- * once park_end has parked it: until then it is running, and teardown
- * waits for it (a waiter queued after the connection's locks were dropped
- * would never be cancelled).  NULL when too many are parked already.
- */
-static struct orfa_lk_waiter *park_begin(struct sreq *r)
-{
-	pthread_mutex_lock(&r->conn->lock);
-	if (r->conn->parked >= MAX_PARKED) {
-		pthread_mutex_unlock(&r->conn->lock);
-		return NULL;
-	}
-	r->in_dispatch = 1;
-	r->woken = 0;
-	pthread_mutex_unlock(&r->conn->lock);
-	r->waiter.wake = lock_wake;
-	r->waiter.arg = r;
-	return &r->waiter;
-}
-
-/* After the lock manager call: answer now, or leave r parked. */
-static int park_end(struct sreq *r, int ret)
-{
-	struct sconn *c = r->conn;
-
-	pthread_mutex_lock(&c->lock);
-	r->in_dispatch = 0;
-	if (ret != -EINPROGRESS) {
-		pthread_mutex_unlock(&c->lock);
-		return ret ? ret : reply_empty(r);
-	}
-	if (r->woken) {			/* granted or cancelled already */
-		pthread_mutex_unlock(&c->lock);
-		if (r->wake_status == 0)
-			return reply_empty(r);
-		return r->wake_status;	/* -ECANCELED: no answer */
-	}
-	/* Parked: r stops counting as running, which may unblock a paused
-	 * or closing connection.  From here on r is lock_wake's. */
-	c->parked++;
-	conn_kick_locked(c);
-	pthread_mutex_unlock(&c->lock);
-	return SREQ_PARKED;
-}
-
-static int h_setlk(struct sreq *r)
-{
-	const struct orfa_lk_req *a = &r->m.a.lk;
-	struct orfa_lk_owner o = lk_owner(r, a->owner);
-	struct orfa_locks *lt = LOCKS(r);
-	struct orfa_lk_waiter *w;
-	int ret;
-
-	if (a->flags & ~ORFA_LK_WAIT)
-		return -EINVAL;
-	if (!(a->flags & ORFA_LK_WAIT) || a->lock.type == F_UNLCK) {
-		ret = orfa_locks_setlk(lt, a->nodeid, &o, &a->lock, NULL);
-		return ret ? ret : reply_empty(r);
-	}
-	w = park_begin(r);
-	if (!w)
-		return -ENOLCK;
-	ret = orfa_locks_setlk(lt, a->nodeid, &o, &a->lock, w);
-	return park_end(r, ret);
-}
-
-static int h_flock(struct sreq *r)
-{
-	const struct orfa_flock_req *a = &r->m.a.flock;
-	struct orfa_lk_owner o = lk_owner(r, a->fh);
-	struct orfa_locks *lt = LOCKS(r);
-	uint32_t op = a->op & ~(uint32_t)LOCK_NB;
-	struct orfa_lk_waiter *w;
-	struct sfile *f;
-	uint64_t nodeid;
-	int ret;
-
-	if ((a->op & ~(uint32_t)(LOCK_SH | LOCK_EX | LOCK_UN | LOCK_NB)) ||
-	    (op != LOCK_SH && op != LOCK_EX && op != LOCK_UN))
-		return -EINVAL;
-	ret = file_get(r, a->nodeid, a->fh, F_ANY, &f);
-	if (ret)
-		return ret;
-	nodeid = f->nodeid;
-	sfile_put(&f);
-	if ((a->op & LOCK_NB) || op == LOCK_UN) {
-		ret = orfa_locks_flock(lt, nodeid, &o, op, NULL);
-		return ret ? ret : reply_empty(r);
-	}
-	w = park_begin(r);
-	if (!w)
-		return -ENOLCK;
-	ret = orfa_locks_flock(lt, nodeid, &o, op, w);
-	return park_end(r, ret);
-}
-
-/* ---- ranges ------------------------------------------------------------------ */
-
-static int h_fallocate(struct sreq *r)
-{
-	const struct orfa_fallocate_req *a = &r->m.a.fallocate;
-	struct orfa_attr attr;
-	struct sfile *f;
-	int ret;
-
-	ret = file_get(r, a->nodeid, a->fh, F_FILE, &f);
-	if (ret)
-		return ret;
-	ret = OPS(r)->fallocate(BE(r), &r->m.cred, f->nodeid, f->fh, a->mode,
-				a->offset, a->length, &attr);
-	sfile_put(&f);
-	return ret ? ret : reply_attr(r, &attr);
-}
-
-static int h_lseek(struct sreq *r)
-{
-	const struct orfa_lseek_req *a = &r->m.a.lseek;
-	struct orfa_msg rep;
-	struct sfile *f;
-	int ret;
-
-	ret = file_get(r, a->nodeid, a->fh, F_FILE, &f);
-	if (ret)
-		return ret;
-	rep_init(&rep);
-	ret = OPS(r)->lseek(BE(r), f->nodeid, f->fh, a->offset, a->whence,
-			    &rep.a.lseek_rep.offset);
-	sfile_put(&f);
-	if (ret)
-		return ret;
-	sreq_reply(r, &rep, NULL);
-	return 0;
-}
-
-static int h_copy_file_range(struct sreq *r)
-{
-	const struct orfa_copy_range_req *a = &r->m.a.copy;
-	struct sfile *fin, *fout;
-	struct orfa_msg rep;
-	int ret;
-
-	ret = file_get(r, a->nodeid_in, a->fh_in, F_FILE, &fin);
-	if (ret)
-		return ret;
-	ret = file_get(r, a->nodeid_out, a->fh_out, F_FILE, &fout);
-	if (ret) {
-		sfile_put(&fin);
-		return ret;
-	}
-	if ((fin->flags & O_ACCMODE) == O_WRONLY ||
-	    (fout->flags & O_ACCMODE) == O_RDONLY) {
-		ret = -EBADF;
-		goto out;
-	}
-	rep_init(&rep);
-	ret = OPS(r)->copy_file_range(BE(r), &r->m.cred, fin->nodeid,
-				      fin->fh, a->off_in, fout->nodeid,
-				      fout->fh, a->off_out, a->len, a->flags,
-				      &rep.a.copy_rep.copied,
-				      &rep.a.copy_rep.attr);
-	if (ret == 0)
-		sreq_reply(r, &rep, NULL);
-out:
-	sfile_put(&fin);
-	sfile_put(&fout);
-	return ret;
-}
-
 static int h_ping(struct sreq *r)
 {
 	return reply_empty(r);
@@ -1182,7 +332,7 @@ struct op_entry {
 
 #define OP(id, fn) [ORFA_OP_##id] = { fn, #id }
 static const struct op_entry op_table[ORFA_OP_MAX] = {
-	/* HELLO is handled by dispatch_hello on the receiving thread. */
+	/* HELLO and AUTH are hello.c's, on the receiving thread. */
 	OP(LOOKUP, h_lookup),
 	OP(FORGET, h_forget),
 	OP(GETATTR, h_getattr),
@@ -1251,45 +401,29 @@ void dispatch_request(struct sreq *r)
 {
 	unsigned op = r->m.hdr.opcode;
 	const struct op_entry *e = op < ORFA_OP_MAX ? &op_table[op] : NULL;
+	const char *name = e && e->fn ? e->name : "?";
+	struct ssession *s = sreq_session(r);
 	int ret;
 
-	log_debug("%s: %s #%llu", r->conn->peer, e && e->fn ? e->name : "?",
+	log_debug("%s: %s #%llu", s->peer, name,
 		  (unsigned long long)r->m.hdr.req_id);
-	ret = access_check(r->conn, &r->m);
+	ret = access_check(s, &r->m);
 	if (ret == 0)
 		ret = e && e->fn ? e->fn(r) : -ENOSYS;
 	if (ret == SREQ_PARKED)
 		return;
 	if (ret < 0) {
 		if (!routine_error(-ret))
-			log_warn("%s: %s on node %llu failed: %s",
-				 r->conn->peer, e && e->fn ? e->name : "?",
+			log_warn("%s: %s on node %llu failed: %s", s->peer,
+				 name,
 				 (unsigned long long)r->m.a.getattr.nodeid,
 				 strerror(-ret));
 		else
-			log_debug("%s: %s #%llu: %s", r->conn->peer,
-				  e && e->fn ? e->name : "?",
+			log_debug("%s: %s #%llu: %s", s->peer, name,
 				  (unsigned long long)r->m.hdr.req_id,
 				  strerror(-ret));
 		if (!(r->m.hdr.flags & ORFA_F_NOREPLY) && ret != -ECANCELED)
 			sreq_reply_err(r, -ret);
 	}
 	sreq_finish(r);
-}
-
-/* ---- connection teardown ------------------------------------------------------ */
-
-static void cleanup_file(uint64_t id, struct sfile *f, void *arg)
-{
-	sfile_put(&f);
-}
-
-void dispatch_conn_cleanup(struct sconn *c)
-{
-	uint32_t nfiles = ftab_count(&c->files);
-
-	if (nfiles)
-		log_debug("%s: releasing %u open files", c->peer, nfiles);
-	ftab_destroy(&c->files, cleanup_file, NULL);
-	access_conn_cleanup(c);
 }

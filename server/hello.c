@@ -8,8 +8,9 @@
  * of the connection can run, and answer themselves.  A refusal answers
  * with a status and a reason text in the data segment, logs the reason
  * with the peer, and closes the connection once the reply is sent
- * (conn->close_after_flush).  Not here: what a session may do once it is
- * set up (access.c), the cryptography (common/auth.c).
+ * (sreq_close_after_reply).  They see the connection through the request
+ * API only (request.h).  Not here: what a session may do once it is set
+ * up (access.c), the cryptography (common/auth.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -18,17 +19,13 @@
 
 #include "access.h"
 #include "auth.h"
+#include "dispatch.h"
 #include "log.h"
-#include "server_impl.h"
+#include "request.h"
+#include "server.h"
 
 _Static_assert(ORFA_NONCE_SIZE == ORFA_AUTH_NONCE_SIZE, "nonce sizes");
 _Static_assert(ORFA_PROOF_SIZE == ORFA_AUTH_MAC_SIZE, "proof sizes");
-
-/* A refusal reason the transport may keep after the send returns. */
-struct reason_blk {
-	struct iovec iov;
-	char text[];
-};
 
 /* Answer r with rep and reason as data segment (best effort: without
  * memory, the status alone). */
@@ -36,196 +33,238 @@ static void reply_reason(struct sreq *r, struct orfa_msg *rep,
 			 const char *reason)
 {
 	size_t len = strlen(reason);
-	struct reason_blk *b;
-	struct orfa_txmsg tx = { .fd = -1 };
+	struct sreq_buf *b;
 
 	if (len > ORFA_HELLO_MAX_DATA)
 		len = ORFA_HELLO_MAX_DATA;
-	b = len ? malloc(sizeof(*b) + len) : NULL;
+	b = len ? sreq_buf_new(len) : NULL;
 	if (!b) {
 		sreq_reply(r, rep, NULL);
 		return;
 	}
-	memcpy(b->text, reason, len);
-	b->iov.iov_base = b->text;
-	b->iov.iov_len = len;
-	tx.iov = &b->iov;
-	tx.iovcnt = 1;
-	tx.done = free;
-	tx.done_arg = b;
-	sreq_reply(r, rep, &tx);
+	memcpy(b->data, reason, len);
+	sreq_reply_buf(r, rep, b, len);
 }
 
 /* Refuse a HELLO: status err, our version in the body, reason as data. */
 static void hello_refuse(struct sreq *r, int err, const char *reason)
 {
-	struct sconn *c = r->conn;
+	const struct orfa_server_cfg *cfg = sreq_server_cfg(r);
 	struct orfa_msg rep;
 
-	log_warn("%s: HELLO refused: %s", c->peer, reason);
+	log_warn("%s: HELLO refused: %s", sreq_session(r)->peer, reason);
 	memset(&rep, 0, sizeof(rep));
 	rep.hdr.status = (uint32_t)err;
 	rep.a.hello_rep.magic = ORFA_MAGIC;
 	rep.a.hello_rep.version = ORFA_PROTO_VERSION;
-	rep.a.hello_rep.max_data = c->srv->cfg.max_data;
+	rep.a.hello_rep.max_data = cfg->max_data;
 	rep.a.hello_rep.features = ORFA_FEAT_ALL;
-	rep.a.hello_rep.flags = c->srv->cfg.key ? ORFA_HELLO_AUTH : 0;
+	rep.a.hello_rep.flags = cfg->key ? ORFA_HELLO_AUTH : 0;
 	reply_reason(r, &rep, reason);
-	c->close_after_flush = 1;
+	sreq_close_after_reply(r);
 }
 
 static void auth_refuse(struct sreq *r, int err, const char *reason)
 {
-	struct sconn *c = r->conn;
 	struct orfa_msg rep;
 
-	log_warn("%s: AUTH refused: %s", c->peer, reason);
+	log_warn("%s: AUTH refused: %s", sreq_session(r)->peer, reason);
 	memset(&rep, 0, sizeof(rep));
 	rep.hdr.status = (uint32_t)err;
 	reply_reason(r, &rep, reason);
-	c->close_after_flush = 1;
+	sreq_close_after_reply(r);
 }
 
-/* The session is set up: from now on the negotiated limits hold. */
-static void session_open(struct sconn *c)
+/* The path as messages show it. */
+static const char *path_shown(const char *path)
 {
-	c->hello_done = 1;
-	c->auth_wait = 0;
-	orfa_conn_set_limits(c->tc, ORFA_MAX_BODY, c->max_data);
+	return *path ? path : "/";
 }
 
-void dispatch_hello(struct sreq *r)
+/*
+ * Check what a HELLO says about itself: magic and version first, before
+ * the rest of a body whose layout may belong to another version, then
+ * the decoded arguments.  0, or the status to refuse with and a reason.
+ */
+static int hello_check(struct sreq *r, char *reason, size_t rsz)
 {
-	struct sconn *c = r->conn;
-	struct orfa_server *srv = c->srv;
-	const uint8_t *body = r->head + ORFA_HDR_SIZE;
+	uint8_t *body = r->head + ORFA_HDR_SIZE;
 	const struct orfa_hello_req *a = &r->m.a.hello;
-	char reason[512], host[80];
-	const char *why = NULL, *path, *subdir = "";
-	struct orfa_msg rep;
-	struct orfa_entry root;
-	struct sexport *x;
+	const char *why = NULL;
 	uint32_t magic, version;
 	int ret;
 
-	/* Magic and version first, before the rest of a body whose layout
-	 * may belong to another version. */
 	if (r->m.hdr.body_len < 8) {
-		hello_refuse(r, EPROTO, "HELLO body too short");
-		return;
+		snprintf(reason, rsz, "HELLO body too short");
+		return EPROTO;
 	}
 	magic = orfa_get_le32(body);
 	version = orfa_get_le32(body + 4);
 	if (magic != ORFA_MAGIC) {
-		snprintf(reason, sizeof(reason),
+		snprintf(reason, rsz,
 			 "bad magic 0x%08x in HELLO (expected 0x%08x)", magic,
 			 ORFA_MAGIC);
-		hello_refuse(r, EPROTONOSUPPORT, reason);
-		return;
+		return EPROTONOSUPPORT;
 	}
 	if (version != ORFA_PROTO_VERSION) {
-		snprintf(reason, sizeof(reason),
+		snprintf(reason, rsz,
 			 "client speaks protocol version %u, server speaks "
 			 "version %u", version, ORFA_PROTO_VERSION);
-		hello_refuse(r, EPROTONOSUPPORT, reason);
-		return;
+		return EPROTONOSUPPORT;
 	}
-	ret = orfa_req_decode(&r->m, r->head + ORFA_HDR_SIZE, &why);
+	ret = orfa_req_decode(&r->m, body, &why);
 	if (ret) {
-		snprintf(reason, sizeof(reason), "malformed HELLO: %s",
+		snprintf(reason, rsz, "malformed HELLO: %s",
 			 why ? why : strerror(-ret));
-		hello_refuse(r, EPROTO, reason);
-		return;
+		return EPROTO;
 	}
 	if (a->max_data == 0) {
-		hello_refuse(r, EINVAL, "HELLO offers max_data 0");
-		return;
+		snprintf(reason, rsz, "HELLO offers max_data 0");
+		return EINVAL;
 	}
 	if (a->flags & ~ORFA_HELLO_FLAGS_ALL) {
-		snprintf(reason, sizeof(reason), "unknown HELLO flags %#x",
+		snprintf(reason, rsz, "unknown HELLO flags %#x",
 			 a->flags & ~ORFA_HELLO_FLAGS_ALL);
-		hello_refuse(r, EINVAL, reason);
-		return;
+		return EINVAL;
 	}
+	return 0;
+}
 
-	/* Which export, and may this peer mount it? */
-	path = r->m.name ? r->m.name : "";
-	x = access_find(srv->exports, srv->sx, path, &subdir);
-	if (!x) {
-		snprintf(reason, sizeof(reason), "no export %s on this server",
-			 *path ? path : "/");
-		hello_refuse(r, ENOENT, reason);
-		return;
+/* Which export does the HELLO ask for, and may this peer mount it?  The
+ * export in *x and the subdirectory in *subdir; 0, or the status to refuse
+ * with and a reason. */
+static int hello_export(struct sreq *r, const char *path,
+			struct sexport **x, const char **subdir, char *reason,
+			size_t rsz)
+{
+	char host[80];
+
+	*x = sreq_find_export(r, path, subdir);
+	if (!*x) {
+		snprintf(reason, rsz, "no export %s on this server",
+			 path_shown(path));
+		return ENOENT;
 	}
-	if (!access_peer_allowed(c, x, host, sizeof(host))) {
+	if (!access_peer_allowed(r, *x, host, sizeof(host))) {
+		snprintf(reason, rsz, "client %s is not allowed to mount %s",
+			 host, path_shown(path));
+		return EACCES;
+	}
+	return 0;
+}
+
+/*
+ * Start the session on the export HELLO bound (subdirectory subdir of
+ * path) and open it; what starts the log line.  0 and *root, or the status
+ * to refuse with (a positive errno) and a reason.
+ */
+static int session_begin(struct sreq *r, const char *path,
+			 const char *subdir, const char *what,
+			 struct orfa_entry *root, char *reason, size_t rsz)
+{
+	struct ssession *s = sreq_session(r);
+	int ret;
+
+	reason[0] = '\0';
+	ret = access_session_start(s, path_shown(path), subdir, root, reason,
+				   rsz);
+	if (ret)
+		return -ret;
+	sreq_session_open(r);
+	log_info("%s: %s export %s, root node %llu, max_data %u, "
+		 "features %#llx", s->peer, what, path_shown(path),
+		 (unsigned long long)root->nodeid, s->max_data,
+		 (unsigned long long)s->features);
+	return 0;
+}
+
+/*
+ * The server has a key: keep what the AUTH proof needs and answer with
+ * our nonce.  The subdirectory is resolved only once the client proved it
+ * holds the key: nothing about the export shows before.
+ */
+static void hello_ask_auth(struct sreq *r, const char *path,
+			   struct orfa_msg *rep)
+{
+	struct ssession *s = sreq_session(r);
+	char reason[512];
+
+	if (!(r->m.a.hello.flags & ORFA_HELLO_AUTH)) {
 		snprintf(reason, sizeof(reason),
-			 "client %s is not allowed to mount %s", host,
-			 *path ? path : "/");
+			 "the server requires authentication: mount %s with "
+			 "a key (-o key=FILE)", path_shown(path));
 		hello_refuse(r, EACCES, reason);
 		return;
 	}
-	c->ex = x;
-	c->max_data = a->max_data < srv->cfg.max_data ?
-		      (uint32_t)a->max_data : srv->cfg.max_data;
-	c->features = a->features & ORFA_FEAT_ALL;
+	s->export_path = strdup(path);
+	if (!s->export_path) {
+		hello_refuse(r, ENOMEM, "out of memory");
+		return;
+	}
+	memcpy(s->cnonce, r->m.a.hello.nonce, ORFA_NONCE_SIZE);
+	orfa_auth_nonce(s->snonce);
+	memcpy(rep->a.hello_rep.nonce, s->snonce, ORFA_NONCE_SIZE);
+	rep->a.hello_rep.flags = ORFA_HELLO_AUTH;
+	sreq_hello_wait_auth(r);
+	log_info("%s: HELLO: export %s, waiting for AUTH", s->peer,
+		 path_shown(path));
+	sreq_reply(r, rep, NULL);
+}
+
+void hello_handle(struct sreq *r)
+{
+	const struct orfa_server_cfg *cfg = sreq_server_cfg(r);
+	const struct orfa_hello_req *a = &r->m.a.hello;
+	struct ssession *s = sreq_session(r);
+	const char *path = "", *subdir = "";
+	char reason[512];
+	struct orfa_entry root;
+	struct orfa_msg rep;
+	struct sexport *x;
+	int err;
+
+	err = hello_check(r, reason, sizeof(reason));
+	if (err == 0) {
+		path = r->m.name ? r->m.name : "";
+		err = hello_export(r, path, &x, &subdir, reason,
+				   sizeof(reason));
+	}
+	if (err) {
+		hello_refuse(r, err, reason);
+		return;
+	}
+	s->ex = x;
+	s->max_data = a->max_data < cfg->max_data ?
+		      (uint32_t)a->max_data : cfg->max_data;
+	s->features = a->features & ORFA_FEAT_ALL;
 
 	memset(&rep, 0, sizeof(rep));
 	rep.a.hello_rep.magic = ORFA_MAGIC;
 	rep.a.hello_rep.version = ORFA_PROTO_VERSION;
-	rep.a.hello_rep.max_data = c->max_data;
-	rep.a.hello_rep.features = c->features;
-
-	if (srv->cfg.key) {
-		/* The subdirectory is resolved only once the client proved
-		 * it holds the key: nothing about the export shows before. */
-		if (!(a->flags & ORFA_HELLO_AUTH)) {
-			snprintf(reason, sizeof(reason),
-				 "the server requires authentication: mount "
-				 "%s with a key (-o key=FILE)",
-				 *path ? path : "/");
-			hello_refuse(r, EACCES, reason);
-			return;
-		}
-		c->export_path = strdup(path);
-		if (!c->export_path) {
-			hello_refuse(r, ENOMEM, "out of memory");
-			return;
-		}
-		memcpy(c->cnonce, a->nonce, ORFA_NONCE_SIZE);
-		orfa_auth_nonce(c->snonce);
-		memcpy(rep.a.hello_rep.nonce, c->snonce, ORFA_NONCE_SIZE);
-		rep.a.hello_rep.flags = ORFA_HELLO_AUTH;
-		c->hello_done = 1;
-		c->auth_wait = 1;
-		log_info("%s: HELLO: export %s, waiting for AUTH", c->peer,
-			 *path ? path : "/");
-		sreq_reply(r, &rep, NULL);
+	rep.a.hello_rep.max_data = s->max_data;
+	rep.a.hello_rep.features = s->features;
+	if (cfg->key) {
+		hello_ask_auth(r, path, &rep);
 		return;
 	}
 
-	reason[0] = '\0';
-	ret = access_session_start(c, *path ? path : "/", subdir, &root,
-				   reason, sizeof(reason));
-	if (ret) {
-		hello_refuse(r, -ret, reason);
+	err = session_begin(r, path, subdir, "HELLO:", &root, reason,
+			    sizeof(reason));
+	if (err) {
+		hello_refuse(r, err, reason);
 		return;
 	}
-	session_open(c);
 	rep.a.hello_rep.root_nodeid = root.nodeid;
 	rep.a.hello_rep.root_generation = root.generation;
 	rep.a.hello_rep.root_attr = root.attr;
-	log_info("%s: HELLO: export %s, root node %llu, max_data %u, "
-		 "features %#llx", c->peer, *path ? path : "/",
-		 (unsigned long long)root.nodeid, c->max_data,
-		 (unsigned long long)c->features);
 	sreq_reply(r, &rep, NULL);
 }
 
-void dispatch_auth(struct sreq *r)
+void auth_handle(struct sreq *r)
 {
-	struct sconn *c = r->conn;
-	const struct orfa_key *key = c->srv->cfg.key;
-	const char *why = NULL, *subdir = "", *path = c->export_path;
+	const struct orfa_key *key = sreq_server_cfg(r)->key;
+	struct ssession *s = sreq_session(r);
+	const char *why = NULL, *subdir = "", *path = s->export_path;
 	char reason[512];
 	struct orfa_entry root;
 	struct orfa_msg rep;
@@ -238,34 +277,27 @@ void dispatch_auth(struct sreq *r)
 		auth_refuse(r, EPROTO, reason);
 		return;
 	}
-	if (orfa_auth_verify(key, ORFA_AUTH_CLIENT, c->cnonce, c->snonce,
+	if (orfa_auth_verify(key, ORFA_AUTH_CLIENT, s->cnonce, s->snonce,
 			     path, r->m.a.auth.proof) != 0) {
 		snprintf(reason, sizeof(reason),
 			 "authentication failed for export %s: the client's "
-			 "key does not match the server's",
-			 *path ? path : "/");
+			 "key does not match the server's", path_shown(path));
 		auth_refuse(r, EACCES, reason);
 		return;
 	}
 	/* orfa_exports_find again: the same path, the same export. */
-	access_find(c->srv->exports, c->srv->sx, path, &subdir);
-	reason[0] = '\0';
-	ret = access_session_start(c, *path ? path : "/", subdir, &root,
-				   reason, sizeof(reason));
+	sreq_find_export(r, path, &subdir);
+	ret = session_begin(r, path, subdir, "AUTH: client authenticated,",
+			    &root, reason, sizeof(reason));
 	if (ret) {
-		auth_refuse(r, -ret, reason);
+		auth_refuse(r, ret, reason);
 		return;
 	}
-	session_open(c);
 	memset(&rep, 0, sizeof(rep));
-	orfa_auth_proof(key, ORFA_AUTH_SERVER, c->cnonce, c->snonce, path,
+	orfa_auth_proof(key, ORFA_AUTH_SERVER, s->cnonce, s->snonce, path,
 			rep.a.auth_rep.proof);
 	rep.a.auth_rep.root_nodeid = root.nodeid;
 	rep.a.auth_rep.root_generation = root.generation;
 	rep.a.auth_rep.root_attr = root.attr;
-	log_info("%s: AUTH: client authenticated, export %s, root node %llu, "
-		 "max_data %u, features %#llx", c->peer, *path ? path : "/",
-		 (unsigned long long)root.nodeid, c->max_data,
-		 (unsigned long long)c->features);
 	sreq_reply(r, &rep, NULL);
 }

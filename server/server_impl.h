@@ -1,15 +1,15 @@
 /*
- * server_impl.h - what server.c and dispatch.c share: the server, the
- * connection and the request objects, and the calls dispatch uses to
- * answer and finish requests.  Not for use outside server/.
+ * server_impl.h - what the files that run orfad's connections share: the
+ * server, its event loops and the connection object (struct sconn), and
+ * the calls between those files.  Not for the request handlers, which see
+ * a request through request.h only.
  *
  * Lifetimes.  A connection (struct sconn) lives until it is closing, no
  * request of it is left (inflight == 0) and its final teardown ran on the
  * thread that owns it (loop thread, or its own thread in connection mode).
- * Each request (struct sreq) counts in its connection's inflight from the
- * moment it is read until sreq_finish, so a request may always use
- * r->conn.  A request keeps its received frame on loan from the
- * transport (rx) until it is finished; the decoded message points into it.
+ * Each request (struct sreq, request.h) counts in its connection's
+ * inflight from the moment it is read until sreq_finish, so a request may
+ * always use r->conn.
  *
  * Lock order: sconn.lock, then libevent's base lock (event_active is
  * called under sconn.lock).  The lock manager's mutex is never held while
@@ -21,18 +21,15 @@
 #include <pthread.h>
 #include <stdint.h>
 
-#include "backend.h"
+#include "access.h"
 #include "codec.h"
 #include "exports.h"
-#include "locks.h"
+#include "request.h"
 #include "server.h"
-#include "session.h"
 #include "transport.h"
 
 struct event;
 struct event_base;
-struct sexport;
-struct sview;
 
 /*
  * An event loop that owns connections (loop modes).  loops[0] runs on
@@ -79,7 +76,7 @@ struct orfa_server {
 	pthread_t *workers;
 	unsigned nworkers;
 	/* Queue mode: per opcode, the share of recent runs that took longer
-	 * than INLINE_MAX_NS (server.c), in 1/256, a moving average over
+	 * than INLINE_MAX_NS (workers.c), in 1/256, a moving average over
 	 * about 8 runs; relaxed atomics: a lost update does not matter.  It
 	 * decides whether the loop thread may run one itself. */
 	uint32_t op_slow[ORFA_OP_MAX];
@@ -104,32 +101,19 @@ struct sconn {
 	struct sloop *loop;		/* loop modes: the owning loop */
 	struct sconn *lprev, *lnext;	/* loop->conns (loop thread), or
 					 * loop->pending (lnext, loop->lock) */
-	uint64_t id;			/* lock owner part, never reused */
 	struct orfa_conn *tc;
-	char peer[64];
-
-	/* The session (access.h, hello.c): written by the receiving thread
-	 * during the handshake, before any other request of c runs; then
-	 * read-only until teardown. */
-	struct sexport *ex;		/* the export; NULL before HELLO */
-	struct sview *view;		/* subdirectory sessions, else NULL */
-	uint64_t root_nodeid;		/* the client's root */
-	uint64_t root_ino;
-	int auth_wait;			/* HELLO asked for AUTH: nothing else
-					 * may come before it */
-	uint8_t cnonce[ORFA_NONCE_SIZE], snonce[ORFA_NONCE_SIZE];
-	char *export_path;		/* as sent in HELLO (AUTH proof
-					 * input), with a key only */
+	struct ssession s;		/* id, peer name, and what the
+					 * handshake bound (access.h) */
 
 	/* Owned by the receiving thread (loop or connection thread). */
 	struct event *ev_read, *ev_write, *ev_wake;
 	struct event *ev_more;		/* queue mode: read on after a yield */
 	int read_on, write_on;
 	int hello_done;
+	int auth_wait;			/* HELLO asked for AUTH: nothing else
+					 * may come before it */
 	int close_after_flush;		/* HELLO refused: drain, then close */
 	int teardown_stage;		/* 0, 1 (locks dropped), 2 (done) */
-	uint32_t max_data;		/* negotiated in HELLO */
-	uint64_t features;
 	int splice_ok;			/* atomic: big WRITE data may stay in
 					 * the connection for write_fd (0 once
 					 * the backend showed it has none) */
@@ -153,68 +137,74 @@ struct sconn {
 					 * segment from the connection
 					 * (sreq_take_data): nothing is read
 					 * meanwhile */
-
-	struct ftab files;
-	struct nmap nodes;
 };
 
-struct sreq {
-	struct sreq *next;		/* worker queue */
-	struct sconn *conn;
-	struct orfa_msg m;		/* decoded request; points into buf */
-	struct orfa_lk_waiter waiter;	/* parked SETLK / FLOCK */
-	/* Parking, under conn->lock: the handler that parked r has not
-	 * returned yet (in_dispatch); a wake-up that came meanwhile is left
-	 * to it (woken, wake_status). */
-	int in_dispatch, woken, wake_status;
-	struct orfa_rxmsg rx;		/* the frame, on loan */
-	size_t cost;			/* counted in conn->inflight_bytes */
-	size_t head_len;
-	uint8_t *head;			/* frame header + body (rx.head) */
-	void *data;			/* data segment (rx.data) or NULL */
-};
-
-/* Handler result meaning "parked: do not finish the request now". */
-#define SREQ_PARKED 1
-
 /*
- * Send the reply to r.  rep (may be NULL for an empty body) holds the
- * status (hdr.status, positive errno or 0) and reply arguments; opcode,
- * req_id and lengths are filled in here.  tx (may be NULL) carries the
- * data segment and its done callback, which the transport calls (also on
- * failure).  Returns 0 or the negative errno of the send; failures are
- * also noted on the connection, which the owning thread then closes.
+ * The calls between the files that run connections.  They go one way:
+ * server.c -> loop.c -> conn.c -> workers.c -> dispatch.h -> request.c
+ * (server.c also calls conn.c and workers.c directly).
  */
-int sreq_reply(struct sreq *r, struct orfa_msg *rep, struct orfa_txmsg *tx);
-/*
- * r's data segment is still in the connection (r->rx.data_deferred: a
- * WRITE of at least SPLICE_MIN_DATA bytes in queue or connection mode):
- * take it to d, a file range, or into memory when d is NULL (r->data and
- * r->m.data then point at it).  Any thread, once; the connection is read
- * again afterwards.  0, or a negative errno after which the connection is
- * closed (its owner is told).  A request finished without taking its data
- * has it read and dropped by sreq_finish.
- */
-int sreq_take_data(struct sreq *r, struct orfa_rxdest *d);
-/* Empty error reply with status err (positive errno). */
-void sreq_reply_err(struct sreq *r, int err);
-/* The request is over: free it and let the connection progress. */
-void sreq_finish(struct sreq *r);
-/* A request of c stopped running without finishing (it was parked):
- * wake c's owner if c is paused or closing.  Caller holds c->lock. */
-void conn_kick_locked(struct sconn *c);
 
-/* dispatch.c: run one decoded request (any thread); answers it unless it
- * is parked, then finishes it (sreq_finish) unless parked. */
-void dispatch_request(struct sreq *r);
-/* hello.c: HELLO, on the receiving thread.  Sets conn->hello_done (and
- * conn->auth_wait when AUTH must follow), or conn->close_after_flush when
- * refused.  Answers, does not finish. */
-void dispatch_hello(struct sreq *r);
-/* hello.c: AUTH, on the receiving thread, only while conn->auth_wait.
- * Opens the session, or refuses and sets conn->close_after_flush. */
-void dispatch_auth(struct sreq *r);
-/* dispatch.c: give back every lookup reference and file of c (teardown). */
-void dispatch_conn_cleanup(struct sconn *c);
+/* ---- loop.c (loop modes) ------------------------------------------------- */
+
+/* Create the loops (loops[0] on srv->base) / start the threads of the
+ * others (one that cannot start gets no connections) / stop them once
+ * accepting stopped, returning when every connection was torn down /
+ * free them.  loops_create: 0 or -ENOMEM. */
+int loops_create(struct orfa_server *srv);
+void loops_start(struct orfa_server *srv);
+void loops_stop(struct orfa_server *srv);
+void loops_destroy(struct orfa_server *srv);
+/* Accepting thread: give c to the loop with the fewest connections. */
+void loop_hand_over(struct orfa_server *srv, struct sconn *c);
+
+/* ---- conn.c ----------------------------------------------------------------- */
+
+/* A connection object for transport connection tc (taken), listed in
+ * srv; NULL on ENOMEM (tc is then the caller's). */
+struct sconn *conn_new(struct orfa_server *srv, struct orfa_conn *tc);
+/* Last step of teardown, on the owning thread; nothing refers to c. */
+void conn_free(struct sconn *c);
+/* Stop reading c and start its teardown (receiving thread).  In loop
+ * modes the caller must not use c after its callback's final
+ * conn_progress (loop.c), which completes the teardown. */
+void conn_close(struct sconn *c);
+/* Loop modes: advance c's teardown; 1 when c may be freed now. */
+int conn_teardown_step(struct sconn *c);
+/* A receive failed with err: say why (warning for bad input), close. */
+void conn_recv_failed(struct sconn *c, int err);
+/* One received frame of c, on the receiving thread: check it, make a
+ * request of it and run or queue it (workers.c); or drop c. */
+void conn_handle_frame(struct sconn *c, struct orfa_rxmsg *rx);
+/* Receiving thread, before the first receive: let big WRITE data stay in
+ * the connection (queue and connection modes, when the transport can). */
+void conn_defer_setup(struct sconn *c);
+/* Connection mode: start c's thread, which owns c from then on: 0 or a
+ * negative errno (c is still the caller's). */
+int conn_thread_start(struct sconn *c);
+/* Join the connection threads that ended. */
+void zombies_join(struct orfa_server *srv);
+
+/* ---- workers.c ---------------------------------------------------------------- */
+
+/* Start the queue-mode workers (0 or a negative errno) / stop them once
+ * the queue is drained. */
+int workers_start(struct orfa_server *srv);
+void workers_stop(struct orfa_server *srv);
+/* Run the decoded request r of c, counted in flight: here, or on a
+ * worker in queue mode.  r may be gone on return. */
+void run_request(struct sconn *c, struct sreq *r);
+/* Queue mode: has c's current read burst run enough requests on the loop
+ * thread that the loop should turn to its other connections? */
+int run_burst_spent(const struct sconn *c);
+
+/* ---- request.c ------------------------------------------------------------ */
+
+/* Give a request's frame back to the transport and free the request,
+ * without counting it out of its connection (sreq_finish does both). */
+void sreq_free(struct sreq *r);
+/* Wake c's owner (its loop, or its thread in connection mode) to look at
+ * c again.  Caller holds c->lock. */
+void conn_wake_locked(struct sconn *c);
 
 #endif /* ORFA_SERVER_IMPL_H */

@@ -124,29 +124,19 @@ static struct fslot *slot_of(struct ftab *t, uint64_t id)
 	return &t->slot[idx - 1];
 }
 
-struct sfile *ftab_get(struct ftab *t, uint64_t id)
+/* The object behind id, or NULL: with a new reference for the caller,
+ * or (remove) taken out of the table with the table's reference. */
+static struct sfile *ftab_lookup(struct ftab *t, uint64_t id, int remove)
 {
 	struct fslot *s;
 	struct sfile *f = NULL;
 
 	pthread_mutex_lock(&t->lock);
 	s = slot_of(t, id);
-	if (s) {
+	if (s && !remove) {
 		f = s->f;
 		sfile_get(f);
-	}
-	pthread_mutex_unlock(&t->lock);
-	return f;
-}
-
-struct sfile *ftab_remove(struct ftab *t, uint64_t id)
-{
-	struct fslot *s;
-	struct sfile *f = NULL;
-
-	pthread_mutex_lock(&t->lock);
-	s = slot_of(t, id);
-	if (s) {
+	} else if (s) {
 		f = s->f;
 		s->f = NULL;
 		s->next_free = t->free_head;
@@ -155,6 +145,16 @@ struct sfile *ftab_remove(struct ftab *t, uint64_t id)
 	}
 	pthread_mutex_unlock(&t->lock);
 	return f;
+}
+
+struct sfile *ftab_get(struct ftab *t, uint64_t id)
+{
+	return ftab_lookup(t, id, 0);
+}
+
+struct sfile *ftab_remove(struct ftab *t, uint64_t id)
+{
+	return ftab_lookup(t, id, 1);
 }
 
 uint32_t ftab_count(struct ftab *t)
