@@ -2,9 +2,9 @@
  * fuzz_server.c - libFuzzer harness for orfad's frame decoder and request
  * dispatch, against the RAM backend.
  *
- * A real server (server.c, dispatch.c, backend_ramfs.c, the TCP
- * transport) runs in this process on 127.0.0.1; each input is one client
- * connection.  The first byte selects whether a valid HELLO is sent first
+ * A real server (server/: the pipeline, the handlers and the RAM backend;
+ * the TCP transport) runs in this process on 127.0.0.1; each input is one
+ * client connection.  The first byte selects whether a valid HELLO is sent first
  * (so most inputs reach the post-handshake dispatch table rather than the
  * handshake check); the rest goes to the server verbatim, then the client
  * half-closes and reads until the server closes or 2 s pass.  A crash,
