@@ -784,6 +784,7 @@ void realtime_after(struct timespec *ts, int64_t ns)
 		ts->tv_nsec -= 1000000000L;
 	}
 }
+
 bool conn_wait_alive(struct orfa_client *cl, int pin, int64_t deadline)
 {
 	bool alive = false;

@@ -42,10 +42,11 @@ static bool client_stopping(struct orfa_client *cl)
 }
 
 /*
- * The connection is gone: every call on it gets -EIO now, and the
- * connection stays dead (orfa_call_send skips it).  Calls are taken out in
- * batches so that no callback runs under cc->lock and nothing is
- * allocated on this path.
+ * The connection is gone: every call on it gets -EIO now, except the ones
+ * kept for resending (with reconnect, not stopping: parked on cc->resend),
+ * and the connection stays dead (orfa_call_send skips it) until a
+ * reconnect revives it.  Calls are taken out in batches so that no
+ * callback runs under cc->lock and nothing is allocated on this path.
  */
 static void conn_fail(struct cconn *cc, int err)
 {
