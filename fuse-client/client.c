@@ -1,14 +1,12 @@
 /*
  * client.c - the RPC layer of the orfa client (see client.h): calls, the
- * per-connection slot tables, receiving and sending.  Connecting, the
- * timer, interrupts and forgets are in client_session.c.
+ * per-connection call table (slots), sending a call, completing a call
+ * from its reply, and the messages that take no slot (FORGET batches,
+ * RELEASE of orphaned opens).
  *
  * Per connection: a table of in-flight calls indexed by the low bits of
  * req_id (the high bits are a per-slot generation, so a stale or forged id
- * never matches a reused slot), one receiver thread that reads replies and
- * completes calls, and a lock.  One timer thread for the whole client fails
- * calls past their deadline, delivers interrupts and flushes the FORGET
- * batch.
+ * never matches a reused slot) and a lock.
  *
  * A call's life: orfa_call_new (sender holds one reference) ->
  * orfa_call_send registers it in a slot (the table holds a second one) and
@@ -21,8 +19,12 @@
  * slots, such orphans without a reply buffer are evicted first (one with a
  * buffer stays: the peer may still write into it).
  *
- * Not here: FUSE (ops.c), command line (main.c), reconnecting
- * (client_session.c; this file only waits for it and translates file ids).
+ * Not here: FUSE (ops*.c), the command line (main.c); the receiver thread,
+ * connection failure, reconnecting and resending parked calls (conn.c,
+ * which calls into this file, never the reverse: here a sender only waits
+ * for a connection to come back and translates file ids); HELLO/AUTH
+ * (client_hello.c); connecting, the timer and interrupts
+ * (client_session.c).
  */
 #include "clock.h"
 #include "client_impl.h"
@@ -151,7 +153,7 @@ static ssize_t call_encode(struct orfa_call *call, size_t data_len)
 
 /* Unlink call from its slot.  cc->lock held.  The caller then owns the
  * table's reference. */
-static void slot_unlink(struct cconn *cc, struct orfa_call *call)
+void slot_unlink(struct cconn *cc, struct orfa_call *call)
 {
 	uint32_t slot = (uint32_t)(call->req_id & SLOT_MASK);
 
@@ -329,15 +331,17 @@ void *rx_sink(void *arg, const struct orfa_hdr *hdr)
 	return buf;
 }
 
-/* Run the callback that call_take_answer gave us, then drop the table ref
- * if we unlinked it. */
+/* Run the callback of a call whose answer the caller holds (it got true
+ * from call_take_answer, or set call->answered on a call no table holds).
+ * rep reaches the callback only when err is 0.  Drops no reference: each
+ * caller puts the ones it holds. */
 void call_complete(struct orfa_call *call, int err,
 		   const struct orfa_msg *rep)
 {
 	call->fn(call, err, err ? NULL : rep);
 }
 
-static void rx_handle(struct cconn *cc, struct orfa_rxmsg *rx)
+void rx_handle(struct cconn *cc, struct orfa_rxmsg *rx)
 {
 	struct orfa_call *call, *claimed = cc->claimed;
 	bool unlinked = false, answer = false;
@@ -410,94 +414,6 @@ static void rx_handle(struct cconn *cc, struct orfa_rxmsg *rx)
 		call_put(claimed);
 }
 
-/*
- * The connection is gone: every call on it gets -EIO now, and the
- * connection stays dead (orfa_call_send skips it).  Calls are taken out in
- * batches so that no callback runs under cc->lock and nothing is
- * allocated on this path.
- */
-void conn_fail(struct cconn *cc, int err)
-{
-	struct orfa_call *batch[64];
-	bool answer[64];
-	bool stopping = client_stopping(cc->cl);
-	unsigned n;
-
-	if (!cc->dead && err && !stopping)
-		log_err("%s: connection lost: %s", cc->name,
-			orfa_conn_last_error(cc->conn)[0] ?
-			orfa_conn_last_error(cc->conn) : strerror(-err));
-	/* First stop the peer from writing into reply buffers we free. */
-	orfa_conn_shutdown(cc->conn);
-	bool park = cc->cl->reconnect && !stopping;
-
-	do {
-		n = 0;
-		pthread_mutex_lock(&cc->lock);
-		cc->dead = true;
-		/* The claimed call may also still be in its slot: its two
-		 * references are dropped separately, its answer taken once
-		 * (below, where it may also be parked for resending). */
-		if (cc->claimed) {
-			answer[n] = cc->claimed->linked ? false :
-				    call_take_answer(cc, cc->claimed);
-			batch[n++] = cc->claimed;
-			cc->claimed = NULL;
-		}
-		for (unsigned i = 0; i < NSLOTS && n < 64; i++) {
-			struct orfa_call *call = cc->slots[i];
-
-			if (!call)
-				continue;
-			slot_unlink(cc, call);
-			if (park && call->retry && !call->answered) {
-				/* The table's reference moves to the list. */
-				call->next_resend = cc->resend;
-				cc->resend = call;
-				continue;
-			}
-			answer[n] = call_take_answer(cc, call);
-			batch[n++] = call;
-		}
-		pthread_cond_broadcast(&cc->slot_cond);
-		pthread_mutex_unlock(&cc->lock);
-		for (unsigned i = 0; i < n; i++) {
-			if (answer[i])
-				call_complete(batch[i], -EIO, NULL);
-			call_put(batch[i]);
-		}
-	} while (n > 0);
-}
-
-/* Set on receiver threads: a call sent from one (a completion callback)
- * must never wait for a reconnect, which that very thread may have to
- * make. */
-static __thread bool tl_rx_thread;
-
-void *rx_main(void *arg)
-{
-	struct cconn *cc = arg;
-	struct orfa_rxmsg rx;
-	int rc;
-
-	tl_rx_thread = true;
-	for (;;) {
-		for (;;) {
-			memset(&rx, 0, sizeof(rx));
-			rc = orfa_conn_recv(cc->conn, &rx);
-			if (rc < 0)
-				break;
-			rx_handle(cc, &rx);
-			orfa_conn_recv_done(cc->conn, &rx);
-		}
-		conn_fail(cc, rc);
-		if (!cc->cl->reconnect || conn_reconnect(cc) < 0)
-			break;
-		conn_resend(cc);
-	}
-	conn_resend_fail(cc, -EIO, true);
-	return NULL;
-}
 
 /* ---- sending ------------------------------------------------------------ */
 
@@ -650,28 +566,79 @@ static void call_data_done(void *arg)
 	pthread_mutex_unlock(&cl->data_lock);
 }
 
-void orfa_call_send(struct orfa_call *call, const struct iovec *iov,
-		    int iovcnt, unsigned flags, orfa_call_fn fn,
-		    orfa_orphan_fn orphan)
+/* Unlink a call whose frame could not be built or sent and answer it with
+ * -EIO, unless another party (timer, interrupt, connection failure)
+ * answered it first.  Drops the table's reference; the caller keeps its
+ * own. */
+static void call_fail_unsent(struct cconn *cc, struct orfa_call *call)
+{
+	bool answer = false, unlinked = false;
+
+	pthread_mutex_lock(&cc->lock);
+	if (call->linked && !call->answered) {
+		answer = call_take_answer(cc, call);
+		slot_unlink(cc, call);
+		unlinked = true;
+	}
+	pthread_mutex_unlock(&cc->lock);
+	if (answer)
+		call_complete(call, -EIO, NULL);
+	if (unlinked)
+		call_put(call);
+}
+
+/* Build the frame of a call registered on cc: file ids translated, header
+ * segment encoded with its req_id.  The names are dropped from call->msg
+ * (they are the caller's, or call->names).  Returns the header segment's
+ * length or a negative errno. */
+static ssize_t call_frame(struct cconn *cc, struct orfa_call *call,
+			  size_t data_len)
+{
+	ssize_t head_len;
+
+	pthread_mutex_lock(&cc->lock);
+	call_remap(cc, call);
+	pthread_mutex_unlock(&cc->lock);
+	free(call->head_heap);		/* a resend encodes again */
+	call->head_heap = NULL;
+	head_len = call_encode(call, data_len);
+	call->msg.name = call->msg.name2 = NULL;
+	if (head_len < 0)
+		return head_len;
+	call->msg.hdr.req_id = call->req_id;
+	orfa_hdr_encode(call->head, &call->msg.hdr);
+	return head_len;
+}
+
+/* The transport message for a call's frame (data: iov/iovcnt). */
+static void call_txmsg(struct orfa_txmsg *tx, struct orfa_call *call,
+		       ssize_t head_len, const struct iovec *iov, int iovcnt)
+{
+	memset(tx, 0, sizeof(*tx));
+	tx->head = call->head;
+	tx->head_len = (size_t)head_len;
+	tx->iov = iovcnt ? iov : NULL;
+	tx->iovcnt = iovcnt;
+	tx->fd = -1;
+	tx->reply_buf = call->sink;
+	tx->reply_buf_len = call->sink_len;
+}
+
+__thread bool tl_rx_thread;
+
+/*
+ * Register call on a live connection (its pinned one, else the least
+ * loaded).  With reconnect, waits for a connection to come back within the
+ * request timeout, except on a receiver thread (a completion callback
+ * sending), which may be the very thread that has to reconnect.  Returns
+ * the connection, or NULL (client stopped, none alive).
+ */
+static struct cconn *call_place(struct orfa_call *call)
 {
 	struct orfa_client *cl = call->cl;
-	struct orfa_txmsg tx;
 	struct cconn *cc = NULL;
-	size_t data_len = 0;
-	ssize_t head_len;
 	int64_t wait_until = 0;
 	int rc = -ENOTCONN;
-
-	call->fn = fn;
-	call->orphan = orphan;
-	call->flags = flags;
-	for (int i = 0; i < iovcnt; i++)
-		data_len += iov[i].iov_len;
-	if (cl->reconnect && (op_idempotent(&call->msg) ||
-			      op_resolvable(&call->msg))) {
-		call->retry = call_keep(call, iov, iovcnt, data_len);
-		call->resolve = !op_idempotent(&call->msg);
-	}
 
 	while (!cl->stopped) {
 		for (unsigned tries = 0; tries < cl->n; tries++) {
@@ -692,126 +659,92 @@ void orfa_call_send(struct orfa_call *call, const struct iovec *iov,
 		if (!conn_wait_alive(cl, call->pin, wait_until))
 			break;
 	}
-	if (rc < 0) {
+	return rc == 0 ? cc : NULL;
+}
+
+/* The caller's data buffer is lent until the transport's done(), which
+ * TCP calls before send returns. */
+static void call_wait_data(struct orfa_call *call)
+{
+	struct orfa_client *cl = call->cl;
+
+	pthread_mutex_lock(&cl->data_lock);
+	while (!call->data_done)
+		pthread_cond_wait(&cl->data_cond, &cl->data_lock);
+	pthread_mutex_unlock(&cl->data_lock);
+}
+
+void orfa_call_send(struct orfa_call *call, const struct iovec *iov,
+		    int iovcnt, unsigned flags, orfa_call_fn fn,
+		    orfa_orphan_fn orphan)
+{
+	struct orfa_client *cl = call->cl;
+	struct orfa_txmsg tx;
+	struct cconn *cc;
+	size_t data_len = 0;
+	ssize_t head_len;
+	int rc;
+
+	call->fn = fn;
+	call->orphan = orphan;
+	call->flags = flags;
+	for (int i = 0; i < iovcnt; i++)
+		data_len += iov[i].iov_len;
+	if (cl->reconnect && (op_idempotent(&call->msg) ||
+			      op_resolvable(&call->msg))) {
+		call->retry = call_keep(call, iov, iovcnt, data_len);
+		call->resolve = !op_idempotent(&call->msg);
+	}
+
+	cc = call_place(call);
+	if (!cc) {
 		fn(call, -EIO, NULL);
 		call_put(call);
 		return;
 	}
-	pthread_mutex_lock(&cc->lock);
-	call_remap(cc, call);
-	pthread_mutex_unlock(&cc->lock);
-
-	head_len = call_encode(call, data_len);
-	/* Names point into the caller's buffers: gone after we return. */
-	call->msg.name = call->msg.name2 = NULL;
+	head_len = call_frame(cc, call, data_len);
 	if (head_len < 0) {
-		bool answer = false, unlinked = false;
-
 		log_err("cannot encode %s request: %s", orfa_op_name(call->opcode),
 			strerror((int)-head_len));
-		pthread_mutex_lock(&cc->lock);
-		if (call->linked && !call->answered) {
-			answer = call_take_answer(cc, call);
-			slot_unlink(cc, call);
-			unlinked = true;
-		}
-		pthread_mutex_unlock(&cc->lock);
-		if (answer)
-			fn(call, -EIO, NULL);
-		if (unlinked)
-			call_put(call);
+		call_fail_unsent(cc, call);
 		call_put(call);
 		return;
 	}
-
-	call->msg.hdr.req_id = call->req_id;
-	orfa_hdr_encode(call->head, &call->msg.hdr);
 	if (call->hook) {
 		struct orfa_call_ref ref = {
 			.req_id = call->req_id, .conn = cc->idx,
 		};
 		call->hook(call, ref, call->hook_arg);
 	}
-	memset(&tx, 0, sizeof(tx));
-	tx.head = call->head;
-	tx.head_len = (size_t)head_len;
-	tx.iov = iovcnt ? iov : NULL;
-	tx.iovcnt = iovcnt;
-	tx.fd = -1;
-	tx.reply_buf = call->sink;
-	tx.reply_buf_len = call->sink_len;
+	call_txmsg(&tx, call, head_len, iov, iovcnt);
 	if (iovcnt) {
 		tx.done = call_data_done;
 		tx.done_arg = call;
 	}
 	rc = orfa_conn_send(call->conn, &tx);
 	if (rc < 0) {
-		bool answer = false, unlinked = false;
-
 		log_err("%s: cannot send %s: %s", cc->name,
 			orfa_op_name(call->opcode),
 			orfa_conn_last_error(call->conn)[0] ?
 			orfa_conn_last_error(call->conn) : strerror(-rc));
-		pthread_mutex_lock(&cc->lock);
-		if (call->linked && !call->answered) {
-			answer = call_take_answer(cc, call);
-			slot_unlink(cc, call);
-			unlinked = true;
-		}
-		pthread_mutex_unlock(&cc->lock);
-		if (answer)
-			fn(call, -EIO, NULL);
-		if (unlinked)
-			call_put(call);
+		call_fail_unsent(cc, call);
 		/* A partly written frame leaves the stream unusable; the
 		 * receiver fails the rest. */
 		orfa_conn_shutdown(call->conn);
 	}
-	/* The caller's data buffer is lent until the transport's done(),
-	 * which TCP calls before send returns. */
-	if (iovcnt) {
-		pthread_mutex_lock(&cl->data_lock);
-		while (!call->data_done)
-			pthread_cond_wait(&cl->data_cond, &cl->data_lock);
-		pthread_mutex_unlock(&cl->data_lock);
-	}
+	if (iovcnt)
+		call_wait_data(call);
 	call_put(call);
 }
 
-/* ---- resending after a reconnect (issue 6) ------------------------------ */
-
-void conn_resend_fail(struct cconn *cc, int err, bool all)
-{
-	int64_t now = orfa_now_ns();
-
-	for (;;) {
-		struct orfa_call *call = NULL, **pp;
-
-		pthread_mutex_lock(&cc->lock);
-		for (pp = &cc->resend; *pp; pp = &(*pp)->next_resend) {
-			if (all || ((*pp)->deadline && (*pp)->deadline <= now)) {
-				call = *pp;
-				*pp = call->next_resend;
-				call->answered = true;
-				break;
-			}
-		}
-		pthread_mutex_unlock(&cc->lock);
-		if (!call)
-			return;
-		call_complete(call, err, NULL);
-		call_put(call);		/* the list's reference */
-	}
-}
-
-/* Send call (parked by conn_fail) again on cc, which is alive again. */
-static void call_resend(struct cconn *cc, struct orfa_call *call)
+void call_resend(struct cconn *cc, struct orfa_call *call)
 {
 	struct orfa_msg *m = &call->msg;
-	struct iovec iov;
+	struct iovec iov = {
+		.iov_base = call->rdata, .iov_len = call->rdata_len,
+	};
 	struct orfa_txmsg tx;
 	ssize_t head_len;
-	bool answer = false, unlinked = false;
 	int rc;
 
 	if (call->names) {
@@ -824,28 +757,9 @@ static void call_resend(struct cconn *cc, struct orfa_call *call)
 		call_complete(call, -EIO, NULL);
 		return;
 	}
-	pthread_mutex_lock(&cc->lock);
-	call_remap(cc, call);
-	pthread_mutex_unlock(&cc->lock);
-	free(call->head_heap);
-	call->head_heap = NULL;
-	head_len = call_encode(call, call->rdata_len);
-	m->name = m->name2 = NULL;
+	head_len = call_frame(cc, call, call->rdata_len);
 	if (head_len >= 0) {
-		m->hdr.req_id = call->req_id;
-		orfa_hdr_encode(call->head, &m->hdr);
-		memset(&tx, 0, sizeof(tx));
-		tx.head = call->head;
-		tx.head_len = (size_t)head_len;
-		if (call->rdata_len) {
-			iov.iov_base = call->rdata;
-			iov.iov_len = call->rdata_len;
-			tx.iov = &iov;
-			tx.iovcnt = 1;
-		}
-		tx.fd = -1;
-		tx.reply_buf = call->sink;
-		tx.reply_buf_len = call->sink_len;
+		call_txmsg(&tx, call, head_len, &iov, call->rdata_len ? 1 : 0);
 		rc = orfa_conn_send(call->conn, &tx);
 	} else {
 		rc = (int)head_len;
@@ -854,199 +768,154 @@ static void call_resend(struct cconn *cc, struct orfa_call *call)
 		return;
 	log_err("%s: cannot resend %s: %s", cc->name,
 		orfa_op_name(call->opcode), strerror(-rc));
-	pthread_mutex_lock(&cc->lock);
-	if (call->linked && !call->answered) {
-		answer = call_take_answer(cc, call);
-		slot_unlink(cc, call);
-		unlinked = true;
-	}
-	pthread_mutex_unlock(&cc->lock);
-	if (answer)
-		call_complete(call, -EIO, NULL);
-	if (unlinked)
-		call_put(call);
+	call_fail_unsent(cc, call);
 	orfa_conn_shutdown(call->conn);
 }
 
-/*
- * Resolving a name-creating request that was in flight when its connection
- * died: LOOKUP the name on the new connection.  Found (with the expected
- * type): the first request was applied, and the LOOKUP's entry (and its
- * lookup reference) is the answer; for CREATE the file is then opened
- * (flags without O_CREAT|O_EXCL|O_TRUNC) for the file id.  ENOENT: it was
- * not applied; send it again.  Limit: a name another client made in the
- * meantime is taken as ours.  UNLINK, RMDIR and RENAME are sent again and
- * an ENOENT answer counts as done (same limit).
- */
-struct resolve_ctx {
+/* ---- waiting for a connection to come back ------------------------------ */
+
+void realtime_after(struct timespec *ts, int64_t ns)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += ns / 1000000000LL;
+	ts->tv_nsec += ns % 1000000000LL;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+bool conn_wait_alive(struct orfa_client *cl, int pin, int64_t deadline)
+{
+	bool alive = false;
+
+	pthread_mutex_lock(&cl->rc_lock);
+	for (;;) {
+		struct timespec ts;
+		int64_t left;
+
+		if (pin >= 0)
+			alive = !__atomic_load_n(&cl->conns[pin]->dead,
+						 __ATOMIC_ACQUIRE);
+		else
+			alive = conn_pick(cl, -1) != NULL;
+		left = deadline - orfa_now_ns();
+		if (alive || cl->stopped || left <= 0)
+			break;
+		if (left > 200 * 1000000LL)
+			left = 200 * 1000000LL;	/* re-check now and then */
+		realtime_after(&ts, left);
+		pthread_cond_timedwait(&cl->rc_cond, &cl->rc_lock, &ts);
+	}
+	pthread_mutex_unlock(&cl->rc_lock);
+	return alive && !cl->stopped;
+}
+
+/* ---- fire-and-forget messages ------------------------------------------ */
+
+/* Send one FORGET with count records on connection conn.  No reply, no
+ * slot.  cl->flock held (keeps batches in order). */
+static void send_forget(struct orfa_client *cl, unsigned conn,
+			const struct orfa_forget_one *f, unsigned count)
+{
+	uint8_t head[ORFA_HDR_SIZE + 64];
+	struct orfa_txmsg tx;
+	struct orfa_msg m;
+	struct iovec iov;
 	struct cconn *cc;
-	struct orfa_call *orig;		/* holds the list's reference */
-	struct orfa_entry entry;
-};
+	uint8_t *data;
+	ssize_t body;
 
-static void resolve_finish(struct resolve_ctx *r, int err,
-			   const struct orfa_msg *rep)
-{
-	r->orig->answered = true;
-	call_complete(r->orig, err, rep);
-	call_put(r->orig);
+	cc = cl->conns[conn];
+	if (cc->dead || cl->stopped)
+		return;
+	data = malloc((size_t)count * ORFA_FORGET_ONE_SIZE);
+	if (!data) {
+		log_err("out of memory: %u lookup references not given back",
+			count);
+		return;
+	}
+	for (unsigned i = 0; i < count; i++)
+		orfa_forget_put(data, i, &f[i]);
+	orfa_msg_init(&m, ORFA_OP_FORGET,
+		      atomic_fetch_add(&cl->noreply_id, 1) | (1ull << 63));
+	m.a.forget.count = count;
+	body = orfa_req_encode(&m, head + ORFA_HDR_SIZE,
+			       sizeof(head) - ORFA_HDR_SIZE);
+	if (body < 0) {
+		free(data);
+		return;
+	}
+	m.hdr.data_len = count * ORFA_FORGET_ONE_SIZE;
+	orfa_hdr_encode(head, &m.hdr);
+	iov.iov_base = data;
+	iov.iov_len = m.hdr.data_len;
+	memset(&tx, 0, sizeof(tx));
+	tx.head = head;
+	tx.head_len = ORFA_HDR_SIZE + (size_t)body;
+	tx.iov = &iov;
+	tx.iovcnt = 1;
+	tx.fd = -1;
+	if (orfa_conn_send(cc->conn, &tx) < 0)
+		orfa_conn_shutdown(cc->conn);
+	free(data);
 }
 
-static void resolve_open_done(struct orfa_call *call, int err,
-			      const struct orfa_msg *rep)
+void orfa_client_forget(struct orfa_client *cl, unsigned conn,
+			uint64_t nodeid, uint64_t nlookup)
 {
-	struct resolve_ctx *r = orfa_call_ctx(call);
-	struct orfa_msg out;
+	struct orfa_forget_one *b;
 
-	if (err) {
-		/* The reference the LOOKUP handed out goes back. */
-		orfa_client_forget(call->cl, r->cc->idx, r->entry.nodeid, 1);
-		resolve_finish(r, err, NULL);
+	if (!nodeid || !nlookup || conn >= cl->n)
 		return;
+	b = cl->fbatch + (size_t)conn * ORFA_MAX_FORGET;
+	pthread_mutex_lock(&cl->flock);
+	b[cl->fcount[conn]].nodeid = nodeid;
+	b[cl->fcount[conn]].nlookup = nlookup;
+	if (++cl->fcount[conn] == ORFA_MAX_FORGET) {
+		send_forget(cl, conn, b, cl->fcount[conn]);
+		cl->fcount[conn] = 0;
 	}
-	memset(&out, 0, sizeof(out));
-	out.hdr.opcode = ORFA_OP_CREATE;
-	out.a.create_rep.entry = r->entry;
-	out.a.create_rep.entry.attr = rep->a.open_rep.attr;
-	out.a.create_rep.fh = rep->a.open_rep.fh;
-	resolve_finish(r, 0, &out);
+	pthread_mutex_unlock(&cl->flock);
 }
 
-static uint32_t expected_type(const struct orfa_msg *m)
+void orfa_client_flush_forgets(struct orfa_client *cl)
 {
-	switch (m->hdr.opcode) {
-	case ORFA_OP_CREATE: return S_IFREG;
-	case ORFA_OP_MKDIR: return S_IFDIR;
-	case ORFA_OP_SYMLINK: return S_IFLNK;
-	case ORFA_OP_MKNOD: return m->a.mknod.mode & S_IFMT;
-	default: return 0;		/* LINK: any */
-	}
-}
-
-static void resolve_lookup_done(struct orfa_call *call, int err,
-				const struct orfa_msg *rep)
-{
-	struct resolve_ctx *r = orfa_call_ctx(call);
-	struct orfa_msg *om = &r->orig->msg;
-	uint32_t want = expected_type(om);
-	struct orfa_call *open;
-	struct orfa_msg out;
-
-	if (err == -ENOENT) {		/* not applied: send it again */
-		r->orig->resolve = false;
-		call_resend(r->cc, r->orig);
-		call_put(r->orig);
-		return;
-	}
-	if (err) {
-		resolve_finish(r, err, NULL);
-		return;
-	}
-	if ((want && (rep->a.entry.attr.mode & S_IFMT) != want) ||
-	    (om->hdr.opcode == ORFA_OP_LINK &&
-	     rep->a.entry.nodeid != om->a.link.nodeid)) {
-		orfa_client_forget(call->cl, r->cc->idx, rep->a.entry.nodeid, 1);
-		resolve_finish(r, -EEXIST, NULL);
-		return;
-	}
-	if (om->hdr.opcode != ORFA_OP_CREATE) {
-		memset(&out, 0, sizeof(out));
-		out.hdr.opcode = om->hdr.opcode;
-		out.a.entry = rep->a.entry;
-		resolve_finish(r, 0, &out);
-		return;
-	}
-	open = orfa_call_new(call->cl, ORFA_OP_OPEN, 0, sizeof(*r));
-	if (!open) {
-		orfa_client_forget(call->cl, r->cc->idx, rep->a.entry.nodeid, 1);
-		resolve_finish(r, -ENOMEM, NULL);
-		return;
-	}
-	*(struct resolve_ctx *)orfa_call_ctx(open) = *r;
-	((struct resolve_ctx *)orfa_call_ctx(open))->entry = rep->a.entry;
-	open->msg.cred = om->cred;
-	open->msg.a.open.nodeid = rep->a.entry.nodeid;
-	open->msg.a.open.flags = om->a.create.flags &
-				 ~(uint32_t)(O_CREAT | O_EXCL | O_TRUNC);
-	orfa_call_set_conn(open, r->cc->idx);
-	orfa_call_send(open, NULL, 0, 0, resolve_open_done, NULL);
-}
-
-/* Resolve a parked name-creating call (see above); takes the list's
- * reference. */
-static void call_resolve(struct cconn *cc, struct orfa_call *orig)
-{
-	struct orfa_msg *om = &orig->msg;
-	struct resolve_ctx *r;
-	struct orfa_call *lk;
-	uint64_t parent;
-	const char *name = orig->names;
-
-	log_warn("%s: %s was in flight at the loss: resolving it", cc->name,
-		 orfa_op_name(om->hdr.opcode));
-	switch (om->hdr.opcode) {
-	case ORFA_OP_UNLINK: case ORFA_OP_RMDIR: case ORFA_OP_RENAME:
-		orig->enoent_ok = true;
-		orig->resolve = false;
-		call_resend(cc, orig);
-		call_put(orig);
-		return;
-	case ORFA_OP_CREATE: parent = om->a.create.parent; break;
-	case ORFA_OP_MKDIR: parent = om->a.mkdir.parent; break;
-	case ORFA_OP_MKNOD: parent = om->a.mknod.parent; break;
-	case ORFA_OP_SYMLINK: parent = om->a.symlink.parent; break;
-	case ORFA_OP_LINK: parent = om->a.link.newparent; break;
-	default: parent = 0; break;
-	}
-	lk = name && parent ? orfa_call_new(orig->cl, ORFA_OP_LOOKUP, 0,
-					    sizeof(*r)) : NULL;
-	if (!lk) {
-		orig->answered = true;
-		call_complete(orig, -EIO, NULL);
-		call_put(orig);
-		return;
-	}
-	r = orfa_call_ctx(lk);
-	r->cc = cc;
-	r->orig = orig;
-	lk->msg.cred = om->cred;
-	lk->msg.a.lookup.parent = parent;
-	lk->msg.name = name;
-	lk->msg.namelen = om->namelen;
-	orfa_call_set_conn(lk, cc->idx);
-	orfa_call_send(lk, NULL, 0, 0, resolve_lookup_done, NULL);
-}
-
-void conn_resend(struct cconn *cc)
-{
-	struct orfa_call *list, *rev = NULL;
-	unsigned n = 0;
-
-	pthread_mutex_lock(&cc->lock);
-	list = cc->resend;
-	cc->resend = NULL;
-	pthread_mutex_unlock(&cc->lock);
-	/* Parked LIFO: resend in the original order. */
-	while (list) {
-		struct orfa_call *next = list->next_resend;
-
-		list->next_resend = rev;
-		rev = list;
-		list = next;
-	}
-	while (rev) {
-		struct orfa_call *next = rev->next_resend;
-
-		if (rev->resolve) {
-			call_resolve(cc, rev);	/* takes the reference */
-		} else {
-			call_resend(cc, rev);
-			call_put(rev);		/* the list's reference */
+	pthread_mutex_lock(&cl->flock);
+	for (unsigned c = 0; c < cl->n; c++) {
+		if (cl->fcount[c]) {
+			send_forget(cl, c, cl->fbatch +
+				    (size_t)c * ORFA_MAX_FORGET, cl->fcount[c]);
+			cl->fcount[c] = 0;
 		}
-		rev = next;
-		n++;
 	}
-	if (n)
-		log_warn("%s: %u requests in flight at the loss sent again",
-			 cc->name, n);
+	pthread_mutex_unlock(&cl->flock);
 }
+
+static void release_done(struct orfa_call *call, int err,
+			 const struct orfa_msg *rep)
+{
+	if (err && err != -EIO)
+		log_debug("RELEASE of an orphaned open: %s", strerror(-err));
+}
+
+void orfa_client_release(struct orfa_client *cl, unsigned conn,
+			 uint64_t nodeid, uint64_t fh, int dir)
+{
+	struct orfa_call *call;
+
+	if (fh == ORFA_FH_NONE)
+		return;
+	call = orfa_call_new(cl, dir ? ORFA_OP_RELEASEDIR : ORFA_OP_RELEASE,
+			     0, 0);
+	if (!call) {
+		log_err("out of memory: server file %llu left open",
+			(unsigned long long)fh);
+		return;
+	}
+	call->msg.a.fh.nodeid = nodeid;
+	call->msg.a.fh.fh = fh;
+	orfa_call_set_conn(call, conn);
+	orfa_call_send(call, NULL, 0, 0, release_done, NULL);
+}
+

@@ -1,14 +1,20 @@
 /*
- * client_impl.h - what client.c (calls, slots, receiving, sending) and
- * client_session.c (connecting, threads, timeouts, interrupts, forgets)
- * share.  Not for ops: they use client.h.
+ * client_impl.h - what the files of the client's RPC layer share: client.c
+ * (calls, slots, sending, completing calls from replies, FORGET/RELEASE),
+ * conn.c (a connection's receiver thread, failure, reconnect, resending),
+ * client_hello.c (HELLO/AUTH on a fresh connection) and client_session.c
+ * (connecting, starting and stopping, the timer, interrupts).  Calls go
+ * one way: client_session.c calls the three others, conn.c calls
+ * client_hello.c and client.c, and those two call no other file here.
+ * Not for ops: they use client.h.
  *
  * Locks: cconn.lock guards a connection's slot table and the answered /
  * linked flags of the calls in it; orfa_client.tlock guards the timer's
  * interrupt queue and the stopping flag; orfa_client.flock the forget
- * batches; orfa_client.data_lock the calls' data_done flags.  Order:
- * cconn.lock before tlock; flock and data_lock are never held with
- * another.
+ * batches; orfa_client.data_lock the calls' data_done flags;
+ * orfa_client.rc_lock only pairs with rc_cond.  Order: cconn.lock before
+ * tlock; flock before cconn.lock (a reconnect swapping the connection,
+ * conn.c); data_lock and rc_lock are never held with another.
  */
 #ifndef ORFA_CLIENT_IMPL_H
 #define ORFA_CLIENT_IMPL_H
@@ -16,6 +22,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <time.h>
 
 #include "clock.h"
 #include "client.h"
@@ -137,39 +144,75 @@ struct orfa_client {
 	pthread_cond_t rc_cond;
 };
 
+/* ---- client.c: calls and the call table ---- */
+
 void call_get(struct orfa_call *call);
 void call_put(struct orfa_call *call);
 /* Mark a linked call answered; cc->lock held.  True: the caller runs the
  * callback (exactly one party ever gets true). */
 bool call_take_answer(struct cconn *cc, struct orfa_call *call);
+/* Run call's callback with err (rep only when err is 0); the caller holds
+ * the answer.  Drops no reference. */
 void call_complete(struct orfa_call *call, int err,
 		   const struct orfa_msg *rep);
 
 /* The call registered under req_id on cc, or NULL.  cc->lock held. */
 struct orfa_call *slot_find(struct cconn *cc, uint64_t req_id);
+/* Unlink call from its slot.  cc->lock held.  The caller then owns the
+ * table's reference. */
+void slot_unlink(struct cconn *cc, struct orfa_call *call);
 
-/* Receiver thread of a connection, its sink resolver, and what it does
- * when the connection dies (also used by orfa_client_stop). */
-void *rx_main(void *arg);
+/* Sink resolver the transport calls on the receiver thread once a reply's
+ * frame header is in (arg: the cconn). */
 void *rx_sink(void *arg, const struct orfa_hdr *hdr);
-void conn_fail(struct cconn *cc, int err);
-/* cl->stopping, read under cl->tlock (any thread; not with tlock held). */
-bool client_stopping(struct orfa_client *cl);
+/* Complete the call a received reply answers (receiver thread). */
+void rx_handle(struct cconn *cc, struct orfa_rxmsg *rx);
 
 /* The live connection with the fewest calls in flight (or the pinned
  * one); NULL if none. */
 struct cconn *conn_pick(struct orfa_client *cl, int pin);
-
-/* Reconnect cc (its receiver thread, cc dead): loops with backoff until
- * it is alive again (0) or the client stops (-ESHUTDOWN). */
-int conn_reconnect(struct cconn *cc);
 /* Wait until a connection (pin >= 0: that one) is alive, the client
  * stops or deadline (CLOCK_MONOTONIC ns) passes.  True when alive. */
 bool conn_wait_alive(struct orfa_client *cl, int pin, int64_t deadline);
-/* After a reconnect: send cc's parked calls again (receiver thread). */
-void conn_resend(struct cconn *cc);
-/* Complete cc's parked calls whose deadline passed (all when all is set)
- * with err. */
-void conn_resend_fail(struct cconn *cc, int err, bool all);
+/* Send call (parked by a connection failure) again on cc, alive again;
+ * answers it with -EIO when that fails.  The caller keeps its reference. */
+void call_resend(struct cconn *cc, struct orfa_call *call);
+/* Set on receiver threads: a call sent from one (a completion callback)
+ * must never wait for a reconnect, which that very thread may have to
+ * make. */
+extern __thread bool tl_rx_thread;
+
+/* *ts = CLOCK_REALTIME now + ns (for pthread_cond_timedwait). */
+void realtime_after(struct timespec *ts, int64_t ns);
+
+/* ---- client_hello.c: the handshake, before the receiver thread runs ---- */
+
+/*
+ * HELLO (+AUTH when either side holds a key) on cc's fresh connection,
+ * offering max_data.  The first connection records what the server
+ * granted in cl->info, others check it; again (a reconnect) checks that
+ * the server came back with the same root and no smaller max_data
+ * (-ESTALE otherwise).  Returns 0 or a negative errno with a message in
+ * err.
+ */
+int do_hello(struct orfa_client *cl, struct cconn *cc, uint32_t max_data,
+	     const struct orfa_key *key, bool again, char *err, size_t errsz);
+/* Send request m (no data) on cc's connection, without a slot. */
+int hs_send(struct cconn *cc, struct orfa_msg *m, char *err, size_t errsz);
+/* Wait (request timeout, else HELLO_WAIT_MS) for the reply to (opcode,
+ * req_id) and decode it into rep; on 0 its body and data stay in rx until
+ * orfa_conn_recv_done.  A refusal is its negative errno and a message. */
+int hs_recv(struct orfa_client *cl, struct cconn *cc, unsigned opcode,
+	    uint64_t req_id, struct orfa_rxmsg *rx, struct orfa_msg *rep,
+	    char *err, size_t errsz);
+
+/* ---- conn.c: a connection's receiver thread ---- */
+
+/* Start cc's receiver thread, which also reconnects cc when it dies.
+ * 0 or a negative errno. */
+int conn_start(struct cconn *cc);
+/* Shut cc's connection down and join its receiver thread (or, if none
+ * ran, fail its calls).  The client is stopping.  NULL is fine. */
+void conn_stop(struct cconn *cc);
 
 #endif /* ORFA_CLIENT_IMPL_H */

@@ -2,7 +2,8 @@
  * ops.c - FUSE low-level operations on nodes (lookup, attributes, names,
  * links, statfs, access), the shared helpers of ops.h, and the operation
  * table.  Files and directories: ops_io.c; locks: ops_lock.c; extended
- * attributes: ops_xattr.c.
+ * attributes: ops_xattr.c; reopening files after a reconnect:
+ * ops_reopen.c.
  *
  * Each operation validates what it can locally (names longer than NAME_MAX
  * fail with ENAMETOOLONG without a round trip), sends one ORFA call and

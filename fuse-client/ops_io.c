@@ -1,7 +1,9 @@
 /*
  * ops_io.c - FUSE low-level operations on open files and directories:
- * open/create/read/write/flush/release/fsync, directory listing, locks,
- * fallocate, lseek, copy_file_range.
+ * open/create/read/write/flush/release/fsync, directory listing,
+ * fallocate, lseek, copy_file_range.  Locks are in ops_lock.c, extended
+ * attributes in ops_xattr.c, reopening files after a reconnect in
+ * ops_reopen.c.
  *
  * Data paths: READ replies land in the call's sink buffer (no copy in
  * user space) and go to the kernel with fuse_reply_buf; WRITE data goes to
@@ -11,9 +13,9 @@
  * belongs to.
  *
  * Connections (conns=N): calls carrying a file id go where the file was
- * opened; OPEN and POSIX locks (GETLK/SETLK, whose owners the server keys
- * by connection) go to the node's own connection (orfa_node_conn), so a
- * process's locks on one file all meet there.  A file made by CREATE lives
+ * opened; OPEN goes to the node's own connection (orfa_node_conn), where
+ * POSIX locks go too (ops_lock.c: the server keys lock owners by
+ * connection), so a process's locks on one file all meet there.  A file made by CREATE lives
  * on whichever connection created it; closing it also drops the owner's
  * POSIX locks on the node's connection (flush).
  */
@@ -389,128 +391,167 @@ static void entry_giveback(struct orfa_mount *m, unsigned conn,
 	orfa_client_forget(m->cl, conn, e->nodeid, 1);
 }
 
-static void done_readdir(struct orfa_call *call, int err,
-			 const struct orfa_msg *rep)
+/* A READDIR(PLUS) reply being turned into the kernel's buffer. */
+struct dirbuf {
+	struct orfa_mount *m;
+	fuse_req_t req;
+	unsigned conn;			/* where the entries' references live */
+	int plus;
+	char *out;			/* size bytes */
+	size_t size, pos;
+	bool full;			/* an entry did not fit: skip the rest */
+	uint64_t *added;		/* plus: nodes referenced for the kernel */
+	size_t nadded;
+};
+
+/* Out of memory: give back the reference of every READDIRPLUS record. */
+static void readdir_giveback_all(struct orfa_mount *m, unsigned conn,
+				 const struct orfa_msg *rep)
 {
-	struct op_ctx *ctx = orfa_call_ctx(call);
-	struct orfa_mount *m = ctx->m;
-	fuse_req_t req = ctx->req;
-	unsigned conn = orfa_call_conn(call);
-	const uint8_t *data = rep ? rep->data : NULL;
-	size_t off = 0, pos = 0, nadded = 0;
-	uint64_t *added = NULL;
-	bool full = false;
-	char *out;
-	int rc;
+	size_t off = 0;
 
-	if (err) {
-		fuse_reply_err(req, -err);
+	for (;;) {
+		struct orfa_dirent d;
+		struct orfa_entry e;
+		const char *nm;
+
+		if (orfa_dirent_next(rep->data, rep->data_len, &off, 1, &d, &e,
+				     &nm) != 1)
+			break;
+		entry_giveback(m, conn, &e);
+	}
+}
+
+/* Add one READDIRPLUS entry; one the kernel does not take a reference
+ * for, or that does not fit, gives its reference back. */
+static void dirbuf_add_plus(struct dirbuf *b, const struct orfa_dirent *d,
+			    const struct orfa_entry *e, const char *name)
+{
+	struct fuse_entry_param p;
+	bool counted = !is_dot(name, d->namelen) && e->nodeid;
+	size_t need;
+
+	if (counted) {
+		op_fill_entry_param(b->m, e, &p);
+	} else {
+		/* The kernel takes no reference for "." and "..", nor for
+		 * node 0. */
+		memset(&p, 0, sizeof(p));
+		p.attr.st_ino = d->ino;
+		p.attr.st_mode = (mode_t)(d->type << 12);
+		entry_giveback(b->m, b->conn, e);
+	}
+	need = fuse_add_direntry_plus(b->req, b->out + b->pos,
+				      b->size - b->pos, name, &p,
+				      (off_t)d->cookie);
+	if (need > b->size - b->pos) {
+		b->full = true;
+		if (counted)
+			entry_giveback(b->m, b->conn, e);
 		return;
 	}
-	out = malloc(ctx->size ? ctx->size : 1);
-	/* At most one counted entry per 152 bytes of FUSE buffer. */
-	if (ctx->plus)
-		added = malloc((ctx->size / 152 + 1) * sizeof(*added));
-	if (!out || (ctx->plus && !added)) {
-		free(out);
-		free(added);
-		off = 0;
-		while (ctx->plus && rep->data_len) {
-			struct orfa_dirent d;
-			struct orfa_entry e;
-			const char *nm;
+	if (counted) {
+		nodes_ref(b->m->nodes, e->nodeid, &e->attr, b->conn);
+		b->added[b->nadded++] = e->nodeid;
+	}
+	b->pos += need;
+}
 
-			if (orfa_dirent_next(data, rep->data_len, &off, 1, &d,
-					     &e, &nm) != 1)
-				break;
-			entry_giveback(m, conn, &e);
-		}
-		fuse_reply_err(req, ENOMEM);
+/* Add one plain READDIR entry. */
+static void dirbuf_add(struct dirbuf *b, const struct orfa_dirent *d,
+		       const char *name)
+{
+	struct stat st;
+	size_t need;
+
+	memset(&st, 0, sizeof(st));
+	st.st_ino = d->ino;
+	st.st_mode = (mode_t)(d->type << 12);
+	need = fuse_add_direntry(b->req, b->out + b->pos, b->size - b->pos,
+				 name, &st, (off_t)d->cookie);
+	if (need > b->size - b->pos) {
+		b->full = true;
 		return;
 	}
+	b->pos += need;
+}
+
+/* Fill b from the reply's records.  Returns 0, or -1 when a record was
+ * malformed (the records after it are lost, and with them any lookup
+ * references they carried). */
+static int dirbuf_fill(struct dirbuf *b, const struct orfa_msg *rep)
+{
+	size_t off = 0;
 
 	for (;;) {
 		struct orfa_dirent d;
 		struct orfa_entry e;
 		const char *nm;
 		char name[NAME_MAX + 1];
-		size_t need;
+		int rc;
 
-		rc = orfa_dirent_next(data, rep->data_len, &off, ctx->plus,
+		rc = orfa_dirent_next(rep->data, rep->data_len, &off, b->plus,
 				      &d, &e, &nm);
 		if (rc == 0)
-			break;
+			return 0;
 		if (rc < 0) {
-			/* Records after this one are lost, and with them
-			 * any lookup references they carried. */
 			log_err("malformed directory record from the server");
-			break;
+			return -1;
 		}
-		if (full || d.namelen == 0 || d.namelen > NAME_MAX) {
-			if (ctx->plus)
-				entry_giveback(m, conn, &e);
+		if (b->full || d.namelen == 0 || d.namelen > NAME_MAX) {
+			if (b->plus)
+				entry_giveback(b->m, b->conn, &e);
 			continue;
 		}
 		memcpy(name, nm, d.namelen);
 		name[d.namelen] = '\0';
+		if (b->plus)
+			dirbuf_add_plus(b, &d, &e, name);
+		else
+			dirbuf_add(b, &d, name);
+	}
+}
 
-		if (ctx->plus) {
-			struct fuse_entry_param p;
-			bool counted = !is_dot(name, d.namelen) && e.nodeid;
+static void done_readdir(struct orfa_call *call, int err,
+			 const struct orfa_msg *rep)
+{
+	struct op_ctx *ctx = orfa_call_ctx(call);
+	struct dirbuf b = {
+		.m = ctx->m, .req = ctx->req, .conn = orfa_call_conn(call),
+		.plus = ctx->plus, .size = ctx->size,
+	};
+	int rc;
 
-			if (counted) {
-				op_fill_entry_param(m, &e, &p);
-			} else {
-				/* The kernel takes no reference for "." and
-				 * "..", nor for node 0. */
-				memset(&p, 0, sizeof(p));
-				p.attr.st_ino = d.ino;
-				p.attr.st_mode = (mode_t)(d.type << 12);
-				entry_giveback(m, conn, &e);
-			}
-			need = fuse_add_direntry_plus(req, out + pos,
-						      ctx->size - pos, name,
-						      &p, (off_t)d.cookie);
-			if (need > ctx->size - pos) {
-				full = true;
-				if (counted)
-					entry_giveback(m, conn, &e);
-				continue;
-			}
-			if (counted) {
-				nodes_ref(m->nodes, e.nodeid, &e.attr, conn);
-				added[nadded++] = e.nodeid;
-			}
-		} else {
-			struct stat st;
-
-			memset(&st, 0, sizeof(st));
-			st.st_ino = d.ino;
-			st.st_mode = (mode_t)(d.type << 12);
-			need = fuse_add_direntry(req, out + pos,
-						 ctx->size - pos, name, &st,
-						 (off_t)d.cookie);
-			if (need > ctx->size - pos) {
-				full = true;
-				continue;
-			}
-		}
-		pos += need;
+	if (err) {
+		fuse_reply_err(b.req, -err);
+		return;
+	}
+	b.out = malloc(b.size ? b.size : 1);
+	/* At most one counted entry per 152 bytes of FUSE buffer. */
+	if (b.plus)
+		b.added = malloc((b.size / 152 + 1) * sizeof(*b.added));
+	if (!b.out || (b.plus && !b.added)) {
+		free(b.out);
+		free(b.added);
+		if (b.plus && rep->data_len)
+			readdir_giveback_all(b.m, b.conn, rep);
+		fuse_reply_err(b.req, ENOMEM);
+		return;
 	}
 
-	if (rc < 0 && pos == 0) {
-		fuse_reply_err(req, EIO);
+	if (dirbuf_fill(&b, rep) < 0 && b.pos == 0) {
+		fuse_reply_err(b.req, EIO);
 		rc = -1;
 	} else {
-		rc = fuse_reply_buf(req, out, pos);
+		rc = fuse_reply_buf(b.req, b.out, b.pos);
 	}
 	if (rc < 0) {
 		/* The kernel took none of the entries. */
-		for (size_t i = 0; i < nadded; i++)
-			op_forget_node(m, added[i], 1);
+		for (size_t i = 0; i < b.nadded; i++)
+			op_forget_node(b.m, b.added[i], 1);
 	}
-	free(added);
-	free(out);
+	free(b.added);
+	free(b.out);
 }
 
 static void send_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,

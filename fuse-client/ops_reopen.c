@@ -11,6 +11,11 @@
  * or a directory export without persistent ids; or it is gone) keeps file
  * id 0, which the server refuses (EBADF) on every later request, so the
  * application gets an error instead of a hang.
+ *
+ * Here also the record that makes this possible: every open file the
+ * kernel holds is tracked (cfile_track/cfile_untrack) with its open call.
+ * Not here: reconnecting itself, the handshake and resending calls that
+ * were in flight (conn.c), which runs orfa_reopen_hook.
  */
 #include "ops.h"
 
