@@ -344,8 +344,11 @@ int main(int argc, char *argv[])
 	}
 
 	if (c.key_file) {
-		if (orfa_auth_init() < 0 ||
-		    orfa_key_load(c.key_file, &key, err, sizeof(err)) < 0) {
+		if (orfa_auth_init() < 0) {
+			fprintf(stderr, "orfa: cannot initialise libsodium\n");
+			goto out_mount;
+		}
+		if (orfa_key_load(c.key_file, &key, err, sizeof(err)) < 0) {
 			fprintf(stderr, "orfa: %s\n", err);
 			goto out_mount;
 		}
