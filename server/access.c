@@ -27,6 +27,17 @@ static void count_drop(uint64_t nodeid, uint64_t count, void *arg)
 {
 }
 
+static void count_restored(uint64_t nodeid, void *arg)
+{
+	struct sexport *x = arg;
+
+	/* Held for the life of the server, like the backend's reference. */
+	if (nmap_add(&x->root_view.nodes, nodeid, 1))
+		log_warn("export %s: out of memory: restored node id %llu "
+			 "will be stale", x->cfg->name,
+			 (unsigned long long)nodeid);
+}
+
 int sexport_init(struct sexport *x, const struct orfa_export *e)
 {
 	int ret;
@@ -34,10 +45,18 @@ int sexport_init(struct sexport *x, const struct orfa_export *e)
 	memset(x, 0, sizeof(*x));
 	x->cfg = e;
 	x->be = e->backend;
-	ret = orfa_locks_create(&x->locks);
+	ret = nmap_init(&x->root_view.nodes);
 	if (ret)
+		return -ENOMEM;
+	ret = orfa_locks_create(&x->locks);
+	if (ret) {
+		nmap_destroy(&x->root_view.nodes, count_drop, NULL);
 		return ret;
+	}
+	x->root_view.root = ORFA_ROOT_NODEID;
 	pthread_mutex_init(&x->vlock, NULL);
+	if (x->be->ops->restored)	/* persistent ids only */
+		x->be->ops->restored(x->be, count_restored, x);
 	return 0;
 }
 
@@ -54,6 +73,7 @@ void sexport_fini(struct sexport *x)
 		free(v);
 	}
 	pthread_mutex_destroy(&x->vlock);
+	nmap_destroy(&x->root_view.nodes, count_drop, NULL);
 	orfa_locks_destroy(x->locks);
 	x->locks = NULL;
 }
@@ -183,21 +203,29 @@ static void view_put(struct sexport *x, struct sview **vp)
 	free(v);
 }
 
+/* The view whose node ids s may use (see Confinement in access.h); NULL
+ * before HELLO. */
+static struct sview *ids_view(const struct ssession *s)
+{
+	return s->view ? s->view : s->ex ? &s->ex->root_view : NULL;
+}
+
 static int view_holds(const struct ssession *s, uint64_t nodeid)
 {
 	return nodeid == s->root_nodeid ||
-	       nmap_get(&s->view->nodes, nodeid) > 0;
+	       nmap_get(&ids_view(s)->nodes, nodeid) > 0;
 }
 
 /* ---- lookup references --------------------------------------------------- */
 
 int access_ref_add(struct ssession *s, uint64_t nodeid, uint64_t n)
 {
+	struct sview *v = ids_view(s);
 	int ret = nmap_add(&s->nodes, nodeid, n);
 
-	if (ret || !s->view)
+	if (ret || !v)
 		return ret;
-	ret = nmap_add(&s->view->nodes, nodeid, n);
+	ret = nmap_add(&v->nodes, nodeid, n);
 	if (ret)
 		nmap_sub(&s->nodes, nodeid, n);
 	return ret;
@@ -205,10 +233,11 @@ int access_ref_add(struct ssession *s, uint64_t nodeid, uint64_t n)
 
 uint64_t access_ref_sub(struct ssession *s, uint64_t nodeid, uint64_t n)
 {
+	struct sview *v = ids_view(s);
 	uint64_t took = nmap_sub(&s->nodes, nodeid, n);
 
-	if (took && s->view)
-		nmap_sub(&s->view->nodes, nodeid, took);
+	if (took && v)
+		nmap_sub(&v->nodes, nodeid, took);
 	return took;
 }
 
@@ -466,12 +495,10 @@ int access_check(struct ssession *s, struct orfa_msg *m)
 	ret = dot_names_check(m);
 	if (ret)
 		return ret;
-	if (s->view) {
-		n = req_nodes(m, id);
-		for (int i = 0; i < n; i++)
-			if (!view_holds(s, id[i]))
-				return -ESTALE;
-	}
+	n = req_nodes(m, id);
+	for (int i = 0; i < n; i++)
+		if (!view_holds(s, id[i]))
+			return -ESTALE;
 	return mode_check(s, m);
 }
 
@@ -514,8 +541,7 @@ static void cleanup_node(uint64_t nodeid, uint64_t count, void *arg)
 	struct ssession *s = arg;
 
 	s->ex->be->ops->forget(s->ex->be, nodeid, count);
-	if (s->view)
-		nmap_sub(&s->view->nodes, nodeid, count);
+	nmap_sub(&ids_view(s)->nodes, nodeid, count);
 }
 
 static void cleanup_file(uint64_t id, struct sfile *f, void *arg)

@@ -14,6 +14,10 @@
  *   denied    accepted, not squashed, nosuid+nodev: the four set-id and
  *             device requests must get EPERM, fifo and set-gid dir succeed
  *   allowed   accepted, not squashed, suid+dev: everything succeeds
+ *   guess     node ids are the session's view's (issue 12 item 6): one
+ *             connection makes private/f (private mode 0700), gives its
+ *             references back and closes; a second one, as uid 1000,
+ *             names f by its id: ESTALE, not f's attributes
  *
  * Usage: orfa_defaults --addr HOST:PORT --expect MODE [--port-max N]
  * (--port-max N: the connection's local port must be at most N; -N: it
@@ -137,6 +141,58 @@ static void run_requests(struct pc *p, const char *expect)
 	   st_name(st));
 }
 
+/* The "guess" mode (see the top of the file). */
+static void run_guess(void)
+{
+	struct orfa_entry d = { 0 }, f = { 0 };
+	struct orfa_msg m, rep;
+	uint64_t ids[2], counts[2] = { 1, 1 };
+	struct pc p;
+	int st;
+
+	st = pc_open(&p);
+	if (!ok(st == 0, "first connection: HELLO: %s", st_name(st)))
+		return;
+	st = do_mkdir(&p, "private", 0700);
+	if (st == 0)
+		st = op_lookup(&p, p.root, "private", &d);
+	if (st == 0) {
+		req_root(&p, &m, ORFA_OP_CREATE);
+		m.a.create.parent = d.nodeid;
+		m.a.create.mode = S_IFREG | 0644;
+		m.a.create.flags = O_WRONLY | O_CREAT | O_EXCL;
+		m.name = "f";
+		m.namelen = 1;
+		st = pc_call(&p, &m, NULL, 0, &rep, NULL, 0, NULL);
+		f = rep.a.create_rep.entry;
+	}
+	if (!ok(st == 0, "as uid 0: private/ (0700) and private/f: %s",
+		st_name(st)))
+		return;
+	ids[0] = d.nodeid;
+	ids[1] = f.nodeid;
+	/* One reference each from MKDIR... and LOOKUP: give them all back. */
+	counts[0] = 2;
+	op_forget(&p, ids, counts, 2);
+	op_ping(&p);
+	pc_close(&p);
+
+	st = pc_open(&p);
+	if (!ok(st == 0, "second connection: HELLO: %s", st_name(st)))
+		return;
+	req_init(&p, &m, ORFA_OP_GETATTR);
+	m.cred.uid = m.cred.gid = 1000;
+	m.a.getattr.nodeid = f.nodeid;
+	st = pc_call(&p, &m, NULL, 0, &rep, NULL, 0, NULL);
+	ok(st == ESTALE, "as uid 1000, GETATTR of private/f by its id "
+	   "%#llx: %s (ESTALE wanted)", (unsigned long long)f.nodeid,
+	   st_name(st));
+	st = op_lookup(&p, p.root, "private", &d);
+	ok(st == 0, "LOOKUP private from the root still works: %s",
+	   st_name(st));
+	pc_close(&p);
+}
+
 /* The local port of p's connection, or -1. */
 static int local_port(struct pc *p)
 {
@@ -174,11 +230,15 @@ int main(int argc, char **argv)
 	    orfa_parse_address(addr, NULL, NULL, 0, g_host, sizeof(g_host),
 			       g_port, sizeof(g_port)) < 0) {
 		fprintf(stderr, "usage: orfa_defaults --addr HOST:PORT "
-			"--expect refused|squashed|denied|allowed "
+			"--expect refused|squashed|denied|allowed|guess "
 			"[--port-max [-]N]\n");
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (strcmp(expect, "guess") == 0) {
+		run_guess();
+		return g_failed ? 1 : 0;
+	}
 	st = pc_connect(&p);
 	if (!ok(st == 0, "connect as uid %u: %s", (unsigned)geteuid(),
 		st ? strerror(-st) : "ok"))

@@ -26,12 +26,16 @@ fi
 chmod 755 "$dir"
 nobody=(setpriv --reuid 65534 --regid 65534 --clear-groups)
 
-# start OPTIONS...: a fresh export and orfad --export on it.
+# start OPTIONS...: a fresh export and orfad --export on it (--ramfs
+# with $src=ramfs).
+src=native
 start() {
+	local -a what=(--export "$dir/export")
+	[ "$src" = ramfs ] && what=(--ramfs --ramfs-size 16M)
 	rm -rf "$dir/export" "$dir/port"
 	mkdir -m 0777 "$dir/export"
 	"$orfad" -f --listen 127.0.0.1:0 --port-file "$dir/port" \
-		--export "$dir/export" --log-level info "$@" \
+		"${what[@]}" --log-level info "$@" \
 		>"$dir/orfad.log" 2>&1 &
 	pid=$!
 	for _ in $(seq 100); do
@@ -106,6 +110,15 @@ t $? "uid 0 not squashed with dev,suid: every request succeeds"
 t $? "a root-owned mode 4755 file was made"
 [ -c "$dir/export/null" ] && [ "$(stat -c '%t,%T' "$dir/export/null")" = 1,3 ]
 t $? "a character device (1,3) was made"
+stop
+
+# 6. Node ids belong to the session's view, the export root included:
+# an id whose references were given back cannot be used by guessing it
+# (ramfs: its nodes live on without references).
+src=ramfs
+start --export-options no_root_squash,insecure; t $? "orfad --ramfs --export-options no_root_squash,insecure starts"
+client root guess
+t $? "a forgotten node id below a 0700 directory gives ESTALE on the export root"
 stop
 
 echo "1..$n"
