@@ -185,8 +185,8 @@ static int bind_privileged(int fd, int family, int *next)
 	struct sockaddr_storage ss;
 	socklen_t len;
 
-	if (family != AF_INET && family != AF_INET6)
-		return 1;
+	if ((family != AF_INET && family != AF_INET6) || *next == 0)
+		return 1;	/* 0: found we may not, see below */
 	memset(&ss, 0, sizeof(ss));
 	ss.ss_family = (sa_family_t)family;
 	len = family == AF_INET ? sizeof(struct sockaddr_in) :
@@ -203,7 +203,7 @@ static int bind_privileged(int fd, int family, int *next)
 			return 0;
 		}
 		if (errno == EACCES || errno == EPERM) {
-			*next = RESV_PORT_LO - 1;	/* never privileged */
+			*next = 0;
 			return 1;
 		}
 		if (errno != EADDRINUSE)
@@ -216,7 +216,7 @@ static int bind_privileged(int fd, int family, int *next)
  * bind_privileged; *next as there).  The descriptor or a negative errno. */
 static int client_socket(const struct addrinfo *ai, int *next)
 {
-	static int said;
+	static int said, said_full;	/* each said once per process */
 	int fd, rc;
 
 	fd = socket(ai->ai_family,
@@ -231,11 +231,10 @@ static int client_socket(const struct addrinfo *ai, int *next)
 	}
 	if (rc == 1 && ai->ai_family != AF_UNIX &&
 	    !__atomic_exchange_n(&said, 1, __ATOMIC_RELAXED))
-		log_info("tcp: not allowed to bind a port below 1024 (not "
-			 "root): connecting from an unprivileged port, which "
-			 "a server accepts only for exports with the option "
-			 "insecure");
-	if (rc == 2)
+		log_notice("not root, so connecting from an unprivileged "
+			   "port: a server accepts this only for exports with "
+			   "the option insecure");
+	if (rc == 2 && !__atomic_exchange_n(&said_full, 1, __ATOMIC_RELAXED))
 		log_warn("tcp: every source port from %d to %d is in use: "
 			 "connecting from an unprivileged port", RESV_PORT_LO,
 			 RESV_PORT_HI);
