@@ -6,6 +6,11 @@
  * Sockets are always O_NONBLOCK; "blocking mode" is a poll loop on top, so
  * one code path serves the client (blocking) and the server (event loop).
  *
+ * Source ports (issue 12): a client allowed to bind ports below 1024 (root,
+ * CAP_NET_BIND_SERVICE) connects from one, like bindresvport(3), so a
+ * server can tell it from a local user's process (export option secure,
+ * docs/security.md); others connect from an ephemeral port.
+ *
  * Not here: message contents (the codec), opcodes, reconnection.
  */
 #include "clock.h"
@@ -165,6 +170,77 @@ static int connect_wait(int fd, int64_t deadline)
 	return -soerr;
 }
 
+#define RESV_PORT_HI	1023
+#define RESV_PORT_LO	512
+
+/*
+ * Bind fd (of family) to the highest free privileged port not above *next,
+ * and set *next below it for the caller's next try.  0 when bound; 1 when
+ * the caller should connect from an ephemeral port (no privilege or
+ * another family), 2 the same because every privileged port is in use; a
+ * negative errno for other failures.
+ */
+static int bind_privileged(int fd, int family, int *next)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	if ((family != AF_INET && family != AF_INET6) || *next == 0)
+		return 1;	/* 0: found we may not, see below */
+	memset(&ss, 0, sizeof(ss));
+	ss.ss_family = (sa_family_t)family;
+	len = family == AF_INET ? sizeof(struct sockaddr_in) :
+				  sizeof(struct sockaddr_in6);
+	for (; *next >= RESV_PORT_LO; (*next)--) {
+		in_port_t p = htons((uint16_t)*next);
+
+		if (family == AF_INET)
+			((struct sockaddr_in *)&ss)->sin_port = p;
+		else
+			((struct sockaddr_in6 *)&ss)->sin6_port = p;
+		if (bind(fd, (struct sockaddr *)&ss, len) == 0) {
+			(*next)--;
+			return 0;
+		}
+		if (errno == EACCES || errno == EPERM) {
+			*next = 0;
+			return 1;
+		}
+		if (errno != EADDRINUSE)
+			return -errno;
+	}
+	return 2;
+}
+
+/* A socket for ai, bound to a privileged port when we may (see
+ * bind_privileged; *next as there).  The descriptor or a negative errno. */
+static int client_socket(const struct addrinfo *ai, int *next)
+{
+	static int said, said_full;	/* each said once per process */
+	int fd, rc;
+
+	fd = socket(ai->ai_family,
+		    ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		    ai->ai_protocol);
+	if (fd < 0)
+		return -errno;
+	rc = bind_privileged(fd, ai->ai_family, next);
+	if (rc < 0) {
+		close(fd);
+		return rc;
+	}
+	if (rc == 1 && ai->ai_family != AF_UNIX &&
+	    !__atomic_exchange_n(&said, 1, __ATOMIC_RELAXED))
+		log_notice("not root, so connecting from an unprivileged "
+			   "port: a server accepts this only for exports with "
+			   "the option insecure");
+	if (rc == 2 && !__atomic_exchange_n(&said_full, 1, __ATOMIC_RELAXED))
+		log_warn("tcp: every source port from %d to %d is in use: "
+			 "connecting from an unprivileged port", RESV_PORT_LO,
+			 RESV_PORT_HI);
+	return fd;
+}
+
 static int tcp_connect(const char *host, const char *port,
 		       const struct orfa_tp_opts *o, struct orfa_conn **out)
 {
@@ -174,7 +250,7 @@ static int tcp_connect(const char *host, const char *port,
 	};
 	struct addrinfo *res, *ai;
 	int64_t deadline;
-	int rc, err = -EHOSTUNREACH, fd = -1;
+	int rc, err = -EHOSTUNREACH, fd = -1, next = RESV_PORT_HI;
 
 	*out = NULL;
 	rc = getaddrinfo(host, port, &hints, &res);
@@ -186,12 +262,11 @@ static int tcp_connect(const char *host, const char *port,
 	}
 	deadline = orfa_now_ms() + (o->connect_timeout_ms > 0 ?
 			       o->connect_timeout_ms : 10000);
-	for (ai = res; ai; ai = ai->ai_next) {
-		fd = socket(ai->ai_family,
-			    ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-			    ai->ai_protocol);
+	for (ai = res; ai; ) {
+		fd = client_socket(ai, &next);
 		if (fd < 0) {
-			err = -errno;
+			err = fd;
+			ai = ai->ai_next;
 			continue;
 		}
 		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
@@ -205,6 +280,11 @@ static int tcp_connect(const char *host, const char *port,
 		fd = -1;
 		if (err == -ETIMEDOUT)
 			break;	/* the deadline covers all addresses */
+		/* EADDRNOTAVAIL from a bound socket: that source port still
+		 * has a connection to this server (TIME_WAIT); the same
+		 * address again from the next port. */
+		if (err != -EADDRNOTAVAIL || next < RESV_PORT_LO)
+			ai = ai->ai_next;
 	}
 	freeaddrinfo(res);
 	if (fd < 0) {

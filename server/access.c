@@ -9,6 +9,7 @@
 #include "access.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,17 @@ static void count_drop(uint64_t nodeid, uint64_t count, void *arg)
 {
 }
 
+static void count_restored(uint64_t nodeid, void *arg)
+{
+	struct sexport *x = arg;
+
+	/* Held for the life of the server, like the backend's reference. */
+	if (nmap_add(&x->root_view.nodes, nodeid, 1))
+		log_warn("export %s: out of memory: restored node id %llu "
+			 "will be stale", x->cfg->name,
+			 (unsigned long long)nodeid);
+}
+
 int sexport_init(struct sexport *x, const struct orfa_export *e)
 {
 	int ret;
@@ -33,10 +45,18 @@ int sexport_init(struct sexport *x, const struct orfa_export *e)
 	memset(x, 0, sizeof(*x));
 	x->cfg = e;
 	x->be = e->backend;
-	ret = orfa_locks_create(&x->locks);
+	ret = nmap_init(&x->root_view.nodes);
 	if (ret)
+		return -ENOMEM;
+	ret = orfa_locks_create(&x->locks);
+	if (ret) {
+		nmap_destroy(&x->root_view.nodes, count_drop, NULL);
 		return ret;
+	}
+	x->root_view.root = ORFA_ROOT_NODEID;
 	pthread_mutex_init(&x->vlock, NULL);
+	if (x->be->ops->restored)	/* persistent ids only */
+		x->be->ops->restored(x->be, count_restored, x);
 	return 0;
 }
 
@@ -53,6 +73,7 @@ void sexport_fini(struct sexport *x)
 		free(v);
 	}
 	pthread_mutex_destroy(&x->vlock);
+	nmap_destroy(&x->root_view.nodes, count_drop, NULL);
 	orfa_locks_destroy(x->locks);
 	x->locks = NULL;
 }
@@ -89,24 +110,46 @@ static void peer_host_of_name(const char *peer, char *host, size_t hsz)
 	snprintf(host, hsz, "%.*s", (int)len, peer);
 }
 
+/* The source port of an AF_INET/AF_INET6 address (host order), or -1. */
+static int peer_port(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+	if (ss->ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+	return -1;
+}
+
 int access_peer_allowed(struct sreq *r, const struct sexport *x, char *host,
 			size_t hsz)
 {
+	const struct orfa_export *e = x->cfg;
 	const char *peer = sreq_session(r)->peer;
+	int secure = !(e->flags & ORFA_EXPORT_INSECURE);
 	struct sockaddr_storage ss;
-	int ret;
+	int ret, port;
 
 	peer_host_of_name(peer, host, hsz);
-	if (open_to_anyone(x->cfg))
+	if (open_to_anyone(e) && !secure)
 		return 1;
 	ret = sreq_peer_addr(r, &ss);
 	if (ret) {
 		log_warn("%s: cannot tell the peer's address (%s): export %s "
-			 "is open to some networks only, refusing",
-			 peer, strerror(-ret), x->cfg->name);
+			 "is %s, refusing", peer, strerror(-ret), e->name,
+			 secure ? "secure" : "open to some networks only");
 		return 0;
 	}
-	return orfa_export_allows(x->cfg, (const struct sockaddr *)&ss);
+	if (!orfa_export_allows(e, (const struct sockaddr *)&ss))
+		return 0;
+	port = peer_port(&ss);
+	if (port < 0 || !orfa_export_port_ok(e, (unsigned)port)) {
+		log_warn("%s: source port %d is not privileged (below %d) and "
+			 "export %s is secure: refusing (a client that is not "
+			 "root needs an export with the option insecure)",
+			 peer, port, ORFA_PRIVILEGED_PORT, e->name);
+		return 0;
+	}
+	return 1;
 }
 
 /* ---- views --------------------------------------------------------------- */
@@ -160,21 +203,29 @@ static void view_put(struct sexport *x, struct sview **vp)
 	free(v);
 }
 
+/* The view whose node ids s may use (see Confinement in access.h); NULL
+ * before HELLO. */
+static struct sview *ids_view(const struct ssession *s)
+{
+	return s->view ? s->view : s->ex ? &s->ex->root_view : NULL;
+}
+
 static int view_holds(const struct ssession *s, uint64_t nodeid)
 {
 	return nodeid == s->root_nodeid ||
-	       nmap_get(&s->view->nodes, nodeid) > 0;
+	       nmap_get(&ids_view(s)->nodes, nodeid) > 0;
 }
 
 /* ---- lookup references --------------------------------------------------- */
 
 int access_ref_add(struct ssession *s, uint64_t nodeid, uint64_t n)
 {
+	struct sview *v = ids_view(s);
 	int ret = nmap_add(&s->nodes, nodeid, n);
 
-	if (ret || !s->view)
+	if (ret || !v)
 		return ret;
-	ret = nmap_add(&s->view->nodes, nodeid, n);
+	ret = nmap_add(&v->nodes, nodeid, n);
 	if (ret)
 		nmap_sub(&s->nodes, nodeid, n);
 	return ret;
@@ -182,10 +233,11 @@ int access_ref_add(struct ssession *s, uint64_t nodeid, uint64_t n)
 
 uint64_t access_ref_sub(struct ssession *s, uint64_t nodeid, uint64_t n)
 {
+	struct sview *v = ids_view(s);
 	uint64_t took = nmap_sub(&s->nodes, nodeid, n);
 
-	if (took && s->view)
-		nmap_sub(&s->view->nodes, nodeid, took);
+	if (took && v)
+		nmap_sub(&v->nodes, nodeid, took);
 	return took;
 }
 
@@ -383,6 +435,47 @@ static int dot_names_check(const struct orfa_msg *m)
 	}
 }
 
+/*
+ * nosuid and nodev (exports.h, orfa_export_mode_ok): a request that would
+ * give a file set-uid or set-gid bits, or make a device node, is refused
+ * with EPERM whoever asks, root included.  A SETATTR mode without its
+ * type bits asks the backend for the type (set-gid stays allowed on
+ * directories).  0 or -EPERM.
+ */
+static int mode_check(struct ssession *s, const struct orfa_msg *m)
+{
+	const struct orfa_export *e = s->ex->cfg;
+	const union orfa_args *a = &m->a;
+	struct orfa_backend *be = s->ex->be;
+	struct orfa_attr attr;
+	uint32_t mode;
+
+	if ((e->flags & ORFA_EXPORT_SUID) && (e->flags & ORFA_EXPORT_DEV))
+		return 0;
+	switch (m->hdr.opcode) {
+	case ORFA_OP_CREATE:
+		return orfa_export_mode_ok(e, S_IFREG | (a->create.mode &
+					   07777), 0);
+	case ORFA_OP_MKNOD:
+		return orfa_export_mode_ok(e, a->mknod.mode, 1);
+	case ORFA_OP_SETATTR:
+		if (!(a->setattr.valid & ORFA_SET_MODE))
+			return 0;
+		mode = a->setattr.mode;
+		if (!(mode & (S_ISUID | S_ISGID)) || (e->flags & ORFA_EXPORT_SUID))
+			return 0;
+		if (!(mode & S_IFMT)) {
+			if (be->ops->getattr(be, &as_root, a->setattr.nodeid,
+					     NULL, &attr))
+				return -EPERM;
+			mode |= attr.mode & S_IFMT;
+		}
+		return orfa_export_mode_ok(e, mode, 0);
+	default:		/* MKDIR: set-gid on a directory is fine */
+		return 0;
+	}
+}
+
 int access_check(struct ssession *s, struct orfa_msg *m)
 {
 	const struct orfa_export *e = s->ex->cfg;
@@ -402,13 +495,11 @@ int access_check(struct ssession *s, struct orfa_msg *m)
 	ret = dot_names_check(m);
 	if (ret)
 		return ret;
-	if (!s->view)
-		return 0;
 	n = req_nodes(m, id);
 	for (int i = 0; i < n; i++)
 		if (!view_holds(s, id[i]))
 			return -ESTALE;
-	return 0;
+	return mode_check(s, m);
 }
 
 /* ---- ".." in a subdirectory session -------------------------------------- */
@@ -450,8 +541,7 @@ static void cleanup_node(uint64_t nodeid, uint64_t count, void *arg)
 	struct ssession *s = arg;
 
 	s->ex->be->ops->forget(s->ex->be, nodeid, count);
-	if (s->view)
-		nmap_sub(&s->view->nodes, nodeid, count);
+	nmap_sub(&ids_view(s)->nodes, nodeid, count);
 }
 
 static void cleanup_file(uint64_t id, struct sfile *f, void *arg)

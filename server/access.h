@@ -11,16 +11,22 @@
  * resolved from the export root.  A connection reaches only its export's
  * backend, so node and file ids of another export mean nothing to it.
  *
- * Confinement.  A session whose root is the export root needs nothing
- * more: the backends never resolve ".." above their root.  A session bound
- * to a subdirectory (a "view") may use only node ids that were handed out
- * to a connection of the same view (export + root node) and not yet
- * forgotten, plus its root: a crafted or guessed id (the export root is
- * always 1) gives ESTALE.  ".." of the session root is the session root,
- * and a ".." elsewhere whose result the view never saw (a directory moved
- * out of the subtree by someone else) gives EACCES.  Node ids are shared
- * by the connections of a view because a client with several connections
- * uses any of them for a node (the fuse client does).
+ * Confinement (issue 12).  Every session may use only node ids that were
+ * handed out to a connection of its view and not yet forgotten, plus its
+ * root: a crafted or guessed id gives ESTALE, so an id cannot skip the
+ * search permission of the directories above it.  A view is the export
+ * root (one per export, for as long as the server runs) or a subdirectory
+ * (export + root node, while a connection uses it).  The export root view
+ * also holds the ids a previous run of the server handed out and the
+ * backend restored (persistent ids, --state-dir): a client whose server
+ * was restarted goes on with them.  Node ids are shared by the
+ * connections of a view because a client with several connections uses
+ * any of them for a node (the fuse client does), and an id a connection
+ * got stays usable on the others, and after that connection drops, while
+ * any connection of the view holds it.  The backends never resolve ".."
+ * above their root; in a subdirectory view, ".." of the session root is
+ * the session root, and a ".." elsewhere whose result the view never saw
+ * (a directory moved out of the subtree by someone else) gives EACCES.
  *
  * Threads: sexport and sview are shared by all connections and workers;
  * their tables have their own locks (lock order: view list lock, then a
@@ -55,8 +61,10 @@ struct sexport {
 	const struct orfa_export *cfg;	/* borrowed: the exports table's */
 	struct orfa_backend *be;	/* borrowed (cfg->backend) */
 	struct orfa_locks *locks;	/* owned: locks are per export */
+	struct sview root_view;		/* the export root's; nodes has its
+					 * own lock, the rest is unused */
 	pthread_mutex_t vlock;		/* guards views */
-	struct sview *views;
+	struct sview *views;		/* subdirectory views */
 };
 
 /*
@@ -72,7 +80,8 @@ struct ssession {
 	 * access_session_start), before any other request runs; then
 	 * read-only until teardown. */
 	struct sexport *ex;		/* the export; NULL before HELLO */
-	struct sview *view;		/* subdirectory sessions, else NULL */
+	struct sview *view;		/* subdirectory sessions, else NULL
+					 * (then ex->root_view applies) */
 	uint64_t root_nodeid;		/* the client's root */
 	uint64_t root_ino;
 	uint32_t max_data;		/* negotiated in HELLO (0 before) */
@@ -86,7 +95,8 @@ struct ssession {
 	struct nmap nodes;
 };
 
-/* Set up x for export e (whose backend is e->backend): 0 or -ENOMEM.
+/* Set up x for export e (whose backend is e->backend, before it serves:
+ * the ids it restored join the export root view): 0 or -ENOMEM.
  * sexport_fini releases what sexport_init made (never the backend). */
 int sexport_init(struct sexport *x, const struct orfa_export *e);
 void sexport_fini(struct sexport *x);
@@ -127,8 +137,9 @@ int access_session_start(struct ssession *s, const char *path,
  * Before the handler of a decoded request of c runs (any thread): squash
  * m's credentials as the export says, refuse modifying requests on a
  * read-only export (-EROFS), "." and ".." as names to create, remove or
- * rename (-EEXIST, -EINVAL, -ENOTEMPTY, -EBUSY as Linux answers), and in a
- * subdirectory session node ids the view does not hold (-ESTALE).
+ * rename (-EEXIST, -EINVAL, -ENOTEMPTY, -EBUSY as Linux answers), node ids
+ * the session's view does not hold (-ESTALE), and set-id bits or device
+ * nodes the export does not allow (-EPERM, nosuid/nodev).
  * 0 or the negative errno to answer.
  */
 int access_check(struct ssession *s, struct orfa_msg *m);

@@ -3,7 +3,7 @@
  *
  * orfa_backend_fill_defaults() puts a stub into every NULL slot of an ops
  * table: operations answer -ENOSYS, operations without a result (destroy,
- * forget, release, releasedir) do nothing.  Callers then never test for
+ * forget, release, releasedir, restored) do nothing.  Callers then never test for
  * NULL.  Nothing here knows about any particular backend.
  */
 #include "backend.h"
@@ -11,6 +11,11 @@
 #include <errno.h>
 
 static void dflt_destroy(struct orfa_backend *be) { (void)be; }
+
+static void dflt_restored(struct orfa_backend *be,
+			  void (*fn)(uint64_t nodeid, void *arg), void *arg)
+{
+}
 
 static int dflt_lookup(struct orfa_backend *be, const struct orfa_cred *cr,
 		       uint64_t parent, const char *name, uint32_t namelen,
@@ -221,6 +226,7 @@ void orfa_backend_fill_defaults(struct orfa_backend_ops *ops)
 	if (!ops->name)
 		ops->name = "unnamed";
 	DFLT(destroy, dflt_destroy);
+	DFLT(restored, dflt_restored);
 	DFLT(lookup, dflt_lookup);
 	DFLT(forget, dflt_forget);
 	DFLT(getattr, dflt_getattr);

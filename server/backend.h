@@ -215,6 +215,18 @@ typedef int orfa_be_copy_file_range_fn(struct orfa_backend *be,
 				       uint64_t *copied,
 				       struct orfa_attr *attr_out);
 
+/*
+ * The node ids a previous run handed out that this backend honours again
+ * (persistent ids restored at start, backend_native_set_state): fn(nodeid,
+ * arg) for each, under the backend's lock (fn must not call the backend).
+ * Optional, the one slot callers test for NULL: only a backend with
+ * persistent ids has it (orfa_backend_fill_defaults gives a stub that
+ * reports none).
+ */
+typedef void orfa_be_restored_fn(struct orfa_backend *be,
+				 void (*fn)(uint64_t nodeid, void *arg),
+				 void *arg);
+
 struct orfa_backend_ops {
 	const char *name;
 	orfa_be_destroy_fn *destroy;
@@ -269,6 +281,7 @@ struct orfa_backend_ops {
 	orfa_be_fallocate_fn *fallocate;
 	orfa_be_lseek_fn *lseek;
 	orfa_be_copy_file_range_fn *copy_file_range;
+	orfa_be_restored_fn *restored;
 };
 
 /* Every backend instance begins with this. */

@@ -831,8 +831,25 @@ static void nat_destroy(struct orfa_backend *be)
 	free(nb);
 }
 
+/* The ids restored from the state file (backend.h, orfa_be_restored_fn). */
+static void nat_restored(struct orfa_backend *be,
+			 void (*fn)(uint64_t nodeid, void *arg), void *arg)
+{
+	struct nat_backend *nb = to_nb(be);
+
+	pthread_mutex_lock(&nb->lock);
+	for (uint32_t i = ORFA_ROOT_NODEID + 1; i < nb->nslots; i++) {
+		const struct nat_node *n = nb->slots[i].node;
+
+		if (n && n->restored)
+			fn(node_id(nb, n), arg);
+	}
+	pthread_mutex_unlock(&nb->lock);
+}
+
 static const struct orfa_backend_ops native_ops = {
     .name = "native",
+    .restored = nat_restored,
     .destroy = nat_destroy,
     .lookup = nat_lookup,
     .forget = nat_forget,

@@ -151,6 +151,7 @@ static int rec_restore(struct nat_backend *nb, int mnt_fd, uint32_t i,
 	n->type = st.st_mode & S_IFMT;
 	n->slot = i;
 	n->nlookup = 1;		/* the old clients' references, see above */
+	n->restored = true;
 	nb->slots[i].gen = r->gen;
 	nb->slots[i].node = n;
 	nat_insert_node(nb, n);

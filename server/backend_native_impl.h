@@ -35,6 +35,7 @@ struct nat_node {
 	ino_t ino;
 	mode_t type;		/* S_IFMT bits; immutable */
 	uint32_t slot;		/* index in nb->slots; immutable */
+	bool restored;		/* restored from the state file; immutable */
 	uint64_t nlookup;	/* nb->lock: client references */
 	uint64_t refs;		/* nb->lock: operations in flight */
 	struct nat_node *hnext; /* nb->lock: hash chain */

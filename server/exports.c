@@ -116,6 +116,18 @@ static int parse_options(char *opts, struct orfa_export *e, char *err,
 			e->flags |= ORFA_EXPORT_ALL_SQUASH;
 		else if (strcmp(o, "no_all_squash") == 0)
 			e->flags &= ~ORFA_EXPORT_ALL_SQUASH;
+		else if (strcmp(o, "secure") == 0)
+			e->flags &= ~ORFA_EXPORT_INSECURE;
+		else if (strcmp(o, "insecure") == 0)
+			e->flags |= ORFA_EXPORT_INSECURE;
+		else if (strcmp(o, "nodev") == 0)
+			e->flags &= ~ORFA_EXPORT_DEV;
+		else if (strcmp(o, "dev") == 0)
+			e->flags |= ORFA_EXPORT_DEV;
+		else if (strcmp(o, "nosuid") == 0)
+			e->flags &= ~ORFA_EXPORT_SUID;
+		else if (strcmp(o, "suid") == 0)
+			e->flags |= ORFA_EXPORT_SUID;
 		else if (strncmp(o, "anonuid=", 8) == 0) {
 			if (parse_u32(o + 8, &e->anonuid))
 				return fail(err, errsz, line, "bad anonuid '%s'", o + 8);
@@ -146,7 +158,7 @@ static int parse_line(char *s, struct orfa_export *e, char *err, size_t errsz,
 		return fail(err, errsz, line, "too few fields (expected NAME SOURCE CLIENTS [OPTIONS])");
 
 	memset(e, 0, sizeof(*e));
-	e->flags = ORFA_EXPORT_ROOT_SQUASH;
+	e->flags = ORFA_EXPORT_DEFAULTS;
 	e->anonuid = NOBODY;
 	e->anongid = NOBODY;
 
@@ -274,9 +286,12 @@ int orfa_exports_load(const char *file, struct orfa_exports *out, char *err,
 }
 
 int orfa_exports_shortcut(struct orfa_exports *out, const char *dir,
-			  uint64_t ramfs_size)
+			  uint64_t ramfs_size, const char *opts, char *err,
+			  size_t errsz)
 {
 	struct orfa_export *e;
+	char *copy;
+	int ret;
 
 	memset(out, 0, sizeof(*out));
 	if (dir && strlen(dir) >= sizeof(e->path))
@@ -291,7 +306,15 @@ int orfa_exports_shortcut(struct orfa_exports *out, const char *dir,
 		e->ramfs_size = ramfs_size;
 	e->nnets = 1;			/* nets[0] zeroed: anyone */
 	e->anonuid = NOBODY;
-	e->anongid = NOBODY;		/* flags 0: rw, no_root_squash */
+	e->anongid = NOBODY;
+	e->flags = ORFA_EXPORT_DEFAULTS;
+	copy = strdup(opts ? opts : "");
+	ret = copy ? parse_options(copy, e, err, errsz, 0) : -ENOMEM;
+	free(copy);
+	if (ret) {
+		free(e);
+		return ret;
+	}
 	out->v = e;
 	out->n = 1;
 	return 0;
@@ -364,6 +387,24 @@ int orfa_export_allows(const struct orfa_export *e, const struct sockaddr *peer)
 			continue;
 		return 1;
 	}
+	return 0;
+}
+
+int orfa_export_port_ok(const struct orfa_export *e, unsigned port)
+{
+	return (e->flags & ORFA_EXPORT_INSECURE) ||
+	       port < ORFA_PRIVILEGED_PORT;
+}
+
+int orfa_export_mode_ok(const struct orfa_export *e, uint32_t mode,
+			int make_node)
+{
+	if (!(e->flags & ORFA_EXPORT_SUID) && !S_ISDIR(mode) &&
+	    (mode & (S_ISUID | S_ISGID)))
+		return -EPERM;
+	if (!(e->flags & ORFA_EXPORT_DEV) && make_node &&
+	    (S_ISCHR(mode) || S_ISBLK(mode)))
+		return -EPERM;
 	return 0;
 }
 

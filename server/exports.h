@@ -14,11 +14,12 @@
  *            fd00::/8, 192.0.2.7 = /32, ::1 = /128) or "*" for anyone.
  *   OPTIONS  comma-separated: ro | rw (default rw), root_squash (default)
  *            | no_root_squash, all_squash, anonuid=N, anongid=N
- *            (default 65534).
+ *            (default 65534), secure (default) | insecure, nodev
+ *            (default) | dev, nosuid (default) | suid.
  *
  * '#' starts a comment; blank lines are ignored.  orfad --export DIR is the
- * one-line shortcut "/ DIR * rw,no_root_squash" (no_root_squash because a
- * server started by hand serves its own user's files to its own user).
+ * one-line shortcut "/ DIR *" with the defaults above, or with the options
+ * of --export-options (docs/security.md has what each option protects).
  */
 #ifndef ORFA_EXPORTS_H
 #define ORFA_EXPORTS_H
@@ -32,6 +33,15 @@
 #define ORFA_EXPORT_RO		(1u << 0)
 #define ORFA_EXPORT_ROOT_SQUASH	(1u << 1)
 #define ORFA_EXPORT_ALL_SQUASH	(1u << 2)
+#define ORFA_EXPORT_INSECURE	(1u << 3)	/* any source port */
+#define ORFA_EXPORT_DEV		(1u << 4)	/* device nodes allowed */
+#define ORFA_EXPORT_SUID	(1u << 5)	/* set-uid/gid bits allowed */
+
+/* The options of an exports line that has none. */
+#define ORFA_EXPORT_DEFAULTS	ORFA_EXPORT_ROOT_SQUASH
+
+/* Below this a client's source port is privileged ("secure"). */
+#define ORFA_PRIVILEGED_PORT	1024
 
 #define ORFA_EXPORT_MAX_NETS	32
 
@@ -72,12 +82,16 @@ void orfa_exports_free(struct orfa_exports *ex);
 
 /*
  * The table of the command-line shortcuts (THE SHORTCUT in
- * docs/exports.md): one root export "/" for anyone, rw, no_root_squash,
- * serving dir, or a RAM file system of ramfs_size bytes when dir is NULL.
- * 0 (release with orfa_exports_free), -ENAMETOOLONG or -ENOMEM.
+ * docs/exports.md): one root export "/" for anyone serving dir, or a RAM
+ * file system of ramfs_size bytes when dir is NULL, with the options opts
+ * (the OPTIONS field of an exports line; NULL or "" for the defaults:
+ * rw,root_squash,secure,nodev,nosuid).  0 (release with
+ * orfa_exports_free), -ENAMETOOLONG, -ENOMEM, or -EINVAL with the reason
+ * in err.
  */
 int orfa_exports_shortcut(struct orfa_exports *out, const char *dir,
-			  uint64_t ramfs_size);
+			  uint64_t ramfs_size, const char *opts, char *err,
+			  size_t errsz);
 
 /*
  * Find the export a client path names: "/data/sub" -> export "data" with
@@ -91,6 +105,23 @@ const struct orfa_export *orfa_exports_find(const struct orfa_exports *ex,
 /* 1 when the peer address is in one of the export's networks. */
 int orfa_export_allows(const struct orfa_export *e,
 		       const struct sockaddr *peer);
+
+/*
+ * May a client whose source port is port (host order) reach e?  1 unless
+ * e is secure (no "insecure") and port is not privileged.
+ */
+int orfa_export_port_ok(const struct orfa_export *e, unsigned port);
+
+/*
+ * The set-id and device rules of e (nosuid, nodev) for a request that
+ * would give a file mode: -EPERM when mode has S_ISUID or S_ISGID on a
+ * non-directory and e is nosuid, or mode is a character or block device
+ * and e is nodev (and make_node says mode is a new node's type, as for
+ * MKNOD); else 0.  Set-gid on directories is allowed: it only says new
+ * entries inherit the group, as the kernel lets any owner set it.
+ */
+int orfa_export_mode_ok(const struct orfa_export *e, uint32_t mode,
+			int make_node);
 
 /* Apply squashing to credentials received from a client, in place. */
 void orfa_export_squash(const struct orfa_export *e, struct orfa_cred *cr);

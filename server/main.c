@@ -45,6 +45,7 @@ static void usage(FILE *f)
 	fprintf(f,
 "Usage: orfad [--listen ADDR[:PORT]]\n"
 "             (--exports FILE | --export DIR | --ramfs [--ramfs-size SIZE])\n"
+"             [--export-options OPTS]\n"
 "             [--key FILE] [-f] [--log-level LEVEL] [--port-file FILE]\n"
 "             [--threading=queue|sequential|connection] [--threads N]\n"
 "             [--rdma-buf-size SIZE] [--rdma-credits N]\n"
@@ -61,10 +62,15 @@ static void usage(FILE *f)
 "                            allowed client networks, options (ro,\n"
 "                            root_squash, ...); see orfa-exports(5),\n"
 "                            docs/exports.md\n"
-"  -e, --export DIR          export the directory DIR to anyone (the line\n"
-"                            \"/ DIR * rw,no_root_squash\")\n"
+"  -e, --export DIR          export the directory DIR to any address (the\n"
+"                            line \"/ DIR *\": rw, root_squash, secure,\n"
+"                            nodev, nosuid)\n"
 "  -r, --ramfs               export an empty in-memory file system\n"
 "      --ramfs-size SIZE     its capacity, e.g. 512M, 4G (default 1G)\n"
+"  -o, --export-options OPTS options of the --export/--ramfs export, as in\n"
+"                            an exports file (e.g. ro, no_root_squash,\n"
+"                            insecure: clients from unprivileged ports,\n"
+"                            dev, suid); see docs/security.md\n"
 "  -k, --key FILE            clients must prove they hold this shared key\n"
 "                            (mode 0600), and orfad proves it to them\n"
 "      --genkey FILE         write a new random key to FILE (mode 0600) and\n"
@@ -246,7 +252,22 @@ static void backends_destroy(struct orfa_exports *ex)
 	}
 }
 
-/* "data (/srv/data, ro), scratch (RAM 4G)" for the start-up log line. */
+/* The options of e that matter for security, as ", ro, root_squash". */
+static void export_flags_describe(const struct orfa_export *e, char *buf,
+				  size_t size)
+{
+	snprintf(buf, size, "%s%s%s%s%s",
+		 e->flags & ORFA_EXPORT_RO ? ", ro" : "",
+		 e->flags & ORFA_EXPORT_ALL_SQUASH ? ", all_squash" :
+		 e->flags & ORFA_EXPORT_ROOT_SQUASH ? ", root_squash" :
+		 ", no_root_squash",
+		 e->flags & ORFA_EXPORT_INSECURE ? ", insecure" : "",
+		 e->flags & ORFA_EXPORT_DEV ? ", dev" : "",
+		 e->flags & ORFA_EXPORT_SUID ? ", suid" : "");
+}
+
+/* "data (/srv/data, ro, root_squash), scratch (RAM 4G, root_squash)" for
+ * the start-up log line. */
 static void exports_describe(const struct orfa_exports *ex, char *buf,
 			     size_t size)
 {
@@ -255,21 +276,16 @@ static void exports_describe(const struct orfa_exports *ex, char *buf,
 	buf[0] = '\0';
 	for (int i = 0; i < ex->n && off < size; i++) {
 		const struct orfa_export *e = &ex->v[i];
-		char src[64];
+		char src[64], flags[96];
 		int n;
 
 		if (e->ramfs_size)
 			snprintf(src, sizeof(src), "RAM %llu MiB",
 				 (unsigned long long)(e->ramfs_size >> 20));
-		n = snprintf(buf + off, size - off, "%s%s (%s%s%s%s%s)",
+		export_flags_describe(e, flags, sizeof(flags));
+		n = snprintf(buf + off, size - off, "%s%s (%s%s%s)",
 			     i ? ", " : "", e->name,
-			     e->ramfs_size ? src : e->path,
-			     e->flags & ORFA_EXPORT_RO ? ", ro" : "",
-			     e->flags & ORFA_EXPORT_ALL_SQUASH ?
-			     ", all_squash" : "",
-			     e->flags & ORFA_EXPORT_ROOT_SQUASH &&
-			     !(e->flags & ORFA_EXPORT_ALL_SQUASH) ?
-			     ", root_squash" : "",
+			     e->ramfs_size ? src : e->path, flags,
 			     e->nets[0].family == 0 && e->nnets == 1 ? "" :
 			     ", some networks");
 		if (n < 0)
@@ -334,6 +350,7 @@ static const struct option long_opts[] = {
 	{ "genkey", required_argument, NULL, OPT_GENKEY },
 	{ "ramfs", no_argument, NULL, 'r' },
 	{ "ramfs-size", required_argument, NULL, OPT_RAMFS_SIZE },
+	{ "export-options", required_argument, NULL, 'o' },
 	{ "foreground", no_argument, NULL, 'f' },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "port-file", required_argument, NULL, OPT_PORT_FILE },
@@ -353,6 +370,7 @@ struct cmdline {
 	const char *listen_spec;	/* --listen, or DEFAULT_LISTEN */
 	const char *export_dir;		/* --export */
 	const char *exports_file;	/* --exports */
+	const char *export_opts;	/* --export-options */
 	const char *key_file;		/* --key */
 	const char *genkey_file;	/* --genkey */
 	const char *port_file;		/* --port-file */
@@ -418,6 +436,9 @@ static void cmdline_option(struct cmdline *o, struct orfa_server_cfg *cfg,
 	case 'x':
 		o->exports_file = arg;
 		break;
+	case 'o':
+		o->export_opts = arg;
+		break;
 	case 'k':
 		o->key_file = arg;
 		break;
@@ -475,7 +496,7 @@ static void cmdline_parse(int argc, char **argv, struct cmdline *o,
 	memset(o, 0, sizeof(*o));
 	o->listen_spec = DEFAULT_LISTEN;
 	o->ramfs_size = DEFAULT_RAMFS_SIZE;
-	while ((ch = getopt_long(argc, argv, "l:e:x:k:rfhV", long_opts,
+	while ((ch = getopt_long(argc, argv, "l:e:x:o:k:rfhV", long_opts,
 				 NULL)) != -1)
 		cmdline_option(o, cfg, ch, optarg);
 	if (optind < argc)
@@ -491,6 +512,9 @@ static void cmdline_check(struct cmdline *o)
 			  "and --ramfs");
 	if (o->size_given && !o->ramfs)
 		bad_usage("--ramfs-size needs --ramfs");
+	if (o->export_opts && o->exports_file)
+		bad_usage("--export-options goes with --export or --ramfs; "
+			  "an exports file has its options on each line");
 	if (orfa_parse_address(o->listen_spec, ORFA_DEFAULT_PORT,
 			       o->tp, sizeof(o->tp), o->host, sizeof(o->host),
 			       o->port, sizeof(o->port)) < 0)
@@ -502,7 +526,8 @@ static int genkey_run(const struct cmdline *o)
 {
 	char err[512];
 
-	if (o->export_dir || o->ramfs || o->exports_file || o->key_file)
+	if (o->export_dir || o->ramfs || o->exports_file || o->key_file ||
+	    o->export_opts)
 		bad_usage("--genkey FILE takes no other option");
 	if (orfa_key_generate(o->genkey_file, err, sizeof(err))) {
 		fprintf(stderr, "orfad: cannot write a key: %s\n", err);
@@ -555,9 +580,14 @@ static int exports_setup(const struct cmdline *o, struct orfad *d)
 		if (ret)
 			fprintf(stderr, "orfad: bad exports file: %s\n", err);
 	} else {
+		err[0] = '\0';
 		ret = orfa_exports_shortcut(&d->ex, o->export_dir,
-					    o->ramfs_size);
-		if (ret)
+					    o->ramfs_size, o->export_opts,
+					    err, sizeof(err));
+		if (ret == -EINVAL)
+			fprintf(stderr, "orfad: bad --export-options '%s': "
+				"%s\n", o->export_opts, err);
+		else if (ret)
 			fprintf(stderr, "orfad: cannot export %s: %s\n",
 				o->export_dir ? o->export_dir :
 				"a RAM file system", strerror(-ret));

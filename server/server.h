@@ -72,8 +72,9 @@ int orfa_server_create_exports(const struct orfa_server_cfg *cfg,
 			       const struct orfa_exports *ex,
 			       struct orfa_listener *lst,
 			       struct orfa_server **out);
-/* The same for the one-line table of the --export/--ramfs shortcut: backend
- * be as the root export "/", for anyone, rw, no_root_squash. */
+/* The same for a one-line table: backend be as the root export "/", for
+ * anyone, rw, no_root_squash, insecure, dev, suid (an in-process server
+ * for tests, trusting its peer; orfad's shortcuts have safe defaults). */
 int orfa_server_create(const struct orfa_server_cfg *cfg,
 		       struct orfa_backend *be, struct orfa_listener *lst,
 		       struct orfa_server **out);

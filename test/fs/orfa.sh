@@ -6,6 +6,17 @@
 # $FS_TMP/mounts.list, so the harness's EXIT trap can tear it down even
 # when the test that started it was killed by its timeout.
 
+# orfa_export_options: what the suite needs of the --export/--ramfs
+# export: root on the client is root on the export, device nodes and
+# set-id bits (the suite tests them).  secure (the default) stays when the
+# client can bind a privileged port (root, over TCP), so every mount also
+# tests that; the RDMA client and a non-root run need insecure.
+orfa_export_options() {
+	local o=rw,no_root_squash,dev,suid
+	[ "$(id -u)" = 0 ] && [ "${FS_TRANSPORT:-tcp}" = tcp ] || o+=,insecure
+	echo "$o"
+}
+
 # orfa_server_start LOG PORTFILE ramfs|native [EXPORT_DIR]
 # Starts orfad in the foreground (background job) and waits up to 20 s for
 # its port file.  Sets SERVER_PID and SERVER_ADDR ("HOST:PORT"; the host is
@@ -22,6 +33,7 @@ orfa_server_start() {
 	native) args+=(--export "$export") ;;
 	*) SETUP_ERR="unknown backend $backend"; return 1 ;;
 	esac
+	args+=(--export-options "$(orfa_export_options)")
 	# Extra server arguments for debugging, e.g. "--log-level debug".
 	# shellcheck disable=SC2206
 	args+=(${ORFA_FS_SERVER_ARGS:-})

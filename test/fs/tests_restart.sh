@@ -26,6 +26,7 @@ rs_start() {
 	native) args+=(--export "$S/export" --state-dir "$S/state") ;;
 	ramfs) args+=(--ramfs --ramfs-size 256M) ;;
 	esac
+	args+=(--export-options "$(orfa_export_options)")
 	rm -f "$S/port"
 	"$FS_ORFAD" "${args[@]}" > "$2" 2>&1 &
 	RSERVER=$!

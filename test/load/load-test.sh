@@ -16,7 +16,8 @@ trap cleanup EXIT
 echo "1..3"
 
 "$orfad" -f --listen 127.0.0.1:0 --port-file "$dir/port" --ramfs \
-	--ramfs-size 2G >"$dir/orfad.log" 2>&1 &
+	--ramfs-size 2G --export-options rw,no_root_squash,insecure \
+	>"$dir/orfad.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do [ -s "$dir/port" ] && break; sleep 0.1; done
 if [ ! -s "$dir/port" ]; then

@@ -61,6 +61,7 @@ mount_bench() { # mount_bench TP -> "SEQ_MIB_S RTT_US" on stdout
 	rm -f "$T/port"
 	"$BUILD/server/orfad" -f --listen "$tp://192.0.2.1:0" \
 		--port-file "$T/port" --ramfs --ramfs-size 256M \
+		--export-options rw,no_root_squash,insecure \
 		> "$T/orfad-$tp.log" 2>&1 &
 	spid=$!
 	timeout 20 sh -c "until [ -s '$T/port' ]; do sleep 0.1; done" || return 1

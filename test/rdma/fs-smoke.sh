@@ -136,6 +136,9 @@ run_one() {
 	ramfs) sargs=(--ramfs --ramfs-size 512M) ;;
 	native) sargs=(--export "$d/export") ;;
 	esac
+	# Root here is root there; the RDMA client connects from an
+	# unprivileged rdma_cm port (docs/security.md): insecure.
+	sargs+=(--export-options rw,no_root_squash,insecure)
 	# shellcheck disable=SC2206
 	[ -n "${3:-}" ] && sargs+=($SMOKE_SARGS)
 	start_orfad "$tp" "$d" "$lbl" "${sargs[@]}" || return
@@ -202,8 +205,8 @@ run_one() {
 run_exports() {
 	local tp=$1 d=$T/$1-exports spid cpid addr
 	mkdir -p "$d/mnt-in" "$d/mnt-out"
-	printf '%s\n' "in ramfs:64M ${HOST%.*}.0/24 rw,no_root_squash" \
-		"out ramfs:64M 10.0.0.0/8 rw,no_root_squash" > "$d/exports"
+	printf '%s\n' "in ramfs:64M ${HOST%.*}.0/24 rw,no_root_squash,insecure" \
+		"out ramfs:64M 10.0.0.0/8 rw,no_root_squash,insecure" > "$d/exports"
 	start_orfad "$tp" "$d" "$tp/exports" --exports "$d/exports" || return
 	"$ORFA" "$addr:/in" "$d/mnt-in" -f -o "transport=$tp" \
 		> "$d/orfa-in.log" 2>&1 &
@@ -256,6 +259,7 @@ run_user() {
 	head -c $((16 << 20)) /dev/urandom > "$d/data"
 	chmod 644 "$d/data"
 	start_orfad "$tp" "$d" "$lbl" --export "$d/export" \
+		--export-options rw,no_root_squash,insecure \
 		--threading "$mode" || return
 	for i in 1 2; do
 		"$ORFA" "$addr:/" "$d/mnt" -f -o "transport=$tp,allow_other" \

@@ -46,7 +46,8 @@ for args in "" "--ramfs --export /tmp" "--ramfs --threading=bogus" \
 	    "--ramfs --log-level loud" "--ramfs --listen 127.0.0.1:99999" \
 	    "--ramfs --threads 0" "--ramfs --ramfs-size 12X" "--ramfs --nope" \
 	    "--ramfs extra" "--exports /dev/null --ramfs" \
-	    "--exports /dev/null --export /tmp" "--genkey $dir/k --ramfs"; do
+	    "--exports /dev/null --export /tmp" "--genkey $dir/k --ramfs" \
+	    "--exports /dev/null --export-options ro"; do
 	# shellcheck disable=SC2086
 	run -f $args
 	t $([ $rc = 2 ] && [ -s "$dir/err" ]; echo $?) "'orfad -f $args' exits 2 with a message (exit $rc)"
@@ -66,6 +67,11 @@ t $([ $rc = 1 ] && grep -q "cannot export $dir/missing as data" "$dir/err"; echo
 run -f --listen 127.0.0.1:0 --export "$dir/missing"
 t $([ $rc = 1 ] && grep -q "cannot export $dir/missing" "$dir/err"; echo $?) "a missing export directory: exit 1 with a message (exit $rc)"
 sed 's/^/# /' "$dir/err"
+run -f --listen 127.0.0.1:0 --ramfs --export-options rw,nosquash
+t $([ $rc = 1 ] && grep -q "bad --export-options 'rw,nosquash': unknown option 'nosquash'" "$dir/err"; echo $?) "a bad --export-options: exit 1 naming the option (exit $rc)"
+sed 's/^/# /' "$dir/err"
+run --help
+t $(grep -q -- '--export-options OPTS' "$dir/out" && grep -q 'root_squash, secure' "$dir/out"; echo $?) "--help shows --export-options and the shortcut's defaults"
 
 "$orfad" -f --listen 127.0.0.1:0 --port-file "$dir/port1" --ramfs 2>"$dir/log1" &
 pids+=($!)

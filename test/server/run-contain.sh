@@ -54,12 +54,12 @@ else
 fi
 cat >"$dir/exports" <<EOT
 # NAME  SOURCE                  CLIENTS              OPTIONS
-a       $(src export)    *                    rw,no_root_squash
-b       $(src export_b)  *                    rw,no_root_squash
-ro      $(src export)    *                    ro,no_root_squash
-sq      $(src export)    *                    rw,root_squash
-all     $(src export)    *                    rw,all_squash,anonuid=4321,anongid=4321
-net     $(src export)    10.0.0.0/8,fd00::/8  rw
+a       $(src export)    *                    rw,no_root_squash,insecure
+b       $(src export_b)  *                    rw,no_root_squash,insecure
+ro      $(src export)    *                    ro,no_root_squash,insecure
+sq      $(src export)    *                    rw,root_squash,insecure
+all     $(src export)    *                    rw,all_squash,anonuid=4321,anongid=4321,insecure
+net     $(src export)    10.0.0.0/8,fd00::/8  rw,insecure
 EOT
 
 start() {	# start LOG ARGS...: orfad in the background, pid in $pid

@@ -30,6 +30,7 @@ case $backend in
 ramfs) src=(--ramfs --ramfs-size 64M) ;;
 native) mkdir "$dir/export" "$dir/state"; src=(--export "$dir/export" --state-dir "$dir/state") ;;
 esac
+src+=(--export-options rw,no_root_squash,insecure)	# a raw client as root
 
 # start LOG: orfad in the background, $pid, address in $dir/port.
 start() {

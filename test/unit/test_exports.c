@@ -1,6 +1,7 @@
 /*
  * test_exports.c - the exports file parser, client network matching,
- * squashing and the read-only operation filter (server/exports.c).
+ * squashing, the read-only operation filter, the source port rule
+ * (secure/insecure) and the set-id/device rules (server/exports.c).
  */
 #include <arpa/inet.h>
 #include <check.h>
@@ -9,6 +10,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "exports.h"
 #include "transport.h"
@@ -215,29 +217,103 @@ START_TEST(sizes)
 }
 END_TEST
 
-/* The --export / --ramfs shortcut: "/ DIR * rw,no_root_squash". */
+/* The --export / --ramfs shortcut: "/ DIR *" with the defaults of a line
+ * without options (root_squash, secure, nodev, nosuid), unless
+ * --export-options says otherwise. */
 START_TEST(shortcut_table)
 {
 	struct orfa_exports ex;
 	const char *sub = NULL;
 	struct orfa_cred cr = { .uid = 0, .gid = 0 };
+	char err[128] = "";
 
-	ck_assert_int_eq(orfa_exports_shortcut(&ex, "/srv/x", 0), 0);
+	ck_assert_int_eq(orfa_exports_shortcut(&ex, "/srv/x", 0, NULL, err,
+					       sizeof(err)), 0);
 	ck_assert_int_eq(ex.n, 1);
 	ck_assert_str_eq(ex.v[0].name, "/");
 	ck_assert_str_eq(ex.v[0].path, "/srv/x");
-	ck_assert_uint_eq(ex.v[0].flags, 0);
+	ck_assert_uint_eq(ex.v[0].flags, ORFA_EXPORT_ROOT_SQUASH);
 	ck_assert(allows(&ex.v[0], "203.0.113.9"));
 	ck_assert(allows(&ex.v[0], "fd00::1"));
 	orfa_export_squash(&ex.v[0], &cr);
-	ck_assert_uint_eq(cr.uid, 0);
+	ck_assert_uint_eq(cr.uid, 65534);
+	ck_assert_uint_eq(cr.gid, 65534);
 	ck_assert_str_eq(orfa_exports_find(&ex, "/a/b", &sub)->name, "/");
 	ck_assert_str_eq(sub, "a/b");
 	orfa_exports_free(&ex);
 
-	ck_assert_int_eq(orfa_exports_shortcut(&ex, NULL, 1u << 20), 0);
+	ck_assert_int_eq(orfa_exports_shortcut(&ex, NULL, 1u << 20, "", err,
+					       sizeof(err)), 0);
 	ck_assert_uint_eq(ex.v[0].ramfs_size, 1u << 20);
 	ck_assert_str_eq(ex.v[0].path, "");
+	ck_assert_uint_eq(ex.v[0].flags, ORFA_EXPORT_ROOT_SQUASH);
+	orfa_exports_free(&ex);
+
+	ck_assert_int_eq(orfa_exports_shortcut(&ex, "/srv/x", 0,
+			 "ro,no_root_squash,insecure,dev,suid", err,
+			 sizeof(err)), 0);
+	ck_assert_uint_eq(ex.v[0].flags, ORFA_EXPORT_RO | ORFA_EXPORT_INSECURE |
+			  ORFA_EXPORT_DEV | ORFA_EXPORT_SUID);
+	orfa_exports_free(&ex);
+
+	ck_assert_int_eq(orfa_exports_shortcut(&ex, "/srv/x", 0, "rw,bogus",
+					       err, sizeof(err)), -EINVAL);
+	ck_assert_str_eq(err, "unknown option 'bogus'");
+	ck_assert_ptr_null(ex.v);
+}
+END_TEST
+
+/* secure (the default) wants a source port below 1024; insecure any. */
+START_TEST(secure_wants_privileged_port)
+{
+	struct orfa_exports ex;
+	char err[128];
+
+	ck_assert_int_eq(orfa_exports_parse(
+		"a /srv/a *\n"
+		"b /srv/b * secure\n"
+		"c /srv/c * insecure\n"
+		"d /srv/d * insecure,secure\n", &ex, err, sizeof(err)), 0);
+	for (int i = 0; i < 4; i++) {
+		int insecure = i == 2;
+
+		ck_assert_int_eq(orfa_export_port_ok(&ex.v[i], 1023), 1);
+		ck_assert_int_eq(orfa_export_port_ok(&ex.v[i], 512), 1);
+		ck_assert_int_eq(orfa_export_port_ok(&ex.v[i], 1024), insecure);
+		ck_assert_int_eq(orfa_export_port_ok(&ex.v[i], 40000), insecure);
+	}
+	orfa_exports_free(&ex);
+}
+END_TEST
+
+/* nosuid and nodev are the defaults; set-gid directories stay allowed;
+ * fifos and sockets are never devices. */
+START_TEST(suid_and_dev_rules)
+{
+	struct orfa_exports ex;
+	char err[128];
+	const struct orfa_export *d, *suid, *dev;
+
+	ck_assert_int_eq(orfa_exports_parse(
+		"a /srv/a *\n"
+		"b /srv/b * suid\n"
+		"c /srv/c * dev,nosuid\n", &ex, err, sizeof(err)), 0);
+	d = &ex.v[0];
+	suid = &ex.v[1];
+	dev = &ex.v[2];
+	ck_assert_uint_eq(d->flags & (ORFA_EXPORT_SUID | ORFA_EXPORT_DEV), 0);
+	ck_assert_int_eq(orfa_export_mode_ok(d, S_IFREG | 0755, 0), 0);
+	ck_assert_int_eq(orfa_export_mode_ok(d, S_IFREG | 04755, 0), -EPERM);
+	ck_assert_int_eq(orfa_export_mode_ok(d, S_IFREG | 02755, 0), -EPERM);
+	ck_assert_int_eq(orfa_export_mode_ok(d, S_IFDIR | 02775, 0), 0);
+	ck_assert_int_eq(orfa_export_mode_ok(d, S_IFCHR | 0666, 1), -EPERM);
+	ck_assert_int_eq(orfa_export_mode_ok(d, S_IFBLK | 0600, 1), -EPERM);
+	ck_assert_int_eq(orfa_export_mode_ok(d, S_IFIFO | 0600, 1), 0);
+	ck_assert_int_eq(orfa_export_mode_ok(d, S_IFSOCK | 0600, 1), 0);
+	ck_assert_int_eq(orfa_export_mode_ok(suid, S_IFREG | 06755, 0), 0);
+	ck_assert_int_eq(orfa_export_mode_ok(suid, S_IFCHR | 0666, 1), -EPERM);
+	ck_assert_int_eq(orfa_export_mode_ok(dev, S_IFCHR | 0666, 1), 0);
+	ck_assert_int_eq(orfa_export_mode_ok(dev, S_IFCHR | 04666, 1), -EPERM);
 	orfa_exports_free(&ex);
 }
 END_TEST
@@ -255,6 +331,8 @@ int main(void)
 	tcase_add_test(tc, readonly_filter);
 	tcase_add_test(tc, sizes);
 	tcase_add_test(tc, shortcut_table);
+	tcase_add_test(tc, secure_wants_privileged_port);
+	tcase_add_test(tc, suid_and_dev_rules);
 	suite_add_tcase(s, tc);
 	return orfa_check_run(s);
 }
