@@ -122,6 +122,16 @@ int orfa_handshake_auth_reply(struct orfa_handshake *hs,
 	return 0;
 }
 
+int orfa_handshake_session_keys(const struct orfa_handshake *hs,
+				struct orfa_seal_keys *out)
+{
+	if (hs->stage != 4 || !hs->key)
+		return -EINVAL;
+	orfa_auth_session_keys(hs->key, ORFA_AUTH_CLIENT, hs->cnonce,
+			       hs->snonce, hs->export_path, out);
+	return 0;
+}
+
 void orfa_handshake_clear(struct orfa_handshake *hs)
 {
 	/* Nonces are public; this only ends the sequence. */
