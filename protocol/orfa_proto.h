@@ -15,7 +15,8 @@
  * Version history:
  *   1  first version (2026-11).  Revised before its first release (still
  *      version 1, see PROTOCOL.md section 15): HELLO carries flags and
- *      nonces, new opcode AUTH (shared-key mutual authentication).
+ *      nonces, new opcode AUTH (shared-key mutual authentication);
+ *      then frames after AUTH are sealed (PROTOCOL.md section 6.1).
  */
 #ifndef ORFA_PROTO_H
 #define ORFA_PROTO_H
