@@ -165,6 +165,14 @@ timeout 20 "$orfad" -f --listen 127.0.0.1:0 --ramfs --key "$dir/nokey" \
 rc=$?
 t "$([ $rc = 1 ] && grep -q 'nokey' "$dir/err"; echo $?)" \
 	"a missing key file: exit 1 with its name (exit $rc)"
+printf 'my secret passphrase, long enough to pass a length check\n' > "$dir/weak"
+chmod 0600 "$dir/weak"
+timeout 20 "$orfad" -f --listen 127.0.0.1:0 --ramfs --key "$dir/weak" \
+	>"$dir/out" 2>"$dir/err"
+rc=$?
+t "$([ $rc = 1 ] && grep -q 'orfad --genkey FILE' "$dir/err"; echo $?)" \
+	"a passphrase as key: orfad exits 1 and says how to make a key (exit $rc)"
+sed 's/^/# /' "$dir/err"
 before=$(cat "$dir/key")
 timeout 20 "$orfad" --genkey "$dir/key" >"$dir/out" 2>"$dir/err"
 rc=$?
