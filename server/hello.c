@@ -11,8 +11,9 @@
  * (sreq_close_after_reply).  Before AUTH, no refusal tells one export
  * from another (hello_refuse_export); after a good AUTH, the connection
  * is sealed with the session keys (PROTOCOL.md section 6.1).  They see
- * the connection through the request API only (request.h).  Not here: what a session may do once it is set
- * up (access.c), the cryptography (common/auth.c).
+ * the connection through the request API only (request.h).  Not here:
+ * what a session may do once it is set up (access.c), the cryptography
+ * (common/auth.c, common/seal.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -83,8 +84,8 @@ static void hello_refuse(struct sreq *r, int err, const char *reason)
  * 4): the export does not exist, this client may not mount it, it needs
  * a key.  Every such refusal before AUTH is the same status and the same
  * text, whatever the export, so the answer tells no export name from
- * another; the real reason goes to the log only.  For the other checks of
- * HELLO (server.h declares it).
+ * another; the real reason goes to the log only.  Also for the other
+ * checks of HELLO (declared in dispatch.h).
  */
 void hello_refuse_export(struct sreq *r, const char *logwhy)
 {
