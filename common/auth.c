@@ -203,13 +203,18 @@ void orfa_auth_session_keys(const struct orfa_key *key,
 			    enum orfa_auth_role self,
 			    const uint8_t cnonce[ORFA_AUTH_NONCE_SIZE],
 			    const uint8_t snonce[ORFA_AUTH_NONCE_SIZE],
-			    const char *export_path,
+			    const char *export_path, int integrity_only,
 			    struct orfa_seal_keys *out)
 {
 	uint8_t c2s[32], s2c[32];
 
-	mac_compute(key, "orfa-seal-c2s-v1", cnonce, snonce, export_path, c2s);
-	mac_compute(key, "orfa-seal-s2c-v1", cnonce, snonce, export_path, s2c);
+	/* The mode is part of the labels: two sides that disagree on it
+	 * (a flag altered on the way) fail on the first frame. */
+	mac_compute(key, integrity_only ? "orfa-seal-c2s-mac-v1" :
+		    "orfa-seal-c2s-v1", cnonce, snonce, export_path, c2s);
+	mac_compute(key, integrity_only ? "orfa-seal-s2c-mac-v1" :
+		    "orfa-seal-s2c-v1", cnonce, snonce, export_path, s2c);
+	out->integrity_only = !!integrity_only;
 	memcpy(out->tx, self == ORFA_AUTH_SERVER ? s2c : c2s, sizeof(out->tx));
 	memcpy(out->rx, self == ORFA_AUTH_SERVER ? c2s : s2c, sizeof(out->rx));
 	sodium_memzero(c2s, sizeof(c2s));

@@ -75,13 +75,15 @@ int orfa_auth_verify(const struct orfa_key *key, enum orfa_auth_role role,
  * section 6.1): client-to-server = MAC_key("orfa-seal-c2s-v1" || ...) and
  * server-to-client likewise, over the same nonces and export as the
  * proofs.  self says which side we are: out->tx is the key of what we
- * send.  Nothing new crosses the wire.  Wipe out after use.
+ * send.  integrity_only (granted in HELLO) selects the labels
+ * "orfa-seal-c2s-mac-v1" / "orfa-seal-s2c-mac-v1" and is copied to out.
+ * Nothing new crosses the wire.  Wipe out after use.
  */
 void orfa_auth_session_keys(const struct orfa_key *key,
 			    enum orfa_auth_role self,
 			    const uint8_t cnonce[ORFA_AUTH_NONCE_SIZE],
 			    const uint8_t snonce[ORFA_AUTH_NONCE_SIZE],
-			    const char *export_path,
+			    const char *export_path, int integrity_only,
 			    struct orfa_seal_keys *out);
 
 #endif /* ORFA_AUTH_H */

@@ -19,10 +19,12 @@ _Static_assert(crypto_aead_chacha20poly1305_IETF_NPUBBYTES == 12,
 	       "seal nonce size");
 
 void orfa_seal_dir_init(struct orfa_seal_dir *d,
-			const uint8_t key[ORFA_SEAL_KEY_SIZE])
+			const uint8_t key[ORFA_SEAL_KEY_SIZE],
+			int integrity_only)
 {
 	memcpy(d->key, key, ORFA_SEAL_KEY_SIZE);
 	d->seq = 0;
+	d->integrity_only = !!integrity_only;
 }
 
 void orfa_seal_dir_wipe(struct orfa_seal_dir *d)
@@ -42,15 +44,43 @@ static void nonce_make(uint8_t n[12], uint64_t seq, uint32_t part)
 	orfa_put_le32(n + 8, part);
 }
 
+/*
+ * Integrity only: the tags of the same AEAD over an empty message, with
+ * header + body (contiguous) as associated data for the first and the data
+ * segment for the second.  The data's tag does not cover the header: the
+ * body's tag does, including data_len, and both share the frame counter.
+ */
+static void mac_frame(const struct orfa_seal_dir *d, const uint8_t *head,
+		      size_t body_len, const uint8_t *data, size_t data_len,
+		      uint8_t tags[ORFA_SEAL_TRAILER])
+{
+	uint8_t n[12], none[1] = { 0 };
+
+	nonce_make(n, d->seq, 0);
+	crypto_aead_chacha20poly1305_ietf_encrypt_detached(none, tags, NULL,
+		none, 0, head, ORFA_HDR_SIZE + body_len, NULL, n, d->key);
+	nonce_make(n, d->seq, 1);
+	crypto_aead_chacha20poly1305_ietf_encrypt_detached(none, tags +
+		ORFA_SEAL_TAG_SIZE, NULL, none, 0, data ? data : none,
+		data_len, NULL, n, d->key);
+}
+
 int orfa_seal_frame(struct orfa_seal_dir *d, uint8_t *head, size_t body_len,
 		    uint8_t *data, size_t data_len)
 {
-	uint8_t n[12], *body = head + ORFA_HDR_SIZE;
+	uint8_t n[12], *body = head + ORFA_HDR_SIZE, none[1] = { 0 };
 	uint8_t *tags = body + body_len;
 
 	if (body_len + ORFA_SEAL_TRAILER > ORFA_MAX_BODY)
 		return -EMSGSIZE;
+	if (!data)
+		data = none;	/* data_len is 0: libsodium wants a pointer */
 	orfa_put_le32(head, (uint32_t)(body_len + ORFA_SEAL_TRAILER));
+	if (d->integrity_only) {
+		mac_frame(d, head, body_len, data, data_len, tags);
+		d->seq++;
+		return 0;
+	}
 	nonce_make(n, d->seq, 0);
 	crypto_aead_chacha20poly1305_ietf_encrypt_detached(body, tags, NULL,
 		body, body_len, head, ORFA_HDR_SIZE, NULL, n, d->key);
@@ -67,7 +97,7 @@ int orfa_seal_frame(struct orfa_seal_dir *d, uint8_t *head, size_t body_len,
 int orfa_seal_open(struct orfa_seal_dir *d, uint8_t *head, size_t head_len,
 		   uint8_t *data, size_t data_len, size_t *body_len)
 {
-	uint8_t n[12], *body = head + ORFA_HDR_SIZE, *tags;
+	uint8_t n[12], *body = head + ORFA_HDR_SIZE, *tags, none[1] = { 0 };
 	size_t blen;
 
 	if (head_len < ORFA_HDR_SIZE + ORFA_SEAL_TRAILER ||
@@ -76,6 +106,23 @@ int orfa_seal_open(struct orfa_seal_dir *d, uint8_t *head, size_t head_len,
 		return -EPROTO;
 	blen = head_len - ORFA_HDR_SIZE - ORFA_SEAL_TRAILER;
 	tags = body + blen;
+	if (!data)
+		data = none;	/* data_len is 0 */
+	if (d->integrity_only) {
+		uint8_t want[ORFA_SEAL_TRAILER];
+		int bad;
+
+		/* The tags were computed over the header as sent. */
+		mac_frame(d, head, blen, data, data_len, want);
+		bad = sodium_memcmp(want, tags, sizeof(want));
+		sodium_memzero(want, sizeof(want));
+		if (bad)
+			return -EBADMSG;
+		orfa_put_le32(head, (uint32_t)blen);
+		d->seq++;
+		*body_len = blen;
+		return 0;
+	}
 	/* Each part is verified before it is decrypted (libsodium). */
 	nonce_make(n, d->seq, 1);
 	if (crypto_aead_chacha20poly1305_ietf_decrypt_detached(data, NULL,

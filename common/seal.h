@@ -9,7 +9,9 @@
  * it; the body is encrypted and followed by a trailer of ORFA_SEAL_TRAILER
  * bytes (the body's tag, then the data segment's tag), counted in the
  * header's body_len; the data segment keeps its length and place and is
- * encrypted in place.  The AEAD is libsodium's ChaCha20-Poly1305 (IETF),
+ * encrypted in place (integrity-only mode: both stay in clear and are
+ * authenticated as associated data).  The AEAD is libsodium's
+ * ChaCha20-Poly1305 (IETF),
  * detached; the nonce is the direction's frame counter (never on the wire)
  * with a part number (0 body, 1 data), so a frame replayed, reordered,
  * dropped or injected fails verification.  A direction's counter only
@@ -32,16 +34,21 @@
 struct orfa_seal_dir {
 	uint8_t key[ORFA_SEAL_KEY_SIZE];
 	uint64_t seq;		/* frames sealed (or opened) so far */
+	int integrity_only;	/* 1: authenticate, do not encrypt */
 };
 
-/* The two keys of a connection, as each side sees them. */
+/* The two keys of a connection, as each side sees them, and the mode. */
 struct orfa_seal_keys {
 	uint8_t tx[ORFA_SEAL_KEY_SIZE];	/* what we send */
 	uint8_t rx[ORFA_SEAL_KEY_SIZE];	/* what the peer sends */
+	int integrity_only;		/* both directions */
 };
 
+/* integrity_only: the same frame layout and checks, but body and data stay
+ * in clear (the tags authenticate them as associated data). */
 void orfa_seal_dir_init(struct orfa_seal_dir *d,
-			const uint8_t key[ORFA_SEAL_KEY_SIZE]);
+			const uint8_t key[ORFA_SEAL_KEY_SIZE],
+			int integrity_only);
 /* Overwrite keys in memory. */
 void orfa_seal_dir_wipe(struct orfa_seal_dir *d);
 void orfa_seal_keys_wipe(struct orfa_seal_keys *k);

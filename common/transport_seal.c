@@ -40,8 +40,8 @@ int orfa_conn_seal(struct orfa_conn *c, const struct orfa_seal_keys *keys)
 	if (!s)
 		return -ENOMEM;
 	pthread_mutex_init(&s->tx_lock, NULL);
-	orfa_seal_dir_init(&s->tx, keys->tx);
-	orfa_seal_dir_init(&s->rx, keys->rx);
+	orfa_seal_dir_init(&s->tx, keys->tx, keys->integrity_only);
+	orfa_seal_dir_init(&s->rx, keys->rx, keys->integrity_only);
 	__atomic_store_n(&c->seal, s, __ATOMIC_RELEASE);
 	return 0;
 }

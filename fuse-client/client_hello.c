@@ -240,6 +240,7 @@ int do_hello(struct orfa_client *cl, struct cconn *cc, uint32_t max_data,
 	int rc;
 
 	orfa_handshake_init(&hs, key, cl->export_path);
+	hs.want_integrity_only = cl->integrity_only;
 	rc = orfa_handshake_hello(&hs, &m, 1, max_data, ORFA_FEAT_ALL);
 	if (rc < 0) {
 		snprintf(err, errsz, "bad export path '%s'", cl->export_path);

@@ -136,6 +136,7 @@ struct orfa_client {
 	struct orfa_tp_opts tpo;
 	struct orfa_key key;
 	bool has_key;
+	bool integrity_only;		/* ask for it in HELLO (-o integrity=) */
 	uint32_t max_data_offer;
 	atomic_uint epoch;		/* bumped by every reconnect */
 	orfa_reconnect_fn rc_hook;

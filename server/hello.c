@@ -235,9 +235,16 @@ static void hello_ask_auth(struct sreq *r, const char *path,
 	orfa_auth_nonce(s->snonce);
 	memcpy(rep->a.hello_rep.nonce, s->snonce, ORFA_NONCE_SIZE);
 	rep->a.hello_rep.flags = ORFA_HELLO_AUTH;
+	/* Integrity only when the client asks and the administrator allows
+	 * it; otherwise frames are encrypted (the client accepts that). */
+	s->integrity_only = (r->m.a.hello.flags & ORFA_HELLO_INTEGRITY) &&
+			    sreq_server_cfg(r)->allow_integrity_only;
+	if (s->integrity_only)
+		rep->a.hello_rep.flags |= ORFA_HELLO_INTEGRITY;
 	sreq_hello_wait_auth(r);
-	log_info("%s: HELLO: export %s, waiting for AUTH", s->peer,
-		 path_shown(path));
+	log_info("%s: HELLO: export %s, waiting for AUTH (then %s)", s->peer,
+		 path_shown(path), s->integrity_only ?
+		 "integrity only, frames not encrypted" : "encrypted frames");
 	sreq_reply(r, rep, NULL);
 }
 
@@ -296,7 +303,7 @@ static void auth_seal(struct sreq *r, const struct orfa_key *key)
 	struct orfa_seal_keys keys;
 
 	orfa_auth_session_keys(key, ORFA_AUTH_SERVER, s->cnonce, s->snonce,
-			       s->export_path, &keys);
+			       s->export_path, s->integrity_only, &keys);
 	if (sreq_seal(r, &keys) != 0)
 		log_err("%s: cannot protect the connection: out of memory",
 			s->peer);

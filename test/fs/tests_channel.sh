@@ -1,7 +1,8 @@
 # tests_channel.sh - the protected channel through a real mount (issue 12
 # item 3): orfad --key and orfa -o key=, data written and read back intact
 # (buffered and O_DIRECT, 1 MiB requests), and a mount without the key
-# refused with the one pre-AUTH refusal, printed escaped.  Own server and
+# refused with the one pre-AUTH refusal; integrity-only mode when asked
+# and allowed; a fake server's refusal printed escaped.  Own server and
 # mount (the suite's mounts have no key).  The local target skips these.
 # Sourced by harness.sh; see lib.sh.
 
@@ -11,14 +12,14 @@ channel_cleanup() {
 	[ -n "${CCLIENT:-}" ] && proc_stop "$CCLIENT"
 }
 
-# channel_server: orfad --key $S/key (same backend as the suite), through
-# the suite's one start function.  Sets CSERVER.
+# channel_server: orfad --key $S/key --allow-integrity-only (same backend
+# as the suite), through the suite's one start function.  Sets CSERVER.
 channel_server() {
 	CSERVER="" CCLIENT=""
 	trap channel_cleanup EXIT
 	"$FS_ORFAD" --genkey "$S/key" > /dev/null 2>&1 || fail "orfad --genkey failed"
 	mkdir -p "$S/export"
-	ORFA_FS_SERVER_ARGS="${ORFA_FS_SERVER_ARGS:-} --key $S/key --log-level info" \
+	ORFA_FS_SERVER_ARGS="${ORFA_FS_SERVER_ARGS:-} --key $S/key --allow-integrity-only --log-level info" \
 		orfa_server_start "$S/orfad.log" "$S/port" "$FS_TARGET" "$S/export" ||
 		fail "orfad --key: $SETUP_ERR"
 	CSERVER=$SERVER_PID
@@ -33,6 +34,8 @@ t_sealed_mount_data_intact() {
 	CCLIENT=$CLIENT_PID
 	wait_for 10 grep -q "AUTH: client authenticated" "$S/orfad.log" ||
 		fail "orfad did not log the authenticated client"
+	grep -q "then encrypted frames" "$S/orfad.log" ||
+		fail "the default is not encryption: $(grep 'waiting for AUTH' "$S/orfad.log")"
 	make_random_file "$S/src" $((8 * 1048576))
 	want=$(sha256sum < "$S/src")
 	timeout 60 cp "$S/src" "$S/m/buffered" || fail "cp to the sealed mount failed"
@@ -47,6 +50,23 @@ t_sealed_mount_data_intact() {
 	CCLIENT=""
 	! grep -q 'failed verification' "$S/orfad.log" ||
 		fail "orfad saw a frame fail verification: $(grep 'failed verification' "$S/orfad.log")"
+}
+
+fs_test sealed_mount_integrity_only orfa limit=60
+t_sealed_mount_integrity_only() {
+	local want
+	channel_server
+	orfa_mount "$SERVER_ADDR" "$S/m" "$S/orfa.log" "key=$S/key,integrity=only" ||
+		fail "mount with -o key=,integrity=only: $SETUP_ERR"
+	CCLIENT=$CLIENT_PID
+	wait_for 10 grep -q "integrity only, frames not encrypted" "$S/orfad.log" ||
+		fail "orfad did not grant integrity only"
+	make_random_file "$S/src" $((4 * 1048576))
+	want=$(sha256sum < "$S/src")
+	timeout 60 dd if="$S/src" of="$S/m/f" bs=1M oflag=direct status=none ||
+		fail "O_DIRECT write failed"
+	expect_eq "read back with O_DIRECT" \
+		"$(timeout 60 dd if="$S/m/f" bs=1M iflag=direct status=none | sha256sum)" "$want"
 }
 
 fs_test sealed_mount_without_key_refused orfa limit=60

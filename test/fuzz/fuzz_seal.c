@@ -3,7 +3,8 @@
  * PROTOCOL.md section 6.1), the code that sees a hostile peer's sealed
  * frames before anything else does.
  *
- * The first input byte picks the property:
+ * The first input byte picks the property (and bit 1 of it the mode:
+ * encrypting, or integrity only):
  *  - even: the rest is a received frame (two bytes: where head ends, then
  *    head and data) opened with a fixed key at counter 0 to 3: it must
  *    never crash, read out of bounds, or open (a forgery).
@@ -38,7 +39,7 @@ static void open_raw(const uint8_t *in, size_t n)
 		return;
 	memcpy(head, in + 3, hl);
 	memcpy(data, in + 3 + hl, n - 3 - hl);
-	orfa_seal_dir_init(&d, key);
+	orfa_seal_dir_init(&d, key, in[0] & 2);
 	d.seq = in[0] >> 6;
 	if (orfa_seal_open(&d, head, hl, data, n - 3 - hl, &blen) == 0)
 		abort();	/* a frame forged without the key */
@@ -70,8 +71,8 @@ static void round_trip(const uint8_t *in, size_t n)
 	memcpy(data, in + 6 + blen, dlen);
 	memcpy(ref_h, head, ORFA_HDR_SIZE + blen);
 	memcpy(ref_d, data, dlen);
-	orfa_seal_dir_init(&tx, key);
-	orfa_seal_dir_init(&rx, key);
+	orfa_seal_dir_init(&tx, key, in[0] & 2);
+	orfa_seal_dir_init(&rx, key, in[0] & 2);
 	if (orfa_seal_frame(&tx, head, blen, data, dlen))
 		abort();
 	total = ORFA_HDR_SIZE + blen + ORFA_SEAL_TRAILER + dlen;

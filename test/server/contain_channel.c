@@ -5,7 +5,8 @@
  * real handshake, then injects a plain frame, replays a sealed one, or
  * flips one bit of a data segment in either direction; orfad must drop
  * the connection and say why, the client must refuse an altered reply,
- * and nothing written through the relay reaches the wire in clear.  And
+ * and nothing written through the relay reaches the wire in clear (but
+ * in integrity-only mode, where alterations fail all the same).  And
  * before AUTH, a known and an unknown export get byte-identical refusals.
  */
 #include <arpa/inet.h>
@@ -26,6 +27,8 @@
 #include "transport.h"
 
 #define MARKER "ORFA-PLAINTEXT-MARKER"
+
+bool g_integrity_only;
 
 enum relay_mode {
 	RELAY_PASS,		/* forward only */
@@ -395,6 +398,41 @@ static void t_same_refusal(const struct orfa_key *key,
 	pc_close(&p);
 }
 
+/* Integrity only, granted: data in clear on the wire, still verified. */
+static void t_relay_integrity_only(const struct orfa_key *key)
+{
+	static uint8_t out[64 << 10], in[64 << 10];
+	struct relay r;
+	struct pc p;
+	uint64_t node = 0, fh = 0, w = 0;
+	size_t got = 0;
+	int st;
+
+	g_integrity_only = true;
+	st = relay_session(&r, RELAY_PASS, &p, key);
+	if (st == 0)
+		st = make_file(&p, "mac", out, sizeof(out), &node, &fh);
+	if (st == 0)
+		st = op_write(&p, node, fh, 0, out, sizeof(out), &w, NULL);
+	if (st == 0)
+		st = op_read(&p, node, fh, 0, sizeof(in), in, &got);
+	ok(st == 0 && got == sizeof(in) && !memcmp(in, out, sizeof(in)),
+	   "integrity only (asked and allowed): 64 KiB written and read "
+	   "back (%d)", st);
+	relay_stop(&r, &p);
+	ok(r.saw_marker, "... and the data crossed the wire in clear");
+
+	st = relay_session(&r, RELAY_FLIP_REQ, &p, key);
+	if (st == 0)
+		st = make_file(&p, "mac-flip", out, 8192, &node, &fh);
+	if (st == 0)
+		st = op_write(&p, node, fh, 0, out, 8192, &w, NULL);
+	relay_stop(&r, &p);
+	ok(st < 0 && r.acted && r.server_eof, "integrity only: one flipped "
+	   "bit of WRITE data still closes the connection (%d)", st);
+	g_integrity_only = false;
+}
+
 void t_channel(const struct orfa_key *key)
 {
 	struct orfa_key wrong;
@@ -404,4 +442,5 @@ void t_channel(const struct orfa_key *key)
 	t_relay_pass(key);
 	t_relay_inject(key);
 	t_relay_flip(key);
+	t_relay_integrity_only(key);
 }

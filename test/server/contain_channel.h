@@ -7,6 +7,7 @@
 #ifndef ORFA_CONTAIN_CHANNEL_H
 #define ORFA_CONTAIN_CHANNEL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "auth.h"
@@ -17,8 +18,10 @@
  * (reason in msg), or a negative errno (message in msg). */
 int handshake(struct pc *p, const char *path, const struct orfa_key *key,
 	      char *msg, size_t msz);
+/* handshake asks for integrity-only protection (ORFA_HELLO_INTEGRITY). */
+extern bool g_integrity_only;
 
-/* Against orfad --key key, export /a. */
+/* Against orfad --key key --allow-integrity-only, export /a. */
 void t_channel(const struct orfa_key *key);
 
 #endif /* ORFA_CONTAIN_CHANNEL_H */

@@ -447,6 +447,7 @@ int handshake(struct pc *p, const char *path, const struct orfa_key *key,
 		return st;
 	}
 	orfa_handshake_init(&hs, key, path);
+	hs.want_integrity_only = g_integrity_only;
 	orfa_handshake_hello(&hs, &m, ++p->next_id, ORFA_DEFAULT_MAX_DATA,
 			     ORFA_FEAT_ALL);
 	st = pc_call(p, &m, NULL, 0, &rep, msg, msz - 1, &len);

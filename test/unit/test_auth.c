@@ -127,16 +127,21 @@ START_TEST(session_keys_agree_and_differ)
 	orfa_auth_nonce(cn);
 	orfa_auth_nonce(sn);
 	orfa_auth_nonce(sn2);
-	orfa_auth_session_keys(&k, ORFA_AUTH_CLIENT, cn, sn, "/x", &cl);
-	orfa_auth_session_keys(&k, ORFA_AUTH_SERVER, cn, sn, "/x", &sv);
+	orfa_auth_session_keys(&k, ORFA_AUTH_CLIENT, cn, sn, "/x", 0, &cl);
+	orfa_auth_session_keys(&k, ORFA_AUTH_SERVER, cn, sn, "/x", 0, &sv);
 	ck_assert_mem_eq(cl.tx, sv.rx, sizeof(cl.tx));
 	ck_assert_mem_eq(cl.rx, sv.tx, sizeof(cl.rx));
 	ck_assert_mem_ne(cl.tx, cl.rx, sizeof(cl.tx));
 	/* another handshake, another export: other keys */
-	orfa_auth_session_keys(&k, ORFA_AUTH_CLIENT, cn, sn2, "/x", &other);
+	orfa_auth_session_keys(&k, ORFA_AUTH_CLIENT, cn, sn2, "/x", 0, &other);
 	ck_assert_mem_ne(cl.tx, other.tx, sizeof(cl.tx));
-	orfa_auth_session_keys(&k, ORFA_AUTH_CLIENT, cn, sn, "/y", &other);
+	orfa_auth_session_keys(&k, ORFA_AUTH_CLIENT, cn, sn, "/y", 0, &other);
 	ck_assert_mem_ne(cl.tx, other.tx, sizeof(cl.tx));
+	/* integrity only: other keys, so a mode altered on the way fails */
+	orfa_auth_session_keys(&k, ORFA_AUTH_CLIENT, cn, sn, "/x", 1, &other);
+	ck_assert_mem_ne(cl.tx, other.tx, sizeof(cl.tx));
+	ck_assert_int_eq(other.integrity_only, 1);
+	ck_assert_int_eq(cl.integrity_only, 0);
 	/* no key is a proof on the wire */
 	{
 		uint8_t mac[ORFA_AUTH_MAC_SIZE];

@@ -3,7 +3,9 @@
  * opens to the same bytes; any altered bit of header, body, trailer or
  * data, a replayed, reordered or dropped frame, the wrong key or the
  * other direction's key all fail with -EBADMSG; the body is not readable
- * on the wire; frames too short to be sealed are -EPROTO.
+ * on the wire (and is, unchanged, in integrity-only mode, where the same
+ * alterations fail all the same); frames too short to be sealed are
+ * -EPROTO.  Every test runs in both modes.
  */
 #include <check.h>
 #include <errno.h>
@@ -24,6 +26,8 @@ struct frame {
 };
 
 static const uint8_t k1[ORFA_SEAL_KEY_SIZE] = { 1, 2, 3 };
+/* Every test runs twice: encrypting (0), then integrity only (1). */
+static int g_mac;
 static const uint8_t k2[ORFA_SEAL_KEY_SIZE] = { 9, 8, 7 };
 
 /* A frame with req_id id, a body and data of patterns, sealed with d. */
@@ -60,12 +64,17 @@ START_TEST(round_trip)
 	struct orfa_seal_dir tx, rx;
 	struct frame f;
 
-	orfa_seal_dir_init(&tx, k1);
-	orfa_seal_dir_init(&rx, k1);
+	orfa_seal_dir_init(&tx, k1, g_mac);
+	orfa_seal_dir_init(&rx, k1, g_mac);
 	for (uint64_t id = 1; id <= 3; id++) {
 		make(&f, &tx, id, id == 2 ? 0 : DATA);
 		ck_assert_uint_eq(orfa_get_le32(f.head), BODY + ORFA_SEAL_TRAILER);
-		ck_assert_uint_ne(f.head[ORFA_HDR_SIZE + 5], (uint8_t)(5 + id));
+		if (g_mac)	/* in clear */
+			ck_assert_uint_eq(f.head[ORFA_HDR_SIZE + 5],
+					  (uint8_t)(5 + id));
+		else
+			ck_assert_uint_ne(f.head[ORFA_HDR_SIZE + 5],
+					  (uint8_t)(5 + id));
 		ck_assert_int_eq(open_f(&f, &rx), 0);
 		ck_assert_uint_eq(orfa_get_le32(f.head), BODY);
 		ck_assert_uint_eq(f.head[ORFA_HDR_SIZE + 5], (uint8_t)(5 + id));
@@ -92,8 +101,8 @@ START_TEST(any_flipped_bit_fails)
 	size_t i = where[_i % (sizeof(where) / sizeof(where[0]))];
 	int rc;
 
-	orfa_seal_dir_init(&tx, k1);
-	orfa_seal_dir_init(&rx, k1);
+	orfa_seal_dir_init(&tx, k1, g_mac);
+	orfa_seal_dir_init(&rx, k1, g_mac);
 	make(&f, &tx, 5, DATA);
 	if (i < sizeof(f.head))
 		f.head[i] ^= (uint8_t)(1u << (_i % 8));
@@ -111,14 +120,14 @@ START_TEST(replay_reorder_drop_fail)
 	struct orfa_seal_dir tx, rx;
 	struct frame a, b, copy;
 
-	orfa_seal_dir_init(&tx, k1);
-	orfa_seal_dir_init(&rx, k1);
+	orfa_seal_dir_init(&tx, k1, g_mac);
+	orfa_seal_dir_init(&rx, k1, g_mac);
 	make(&a, &tx, 1, DATA);
 	make(&b, &tx, 2, DATA);
 	copy = a;
 	/* reorder: b first */
 	ck_assert_int_eq(open_f(&b, &rx), -EBADMSG);
-	orfa_seal_dir_init(&rx, k1);
+	orfa_seal_dir_init(&rx, k1, g_mac);
 	ck_assert_int_eq(open_f(&a, &rx), 0);
 	/* replay a */
 	ck_assert_int_eq(open_f(&copy, &rx), -EBADMSG);
@@ -136,8 +145,8 @@ START_TEST(wrong_key_or_direction_fails)
 	struct orfa_seal_keys cl, sv;
 	uint8_t cn[ORFA_AUTH_NONCE_SIZE] = { 1 }, sn[ORFA_AUTH_NONCE_SIZE] = { 2 };
 
-	orfa_seal_dir_init(&tx, k1);
-	orfa_seal_dir_init(&rx, k2);
+	orfa_seal_dir_init(&tx, k1, g_mac);
+	orfa_seal_dir_init(&rx, k2, g_mac);
 	make(&f, &tx, 1, DATA);
 	ck_assert_int_eq(open_f(&f, &rx), -EBADMSG);
 
@@ -145,17 +154,30 @@ START_TEST(wrong_key_or_direction_fails)
 	 * key) does not open. */
 	ck_assert_int_eq(orfa_auth_init(), 0);
 	memset(key.k, 5, sizeof(key.k));
-	orfa_auth_session_keys(&key, ORFA_AUTH_CLIENT, cn, sn, "", &cl);
-	orfa_auth_session_keys(&key, ORFA_AUTH_SERVER, cn, sn, "", &sv);
-	orfa_seal_dir_init(&tx, cl.tx);
-	orfa_seal_dir_init(&rx, cl.rx);
+	orfa_auth_session_keys(&key, ORFA_AUTH_CLIENT, cn, sn, "", g_mac, &cl);
+	orfa_auth_session_keys(&key, ORFA_AUTH_SERVER, cn, sn, "", g_mac, &sv);
+	orfa_seal_dir_init(&tx, cl.tx, g_mac);
+	orfa_seal_dir_init(&rx, cl.rx, g_mac);
 	make(&f, &tx, 1, DATA);
 	ck_assert_int_eq(open_f(&f, &rx), -EBADMSG);
 	/* ... while the server's receiving direction opens it. */
-	orfa_seal_dir_init(&tx, cl.tx);
-	orfa_seal_dir_init(&rx, sv.rx);
+	orfa_seal_dir_init(&tx, cl.tx, g_mac);
+	orfa_seal_dir_init(&rx, sv.rx, g_mac);
 	make(&f, &tx, 2, DATA);
 	ck_assert_int_eq(open_f(&f, &rx), 0);
+}
+END_TEST
+
+/* The two modes do not open each other's frames. */
+START_TEST(modes_do_not_mix)
+{
+	struct orfa_seal_dir tx, rx;
+	struct frame f;
+
+	orfa_seal_dir_init(&tx, k1, g_mac);
+	orfa_seal_dir_init(&rx, k1, !g_mac);
+	make(&f, &tx, 1, DATA);
+	ck_assert_int_eq(open_f(&f, &rx), -EBADMSG);
 }
 END_TEST
 
@@ -165,8 +187,8 @@ START_TEST(malformed_is_eproto)
 	struct frame f;
 	size_t blen;
 
-	orfa_seal_dir_init(&tx, k1);
-	orfa_seal_dir_init(&rx, k1);
+	orfa_seal_dir_init(&tx, k1, g_mac);
+	orfa_seal_dir_init(&rx, k1, g_mac);
 	make(&f, &tx, 1, DATA);
 	ck_assert_int_eq(orfa_seal_open(&rx, f.head, ORFA_HDR_SIZE + 8, f.data,
 					 DATA, &blen), -EPROTO);
@@ -181,16 +203,35 @@ START_TEST(malformed_is_eproto)
 }
 END_TEST
 
-int main(void)
+static void mode_encrypt(void)
 {
-	Suite *s = suite_create("seal");
-	TCase *tc = tcase_create("seal");
+	g_mac = 0;
+}
 
+static void mode_mac(void)
+{
+	g_mac = 1;
+}
+
+static TCase *mode_case(const char *name, void (*setup)(void))
+{
+	TCase *tc = tcase_create(name);
+
+	tcase_add_checked_fixture(tc, setup, NULL);
 	tcase_add_test(tc, round_trip);
 	tcase_add_loop_test(tc, any_flipped_bit_fails, 0, 13 * 8);
 	tcase_add_test(tc, replay_reorder_drop_fail);
 	tcase_add_test(tc, wrong_key_or_direction_fails);
+	tcase_add_test(tc, modes_do_not_mix);
 	tcase_add_test(tc, malformed_is_eproto);
-	suite_add_tcase(s, tc);
+	return tc;
+}
+
+int main(void)
+{
+	Suite *s = suite_create("seal");
+
+	suite_add_tcase(s, mode_case("encrypt", mode_encrypt));
+	suite_add_tcase(s, mode_case("integrity-only", mode_mac));
 	return orfa_check_run(s);
 }
