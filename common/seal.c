@@ -68,6 +68,13 @@ static void mac_frame(const struct orfa_seal_dir *d, const uint8_t *head,
 int orfa_seal_frame(struct orfa_seal_dir *d, uint8_t *head, size_t body_len,
 		    uint8_t *data, size_t data_len)
 {
+	return orfa_seal_frame_from(d, head, body_len, data, data, data_len);
+}
+
+int orfa_seal_frame_from(struct orfa_seal_dir *d, uint8_t *head,
+			 size_t body_len, const uint8_t *data, uint8_t *dst,
+			 size_t data_len)
+{
 	uint8_t n[12], *body = head + ORFA_HDR_SIZE, none[1] = { 0 };
 	uint8_t *tags = body + body_len;
 
@@ -75,6 +82,8 @@ int orfa_seal_frame(struct orfa_seal_dir *d, uint8_t *head, size_t body_len,
 		return -EMSGSIZE;
 	if (!data)
 		data = none;	/* data_len is 0: libsodium wants a pointer */
+	if (!dst)
+		dst = none;
 	orfa_put_le32(head, (uint32_t)(body_len + ORFA_SEAL_TRAILER));
 	if (d->integrity_only) {
 		mac_frame(d, head, body_len, data, data_len, tags);
@@ -87,7 +96,7 @@ int orfa_seal_frame(struct orfa_seal_dir *d, uint8_t *head, size_t body_len,
 	/* The data's tag also covers the frame header: a data segment can
 	 * move to no other frame (and the counter differs anyway). */
 	nonce_make(n, d->seq, 1);
-	crypto_aead_chacha20poly1305_ietf_encrypt_detached(data, tags +
+	crypto_aead_chacha20poly1305_ietf_encrypt_detached(dst, tags +
 		ORFA_SEAL_TAG_SIZE, NULL, data, data_len, head, ORFA_HDR_SIZE,
 		NULL, n, d->key);
 	d->seq++;

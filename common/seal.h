@@ -63,6 +63,13 @@ void orfa_seal_keys_wipe(struct orfa_seal_keys *k);
  */
 int orfa_seal_frame(struct orfa_seal_dir *d, uint8_t *head, size_t body_len,
 		    uint8_t *data, size_t data_len);
+/* The same with the data segment read from src and, when encrypting,
+ * written to dst (data_len bytes; dst may be src).  In integrity-only mode
+ * src is only read and dst is not used (may be NULL): the data can be
+ * sent from where it is. */
+int orfa_seal_frame_from(struct orfa_seal_dir *d, uint8_t *head,
+			 size_t body_len, const uint8_t *src, uint8_t *dst,
+			 size_t data_len);
 
 /*
  * Open (verify, then decrypt in place) one received frame: head of

@@ -3,10 +3,12 @@
  * item 3): once orfa_conn_seal switched a connection, orfa_conn_send seals
  * every message (seal.c) before the transport sees it and orfa_conn_recv
  * opens every message before the caller sees it, so neither the
- * transports nor their callers change.  Sealing needs the data segment in
- * memory of our own: it is copied (from the caller's iov, or pread from
- * its fd instead of sendfile) into one buffer with the head, encrypted
- * there, and the caller's done() runs at once.  Two-phase receives are
+ * transports nor their callers change.  Encrypting needs the data segment
+ * in memory of our own: it is encrypted from the caller's memory into one
+ * buffer with the head (gathered first when in several pieces, read with
+ * pread instead of sendfile from a file), and the caller's done() runs
+ * once it was read.  In integrity-only mode data in one piece of memory is
+ * sent from where it is (only the head is ours).  Two-phase receives are
  * refused while sealed (transport.c's defer trampoline): the data must be
  * verified before anything uses it.  Not here: the cryptography (seal.c),
  * the key schedule (auth.c).
@@ -95,52 +97,104 @@ static int data_copy(const struct orfa_txmsg *m, uint8_t *dst, size_t dlen)
 	return 0;
 }
 
-static void buf_free(void *p)
+/*
+ * The buffer of one sealed message: the caller's done (run when the
+ * transport is done with the caller's data, integrity-only mode sending
+ * it from where it is), then head + trailer, then (when copied) the data.
+ */
+struct sealed_buf {
+	void (*done)(void *arg);
+	void *done_arg;
+	uint8_t bytes[];
+};
+
+static void sealed_buf_done(void *p)
 {
-	free(p);
+	struct sealed_buf *b = p;
+
+	if (b->done)
+		b->done(b->done_arg);
+	free(b);
+}
+
+/* The data segment of m, when it is one piece of memory (or none). */
+static const uint8_t *data_in_place(const struct orfa_txmsg *m, size_t dlen)
+{
+	static const uint8_t empty[1];
+
+	if (dlen == 0)
+		return empty;
+	if (m->iov && m->iovcnt == 1)
+		return m->iov[0].iov_base;
+	return NULL;
+}
+
+/* The caller's done, once: now (on failure, or once its data was read),
+ * or chained to ours when its data is sent from where it is. */
+static void caller_done(const struct orfa_txmsg *m)
+{
+	if (m->done)
+		m->done(m->done_arg);
 }
 
 int tp_send_sealed(struct orfa_conn *c, const struct orfa_txmsg *m)
 {
 	struct orfa_conn_seal *s = c->seal;
+	const uint8_t *src = NULL;
+	struct sealed_buf *b = NULL;
 	struct orfa_txmsg tx;
 	struct iovec iov;
-	size_t dlen, blen;
-	uint8_t *buf;
-	int rc;
+	size_t dlen = 0, blen = 0, hl = 0;
+	int rc, in_place = 0;
 
 	rc = orfa_tp_txmsg_check(m, &dlen, NULL);
-	blen = m->head_len - ORFA_HDR_SIZE;
-	if (rc == 0 && blen + ORFA_SEAL_TRAILER > ORFA_MAX_BODY)
-		rc = -EMSGSIZE;
-	buf = rc ? NULL : malloc(m->head_len + ORFA_SEAL_TRAILER + dlen);
-	if (!rc && !buf)
-		rc = -ENOMEM;
-	if (!rc) {
-		memcpy(buf, m->head, m->head_len);
-		rc = data_copy(m, buf + m->head_len + ORFA_SEAL_TRAILER, dlen);
+	if (rc == 0) {
+		blen = m->head_len - ORFA_HDR_SIZE;
+		hl = m->head_len + ORFA_SEAL_TRAILER;
+		if (blen + ORFA_SEAL_TRAILER > ORFA_MAX_BODY)
+			rc = -EMSGSIZE;
 	}
-	if (m->done)
-		m->done(m->done_arg);	/* the caller's data is no longer used */
+	if (rc == 0) {
+		src = data_in_place(m, dlen);
+		/* Integrity only: the data is sent from where it is. */
+		in_place = s->tx.integrity_only && src;
+		b = malloc(sizeof(*b) + hl + (in_place ? 0 : dlen));
+		if (!b)
+			rc = -ENOMEM;
+	}
+	if (rc == 0) {
+		memcpy(b->bytes, m->head, m->head_len);
+		b->done = in_place ? m->done : NULL;
+		b->done_arg = m->done_arg;
+		if (!src) {		/* several pieces, or a file */
+			rc = data_copy(m, b->bytes + hl, dlen);
+			src = b->bytes + hl;
+		}
+	}
 	if (rc) {
-		free(buf);
+		caller_done(m);
+		free(b);
 		return rc;
 	}
 	memset(&tx, 0, sizeof(tx));
-	tx.head = buf;
-	tx.head_len = m->head_len + ORFA_SEAL_TRAILER;
-	iov.iov_base = buf + tx.head_len;
+	tx.head = b->bytes;
+	tx.head_len = hl;
+	iov.iov_base = in_place ? (void *)src : b->bytes + hl;
 	iov.iov_len = dlen;
 	tx.iov = dlen ? &iov : NULL;
 	tx.iovcnt = dlen ? 1 : 0;
 	tx.fd = -1;
-	tx.done = buf_free;
-	tx.done_arg = buf;
+	tx.done = sealed_buf_done;
+	tx.done_arg = b;
 	tx.reply_buf = m->reply_buf;
 	tx.reply_buf_len = m->reply_buf_len;
-	/* The transport frees buf through done, also when it fails. */
+	/* Encrypting: src to our copy (in place when src is already ours).
+	 * The transport frees b through done, also when it fails. */
 	pthread_mutex_lock(&s->tx_lock);
-	orfa_seal_frame(&s->tx, buf, blen, iov.iov_base, dlen);
+	orfa_seal_frame_from(&s->tx, b->bytes, blen, src,
+			     in_place ? NULL : b->bytes + hl, dlen);
+	if (!in_place)
+		caller_done(m);	/* its data was read */
 	rc = c->ops->send(c, &tx);
 	pthread_mutex_unlock(&s->tx_lock);
 	return rc;

@@ -168,6 +168,35 @@ START_TEST(wrong_key_or_direction_fails)
 }
 END_TEST
 
+/* Sealing from a separate source leaves it alone and opens the same. */
+START_TEST(seal_from_source)
+{
+	static uint8_t src[DATA], keep[DATA];
+	struct orfa_seal_dir tx, rx;
+	struct frame f, g;
+
+	for (size_t i = 0; i < DATA; i++)
+		src[i] = keep[i] = (uint8_t)(i * 13);
+	orfa_seal_dir_init(&tx, k1, g_mac);
+	orfa_seal_dir_init(&rx, k1, g_mac);
+	make(&f, &tx, 1, 0);	/* header and body; data below */
+	orfa_seal_dir_init(&tx, k1, g_mac);
+	g = f;
+	orfa_put_le32(g.head, BODY);
+	orfa_put_le32(g.head + 4, DATA);
+	for (int i = 0; i < BODY; i++)
+		g.head[ORFA_HDR_SIZE + i] = (uint8_t)(i + 1);
+	ck_assert_int_eq(orfa_seal_frame_from(&tx, g.head, BODY, src,
+					      g_mac ? NULL : g.data, DATA), 0);
+	ck_assert_mem_eq(src, keep, DATA);
+	if (g_mac)
+		memcpy(g.data, src, DATA);	/* sent from where it is */
+	g.data_len = DATA;
+	ck_assert_int_eq(open_f(&g, &rx), 0);
+	ck_assert_mem_eq(g.data, keep, DATA);
+}
+END_TEST
+
 /* The two modes do not open each other's frames. */
 START_TEST(modes_do_not_mix)
 {
@@ -223,6 +252,7 @@ static TCase *mode_case(const char *name, void (*setup)(void))
 	tcase_add_test(tc, replay_reorder_drop_fail);
 	tcase_add_test(tc, wrong_key_or_direction_fails);
 	tcase_add_test(tc, modes_do_not_mix);
+	tcase_add_test(tc, seal_from_source);
 	tcase_add_test(tc, malformed_is_eproto);
 	return tc;
 }
