@@ -84,8 +84,8 @@ START_TEST(round_trip)
 }
 END_TEST
 
-/* Flip bit `bit` of byte i of the sealed frame (head then data): the open
- * must fail. */
+/* Flip one bit of each part of a sealed frame (head, then data), every
+ * bit position: the open must fail. */
 START_TEST(any_flipped_bit_fails)
 {
 	static const size_t where[] = {
@@ -96,22 +96,28 @@ START_TEST(any_flipped_bit_fails)
 		sizeof(((struct frame *)0)->head) + 0,		/* data */
 		sizeof(((struct frame *)0)->head) + DATA - 1,
 	};
-	struct orfa_seal_dir tx, rx;
-	struct frame f;
-	size_t i = where[_i % (sizeof(where) / sizeof(where[0]))];
-	int rc;
+	static struct frame f;
 
-	orfa_seal_dir_init(&tx, k1, g_mac);
-	orfa_seal_dir_init(&rx, k1, g_mac);
-	make(&f, &tx, 5, DATA);
-	if (i < sizeof(f.head))
-		f.head[i] ^= (uint8_t)(1u << (_i % 8));
-	else
-		f.data[i - sizeof(f.head)] ^= (uint8_t)(1u << (_i % 8));
-	rc = open_f(&f, &rx);
-	/* A flipped length byte may also be caught as inconsistent. */
-	ck_assert_msg(rc == -EBADMSG || (i < 8 && rc == -EPROTO),
-		      "byte %zu bit %d: %d", i, _i % 8, rc);
+	for (size_t w = 0; w < sizeof(where) / sizeof(where[0]); w++) {
+		for (int bit = 0; bit < 8; bit++) {
+			struct orfa_seal_dir tx, rx;
+			size_t i = where[w];
+			int rc;
+
+			orfa_seal_dir_init(&tx, k1, g_mac);
+			orfa_seal_dir_init(&rx, k1, g_mac);
+			make(&f, &tx, 5, DATA);
+			if (i < sizeof(f.head))
+				f.head[i] ^= (uint8_t)(1u << bit);
+			else
+				f.data[i - sizeof(f.head)] ^= (uint8_t)(1u << bit);
+			rc = open_f(&f, &rx);
+			/* A flipped length byte may also be caught as
+			 * inconsistent. */
+			ck_assert_msg(rc == -EBADMSG || (i < 8 && rc == -EPROTO),
+				      "byte %zu bit %d: %d", i, bit, rc);
+		}
+	}
 }
 END_TEST
 
@@ -248,7 +254,7 @@ static TCase *mode_case(const char *name, void (*setup)(void))
 
 	tcase_add_checked_fixture(tc, setup, NULL);
 	tcase_add_test(tc, round_trip);
-	tcase_add_loop_test(tc, any_flipped_bit_fails, 0, 13 * 8);
+	tcase_add_test(tc, any_flipped_bit_fails);
 	tcase_add_test(tc, replay_reorder_drop_fail);
 	tcase_add_test(tc, wrong_key_or_direction_fails);
 	tcase_add_test(tc, modes_do_not_mix);
