@@ -19,6 +19,39 @@ int orfa_auth_init(void)
 	return sodium_init() < 0 ? -EIO : 0;
 }
 
+/*
+ * The key-file rule (issue 12): at least 256 bits of entropy as
+ * orfa_key_generate writes them, so only hex digits (any case), at least
+ * KEY_MIN_HEX of them, and not a visibly patterned string: a passphrase,
+ * a word or "0000..." are refused.  At least 8 distinct digits: 64 random
+ * hex digits have fewer with probability below 1e-18.  0, -EINVAL, or
+ * -EMSGSIZE (longer than the file may be).
+ */
+#define KEY_MIN_HEX 64
+static int key_strong(const uint8_t *b, size_t n)
+{
+	unsigned seen = 0, distinct = 0;
+
+	if (n > KEYFILE_MAX)
+		return -EMSGSIZE;
+	if (n < KEY_MIN_HEX)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		int v;
+
+		if (b[i] >= '0' && b[i] <= '9')
+			v = b[i] - '0';
+		else if ((b[i] | 0x20) >= 'a' && (b[i] | 0x20) <= 'f')
+			v = (b[i] | 0x20) - 'a' + 10;
+		else
+			return -EINVAL;
+		if (!(seen & (1u << v)))
+			distinct++;
+		seen |= 1u << v;
+	}
+	return distinct >= 8 ? 0 : -EINVAL;
+}
+
 int orfa_key_load(const char *file, struct orfa_key *key, char *err,
 		  size_t errsz)
 {
@@ -61,10 +94,13 @@ int orfa_key_load(const char *file, struct orfa_key *key, char *err,
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' ||
 			 buf[n - 1] == ' ' || buf[n - 1] == '\t'))
 		n--;
-	if (n < 16 || n > KEYFILE_MAX) {
+	rc = key_strong(buf, (size_t)n);
+	if (rc) {
+		snprintf(err, errsz, "%s: not a key of at least 256 random "
+			 "bits (%s); make one with: orfad --genkey FILE", file,
+			 rc == -EMSGSIZE ? "too long" : n < KEY_MIN_HEX ?
+			 "too short" : "not random hex digits");
 		rc = -EINVAL;
-		snprintf(err, errsz, "%s: key must be 16 to %d bytes, found %zd",
-			 file, KEYFILE_MAX, n);
 		goto out_wipe;
 	}
 	crypto_generichash(key->k, sizeof(key->k), buf, (size_t)n,
@@ -115,17 +151,18 @@ void orfa_auth_nonce(uint8_t nonce[ORFA_AUTH_NONCE_SIZE])
 	randombytes_buf(nonce, ORFA_AUTH_NONCE_SIZE);
 }
 
+static const char *const role_label[] = {
+	[ORFA_AUTH_CLIENT] = "orfa-auth-client-v1",
+	[ORFA_AUTH_SERVER] = "orfa-auth-server-v1",
+};
+
+/* HMAC state keyed with key over label || cnonce || snonce || len ||
+ * export (label with its NUL: labels are domain separators). */
 static void mac_state(crypto_auth_hmacsha512256_state *st,
-		      const struct orfa_key *key, enum orfa_auth_role role,
+		      const struct orfa_key *key, const char *l,
 		      const uint8_t *cnonce, const uint8_t *snonce,
 		      const char *export_path)
 {
-	static const char *const label[] = {
-		[ORFA_AUTH_CLIENT] = "orfa-auth-client-v1",
-		[ORFA_AUTH_SERVER] = "orfa-auth-server-v1",
-	};
-	const char *l = label[role == ORFA_AUTH_SERVER ? ORFA_AUTH_SERVER
-						       : ORFA_AUTH_CLIENT];
 	uint8_t len[4];
 	size_t elen = export_path ? strlen(export_path) : 0;
 
@@ -141,16 +178,47 @@ static void mac_state(crypto_auth_hmacsha512256_state *st,
 						 elen);
 }
 
+static void mac_compute(const struct orfa_key *key, const char *label,
+			const uint8_t *cnonce, const uint8_t *snonce,
+			const char *export_path, uint8_t out[32])
+{
+	crypto_auth_hmacsha512256_state st;
+
+	mac_state(&st, key, label, cnonce, snonce, export_path);
+	crypto_auth_hmacsha512256_final(&st, out);
+	sodium_memzero(&st, sizeof(st));
+}
+
 void orfa_auth_proof(const struct orfa_key *key, enum orfa_auth_role role,
 		     const uint8_t cnonce[ORFA_AUTH_NONCE_SIZE],
 		     const uint8_t snonce[ORFA_AUTH_NONCE_SIZE],
 		     const char *export_path, uint8_t mac[ORFA_AUTH_MAC_SIZE])
 {
-	crypto_auth_hmacsha512256_state st;
+	mac_compute(key, role_label[role == ORFA_AUTH_SERVER ?
+				    ORFA_AUTH_SERVER : ORFA_AUTH_CLIENT],
+		    cnonce, snonce, export_path, mac);
+}
 
-	mac_state(&st, key, role, cnonce, snonce, export_path);
-	crypto_auth_hmacsha512256_final(&st, mac);
-	sodium_memzero(&st, sizeof(st));
+void orfa_auth_session_keys(const struct orfa_key *key,
+			    enum orfa_auth_role self,
+			    const uint8_t cnonce[ORFA_AUTH_NONCE_SIZE],
+			    const uint8_t snonce[ORFA_AUTH_NONCE_SIZE],
+			    const char *export_path, int integrity_only,
+			    struct orfa_seal_keys *out)
+{
+	uint8_t c2s[32], s2c[32];
+
+	/* The mode is part of the labels: two sides that disagree on it
+	 * (a flag altered on the way) fail on the first frame. */
+	mac_compute(key, integrity_only ? "orfa-seal-c2s-mac-v1" :
+		    "orfa-seal-c2s-v1", cnonce, snonce, export_path, c2s);
+	mac_compute(key, integrity_only ? "orfa-seal-s2c-mac-v1" :
+		    "orfa-seal-s2c-v1", cnonce, snonce, export_path, s2c);
+	out->integrity_only = !!integrity_only;
+	memcpy(out->tx, self == ORFA_AUTH_SERVER ? s2c : c2s, sizeof(out->tx));
+	memcpy(out->rx, self == ORFA_AUTH_SERVER ? c2s : s2c, sizeof(out->rx));
+	sodium_memzero(c2s, sizeof(c2s));
+	sodium_memzero(s2c, sizeof(s2c));
 }
 
 int orfa_auth_verify(const struct orfa_key *key, enum orfa_auth_role role,

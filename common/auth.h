@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "seal.h"
+
 #define ORFA_AUTH_KEY_SIZE	32u
 #define ORFA_AUTH_NONCE_SIZE	32u
 #define ORFA_AUTH_MAC_SIZE	32u
@@ -35,10 +37,12 @@ int orfa_auth_init(void);
 
 /*
  * Load a key file.  The file must be a regular file with no group or other
- * permission bits (mode 0600 or 0400), else -EPERM.  Its content is any
- * secret of 16 to 4096 bytes (typically 64 hex digits from
- * orfa_key_generate); trailing white space is ignored; it is hashed down to
- * the 32-byte key.  Returns 0 or a negative errno, with a reason in err.
+ * permission bits (mode 0600 or 0400), else -EPERM.  Its content must
+ * hold at least 256 random bits as orfa_key_generate writes them: 64 to
+ * 4096 hex digits, not a patterned string (fewer than 8 distinct digits),
+ * else -EINVAL with a message that says how to make one (orfad --genkey).
+ * Trailing white space is ignored; the content is hashed down to the
+ * 32-byte key.  Returns 0 or a negative errno, with a reason in err.
  */
 int orfa_key_load(const char *file, struct orfa_key *key, char *err,
 		  size_t errsz);
@@ -65,5 +69,21 @@ int orfa_auth_verify(const struct orfa_key *key, enum orfa_auth_role role,
 		     const uint8_t snonce[ORFA_AUTH_NONCE_SIZE],
 		     const char *export_path,
 		     const uint8_t mac[ORFA_AUTH_MAC_SIZE]);
+
+/*
+ * The session keys of a connection after a successful AUTH (PROTOCOL.md
+ * section 6.1): client-to-server = MAC_key("orfa-seal-c2s-v1" || ...) and
+ * server-to-client likewise, over the same nonces and export as the
+ * proofs.  self says which side we are: out->tx is the key of what we
+ * send.  integrity_only (granted in HELLO) selects the labels
+ * "orfa-seal-c2s-mac-v1" / "orfa-seal-s2c-mac-v1" and is copied to out.
+ * Nothing new crosses the wire.  Wipe out after use.
+ */
+void orfa_auth_session_keys(const struct orfa_key *key,
+			    enum orfa_auth_role self,
+			    const uint8_t cnonce[ORFA_AUTH_NONCE_SIZE],
+			    const uint8_t snonce[ORFA_AUTH_NONCE_SIZE],
+			    const char *export_path, int integrity_only,
+			    struct orfa_seal_keys *out);
 
 #endif /* ORFA_AUTH_H */

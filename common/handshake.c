@@ -42,7 +42,8 @@ int orfa_handshake_hello(struct orfa_handshake *hs, struct orfa_msg *m,
 	if (hs->key) {
 		orfa_auth_nonce(hs->cnonce);
 		memcpy(m->a.hello.nonce, hs->cnonce, ORFA_NONCE_SIZE);
-		m->a.hello.flags = ORFA_HELLO_AUTH;
+		m->a.hello.flags = ORFA_HELLO_AUTH |
+			(hs->want_integrity_only ? ORFA_HELLO_INTEGRITY : 0);
 	}
 	hs->stage = 1;
 	return 0;
@@ -80,6 +81,12 @@ int orfa_handshake_hello_reply(struct orfa_handshake *hs,
 			 "gives a root node");
 		return -EPROTO;
 	}
+	if ((h->flags & ORFA_HELLO_INTEGRITY) && !hs->want_integrity_only) {
+		snprintf(err, errsz, "the server grants integrity-only "
+			 "protection, which we did not ask for");
+		return -EPROTO;
+	}
+	hs->integrity_only = !!(h->flags & ORFA_HELLO_INTEGRITY);
 	memcpy(hs->snonce, h->nonce, ORFA_NONCE_SIZE);
 	hs->stage = 2;
 	return 1;
@@ -119,6 +126,17 @@ int orfa_handshake_auth_reply(struct orfa_handshake *hs,
 	hello->root_generation = a->root_generation;
 	hello->root_attr = a->root_attr;
 	hs->stage = 4;
+	return 0;
+}
+
+int orfa_handshake_session_keys(const struct orfa_handshake *hs,
+				struct orfa_seal_keys *out)
+{
+	if (hs->stage != 4 || !hs->key)
+		return -EINVAL;
+	orfa_auth_session_keys(hs->key, ORFA_AUTH_CLIENT, hs->cnonce,
+			       hs->snonce, hs->export_path, hs->integrity_only,
+			       out);
 	return 0;
 }
 

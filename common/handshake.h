@@ -30,11 +30,18 @@
  *       0: the server proved it holds the key; the root fields were
  *       copied into rep.a.hello_rep, which now reads like a HELLO reply
  *       without authentication.
+ *   orfa_handshake_session_keys(&hs, &keys);
+ *       after AUTH succeeded: the connection's session keys (encrypting,
+ *       or integrity only when hs.want_integrity_only was set after init
+ *       and the server granted it: hs.integrity_only); seal the
+ *       connection with them (orfa_conn_seal) before sending anything
+ *       else, and wipe them (orfa_seal_keys_wipe).
  *   orfa_handshake_clear(&hs);
  */
 #ifndef ORFA_HANDSHAKE_H
 #define ORFA_HANDSHAKE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -49,6 +56,11 @@ struct orfa_handshake {
 	int stage;				/* 0 init, 1 HELLO sent,
 						 * 2 AUTH due, 3 AUTH sent,
 						 * 4 done */
+	bool want_integrity_only;		/* set by the caller after
+						 * init: ask for frames
+						 * authenticated, not
+						 * encrypted */
+	bool integrity_only;			/* the server granted it */
 };
 
 /* key may be NULL; both key and export_path ("" or "/sub/dir") are
@@ -93,6 +105,11 @@ int orfa_handshake_auth_reply(struct orfa_handshake *hs,
 			      const struct orfa_msg *rep,
 			      struct orfa_hello_rep *hello, char *err,
 			      size_t errsz);
+
+/* The client's session keys once AUTH succeeded (auth_reply gave 0): 0,
+ * or -EINVAL (no key, or AUTH not done). */
+int orfa_handshake_session_keys(const struct orfa_handshake *hs,
+				struct orfa_seal_keys *out);
 
 /* End the sequence (call once the handshake is over, either way); hs may
  * then be initialised again. */

@@ -345,11 +345,15 @@ void orfa_listener_close(struct orfa_listener *l)
 
 int orfa_conn_send(struct orfa_conn *c, const struct orfa_txmsg *m)
 {
+	if (__atomic_load_n(&c->seal, __ATOMIC_ACQUIRE))
+		return tp_send_sealed(c, m);
 	return c->ops->send(c, m);
 }
 
 int orfa_conn_recv(struct orfa_conn *c, struct orfa_rxmsg *m)
 {
+	if (c->seal)		/* set on this (the receiving) thread */
+		return tp_recv_sealed(c, m);
 	return c->ops->recv(c, m);
 }
 
@@ -410,11 +414,24 @@ int orfa_conn_cork(struct orfa_conn *c, int on)
 	return c->ops->cork ? c->ops->cork(c, on) : 0;
 }
 
+/* The defer resolver the transport calls: the caller's, unless the
+ * connection is sealed (sealed data is verified whole before use). */
+static int defer_trampoline(void *arg, const struct orfa_hdr *hdr)
+{
+	struct orfa_conn *c = arg;
+
+	if (c->seal || !c->defer_fn)
+		return 0;
+	return c->defer_fn(c->defer_arg, hdr);
+}
+
 int orfa_conn_set_defer(struct orfa_conn *c, orfa_defer_fn fn, void *arg)
 {
 	if (!c->ops->set_defer || !c->ops->recv_data)
 		return -ENOTSUP;
-	c->ops->set_defer(c, fn, arg);
+	c->defer_fn = fn;
+	c->defer_arg = arg;
+	c->ops->set_defer(c, fn ? defer_trampoline : NULL, fn ? c : NULL);
 	return 0;
 }
 
@@ -444,8 +461,10 @@ void orfa_conn_put(struct orfa_conn **cp)
 	*cp = NULL;
 	old = __atomic_fetch_sub(&c->refs, 1, __ATOMIC_ACQ_REL);
 	assert(old > 0);
-	if (old == 1)
+	if (old == 1) {
+		tp_seal_free(c);
 		c->ops->destroy(c);
+	}
 }
 
 /*

@@ -197,13 +197,17 @@ struct orfa_transport_ops {
 			 struct orfa_rxdest *d);
 };
 
-/* The connection object every transport embeds as its first member. */
+/* The connection object every transport embeds as its first member
+ * (zeroed at allocation: the last three fields are transport.c's). */
 struct orfa_conn {
 	const struct orfa_transport_ops *ops;
 	int refs;			/* atomic; see orfa_conn_get/put */
 	int last_err;			/* negative errno of the first failure */
 	char why[128];			/* human-readable reason for last_err */
 	char peer[64];			/* "addr:port" for logs */
+	struct orfa_conn_seal *seal;	/* NULL: plain frames (orfa_conn_seal) */
+	orfa_defer_fn defer_fn;		/* the caller's defer resolver, called */
+	void *defer_arg;		/* by transport.c's while not sealed */
 };
 
 /* The listener object every transport embeds as its first member. */
@@ -296,6 +300,23 @@ int orfa_conn_set_defer(struct orfa_conn *c, orfa_defer_fn fn, void *arg);
  */
 int orfa_conn_recv_data(struct orfa_conn *c, struct orfa_rxmsg *m,
 			struct orfa_rxdest *d);
+/*
+ * Protect the connection (PROTOCOL.md section 6.1): every frame sent or
+ * received from now on is sealed with keys (seal.h: ChaCha20-Poly1305,
+ * a counter per direction), transparently for the caller.  Call it right
+ * after the plain AUTH reply was sent (server) or received (client),
+ * between two receives and with no send running.  While sealed,
+ * orfa_conn_send copies the data segment (memory or file) to encrypt it,
+ * and the defer resolver is not consulted (no two-phase receive: data is
+ * verified before use).  A frame that fails verification makes
+ * orfa_conn_recv return -EBADMSG, now and after (the connection is done;
+ * orfa_conn_last_error says which frame).  keys is copied: the caller
+ * wipes its own.  0, -EALREADY, or -ENOMEM.
+ */
+struct orfa_seal_keys;
+int orfa_conn_seal(struct orfa_conn *c, const struct orfa_seal_keys *keys);
+bool orfa_conn_sealed(const struct orfa_conn *c);
+
 /* References: the creator holds one; the last put destroys the connection
  * and clears *cp. */
 void orfa_conn_get(struct orfa_conn *c);

@@ -45,4 +45,10 @@ int orfa_tp_hdr_decode(const uint8_t p[ORFA_HDR_SIZE], struct orfa_hdr *h,
 int orfa_tp_txmsg_check(const struct orfa_txmsg *m, size_t *data_len,
 			struct orfa_hdr *hdr);
 
+/* transport_seal.c, for the wrappers of transport.c: send and receive on
+ * a sealed connection (c->seal set), and freeing its state at destroy. */
+int tp_send_sealed(struct orfa_conn *c, const struct orfa_txmsg *m);
+int tp_recv_sealed(struct orfa_conn *c, struct orfa_rxmsg *m);
+void tp_seal_free(struct orfa_conn *c);
+
 #endif /* ORFA_TRANSPORT_IMPL_H */

@@ -24,12 +24,14 @@ enum {
 	KEY_NEGATIVE, KEY_CACHE, KEY_WRITEBACK, KEY_IGNORE, KEY_FSNAME,
 	KEY_SUBTYPE, KEY_KEY, KEY_ALLOW_OTHER, KEY_DEFPERMS, KEY_NO_DEFPERMS,
 	KEY_HELP, KEY_VERSION, KEY_RECONNECT, KEY_RDMA_BUF, KEY_RDMA_CREDITS,
+	KEY_INTEGRITY,
 };
 
 static const struct fuse_opt orfa_opts[] = {
 	FUSE_OPT_KEY("transport=", KEY_TRANSPORT),
 	FUSE_OPT_KEY("port=", KEY_PORT),
 	FUSE_OPT_KEY("key=", KEY_KEY),
+	FUSE_OPT_KEY("integrity=", KEY_INTEGRITY),
 	FUSE_OPT_KEY("conns=", KEY_CONNS),
 	FUSE_OPT_KEY("rdma_buf_size=", KEY_RDMA_BUF),
 	FUSE_OPT_KEY("rdma_credits=", KEY_RDMA_CREDITS),
@@ -111,7 +113,11 @@ static void usage(const char *prog)
 "                           trusts its own file sizes and times: for files\n"
 "                           only this client writes\n"
 "    key=FILE               shared key (mode 0600) for mutual\n"
-"                           authentication with orfad --key\n"
+"                           authentication with orfad --key; every\n"
+"                           frame after it is encrypted and authenticated\n"
+"    integrity=only|encrypt with a key: ask for frames authenticated but\n"
+"                           not encrypted (granted by orfad\n"
+"                           --allow-integrity-only; default encrypt)\n"
 "    no_default_permissions with allow_other, do not let the kernel check\n"
 "                           permissions (default_permissions is implied by\n"
 "                           allow_other: cached names skip the server's\n"
@@ -217,6 +223,14 @@ static int value_opt(struct cli *c, const char *arg, int key, const char *val)
 		if (!*val)
 			return bad_opt(c, arg, "expected a key file");
 		set_str(&c->key_file, val);
+		return 0;
+	case KEY_INTEGRITY:
+		if (strcmp(val, "only") == 0)
+			c->integrity_only = 1;
+		else if (strcmp(val, "encrypt") == 0)
+			c->integrity_only = 0;
+		else
+			return bad_opt(c, arg, "expected only or encrypt");
 		return 0;
 	case KEY_CONNS:
 		if (parse_long(val, 1, MAX_CONNS, &n) < 0)

@@ -19,6 +19,7 @@ struct cli {
 	char *transport;
 	char *port_opt;
 	char *key_file;
+	int integrity_only;		/* -o integrity=only */
 	unsigned conns;
 	size_t rdma_buf_size;		/* 0: the transport's default */
 	unsigned rdma_credits;		/* 0: the transport's default */

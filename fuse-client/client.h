@@ -86,6 +86,8 @@ struct orfa_client_cfg {
 	uint32_t max_data;		/* data segment offered in HELLO */
 	const struct orfa_key *key;	/* shared key (-o key=FILE) or NULL;
 					 * copied when reconnect is set */
+	int integrity_only;		/* with a key: ask for frames
+					 * authenticated, not encrypted */
 	int reconnect;			/* reconnect dead connections */
 	size_t rdma_buf_size;		/* RDMA receive buffers (0: default) */
 	unsigned rdma_credits;		/* RDMA receives per connection (0:

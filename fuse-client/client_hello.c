@@ -2,8 +2,10 @@
  * client_hello.c - the handshake of a client connection, done
  * synchronously on a fresh connection before its receiver thread reads
  * (first connect, reconnect): HELLO, then AUTH when either side holds a
- * key.  common/handshake.c builds and checks the messages; this file does
- * their I/O and records or checks what the server granted.  The reconnect
+ * key, after which the connection is sealed (orfa_conn_seal).
+ * common/handshake.c builds and checks the messages; this file does
+ * their I/O and records or checks what the server granted, and prints
+ * the server's refusal text escaped (text_escape).  The reconnect
  * hook's synchronous calls (orfa_client_sync_call, conn.c) use the same
  * send and receive.
  *
@@ -18,6 +20,37 @@
 #include <string.h>
 
 #include "handshake.h"
+#include "seal.h"
+
+/*
+ * Copy the server's text (len bytes, up to a NUL) into out[outsz] with
+ * every byte outside printable ASCII written as \xNN, so that a server
+ * cannot send terminal escapes to the user's terminal or log (issue 12
+ * item 6).  Always NUL-terminates (outsz > 0); cuts what does not fit.
+ */
+void text_escape(const char *in, size_t len, char *out, size_t outsz)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	for (size_t i = 0; i < len && in[i]; i++) {
+		unsigned char ch = (unsigned char)in[i];
+
+		if (ch >= 0x20 && ch < 0x7f && ch != '\\') {
+			if (o + 1 >= outsz)
+				break;
+			out[o++] = (char)ch;
+			continue;
+		}
+		if (o + 4 >= outsz)
+			break;
+		out[o++] = '\\';
+		out[o++] = 'x';
+		out[o++] = hex[ch >> 4];
+		out[o++] = hex[ch & 15];
+	}
+	out[o] = '\0';
+}
 
 /* Send one handshake request m (no data) on a fresh connection. */
 int hs_send(struct cconn *cc, struct orfa_msg *m, char *err, size_t errsz)
@@ -99,22 +132,23 @@ int hs_recv(struct orfa_client *cl, struct cconn *cc, unsigned opcode,
 	}
 	rep->data = rx->data;
 	if (rep->hdr.status) {
-		int len = rx->hdr.data_len > 200 ? 200 : (int)rx->hdr.data_len;
-		const char *reason = rx->data ? (const char *)rx->data : "";
+		size_t len = rx->hdr.data_len > 200 ? 200 : rx->hdr.data_len;
+		char reason[4 * 200 + 1];
 
-		/* The server's reason when it gave one, else the errno. */
-		if (len && memchr(reason, '\0', (size_t)len))
-			len = (int)strlen(reason);
+		/* The server's reason when it gave one (escaped), else the
+		 * errno. */
+		text_escape(rx->data ? (const char *)rx->data : "", len, reason,
+			    sizeof(reason));
 		if (opcode == ORFA_OP_HELLO &&
 		    (rep->hdr.status == EPROTONOSUPPORT ||
 		     rep->a.hello_rep.version != ORFA_PROTO_VERSION))
 			snprintf(err, errsz, "%s: server speaks protocol "
-				 "version %u, we speak %u%s%.*s", cc->name,
+				 "version %u, we speak %u%s%s", cc->name,
 				 rep->a.hello_rep.version, ORFA_PROTO_VERSION,
-				 len ? ": " : "", len, reason);
-		else if (len)
-			snprintf(err, errsz, "%s: server refused: %.*s",
-				 cc->name, len, reason);
+				 reason[0] ? ": " : "", reason);
+		else if (reason[0])
+			snprintf(err, errsz, "%s: server refused: %s",
+				 cc->name, reason);
 		else
 			snprintf(err, errsz, "%s: server refused export %s: %s",
 				 cc->name, cl->export_path,
@@ -173,6 +207,24 @@ static int hello_adopt(struct orfa_client *cl, struct cconn *cc,
 	return 0;
 }
 
+/* After a good AUTH: protect cc's connection with the session keys
+ * before anything else is sent on it (PROTOCOL.md section 6.1). */
+static int hello_seal(struct cconn *cc, const struct orfa_handshake *hs,
+		      char *err, size_t errsz)
+{
+	struct orfa_seal_keys keys;
+	int rc;
+
+	rc = orfa_handshake_session_keys(hs, &keys);
+	if (rc == 0)
+		rc = orfa_conn_seal(cc->conn, &keys);
+	orfa_seal_keys_wipe(&keys);
+	if (rc < 0)
+		snprintf(err, errsz, "%s: cannot protect the connection: %s",
+			 cc->name, strerror(-rc));
+	return rc;
+}
+
 /*
  * Synchronous handshake on a fresh connection (no receiver thread yet):
  * HELLO, then AUTH when either side holds a key (common/handshake.c does
@@ -188,6 +240,7 @@ int do_hello(struct orfa_client *cl, struct cconn *cc, uint32_t max_data,
 	int rc;
 
 	orfa_handshake_init(&hs, key, cl->export_path);
+	hs.want_integrity_only = cl->integrity_only;
 	rc = orfa_handshake_hello(&hs, &m, 1, max_data, ORFA_FEAT_ALL);
 	if (rc < 0) {
 		snprintf(err, errsz, "bad export path '%s'", cl->export_path);
@@ -214,6 +267,8 @@ int do_hello(struct orfa_client *cl, struct cconn *cc, uint32_t max_data,
 						       errsz);
 			orfa_conn_recv_done(cc->conn, &rx);
 		}
+		if (rc == 0)
+			rc = hello_seal(cc, &hs, err, errsz);
 	}
 	if (rc == 0)
 		rc = hello_adopt(cl, cc, &hello, max_data, again, err, errsz);

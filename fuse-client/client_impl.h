@@ -136,6 +136,7 @@ struct orfa_client {
 	struct orfa_tp_opts tpo;
 	struct orfa_key key;
 	bool has_key;
+	bool integrity_only;		/* ask for it in HELLO (-o integrity=) */
 	uint32_t max_data_offer;
 	atomic_uint epoch;		/* bumped by every reconnect */
 	orfa_reconnect_fn rc_hook;
@@ -197,6 +198,9 @@ void realtime_after(struct timespec *ts, int64_t ns);
  */
 int do_hello(struct orfa_client *cl, struct cconn *cc, uint32_t max_data,
 	     const struct orfa_key *key, bool again, char *err, size_t errsz);
+/* Server text (len bytes, up to a NUL) made printable: bytes outside
+ * printable ASCII and a backslash as \xNN, cut to out[outsz], NUL-terminated. */
+void text_escape(const char *in, size_t len, char *out, size_t outsz);
 /* Send request m (no data) on cc's connection, without a slot. */
 int hs_send(struct cconn *cc, struct orfa_msg *m, char *err, size_t errsz);
 /* Wait (request timeout, else HELLO_WAIT_MS) for the reply to (opcode,

@@ -198,6 +198,7 @@ static struct orfa_client *client_new(const struct orfa_client_cfg *cfg)
 		o->rdma_credits = cfg->rdma_credits;
 	cl->max_data_offer = cfg->max_data;
 	cl->reconnect = cfg->reconnect != 0;
+	cl->integrity_only = cfg->integrity_only != 0;
 	if (cl->reconnect && cfg->key) {
 		cl->key = *cfg->key;
 		cl->has_key = true;

@@ -221,6 +221,7 @@ static int client_open(struct orfa_mount *m, const struct cli *c,
 	cfg.timeout_ms = (int)(c->timeout * 1000 + 0.5);
 	cfg.max_data = ORFA_DEFAULT_MAX_DATA;
 	cfg.key = c->key_file ? key : NULL;
+	cfg.integrity_only = c->integrity_only;
 	cfg.reconnect = c->reconnect;
 	cfg.rdma_buf_size = c->rdma_buf_size;
 	cfg.rdma_credits = c->rdma_credits;

@@ -15,7 +15,9 @@
  * Version history:
  *   1  first version (2026-11).  Revised before its first release (still
  *      version 1, see PROTOCOL.md section 15): HELLO carries flags and
- *      nonces, new opcode AUTH (shared-key mutual authentication).
+ *      nonces, new opcode AUTH (shared-key mutual authentication);
+ *      then frames after AUTH are sealed (PROTOCOL.md section 6.1),
+ *      HELLO flag ORFA_HELLO_INTEGRITY.
  */
 #ifndef ORFA_PROTO_H
 #define ORFA_PROTO_H
@@ -184,7 +186,11 @@ struct orfa_statfs_out {
  * nonce is set).  Reply: the server requires AUTH before anything else (its
  * nonce is set; the root fields are zero, the AUTH reply carries them). */
 #define ORFA_HELLO_AUTH		(1u << 0)
-#define ORFA_HELLO_FLAGS_ALL	0x1u
+/* With ORFA_HELLO_AUTH: request, the client asks that frames after AUTH be
+ * authenticated but not encrypted; reply, the server grants it
+ * (PROTOCOL.md section 6.1). */
+#define ORFA_HELLO_INTEGRITY	(1u << 1)
+#define ORFA_HELLO_FLAGS_ALL	0x3u
 
 struct orfa_hello_req {		/* 64 bytes */
 	uint32_t magic;		/* ORFA_MAGIC */

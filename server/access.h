@@ -38,6 +38,7 @@
 #define ORFA_ACCESS_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "codec.h"
@@ -87,6 +88,7 @@ struct ssession {
 	uint32_t max_data;		/* negotiated in HELLO (0 before) */
 	uint64_t features;
 	uint8_t cnonce[ORFA_NONCE_SIZE], snonce[ORFA_NONCE_SIZE];
+	bool integrity_only;		/* HELLO granted ORFA_HELLO_INTEGRITY */
 	char *export_path;		/* as sent in HELLO (AUTH proof
 					 * input), with a key only */
 

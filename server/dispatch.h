@@ -26,6 +26,12 @@ void hello_handle(struct sreq *r);
  * Opens the session, or refuses and closes the connection after the
  * reply.  Answers, does not finish. */
 void auth_handle(struct sreq *r);
+/* hello.c: refuse a HELLO for a reason tied to the export or the client's
+ * right to it (unknown export, network, source port, missing key): one
+ * status and one text for all, so that no answer before AUTH tells export
+ * names apart (issue 12 item 4); logwhy, the real reason, is logged with
+ * the peer.  Closes the connection after the reply. */
+void hello_refuse_export(struct sreq *r, const char *logwhy);
 
 /* Name of opcode in the dispatch table, or NULL when it has no handler
  * (such requests are answered ENOSYS). */

@@ -8,9 +8,12 @@
  * of the connection can run, and answer themselves.  A refusal answers
  * with a status and a reason text in the data segment, logs the reason
  * with the peer, and closes the connection once the reply is sent
- * (sreq_close_after_reply).  They see the connection through the request
- * API only (request.h).  Not here: what a session may do once it is set
- * up (access.c), the cryptography (common/auth.c).
+ * (sreq_close_after_reply).  Before AUTH, no refusal tells one export
+ * from another (hello_refuse_export); after a good AUTH, the connection
+ * is sealed with the session keys (PROTOCOL.md section 6.1).  They see
+ * the connection through the request API only (request.h).  Not here:
+ * what a session may do once it is set up (access.c), the cryptography
+ * (common/auth.c, common/seal.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -22,6 +25,7 @@
 #include "dispatch.h"
 #include "log.h"
 #include "request.h"
+#include "seal.h"
 #include "server.h"
 
 _Static_assert(ORFA_NONCE_SIZE == ORFA_AUTH_NONCE_SIZE, "nonce sizes");
@@ -46,13 +50,18 @@ static void reply_reason(struct sreq *r, struct orfa_msg *rep,
 	sreq_reply_buf(r, rep, b, len);
 }
 
-/* Refuse a HELLO: status err, our version in the body, reason as data. */
-static void hello_refuse(struct sreq *r, int err, const char *reason)
+/* The one text of hello_refuse_export. */
+#define HELLO_REFUSAL "export not available to this client: it does not " \
+	"exist, this address may not mount it, or it requires a key " \
+	"(-o key=FILE)"
+
+/* Refuse a HELLO: status err, our version in the body, reason as data;
+ * the caller logs. */
+static void hello_refuse_quiet(struct sreq *r, int err, const char *reason)
 {
 	const struct orfa_server_cfg *cfg = sreq_server_cfg(r);
 	struct orfa_msg rep;
 
-	log_warn("%s: HELLO refused: %s", sreq_session(r)->peer, reason);
 	memset(&rep, 0, sizeof(rep));
 	rep.hdr.status = (uint32_t)err;
 	rep.a.hello_rep.magic = ORFA_MAGIC;
@@ -62,6 +71,26 @@ static void hello_refuse(struct sreq *r, int err, const char *reason)
 	rep.a.hello_rep.flags = cfg->key ? ORFA_HELLO_AUTH : 0;
 	reply_reason(r, &rep, reason);
 	sreq_close_after_reply(r);
+}
+
+static void hello_refuse(struct sreq *r, int err, const char *reason)
+{
+	log_warn("%s: HELLO refused: %s", sreq_session(r)->peer, reason);
+	hello_refuse_quiet(r, err, reason);
+}
+
+/*
+ * Refuse a HELLO for anything about the export it names (issue 12 item
+ * 4): the export does not exist, this client may not mount it, it needs
+ * a key.  Every such refusal before AUTH is the same status and the same
+ * text, whatever the export, so the answer tells no export name from
+ * another; the real reason goes to the log only.  Also for the other
+ * checks of HELLO (declared in dispatch.h).
+ */
+void hello_refuse_export(struct sreq *r, const char *logwhy)
+{
+	log_warn("%s: HELLO refused: %s", sreq_session(r)->peer, logwhy);
+	hello_refuse_quiet(r, EACCES, HELLO_REFUSAL);
 }
 
 static void auth_refuse(struct sreq *r, int err, const char *reason)
@@ -180,20 +209,21 @@ static int session_begin(struct sreq *r, const char *path,
 
 /*
  * The server has a key: keep what the AUTH proof needs and answer with
- * our nonce.  The subdirectory is resolved only once the client proved it
- * holds the key: nothing about the export shows before.
+ * our nonce.  The export is looked up only once the client proved it
+ * holds the key: nothing about it shows before, not even whether it
+ * exists (issue 12 item 4).
  */
 static void hello_ask_auth(struct sreq *r, const char *path,
 			   struct orfa_msg *rep)
 {
 	struct ssession *s = sreq_session(r);
-	char reason[512];
+	char why[512];
 
 	if (!(r->m.a.hello.flags & ORFA_HELLO_AUTH)) {
-		snprintf(reason, sizeof(reason),
-			 "the server requires authentication: mount %s with "
-			 "a key (-o key=FILE)", path_shown(path));
-		hello_refuse(r, EACCES, reason);
+		snprintf(why, sizeof(why), "the server requires "
+			 "authentication, the client has no key (export %s)",
+			 path_shown(path));
+		hello_refuse_export(r, why);
 		return;
 	}
 	s->export_path = strdup(path);
@@ -205,9 +235,16 @@ static void hello_ask_auth(struct sreq *r, const char *path,
 	orfa_auth_nonce(s->snonce);
 	memcpy(rep->a.hello_rep.nonce, s->snonce, ORFA_NONCE_SIZE);
 	rep->a.hello_rep.flags = ORFA_HELLO_AUTH;
+	/* Integrity only when the client asks and the administrator allows
+	 * it; otherwise frames are encrypted (the client accepts that). */
+	s->integrity_only = (r->m.a.hello.flags & ORFA_HELLO_INTEGRITY) &&
+			    sreq_server_cfg(r)->allow_integrity_only;
+	if (s->integrity_only)
+		rep->a.hello_rep.flags |= ORFA_HELLO_INTEGRITY;
 	sreq_hello_wait_auth(r);
-	log_info("%s: HELLO: export %s, waiting for AUTH", s->peer,
-		 path_shown(path));
+	log_info("%s: HELLO: export %s, waiting for AUTH (then %s)", s->peer,
+		 path_shown(path), s->integrity_only ?
+		 "integrity only, frames not encrypted" : "encrypted frames");
 	sreq_reply(r, rep, NULL);
 }
 
@@ -220,20 +257,15 @@ void hello_handle(struct sreq *r)
 	char reason[512];
 	struct orfa_entry root;
 	struct orfa_msg rep;
-	struct sexport *x;
+	struct sexport *x = NULL;
 	int err;
 
 	err = hello_check(r, reason, sizeof(reason));
-	if (err == 0) {
-		path = r->m.name ? r->m.name : "";
-		err = hello_export(r, path, &x, &subdir, reason,
-				   sizeof(reason));
-	}
 	if (err) {
 		hello_refuse(r, err, reason);
 		return;
 	}
-	s->ex = x;
+	path = r->m.name ? r->m.name : "";
 	s->max_data = a->max_data < cfg->max_data ?
 		      (uint32_t)a->max_data : cfg->max_data;
 	s->features = a->features & ORFA_FEAT_ALL;
@@ -247,7 +279,11 @@ void hello_handle(struct sreq *r)
 		hello_ask_auth(r, path, &rep);
 		return;
 	}
-
+	if (hello_export(r, path, &x, &subdir, reason, sizeof(reason))) {
+		hello_refuse_export(r, reason);
+		return;
+	}
+	s->ex = x;
 	err = session_begin(r, path, subdir, "HELLO:", &root, reason,
 			    sizeof(reason));
 	if (err) {
@@ -258,6 +294,20 @@ void hello_handle(struct sreq *r)
 	rep.a.hello_rep.root_generation = root.generation;
 	rep.a.hello_rep.root_attr = root.attr;
 	sreq_reply(r, &rep, NULL);
+}
+
+/* After a good AUTH reply: seal the connection with the session keys. */
+static void auth_seal(struct sreq *r, const struct orfa_key *key)
+{
+	struct ssession *s = sreq_session(r);
+	struct orfa_seal_keys keys;
+
+	orfa_auth_session_keys(key, ORFA_AUTH_SERVER, s->cnonce, s->snonce,
+			       s->export_path, s->integrity_only, &keys);
+	if (sreq_seal(r, &keys) != 0)
+		log_err("%s: cannot protect the connection: out of memory",
+			s->peer);
+	orfa_seal_keys_wipe(&keys);
 }
 
 void auth_handle(struct sreq *r)
@@ -285,10 +335,12 @@ void auth_handle(struct sreq *r)
 		auth_refuse(r, EACCES, reason);
 		return;
 	}
-	/* orfa_exports_find again: the same path, the same export. */
-	sreq_find_export(r, path, &subdir);
-	ret = session_begin(r, path, subdir, "AUTH: client authenticated,",
-			    &root, reason, sizeof(reason));
+	/* Authenticated: now the export may be named. */
+	ret = hello_export(r, path, &s->ex, &subdir, reason, sizeof(reason));
+	if (ret == 0)
+		ret = session_begin(r, path, subdir,
+				    "AUTH: client authenticated,", &root,
+				    reason, sizeof(reason));
 	if (ret) {
 		auth_refuse(r, ret, reason);
 		return;
@@ -300,4 +352,5 @@ void auth_handle(struct sreq *r)
 	rep.a.auth_rep.root_generation = root.generation;
 	rep.a.auth_rep.root_attr = root.attr;
 	sreq_reply(r, &rep, NULL);
+	auth_seal(r, key);
 }

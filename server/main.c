@@ -75,6 +75,9 @@ static void usage(FILE *f)
 "                            (mode 0600), and orfad proves it to them\n"
 "      --genkey FILE         write a new random key to FILE (mode 0600) and\n"
 "                            exit\n"
+"      --allow-integrity-only  with --key, grant clients that ask for it\n"
+"                            (-o integrity=only) frames authenticated but\n"
+"                            not encrypted (default: every frame encrypted)\n"
 "  -f, --foreground          stay in the foreground, log to stderr\n"
 "                            (otherwise detach once listening, log to syslog)\n"
 "      --log-level LEVEL     err, warning, notice (default), info, debug\n"
@@ -340,6 +343,7 @@ enum {
 	OPT_RDMA_CREDITS,
 	OPT_GENKEY,
 	OPT_STATE_DIR,
+	OPT_ALLOW_INTEGRITY_ONLY,
 };
 
 static const struct option long_opts[] = {
@@ -355,6 +359,8 @@ static const struct option long_opts[] = {
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "port-file", required_argument, NULL, OPT_PORT_FILE },
 	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
+	{ "allow-integrity-only", no_argument, NULL,
+	  OPT_ALLOW_INTEGRITY_ONLY },
 	{ "threading", required_argument, NULL, OPT_THREADING },
 	{ "threads", required_argument, NULL, OPT_THREADS },
 	{ "rdma-buf-size", required_argument, NULL, OPT_RDMA_BUF_SIZE },
@@ -413,6 +419,9 @@ static bool tuning_option(struct orfa_server_cfg *cfg, int ch,
 		cfg->rdma_credits = int_arg("--rdma-credits", arg,
 					    ORFA_RDMA_MIN_CREDITS,
 					    ORFA_RDMA_MAX_CREDITS);
+		return true;
+	case OPT_ALLOW_INTEGRITY_ONLY:
+		cfg->allow_integrity_only = true;
 		return true;
 	default:
 		return false;

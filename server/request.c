@@ -71,6 +71,15 @@ int sreq_peer_addr(struct sreq *r, struct sockaddr_storage *ss)
 	return orfa_conn_peer_addr(r->conn->tc, ss);
 }
 
+int sreq_seal(struct sreq *r, const struct orfa_seal_keys *keys)
+{
+	int ret = orfa_conn_seal(r->conn->tc, keys);
+
+	if (ret)
+		orfa_conn_shutdown(r->conn->tc);
+	return ret;
+}
+
 /* ---- replies ---------------------------------------------------------------- */
 
 /*

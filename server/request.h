@@ -73,6 +73,11 @@ struct sexport *sreq_find_export(struct sreq *r, const char *path,
 				 const char **subdir);
 /* The peer's socket address: 0 or a negative errno (orfa_conn_peer_addr). */
 int sreq_peer_addr(struct sreq *r, struct sockaddr_storage *ss);
+/* Protect r's connection with keys (orfa_conn_seal) after its AUTH reply
+ * was sent, on the receiving thread; on failure (-ENOMEM) the connection
+ * is shut down.  0 or a negative errno. */
+struct orfa_seal_keys;
+int sreq_seal(struct sreq *r, const struct orfa_seal_keys *keys);
 
 /* ---- answering ------------------------------------------------------------ */
 

@@ -16,6 +16,7 @@
 #ifndef ORFA_SERVER_H
 #define ORFA_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -49,6 +50,9 @@ struct orfa_server_cfg {
 					 * 6); NULL: no authentication.
 					 * Borrowed: lives as long as the
 					 * server */
+	bool allow_integrity_only;	/* grant clients that ask for it
+					 * frames authenticated but not
+					 * encrypted (default: no) */
 };
 
 /* Defaults: queue mode, 2 workers per CPU (at least 4), 256 requests and

@@ -56,7 +56,8 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=orfa.sh
 . "$HERE/orfa.sh"
 for f in tests_io.sh tests_ns.sh tests_attr.sh tests_time.sh tests_perm.sh \
-	tests_proc.sh tests_multi.sh tests_orfa.sh tests_restart.sh; do
+	tests_proc.sh tests_multi.sh tests_orfa.sh tests_restart.sh \
+	tests_channel.sh; do
 	# shellcheck disable=SC1090
 	. "$HERE/$f"
 done

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Run one libFuzzer harness for a bounded time from its seed corpus (TAP).
-#   run-fuzz.sh HARNESS CORPUS_DIR   (ORFA_FUZZ_SECONDS, default 60)
+#   run-fuzz.sh HARNESS CORPUS_DIR [SECONDS]
+# (ORFA_FUZZ_SECONDS overrides SECONDS, which defaults to 60)
 # New inputs go to a scratch corpus, never into the source tree.  Passes
 # when the run ends without a finding; prints executions as a comment.
 set -u
-harness=$1 seeds=$2 secs=${ORFA_FUZZ_SECONDS:-60}
+harness=$1 seeds=$2 secs=${ORFA_FUZZ_SECONDS:-${3:-60}}
 work=$(mktemp -d /tmp/orfa-fuzz.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mkdir "$work/corpus"

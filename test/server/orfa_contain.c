@@ -47,9 +47,11 @@
 
 #include "auth.h"
 #include "codec.h"
+#include "contain_channel.h"
 #include "handshake.h"
 #include "orfa_proto.h"
 #include "probe_lib.h"
+#include "seal.h"
 #include "transport.h"
 
 /* The root node id of both backends (server/backend.h). */
@@ -430,8 +432,8 @@ static int hello(struct pc *p, const char *path, char *reason, size_t rsz)
 /* The full handshake with the helper (key may be NULL).  Returns 0, a
  * positive status of a refusal (reason in msg), or a negative errno (the
  * helper's or the transport's; message in msg). */
-static int handshake(struct pc *p, const char *path,
-		     const struct orfa_key *key, char *msg, size_t msz)
+int handshake(struct pc *p, const char *path, const struct orfa_key *key,
+	      char *msg, size_t msz)
 {
 	struct orfa_handshake hs;
 	struct orfa_msg m, rep, arep;
@@ -445,6 +447,7 @@ static int handshake(struct pc *p, const char *path,
 		return st;
 	}
 	orfa_handshake_init(&hs, key, path);
+	hs.want_integrity_only = g_integrity_only;
 	orfa_handshake_hello(&hs, &m, ++p->next_id, ORFA_DEFAULT_MAX_DATA,
 			     ORFA_FEAT_ALL);
 	st = pc_call(p, &m, NULL, 0, &rep, msg, msz - 1, &len);
@@ -463,6 +466,15 @@ static int handshake(struct pc *p, const char *path,
 		}
 		st = orfa_handshake_auth_reply(&hs, &arep, &rep.a.hello_rep,
 					       msg, msz);
+		if (st == 0) {
+			struct orfa_seal_keys keys;
+
+			/* The server seals after its AUTH reply: so do we. */
+			st = orfa_handshake_session_keys(&hs, &keys);
+			if (st == 0)
+				st = orfa_conn_seal(p->c, &keys);
+			orfa_seal_keys_wipe(&keys);
+		}
 	}
 	if (st == 0) {
 		p->root = rep.a.hello_rep.root_nodeid;
@@ -630,12 +642,14 @@ static void t_names(struct pc *p, const struct layout *l)
 	ok(st == EINVAL, "HELLO for /a/sub/../..: EINVAL (%d)", st);
 	pc_close(&q);
 	st = hello(&q, "/../a", reason, sizeof(reason));
-	ok(st == ENOENT || st == EINVAL, "HELLO for /../a: refused (%d, "
+	ok(st == EACCES || st == EINVAL, "HELLO for /../a: refused (%d, "
 	   "\"%s\")", st, reason);
 	pc_close(&q);
 	st = hello(&q, "/nope", reason, sizeof(reason));
-	ok(st == ENOENT && strstr(reason, "no export /nope") != NULL,
-	   "HELLO for an unknown export: ENOENT (\"%s\")", reason);
+	ok(st == EACCES && strstr(reason, "export not available") != NULL &&
+	   !strstr(reason, "nope"),
+	   "HELLO for an unknown export: EACCES, the one refusal that "
+	   "names no export (\"%s\")", reason);
 	ok(log_has("HELLO refused", "no export /nope"),
 	   "... and the server logs it");
 	pc_close(&q);
@@ -1319,10 +1333,10 @@ static void t_network(void)
 		st = pc_hello_v(&p, ORFA_PROTO_VERSION, "/net", &rep, reason,
 				sizeof(reason));
 	}
-	ok(st == EACCES && strstr(reason, "client 127.0.0.1 is not allowed "
-				  "to mount /net") != NULL,
-	   "an export for 10.0.0.0/8 refuses 127.0.0.1: EACCES (\"%s\")",
-	   reason);
+	ok(st == EACCES && strstr(reason, "export not available") != NULL &&
+	   !strstr(reason, "net"),
+	   "an export for 10.0.0.0/8 refuses 127.0.0.1: EACCES, the same "
+	   "refusal as an unknown export (\"%s\")", reason);
 	ok(log_has(me, "HELLO refused: client 127.0.0.1 is not allowed to "
 		   "mount /net"), "the server logs the refusal with the peer "
 	   "(%s)", me);
@@ -1402,7 +1416,7 @@ static void t_auth(const struct orfa_key *key, const struct orfa_key *wrong)
 	pc_close(&p);
 
 	st = handshake(&p, "/a", NULL, msg, sizeof(msg));
-	ok(st == EACCES && strstr(msg, "requires authentication") != NULL,
+	ok(st == EACCES && strstr(msg, "requires a key") != NULL,
 	   "no key: HELLO refused with EACCES (\"%s\")", msg);
 	ok(log_has("HELLO refused: the server requires authentication", NULL),
 	   "the server logs it");
@@ -1545,6 +1559,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		t_auth(&key, &wrong);
+		t_channel(&key);
 	} else {
 		char reason[256];
 		int st = hello(&a, "/a", reason, sizeof(reason));

@@ -134,7 +134,7 @@ fi
 	"$orfad" --genkey "$dir/wrong" >/dev/null 2>&1
 t $? "orfad --genkey writes two keys"
 t "$([ "$(stat -c %a "$dir/key")" = 600 ]; echo $?)" "the key file has mode 0600"
-if start "$dir/orfad-key.log" --key "$dir/key"; then
+if start "$dir/orfad-key.log" --key "$dir/key" --allow-integrity-only; then
 	t 0 "orfad starts with --key"
 	# The port file comes before the start-up line: wait for it.
 	for _ in $(seq 50); do
@@ -165,6 +165,14 @@ timeout 20 "$orfad" -f --listen 127.0.0.1:0 --ramfs --key "$dir/nokey" \
 rc=$?
 t "$([ $rc = 1 ] && grep -q 'nokey' "$dir/err"; echo $?)" \
 	"a missing key file: exit 1 with its name (exit $rc)"
+printf 'my secret passphrase, long enough to pass a length check\n' > "$dir/weak"
+chmod 0600 "$dir/weak"
+timeout 20 "$orfad" -f --listen 127.0.0.1:0 --ramfs --key "$dir/weak" \
+	>"$dir/out" 2>"$dir/err"
+rc=$?
+t "$([ $rc = 1 ] && grep -q 'orfad --genkey FILE' "$dir/err"; echo $?)" \
+	"a passphrase as key: orfad exits 1 and says how to make a key (exit $rc)"
+sed 's/^/# /' "$dir/err"
 before=$(cat "$dir/key")
 timeout 20 "$orfad" --genkey "$dir/key" >"$dir/out" 2>"$dir/err"
 rc=$?

@@ -132,7 +132,52 @@ START_TEST(mutual_auth_with_the_right_key)
 	ck_assert_uint_eq(back.a.hello_rep.root_nodeid, 77);
 	ck_assert_uint_eq(back.a.hello_rep.root_generation, 3);
 	ck_assert_uint_eq(back.a.hello_rep.root_attr.mode, 040755);
+	/* The session keys: the server derives the mirror image. */
+	{
+		struct orfa_seal_keys ck, sk;
+
+		ck_assert_int_eq(orfa_handshake_session_keys(&hs, &ck), 0);
+		orfa_auth_session_keys(&key, ORFA_AUTH_SERVER, cnonce, snonce,
+				       EXPORT, 0, &sk);
+		ck_assert_mem_eq(ck.tx, sk.rx, sizeof(ck.tx));
+		ck_assert_mem_eq(ck.rx, sk.tx, sizeof(ck.rx));
+		ck_assert_int_eq(ck.integrity_only, 0);
+	}
 	orfa_handshake_clear(&hs);
+}
+END_TEST
+
+/* Integrity only: asked for in HELLO; granted only when the reply says
+ * so; a grant not asked for is a protocol error. */
+START_TEST(integrity_only_is_asked_and_granted)
+{
+	struct orfa_key key;
+	struct orfa_handshake hs;
+	struct orfa_msg m, seen, rep, back;
+	uint8_t buf[512], snonce[ORFA_NONCE_SIZE];
+	char err[256] = "";
+
+	key_of(&key, 0x42);
+	orfa_auth_nonce(snonce);
+	for (int ask = 0; ask <= 1; ask++) {
+		for (int grant = 0; grant <= 1; grant++) {
+			orfa_handshake_init(&hs, &key, EXPORT);
+			hs.want_integrity_only = ask;
+			orfa_handshake_hello(&hs, &m, 1, 1 << 20, 0xf);
+			through_wire_req(&m, &seen, buf, sizeof(buf));
+			ck_assert_uint_eq(seen.a.hello.flags, ORFA_HELLO_AUTH |
+					  (ask ? ORFA_HELLO_INTEGRITY : 0));
+			server_hello_rep(&rep, 1, snonce);
+			if (grant)
+				rep.a.hello_rep.flags |= ORFA_HELLO_INTEGRITY;
+			through_wire_rep(&rep, &back, buf, sizeof(buf));
+			ck_assert_int_eq(orfa_handshake_hello_reply(&hs, &back,
+				err, sizeof(err)), grant && !ask ? -EPROTO : 1);
+			if (!(grant && !ask))
+				ck_assert_int_eq(hs.integrity_only, grant);
+			orfa_handshake_clear(&hs);
+		}
+	}
 }
 END_TEST
 
@@ -261,6 +306,7 @@ int main(void)
 
 	tcase_add_test(tc, no_key_anywhere_needs_no_auth);
 	tcase_add_test(tc, mutual_auth_with_the_right_key);
+	tcase_add_test(tc, integrity_only_is_asked_and_granted);
 	tcase_add_test(tc, bad_server_proofs_are_refused);
 	tcase_add_test(tc, key_but_server_without_auth_is_refused);
 	tcase_add_test(tc, server_auth_but_no_key_is_refused);
