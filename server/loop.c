@@ -29,6 +29,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 
 static void conn_progress(struct sconn *c);
@@ -89,7 +90,17 @@ static int conn_may_read(struct sconn *c)
 	if (deferred || inflight >= c->srv->cfg.max_inflight ||
 	    queued >= c->srv->cfg.max_outq)
 		return 0;
-	return inflight == 0 || bytes + queued < c->srv->cfg.max_outq;
+	if (inflight == 0)
+		return 1;
+	/* The global budget (--max-queued): a connection with requests
+	 * unfinished waits; their end wakes it (request.c). */
+	if (__atomic_load_n(&c->srv->held_bytes, __ATOMIC_RELAXED) >=
+	    c->srv->cfg.max_queued) {
+		bounds_log(&c->addr, c->s.peer, "--max-queued reached: "
+			   "reading paused");
+		return 0;
+	}
+	return bytes + queued < c->srv->cfg.max_outq;
 }
 
 static void conn_pause(struct sconn *c)
@@ -108,7 +119,7 @@ static void conn_read(struct sconn *c)
 {
 	struct orfa_rxmsg rx;
 	unsigned frames = 0;
-	int ret;
+	int ret = 0;
 
 	c->inline_ns = 0;	/* a new read burst */
 	while (!c->closing && c->read_on && !c->close_after_flush) {
@@ -140,6 +151,13 @@ static void conn_read(struct sconn *c)
 			orfa_conn_cork(c->tc, 1);
 		conn_handle_frame(c, &rx);
 	}
+	/* Readable but no whole frame: one has begun (or the peer only
+	 * closed).  The sweep drops c if it is not whole in --msg-timeout;
+	 * conn_handle_frame clears the mark. */
+	if (frames == 0 && ret == -EAGAIN &&
+	    !__atomic_load_n(&c->t_partial, __ATOMIC_RELAXED))
+		__atomic_store_n(&c->t_partial, orfa_now_ns(),
+				 __ATOMIC_RELEASE);
 	if (frames >= 2) {
 		ret = orfa_conn_cork(c->tc, 0);
 		if (ret < 0 && !c->closing)
