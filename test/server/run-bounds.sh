@@ -86,7 +86,9 @@ case_run() {	# case_run NAME NOFILE ORFAD-ARGS...: one server, one test
 mkdir "$dir/export"
 chmod 0777 "$dir/export"
 case_run flood 256 --export "$dir/export"
-case_run trickle 1024 --export "$dir/export"
+# Four workers, as in the issue: without the bound, four slow senders
+# hold them all.
+case_run trickle 1024 --export "$dir/export" --threads 4
 case_run deadlines 1024 --ramfs --hello-timeout 1 --idle-timeout 2 \
 	--msg-timeout 2
 cat >"$dir/exports" <<EOT
