@@ -81,6 +81,14 @@ void bounds_resolve(struct orfa_server *srv)
 	/* Three workers in four stay free whatever slow senders do: the
 	 * WRITE data of the others is read by the loops (conn.c). */
 	srv->max_deferred = cfg->threads / 4 ? cfg->threads / 4 : 1;
+	log_info("limits: handshake %u s, message %u s, idle %d s (-1: "
+		 "never); %u connections, %u per address; per connection %u "
+		 "open files, %u nodes; %zu MiB held in all (nofile %llu)",
+		 cfg->hello_timeout, cfg->msg_timeout,
+		 cfg->idle_timeout == UINT_MAX ? -1 : (int)cfg->idle_timeout,
+		 cfg->max_conns, cfg->max_conns_per_addr, cfg->max_files,
+		 cfg->max_nodes, cfg->max_queued >> 20,
+		 (unsigned long long)nofile);
 }
 
 /* ---- rate-limited logging --------------------------------------------------- */
