@@ -33,7 +33,7 @@
 #include "log.h"
 
 static void conn_progress(struct sconn *c);
-static void conn_read(struct sconn *c);
+static int conn_read(struct sconn *c);
 
 /* ---- a connection's events ---------------------------------------------------- */
 
@@ -114,8 +114,9 @@ static void conn_pause(struct sconn *c)
 	c->read_on = 0;
 }
 
-/* Loop modes: read frames until the transport has no whole one left. */
-static void conn_read(struct sconn *c)
+/* Loop modes: read frames until the transport has no whole one left.
+ * 1 when it read none and the transport wants more bytes. */
+static int conn_read(struct sconn *c)
 {
 	struct orfa_rxmsg rx;
 	unsigned frames = 0;
@@ -151,18 +152,13 @@ static void conn_read(struct sconn *c)
 			orfa_conn_cork(c->tc, 1);
 		conn_handle_frame(c, &rx);
 	}
-	/* Readable but no whole frame: one has begun (or the peer only
-	 * closed).  The sweep drops c if it is not whole in --msg-timeout;
-	 * conn_handle_frame clears the mark. */
-	if (frames == 0 && ret == -EAGAIN &&
-	    !__atomic_load_n(&c->t_partial, __ATOMIC_RELAXED))
-		__atomic_store_n(&c->t_partial, orfa_now_ns(),
-				 __ATOMIC_RELEASE);
 	if (frames >= 2) {
-		ret = orfa_conn_cork(c->tc, 0);
-		if (ret < 0 && !c->closing)
-			conn_recv_failed(c, ret);
+		int rc = orfa_conn_cork(c->tc, 0);
+
+		if (rc < 0 && !c->closing)
+			conn_recv_failed(c, rc);
 	}
+	return frames == 0 && ret == -EAGAIN;
 }
 
 /*
@@ -236,7 +232,13 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 {
 	struct sconn *c = arg;
 
-	conn_read(c);
+	/* Bytes came but no whole frame: one has begun.  The sweep drops c
+	 * if it is not whole in --msg-timeout (bounds.c); the next frame
+	 * clears the mark (conn_handle_frame).  Only here: elsewhere a read
+	 * finding nothing does not mean bytes came. */
+	if (conn_read(c) && !__atomic_load_n(&c->t_partial, __ATOMIC_RELAXED))
+		__atomic_store_n(&c->t_partial, orfa_now_ns(),
+				 __ATOMIC_RELEASE);
 	conn_progress(c);
 }
 
