@@ -81,6 +81,10 @@ void bounds_resolve(struct orfa_server *srv)
 	/* Three workers in four stay free whatever slow senders do: the
 	 * WRITE data of the others is read by the loops (conn.c). */
 	srv->max_deferred = cfg->threads / 4 ? cfg->threads / 4 : 1;
+	/* Descriptors are handed out lowest first: an accepted one this
+	 * high means few are left for the files of open sessions. */
+	srv->fd_high = (unsigned)(nofile - (nofile / 8 < FD_RESERVE ?
+					    nofile / 8 : FD_RESERVE));
 	log_info("limits: handshake %u s, message %u s, idle %d s (-1: "
 		 "never); %u connections, %u per address; per connection %u "
 		 "open files, %u nodes; %zu MiB held in all (nofile %llu)",
@@ -229,7 +233,7 @@ int bounds_admit(struct orfa_server *srv, struct orfa_conn *tc,
 	const char *peer = tc->peer[0] ? tc->peer : "?";
 	struct sconn *c, *victim = NULL;
 	unsigned live, from = 0;
-	int ok = 1;
+	int fd = orfa_conn_fd(tc), ok = 1;
 
 	if (ss->ss_family && !any_export_allows(srv, ss)) {
 		bounds_log(ss, peer, "address in no export's networks: "
@@ -264,6 +268,17 @@ int bounds_admit(struct orfa_server *srv, struct orfa_conn *tc,
 		conn_drop_limit(srv, victim);
 	}
 	pthread_mutex_unlock(&srv->clock);
+	if (ok && fd >= 0 && (unsigned)fd >= srv->fd_high) {
+		/* Keep the last descriptors for the files of sessions: make
+		 * room (their descriptors come back once their owners tore
+		 * them down), or refuse when nothing can go. */
+		if (bounds_shed(srv, 16) == 0) {
+			bounds_log(ss, peer, "descriptors short (fd %d): new "
+				   "connection refused", fd);
+			return 0;
+		}
+		return 2;
+	}
 	return ok;
 }
 

@@ -96,24 +96,27 @@ void orfa_server_listen_opts(const struct orfa_server_cfg *cfg,
 
 /* ---- accepting ---------------------------------------------------------- */
 
-static void conn_setup(struct orfa_server *srv, struct orfa_conn *tc)
+/* Make a connection of tc, if bounds_admit lets it in.  Returns 1 when
+ * accepting should pause (descriptors short). */
+static int conn_setup(struct orfa_server *srv, struct orfa_conn *tc)
 {
 	struct sockaddr_storage ss;
 	struct sconn *c;
-	int ret;
+	int ret, admit;
 
 	memset(&ss, 0, sizeof(ss));
 	if (orfa_conn_peer_addr(tc, &ss) < 0)
 		memset(&ss, 0, sizeof(ss));	/* unknown: HELLO checks */
-	if (!bounds_admit(srv, tc, &ss)) {
+	admit = bounds_admit(srv, tc, &ss);
+	if (!admit) {		/* refused: the next one may be welcome */
 		orfa_conn_put(&tc);
-		return;
+		return 0;
 	}
 	c = conn_new(srv, tc);
 	if (!c) {
 		log_err("out of memory for a new connection");
 		orfa_conn_put(&tc);
-		return;
+		return 1;
 	}
 	pthread_mutex_lock(&srv->clock);
 	c->addr = ss;
@@ -128,11 +131,12 @@ static void conn_setup(struct orfa_server *srv, struct orfa_conn *tc)
 			c->closing = 1;
 			c->teardown_stage = 2;
 			conn_free(c);
-			return;
+			return 1;
 		}
-		return;		/* c belongs to its thread now */
+		return admit == 2;	/* c belongs to its thread now */
 	}
 	loop_hand_over(srv, c);
+	return admit == 2;
 }
 
 static void on_accept_retry(evutil_socket_t fd, short what, void *arg)
@@ -172,7 +176,16 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
 			event_add(srv->ev_accept_retry, &tv);
 			break;
 		}
-		conn_setup(srv, tc);
+		if (conn_setup(srv, tc)) {
+			/* Descriptors or memory short: accept again once
+			 * the connections dropped meanwhile are torn down,
+			 * not now (the listener stays readable). */
+			struct timeval tv = { 0, 20000 };
+
+			event_del(srv->ev_accept);
+			event_add(srv->ev_accept_retry, &tv);
+			break;
+		}
 	}
 	if (srv->cfg.threading == ORFA_THREADING_CONNECTION)
 		zombies_join(srv);

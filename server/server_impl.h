@@ -102,6 +102,8 @@ struct orfa_server {
 	unsigned ndeferred;		/* atomic: deferred WRITE data
 					 * segments not yet taken */
 	unsigned max_deferred;		/* cap on ndeferred */
+	unsigned fd_high;		/* an accepted descriptor at or above
+					 * this means descriptors run short */
 	size_t held_bytes;		/* atomic: inflight_bytes of all
 					 * connections (cfg.max_queued) */
 };
@@ -175,7 +177,9 @@ void bounds_resolve(struct orfa_server *srv);
 int bounds_start(struct orfa_server *srv);
 /* Accepting thread: may tc (peer address ss, family 0 when unknown)
  * become a connection?  Drops older connections that have not finished
- * their handshake when a cap is reached.  1: yes; 0: refused (logged). */
+ * their handshake when a cap is reached or descriptors run short.  1:
+ * yes; 2: yes, but descriptors run short: pause accepting until the
+ * dropped ones are torn down; 0: refused (logged). */
 int bounds_admit(struct orfa_server *srv, struct orfa_conn *tc,
 		 const struct sockaddr_storage *ss);
 /* Descriptors ran short (accept failed): drop up to n connections that

@@ -106,7 +106,12 @@ static void test_flood(void)
 	t0 = now_s();
 	dt = 0;
 	while (dt < 10.0) {
-		if (client_cycle("flood-file") == 0)
+		char name[64];
+
+		/* A new name each time: CREATE of an existing name fails. */
+		snprintf(name, sizeof(name), "flood-%d-%.6f", (int)getpid(),
+			 now_s());
+		if (client_cycle(name) == 0)
 			break;
 		usleep(100000);
 		dt = now_s() - t0;
@@ -120,7 +125,12 @@ static void test_flood(void)
 		if (fds[i] >= 0)
 			close(fds[i]);
 	/* orfad is still whole afterwards */
-	ok(client_cycle("flood-after") == 0, "flood: served afterwards");
+	{
+		char name[64];
+
+		snprintf(name, sizeof(name), "after-%d", (int)getpid());
+		ok(client_cycle(name) == 0, "flood: served afterwards");
+	}
 }
 
 /* A slow sender, set up: HELLO and CREATE, its file id in *fh and node
