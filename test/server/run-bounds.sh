@@ -11,7 +11,7 @@ cleanup() {
 		kill -KILL "$pid" 2>/dev/null
 		wait "$pid" 2>/dev/null
 	fi
-	[ -n "${KEEP:-}" ] && cp -r "$dir" /tmp/bounds-keep; rm -rf "$dir"
+	rm -rf "$dir"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
