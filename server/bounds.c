@@ -72,10 +72,13 @@ void bounds_resolve(struct orfa_server *srv)
 	if (!cfg->max_conns_per_addr)
 		cfg->max_conns_per_addr = clampu(cfg->max_conns / 4, 8,
 						 cfg->max_conns);
+	/* Half the descriptors for one connection's files.  Nodes: the
+	 * kernel holds a lookup reference per cached dentry, so a mount
+	 * walking a big tree legitimately holds tens of thousands. */
 	if (!cfg->max_files)
-		cfg->max_files = clampu(nofile / 8, 1024, 1u << 20);
+		cfg->max_files = clampu(nofile / 2, 1024, 1u << 20);
 	if (!cfg->max_nodes)
-		cfg->max_nodes = clampu(nofile / 4, 4096, 1u << 20);
+		cfg->max_nodes = clampu(nofile, 65536, 1u << 20);
 	if (!cfg->max_queued)
 		cfg->max_queued = DEF_MAX_QUEUED;
 	/* Three workers in four stay free whatever slow senders do: the
@@ -305,6 +308,8 @@ int bounds_defer_take(struct sconn *c)
 	struct orfa_server *srv = c->srv;
 	unsigned n = __atomic_load_n(&srv->ndeferred, __ATOMIC_RELAXED);
 
+	if (srv->cfg.threading == ORFA_THREADING_CONNECTION)
+		return 1;	/* its own thread waits: no worker held */
 	if (__atomic_load_n(&c->defer_held, __ATOMIC_ACQUIRE))
 		return 1;	/* one per connection: it reads no more */
 	do {
