@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "dispatch.h"
 #include "log.h"
 
@@ -51,9 +52,13 @@ static int conn_defer(void *arg, const struct orfa_hdr *h)
 {
 	struct sconn *c = arg;
 
+	/* Only a few at once server-wide (bounds_defer_take): a worker
+	 * taking data waits for the sender, and slow senders must not hold
+	 * every worker (issue 12).  The others are read by the loop. */
 	return h->opcode == ORFA_OP_WRITE && h->data_len >= SPLICE_MIN_DATA &&
 	       c->hello_done && !(h->flags & ORFA_F_REPLY) &&
-	       __atomic_load_n(&c->splice_ok, __ATOMIC_RELAXED);
+	       __atomic_load_n(&c->splice_ok, __ATOMIC_RELAXED) &&
+	       bounds_defer_take(c);
 }
 
 /* On the receiving thread before the first recv; a transport without
@@ -82,6 +87,10 @@ struct sconn *conn_new(struct orfa_server *srv, struct orfa_conn *tc)
 	}
 	c->srv = srv;
 	c->tc = tc;
+	c->t_accept = orfa_now_ns();
+	c->t_active = c->t_accept;
+	c->s.files.max = srv->cfg.max_files;
+	c->s.nodes.max = srv->cfg.max_nodes;
 	snprintf(c->s.peer, sizeof(c->s.peer), "%s",
 		 tc->peer[0] ? tc->peer : "?");
 	pthread_mutex_init(&c->lock, NULL);
@@ -111,7 +120,10 @@ void conn_free(struct sconn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	srv->nconns--;
+	if (c->dropped)
+		srv->ndropped--;
 	pthread_mutex_unlock(&srv->clock);
+	bounds_defer_put(c);
 	/* Transport first: queued replies let go of their file objects. */
 	orfa_conn_put(&c->tc);
 	access_session_end(&c->s);
@@ -238,6 +250,7 @@ static void conn_inflight_inc(struct sconn *c, struct sreq *r)
 	if (want > c->s.max_data)
 		want = c->s.max_data;
 	r->cost = r->m.hdr.data_len + (size_t)want;
+	__atomic_fetch_add(&c->srv->held_bytes, r->cost, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&c->lock);
 	c->inflight++;
 	c->inflight_bytes += r->cost;
@@ -357,8 +370,14 @@ static int conn_decode(struct sconn *c, struct sreq *r)
 
 void conn_handle_frame(struct sconn *c, struct orfa_rxmsg *rx)
 {
-	struct sreq *r = sreq_new(c, rx);
+	struct sreq *r;
+	int64_t now = orfa_now_ns();
 
+	__atomic_store_n(&c->t_active, now, __ATOMIC_RELEASE);
+	__atomic_store_n(&c->t_partial, 0, __ATOMIC_RELEASE);
+	if (rx->data_deferred)		/* bounds.c: --msg-timeout */
+		__atomic_store_n(&c->t_deferred, now, __ATOMIC_RELEASE);
+	r = sreq_new(c, rx);
 	if (!r || conn_handshake(c, r) || conn_decode(c, r))
 		return;
 	conn_inflight_inc(c, r);

@@ -32,10 +32,13 @@
 int reply_entry(struct sreq *r, const struct orfa_entry *e)
 {
 	struct orfa_msg rep;
+	int ret = access_ref_add(sreq_session(r), e->nodeid, 1);
 
-	if (access_ref_add(sreq_session(r), e->nodeid, 1) < 0) {
+	if (ret < 0) {
 		OPS(r)->forget(BE(r), e->nodeid, 1);
-		return -ENOMEM;
+		if (ret == -ENFILE)
+			sreq_limit_hit(r, "nodes (--max-nodes)", ret);
+		return ret;
 	}
 	rep_init(&rep);
 	rep.a.entry = *e;

@@ -39,6 +39,8 @@ static int file_install(struct sreq *r, uint64_t nodeid, void *fh, int is_dir,
 	}
 	ret = ftab_add(&sreq_session(r)->files, f, id);
 	sfile_put(&f);		/* the table holds it now, or nobody */
+	if (ret == -EMFILE)
+		sreq_limit_hit(r, "open files (--max-files)", ret);
 	return ret;
 }
 
@@ -99,9 +101,12 @@ int h_create(struct sreq *r)
 		return ret;
 	ret = file_install(r, rep.a.create_rep.entry.nodeid, fh, 0, a->flags,
 			   &rep.a.create_rep.fh);
-	if (ret == 0)
+	if (ret == 0) {
 		ret = access_ref_add(sreq_session(r),
 				     rep.a.create_rep.entry.nodeid, 1);
+		if (ret == -ENFILE)
+			sreq_limit_hit(r, "nodes (--max-nodes)", ret);
+	}
 	if (ret) {
 		struct sfile *f = ftab_remove(&sreq_session(r)->files,
 					      rep.a.create_rep.fh);

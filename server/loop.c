@@ -29,10 +29,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 
 static void conn_progress(struct sconn *c);
-static void conn_read(struct sconn *c);
+static int conn_read(struct sconn *c);
 
 /* ---- a connection's events ---------------------------------------------------- */
 
@@ -89,7 +90,17 @@ static int conn_may_read(struct sconn *c)
 	if (deferred || inflight >= c->srv->cfg.max_inflight ||
 	    queued >= c->srv->cfg.max_outq)
 		return 0;
-	return inflight == 0 || bytes + queued < c->srv->cfg.max_outq;
+	if (inflight == 0)
+		return 1;
+	/* The global budget (--max-queued): a connection with requests
+	 * unfinished waits; their end wakes it (request.c). */
+	if (__atomic_load_n(&c->srv->held_bytes, __ATOMIC_RELAXED) >=
+	    c->srv->cfg.max_queued) {
+		bounds_log(&c->addr, c->s.peer, "--max-queued reached: "
+			   "reading paused");
+		return 0;
+	}
+	return bytes + queued < c->srv->cfg.max_outq;
 }
 
 static void conn_pause(struct sconn *c)
@@ -103,12 +114,13 @@ static void conn_pause(struct sconn *c)
 	c->read_on = 0;
 }
 
-/* Loop modes: read frames until the transport has no whole one left. */
-static void conn_read(struct sconn *c)
+/* Loop modes: read frames until the transport has no whole one left.
+ * 1 when it read none and the transport wants more bytes. */
+static int conn_read(struct sconn *c)
 {
 	struct orfa_rxmsg rx;
 	unsigned frames = 0;
-	int ret;
+	int ret = 0;
 
 	c->inline_ns = 0;	/* a new read burst */
 	while (!c->closing && c->read_on && !c->close_after_flush) {
@@ -141,10 +153,12 @@ static void conn_read(struct sconn *c)
 		conn_handle_frame(c, &rx);
 	}
 	if (frames >= 2) {
-		ret = orfa_conn_cork(c->tc, 0);
-		if (ret < 0 && !c->closing)
-			conn_recv_failed(c, ret);
+		int rc = orfa_conn_cork(c->tc, 0);
+
+		if (rc < 0 && !c->closing)
+			conn_recv_failed(c, rc);
 	}
+	return frames == 0 && ret == -EAGAIN;
 }
 
 /*
@@ -218,7 +232,13 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 {
 	struct sconn *c = arg;
 
-	conn_read(c);
+	/* Bytes came but no whole frame: one has begun.  The sweep drops c
+	 * if it is not whole in --msg-timeout (bounds.c); the next frame
+	 * clears the mark (conn_handle_frame).  Only here: elsewhere a read
+	 * finding nothing does not mean bytes came. */
+	if (conn_read(c) && !__atomic_load_n(&c->t_partial, __ATOMIC_RELAXED))
+		__atomic_store_n(&c->t_partial, orfa_now_ns(),
+				 __ATOMIC_RELEASE);
 	conn_progress(c);
 }
 

@@ -49,6 +49,9 @@ static void usage(FILE *f)
 "             [--key FILE] [-f] [--log-level LEVEL] [--port-file FILE]\n"
 "             [--threading=queue|sequential|connection] [--threads N]\n"
 "             [--rdma-buf-size SIZE] [--rdma-credits N]\n"
+"             [--hello-timeout S] [--idle-timeout S] [--msg-timeout S]\n"
+"             [--max-conns N] [--max-conns-per-addr N] [--max-files N]\n"
+"             [--max-nodes N] [--max-queued SIZE]\n"
 "       orfad --genkey FILE\n"
 "\n"
 "Serve directories and in-memory file systems to ORFA clients.\n"
@@ -95,6 +98,28 @@ static void usage(FILE *f)
 "      --rdma-credits N      RDMA: receive buffers pre-posted per\n"
 "                            connection, so requests in flight before the\n"
 "                            sender waits (64; 4 to 4096)\n"
+"Bounds on every peer (docs/limits.md); N is derived from the\n"
+"descriptor limit (RLIMIT_NOFILE, raised to its maximum) when not given:\n"
+"      --hello-timeout S     close a connection whose handshake (HELLO,\n"
+"                            AUTH) is not done S s after accept (10)\n"
+"      --idle-timeout S      close a connection holding no open file and\n"
+"                            no lookup reference after S s without a\n"
+"                            request (300; 0: never); clients reconnect\n"
+"      --msg-timeout S       drop a connection whose message (header,\n"
+"                            body, data) is not whole S s after it began\n"
+"                            (30)\n"
+"      --max-conns N         connections at once ((nofile - 64) / 2, 16 to\n"
+"                            65536); at the cap, the oldest without a\n"
+"                            finished handshake is dropped, or the new one\n"
+"                            refused\n"
+"      --max-conns-per-addr N  connections from one address (a quarter\n"
+"                            of --max-conns, at least 8), the same way\n"
+"      --max-files N         open files per connection, EMFILE above\n"
+"                            (nofile / 2, 1024 to 1M)\n"
+"      --max-nodes N         nodes known (looked up) per connection,\n"
+"                            ENFILE above (nofile, 65536 to 1M)\n"
+"      --max-queued SIZE     data held by unfinished requests of all\n"
+"                            connections; reading pauses above (1G)\n"
 "  -h, --help                show this help\n"
 "  -V, --version             show the version\n"
 "\n"
@@ -344,6 +369,14 @@ enum {
 	OPT_GENKEY,
 	OPT_STATE_DIR,
 	OPT_ALLOW_INTEGRITY_ONLY,
+	OPT_HELLO_TIMEOUT,
+	OPT_IDLE_TIMEOUT,
+	OPT_MSG_TIMEOUT,
+	OPT_MAX_CONNS,
+	OPT_MAX_CONNS_PER_ADDR,
+	OPT_MAX_FILES,
+	OPT_MAX_NODES,
+	OPT_MAX_QUEUED,
 };
 
 static const struct option long_opts[] = {
@@ -365,6 +398,15 @@ static const struct option long_opts[] = {
 	{ "threads", required_argument, NULL, OPT_THREADS },
 	{ "rdma-buf-size", required_argument, NULL, OPT_RDMA_BUF_SIZE },
 	{ "rdma-credits", required_argument, NULL, OPT_RDMA_CREDITS },
+	{ "hello-timeout", required_argument, NULL, OPT_HELLO_TIMEOUT },
+	{ "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
+	{ "msg-timeout", required_argument, NULL, OPT_MSG_TIMEOUT },
+	{ "max-conns", required_argument, NULL, OPT_MAX_CONNS },
+	{ "max-conns-per-addr", required_argument, NULL,
+	  OPT_MAX_CONNS_PER_ADDR },
+	{ "max-files", required_argument, NULL, OPT_MAX_FILES },
+	{ "max-nodes", required_argument, NULL, OPT_MAX_NODES },
+	{ "max-queued", required_argument, NULL, OPT_MAX_QUEUED },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -386,6 +428,48 @@ struct cmdline {
 	/* --listen, split by cmdline_check() */
 	char tp[16], host[256], port[16];
 };
+
+/* Applies a bound (--hello-timeout ... --max-queued, docs/limits.md) to
+ * cfg; exits with status 2 for a bad value.  false when ch is not one. */
+static bool bounds_option(struct orfa_server_cfg *cfg, int ch,
+			  const char *arg)
+{
+	uint64_t size;
+
+	switch (ch) {
+	case OPT_HELLO_TIMEOUT:
+		cfg->hello_timeout = int_arg("--hello-timeout", arg, 1, 3600);
+		return true;
+	case OPT_IDLE_TIMEOUT:
+		cfg->idle_timeout = int_arg("--idle-timeout", arg, 0, 86400);
+		if (cfg->idle_timeout == 0)
+			cfg->idle_timeout = UINT_MAX;	/* never */
+		return true;
+	case OPT_MSG_TIMEOUT:
+		cfg->msg_timeout = int_arg("--msg-timeout", arg, 1, 3600);
+		return true;
+	case OPT_MAX_CONNS:
+		cfg->max_conns = int_arg("--max-conns", arg, 1, 1 << 20);
+		return true;
+	case OPT_MAX_CONNS_PER_ADDR:
+		cfg->max_conns_per_addr = int_arg("--max-conns-per-addr", arg,
+						  1, 1 << 20);
+		return true;
+	case OPT_MAX_FILES:
+		cfg->max_files = int_arg("--max-files", arg, 1, 1 << 20);
+		return true;
+	case OPT_MAX_NODES:
+		cfg->max_nodes = int_arg("--max-nodes", arg, 1, 1 << 20);
+		return true;
+	case OPT_MAX_QUEUED:
+		if (orfa_parse_size(arg, &size) < 0 || size < (1u << 20))
+			bad_usage("invalid --max-queued '%s' (1M or more)", arg);
+		cfg->max_queued = (size_t)size;
+		return true;
+	default:
+		return false;
+	}
+}
 
 /* Applies a server tuning option (--threading, --threads, --rdma-*) to
  * cfg; exits with status 2 for a bad value.  Returns false when ch is not
@@ -424,7 +508,7 @@ static bool tuning_option(struct orfa_server_cfg *cfg, int ch,
 		cfg->allow_integrity_only = true;
 		return true;
 	default:
-		return false;
+		return bounds_option(cfg, ch, arg);
 	}
 }
 

@@ -232,6 +232,7 @@ int sreq_take_data(struct sreq *r, struct orfa_rxdest *d)
 		r->m.data = r->data;
 	}
 	r->rx.data_deferred = 0;	/* taken, or never will be */
+	bounds_defer_put(c);
 	pthread_mutex_lock(&c->lock);
 	c->rx_deferred = 0;
 	if (ret) {
@@ -248,10 +249,22 @@ int sreq_take_data(struct sreq *r, struct orfa_rxdest *d)
 	return ret;
 }
 
+/* ---- limits ------------------------------------------------------------------- */
+
+void sreq_limit_hit(struct sreq *r, const char *what, int ret)
+{
+	struct sconn *c = r->conn;
+
+	bounds_log(&c->addr, c->s.peer, "%s: %s answered %s", what,
+		   orfa_op_name(r->m.hdr.opcode), strerror(-ret));
+}
+
 /* ---- finishing ------------------------------------------------------------ */
 
 void sreq_free(struct sreq *r)
 {
+	if (r->rx.data_deferred)	/* never taken: c is being dropped */
+		bounds_defer_put(r->conn);
 	if (r->rx.tp_priv || r->rx.head)
 		orfa_conn_recv_done(r->conn->tc, &r->rx);
 	free(r);
@@ -265,6 +278,7 @@ void sreq_finish(struct sreq *r)
 	if (r->rx.data_deferred)
 		sreq_take_data(r, NULL);	/* refused early: drop it */
 	sreq_free(r);
+	__atomic_fetch_sub(&c->srv->held_bytes, cost, __ATOMIC_RELAXED);
 	/* Nothing may touch c after the unlock: once inflight reaches zero
 	 * on a closing connection its owner may free it. */
 	pthread_mutex_lock(&c->lock);
@@ -373,6 +387,7 @@ void sreq_session_open(struct sreq *r)
 
 	c->hello_done = 1;
 	c->auth_wait = 0;
+	__atomic_store_n(&c->hs_done, 1, __ATOMIC_RELEASE);
 	orfa_conn_set_limits(c->tc, ORFA_MAX_BODY, c->s.max_data);
 }
 

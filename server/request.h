@@ -126,6 +126,12 @@ int sreq_take_data(struct sreq *r, struct orfa_rxdest *d);
  * deferring WRITE data on r's connection. */
 void sreq_no_defer(struct sreq *r);
 
+/* ---- limits ---------------------------------------------------------------- */
+
+/* r hit a per-connection limit (open files, nodes; ret the negative errno
+ * it answers): log it, at most once a minute per peer address. */
+void sreq_limit_hit(struct sreq *r, const char *what, int ret);
+
 /* ---- finishing ---------------------------------------------------------------- */
 
 /* The request is over: free it and let the connection progress. */

@@ -39,6 +39,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 
 /* Data segment limit before HELLO negotiates one: HELLO carries none. */
@@ -95,16 +96,31 @@ void orfa_server_listen_opts(const struct orfa_server_cfg *cfg,
 
 /* ---- accepting ---------------------------------------------------------- */
 
-static void conn_setup(struct orfa_server *srv, struct orfa_conn *tc)
+/* Make a connection of tc, if bounds_admit lets it in.  Returns 1 when
+ * accepting should pause (descriptors short). */
+static int conn_setup(struct orfa_server *srv, struct orfa_conn *tc)
 {
-	struct sconn *c = conn_new(srv, tc);
-	int ret;
+	struct sockaddr_storage ss;
+	struct sconn *c;
+	int ret, admit;
 
+	memset(&ss, 0, sizeof(ss));
+	if (orfa_conn_peer_addr(tc, &ss) < 0)
+		memset(&ss, 0, sizeof(ss));	/* unknown: HELLO checks */
+	admit = bounds_admit(srv, tc, &ss);
+	if (!admit) {		/* refused: the next one may be welcome */
+		orfa_conn_put(&tc);
+		return 0;
+	}
+	c = conn_new(srv, tc);
 	if (!c) {
 		log_err("out of memory for a new connection");
 		orfa_conn_put(&tc);
-		return;
+		return 1;
 	}
+	pthread_mutex_lock(&srv->clock);
+	c->addr = ss;
+	pthread_mutex_unlock(&srv->clock);
 	log_info("%s: connection %llu accepted", c->s.peer,
 		 (unsigned long long)c->s.id);
 	if (srv->cfg.threading == ORFA_THREADING_CONNECTION) {
@@ -115,11 +131,12 @@ static void conn_setup(struct orfa_server *srv, struct orfa_conn *tc)
 			c->closing = 1;
 			c->teardown_stage = 2;
 			conn_free(c);
-			return;
+			return 1;
 		}
-		return;		/* c belongs to its thread now */
+		return admit == 2;	/* c belongs to its thread now */
 	}
 	loop_hand_over(srv, c);
+	return admit == 2;
 }
 
 static void on_accept_retry(evutil_socket_t fd, short what, void *arg)
@@ -144,15 +161,31 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
 		if (ret < 0) {
 			struct timeval tv = { 1, 0 };
 
-			/* Out of descriptors or memory: stop accepting for
-			 * a second instead of spinning on the listener. */
-			log_warn("cannot accept a connection: %s",
-				 strerror(-ret));
+			/* Out of descriptors or memory: drop connections
+			 * that have not finished their handshake, oldest
+			 * first, and accept again once their descriptors
+			 * are back (soon), or in a second; the listener is
+			 * off meanwhile, so the loop does not spin. */
+			if ((ret == -EMFILE || ret == -ENFILE) &&
+			    bounds_shed(srv, 16) > 0)
+				tv = (struct timeval){ 0, 50000 };
+			else
+				bounds_log(NULL, "orfad", "cannot accept a "
+					   "connection: %s", strerror(-ret));
 			event_del(srv->ev_accept);
 			event_add(srv->ev_accept_retry, &tv);
 			break;
 		}
-		conn_setup(srv, tc);
+		if (conn_setup(srv, tc)) {
+			/* Descriptors or memory short: accept again once
+			 * the connections dropped meanwhile are torn down,
+			 * not now (the listener stays readable). */
+			struct timeval tv = { 0, 20000 };
+
+			event_del(srv->ev_accept);
+			event_add(srv->ev_accept_retry, &tv);
+			break;
+		}
 	}
 	if (srv->cfg.threading == ORFA_THREADING_CONNECTION)
 		zombies_join(srv);
@@ -218,6 +251,7 @@ int orfa_server_create_exports(const struct orfa_server_cfg *cfg,
 		srv->cfg.max_outq = 64u << 20;
 	if (srv->cfg.max_data == 0 || srv->cfg.max_data > ORFA_MAX_DATA_LIMIT)
 		srv->cfg.max_data = ORFA_DEFAULT_MAX_DATA;
+	bounds_resolve(srv);
 	srv->exports = ex;
 	srv->lst = lst;
 	srv->qtail = &srv->qhead;
@@ -244,6 +278,9 @@ int orfa_server_create_exports(const struct orfa_server_cfg *cfg,
 	if (!srv->ev_accept || !srv->ev_accept_retry)
 		goto fail;
 	if (event_add(srv->ev_accept, NULL) < 0)
+		goto fail;
+	ret = bounds_start(srv);
+	if (ret)
 		goto fail;
 	ret = loops_create(srv);
 	if (ret)
@@ -287,6 +324,8 @@ static void server_drain(struct orfa_server *srv)
 	srv->stopping = 1;
 	event_del(srv->ev_accept);
 	event_del(srv->ev_accept_retry);
+	if (srv->ev_sweep)
+		event_del(srv->ev_sweep);
 	if (srv->cfg.threading == ORFA_THREADING_CONNECTION) {
 		pthread_mutex_lock(&srv->clock);
 		for (c = srv->conns; c; c = c->next)
@@ -327,6 +366,8 @@ void orfa_server_destroy(struct orfa_server *srv)
 		event_free(srv->ev_accept);
 	if (srv->ev_accept_retry)
 		event_free(srv->ev_accept_retry);
+	if (srv->ev_sweep)
+		event_free(srv->ev_sweep);
 	loops_destroy(srv);
 	if (srv->base)
 		event_base_free(srv->base);

@@ -45,6 +45,25 @@ struct orfa_server_cfg {
 	size_t rdma_buf_size;		/* RDMA receive buffer size (0: default) */
 	unsigned rdma_credits;		/* RDMA receives per connection (0:
 					 * default) */
+	/* Bounds on every peer (docs/limits.md); 0 picks the default. */
+	unsigned hello_timeout;		/* s from accept to a finished
+					 * handshake (HELLO, AUTH): 10 */
+	unsigned idle_timeout;		/* s without a request on a
+					 * connection holding no open file
+					 * and no lookup reference: 300;
+					 * UINT_MAX: never */
+	unsigned msg_timeout;		/* s for one message (header, body,
+					 * data) once its first byte came: 30 */
+	unsigned max_conns;		/* connections at once: from
+					 * RLIMIT_NOFILE, see limits.md */
+	unsigned max_conns_per_addr;	/* from one peer address: a quarter
+					 * of max_conns (at least 8) */
+	unsigned max_files;		/* open file ids per connection */
+	unsigned max_nodes;		/* nodes with lookup references per
+					 * connection */
+	size_t max_queued;		/* all connections: bytes of received
+					 * data and expected replies held by
+					 * unfinished requests: 1 GiB */
 	const struct orfa_key *key;	/* shared key: clients must
 					 * authenticate (PROTOCOL.md section
 					 * 6); NULL: no authentication.
@@ -56,7 +75,8 @@ struct orfa_server_cfg {
 };
 
 /* Defaults: queue mode, 2 workers per CPU (at least 4), 256 requests and
- * 64 MiB of output per connection, ORFA_DEFAULT_MAX_DATA, no key. */
+ * 64 MiB of output per connection, ORFA_DEFAULT_MAX_DATA, no key; the
+ * bounds 0 (orfa_server_create_exports resolves them, limits.md). */
 void orfa_server_cfg_default(struct orfa_server_cfg *cfg);
 /* "queue", "sequential", "connection" -> enum value, or -1. */
 int orfa_threading_parse(const char *s);

@@ -11,8 +11,8 @@
  * inflight from the moment it is read until sreq_finish, so a request may
  * always use r->conn.
  *
- * Lock order: sconn.lock, then libevent's base lock (event_active is
- * called under sconn.lock).  The lock manager's mutex is never held while
+ * Lock order: orfa_server.clock, then sconn.lock (the sweep, bounds.c),
+ * then libevent's base lock (event_active is called under sconn.lock).  The lock manager's mutex is never held while
  * calling back into this code (see locks.h).
  */
 #ifndef ORFA_SERVER_IMPL_H
@@ -20,6 +20,7 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "access.h"
 #include "codec.h"
@@ -93,6 +94,18 @@ struct orfa_server {
 
 	struct sloop *loops;		/* loop modes: nloops (>= 1) */
 	unsigned nloops;
+
+	/* Bounds on peers (bounds.c). */
+	struct event *ev_sweep;		/* loop thread: deadlines, idle */
+	unsigned ndropped;		/* clock: conns shut down by a limit,
+					 * not freed yet (not counted) */
+	unsigned ndeferred;		/* atomic: deferred WRITE data
+					 * segments not yet taken */
+	unsigned max_deferred;		/* cap on ndeferred */
+	unsigned fd_high;		/* an accepted descriptor at or above
+					 * this means descriptors run short */
+	size_t held_bytes;		/* atomic: inflight_bytes of all
+					 * connections (cfg.max_queued) */
 };
 
 struct sconn {
@@ -104,6 +117,17 @@ struct sconn {
 	struct orfa_conn *tc;
 	struct ssession s;		/* id, peer name, and what the
 					 * handshake bound (access.h) */
+	struct sockaddr_storage addr;	/* peer address (family 0: unknown) */
+	int64_t t_accept;		/* ns, orfa_now_ns(); const */
+	/* Atomic: read by the sweep (bounds.c) on the accepting thread. */
+	int hs_done;			/* handshake finished (HELLO, AUTH) */
+	int64_t t_active;		/* ns: last frame received */
+	int64_t t_partial;		/* ns: a frame begun, not whole yet
+					 * (loop modes; 0: none) */
+	int64_t t_deferred;		/* ns: deferred data being taken
+					 * (0: none) */
+	int defer_held;			/* counts in srv->ndeferred */
+	int dropped;			/* srv->clock: shut down by a limit */
 
 	/* Owned by the receiving thread (loop or connection thread). */
 	struct event *ev_read, *ev_write, *ev_wake;
@@ -144,6 +168,32 @@ struct sconn {
  * server.c -> loop.c -> conn.c -> workers.c -> dispatch.h -> request.c
  * (server.c also calls conn.c and workers.c directly).
  */
+
+/* ---- bounds.c ---------------------------------------------------------- */
+
+/* Resolve the bounds left 0 in cfg (from RLIMIT_NOFILE and nworkers). */
+void bounds_resolve(struct orfa_server *srv);
+/* Start the sweep timer on srv->base: 0 or -ENOMEM. */
+int bounds_start(struct orfa_server *srv);
+/* Accepting thread: may tc (peer address ss, family 0 when unknown)
+ * become a connection?  Drops older connections that have not finished
+ * their handshake when a cap is reached or descriptors run short.  1:
+ * yes; 2: yes, but descriptors run short: pause accepting until the
+ * dropped ones are torn down; 0: refused (logged). */
+int bounds_admit(struct orfa_server *srv, struct orfa_conn *tc,
+		 const struct sockaddr_storage *ss);
+/* Descriptors ran short (accept failed): drop up to n connections that
+ * have not finished their handshake, oldest first.  Returns how many. */
+unsigned bounds_shed(struct orfa_server *srv, unsigned n);
+/* Log a limit hit by peer (address ss, name peer): once a minute per
+ * address and limit, and at most a few lines a second in all. */
+void bounds_log(const struct sockaddr_storage *ss, const char *peer,
+		const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The defer resolver may let c's next big WRITE data stay in the
+ * socket: 1 (counted, c->defer_held) or 0 (all deferred slots taken). */
+int bounds_defer_take(struct sconn *c);
+/* c's deferred data was taken, or never will be: give the slot back. */
+void bounds_defer_put(struct sconn *c);
 
 /* ---- loop.c (loop modes) ------------------------------------------------- */
 

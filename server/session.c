@@ -70,6 +70,10 @@ int ftab_add(struct ftab *t, struct sfile *f, uint64_t *id)
 	int ret = 0;
 
 	pthread_mutex_lock(&t->lock);
+	if (t->max && t->count >= t->max) {
+		ret = -EMFILE;		/* the connection's cap (limits.md) */
+		goto out;
+	}
 	if (t->free_head) {
 		idx = t->free_head - 1;
 		t->free_head = t->slot[idx].next_free;
@@ -242,6 +246,10 @@ int nmap_add(struct nmap *m, uint64_t nodeid, uint64_t n)
 			goto out;
 	}
 	e = nmap_slot(m, nodeid);
+	if (!e->nodeid && m->max && m->used >= m->max) {
+		ret = -ENFILE;		/* the connection's cap (limits.md) */
+		goto out;
+	}
 	if (!e->nodeid) {
 		e->nodeid = nodeid;
 		e->count = 0;
@@ -251,6 +259,16 @@ int nmap_add(struct nmap *m, uint64_t nodeid, uint64_t n)
 out:
 	pthread_mutex_unlock(&m->lock);
 	return ret;
+}
+
+uint32_t nmap_count(struct nmap *m)
+{
+	uint32_t n;
+
+	pthread_mutex_lock(&m->lock);
+	n = m->used;
+	pthread_mutex_unlock(&m->lock);
+	return n;
 }
 
 /* Remove the entry at e and re-place the probe chain after it (linear

@@ -47,6 +47,7 @@ struct ftab {
 	uint32_t nslot, cap;
 	uint32_t free_head;		/* index + 1, or 0 */
 	uint32_t count;			/* ids in use */
+	uint32_t max;			/* cap on count (0: 1<<20 slots) */
 };
 
 struct nmap_ent {
@@ -59,12 +60,14 @@ struct nmap {
 	struct nmap_ent *ent;		/* open addressing, linear probing */
 	uint32_t cap;			/* power of two, or 0 */
 	uint32_t used;
+	uint32_t max;			/* cap on used (0: none) */
 };
 
 /*
  * Open files.  sfile_new: a file object with one reference (the caller's),
  * or NULL on ENOMEM.  ftab_add: the table takes its own reference and
- * returns the id in *id: 0 or -ENOMEM, or -EMFILE above 1<<20 files.
+ * returns the id in *id: 0 or -ENOMEM, or -EMFILE at t->max files (or
+ * 1<<20 slots).
  * ftab_get: the object for id with a new reference for the caller, or NULL
  * (unknown or stale id).  ftab_remove: take id out of the table and hand
  * the table's reference to the caller, or NULL.  sfile_put drops one
@@ -87,8 +90,10 @@ void ftab_destroy(struct ftab *t,
 		  void *arg);
 
 /*
- * Lookup references.  nmap_add: count n more references of nodeid: 0 or
- * -ENOMEM (the caller must then give them back to the backend itself).
+ * Lookup references.  nmap_add: count n more references of nodeid: 0,
+ * -ENOMEM, or -ENFILE when nodeid is new and m->max nodes are held
+ * already (the caller must then give them back to the backend itself).
+ * nmap_count: how many nodes are held.
  * nmap_sub: take back up to n, returns how many were held and are now
  * taken (less than n when the client forgets more than it was given).
  * nmap_destroy: call fn for every node still referenced, then free.
@@ -97,6 +102,7 @@ int nmap_init(struct nmap *m);
 int nmap_add(struct nmap *m, uint64_t nodeid, uint64_t n);
 uint64_t nmap_sub(struct nmap *m, uint64_t nodeid, uint64_t n);
 uint64_t nmap_get(struct nmap *m, uint64_t nodeid);
+uint32_t nmap_count(struct nmap *m);
 void nmap_destroy(struct nmap *m,
 		  void (*fn)(uint64_t nodeid, uint64_t count, void *arg),
 		  void *arg);
