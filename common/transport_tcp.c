@@ -184,9 +184,17 @@ static int bind_privileged(int fd, int family, int *next)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
+	int one = 1;
 
 	if ((family != AF_INET && family != AF_INET6) || *next == 0)
 		return 1;	/* 0: found we may not, see below */
+	/* Only 512 ports, and each connection this client closed keeps its
+	 * port in TIME_WAIT for a minute: with SO_REUSEADDR (set on every
+	 * socket bound here) such a port binds again, and connect answers
+	 * EADDRNOTAVAIL only if the old connection was to the same server
+	 * address and cannot be recycled (the caller then tries the next
+	 * port). */
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	memset(&ss, 0, sizeof(ss));
 	ss.ss_family = (sa_family_t)family;
 	len = family == AF_INET ? sizeof(struct sockaddr_in) :
