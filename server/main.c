@@ -806,7 +806,7 @@ static void orfad_reload(void *arg)
 {
 	struct orfad *d = arg;
 	struct orfad_tab *nt;
-	char err[512], kept[1024] = { 0 };
+	char err[512], *kept = NULL;
 	int nkept, changed, ret;
 
 	nt = calloc(1, sizeof(*nt));
@@ -818,19 +818,22 @@ static void orfad_reload(void *arg)
 		free(nt);
 		return;
 	}
-	if (nt->ex.n > (int)sizeof(kept)) {
-		log_err("reload: more than %zu exports; still serving the "
-			"exports read before", sizeof(kept));
-		goto fail_free;
+	kept = calloc((size_t)nt->ex.n + 1, 1);
+	ret = kept ? 0 : -ENOMEM;
+	if (ret == 0) {
+		nkept = reload_match(d, &nt->ex, kept, &changed);
+		ret = backends_create(&nt->ex, d->o->state_dir);
 	}
-	nkept = reload_match(d, &nt->ex, kept, &changed);
-	ret = backends_create(&nt->ex, d->o->state_dir);
 	if (ret == 0)
 		ret = orfa_server_exports_update(d->srv, &nt->ex);
 	if (ret) {
 		log_err("reload: cannot serve the new exports (%s); still "
 			"serving the exports read before", strerror(-ret));
-		reload_unwind(&nt->ex, kept);
+		if (kept)
+			reload_unwind(&nt->ex, kept);
+		else
+			orfa_exports_free(&nt->ex);
+		free(kept);
 		free(nt);
 		return;
 	}
@@ -843,13 +846,10 @@ static void orfad_reload(void *arg)
 		   "changed); sessions of removed exports go on until they "
 		   "end", d->o->exports_file, nt->ex.n, nt->ex.n - nkept,
 		   d->cur->n - nkept, changed);
+	free(kept);
 	nt->next = d->reloaded;
 	d->reloaded = nt;
 	d->cur = &nt->ex;
-	return;
-fail_free:
-	orfa_exports_free(&nt->ex);
-	free(nt);
 }
 
 /* Create the server on the listener and catch SIGINT/SIGTERM; logs the

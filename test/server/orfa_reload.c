@@ -10,7 +10,8 @@
  *                    its files; added takes a HELLO; gone refuses a new
  *                    HELLO while its old session still answers; chg's old
  *                    session gets EROFS.  Then a broken file and SIGHUP:
- *                    the error is logged and the exports stay as they are.
+ *                    the error is logged and the exports stay as they are;
+ *                    the same for a file naming a missing directory.
  *   --mode shortcut: orfad --ramfs; SIGHUP is logged and ignored.
  *
  * Not here: starting orfad (the script), files under a directory export
@@ -128,6 +129,18 @@ static void run_file(void)
 	ok(op_ping(&keep) == 0, "keep: the old session still answers");
 	if (ok(session(&p, "/added") == 0, "added: still served"))
 		pc_close(&p);
+
+	/* Parses, but a new source cannot be opened. */
+	ok(write_file(g_file, "keep ramfs:16M " OPTS "\n"
+		      "bad /nonexistent/orfa-reload " OPTS "\n") == 0 &&
+	   kill(g_pid, SIGHUP) == 0, "export of a missing directory, SIGHUP "
+	   "sent");
+	ok(log_has("reload: cannot serve the new exports", NULL),
+	   "orfad logs it and keeps its exports");
+	if (ok(session(&p, "/added") == 0, "added: still served"))
+		pc_close(&p);
+	ok(session(&p, "/bad") > 0, "bad: not served");
+	ok(op_ping(&keep) == 0, "keep: the old session still answers");
 	ok(kill(g_pid, 0) == 0, "orfad is still running");
 	pc_close(&keep);
 	pc_close(&chg);
