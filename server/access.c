@@ -34,7 +34,7 @@ static void count_restored(uint64_t nodeid, void *arg)
 	/* Held for the life of the server, like the backend's reference. */
 	if (nmap_add(&x->root_view.nodes, nodeid, 1))
 		log_warn("export %s: out of memory: restored node id %llu "
-			 "will be stale", x->cfg->name,
+			 "will be stale", sexport_cfg(x)->name,
 			 (unsigned long long)nodeid);
 }
 
@@ -79,12 +79,12 @@ void sexport_fini(struct sexport *x)
 }
 
 struct sexport *access_find(const struct orfa_exports *tab,
-			    struct sexport *x, const char *path,
+			    struct sexport *const *x, const char *path,
 			    const char **subdir)
 {
 	const struct orfa_export *e = orfa_exports_find(tab, path, subdir);
 
-	return e ? &x[e - tab->v] : NULL;
+	return e ? x[e - tab->v] : NULL;
 }
 
 /* ---- peers --------------------------------------------------------------- */
@@ -123,7 +123,7 @@ static int peer_port(const struct sockaddr_storage *ss)
 int access_peer_allowed(struct sreq *r, const struct sexport *x, char *host,
 			size_t hsz)
 {
-	const struct orfa_export *e = x->cfg;
+	const struct orfa_export *e = sexport_cfg(x);
 	const char *peer = sreq_session(r)->peer;
 	int secure = !(e->flags & ORFA_EXPORT_INSECURE);
 	struct sockaddr_storage ss;
@@ -444,7 +444,7 @@ static int dot_names_check(const struct orfa_msg *m)
  */
 static int mode_check(struct ssession *s, const struct orfa_msg *m)
 {
-	const struct orfa_export *e = s->ex->cfg;
+	const struct orfa_export *e = sexport_cfg(s->ex);
 	const union orfa_args *a = &m->a;
 	struct orfa_backend *be = s->ex->be;
 	struct orfa_attr attr;
@@ -478,7 +478,7 @@ static int mode_check(struct ssession *s, const struct orfa_msg *m)
 
 int access_check(struct ssession *s, struct orfa_msg *m)
 {
-	const struct orfa_export *e = s->ex->cfg;
+	const struct orfa_export *e = sexport_cfg(s->ex);
 	unsigned op = m->hdr.opcode;
 	uint64_t id[2];
 	int n, ret;

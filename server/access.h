@@ -59,7 +59,9 @@ struct sview {
 
 /* One export being served. */
 struct sexport {
-	const struct orfa_export *cfg;	/* borrowed: the exports table's */
+	const struct orfa_export *cfg;	/* borrowed: the exports table's;
+					 * a reload swaps it (sexport_cfg) */
+	struct sexport *all_next;	/* orfa_server.sx_all */
 	struct orfa_backend *be;	/* borrowed (cfg->backend) */
 	struct orfa_locks *locks;	/* owned: locks are per export */
 	struct sview root_view;		/* the export root's; nodes has its
@@ -97,6 +99,13 @@ struct ssession {
 	struct nmap nodes;
 };
 
+/* x's options now: a reload (SIGHUP) may replace them while sessions
+ * run; the old ones stay readable until the server is destroyed. */
+static inline const struct orfa_export *sexport_cfg(const struct sexport *x)
+{
+	return __atomic_load_n(&x->cfg, __ATOMIC_ACQUIRE);
+}
+
 /* Set up x for export e (whose backend is e->backend, before it serves:
  * the ids it restored join the export root view): 0 or -ENOMEM.
  * sexport_fini releases what sexport_init made (never the backend). */
@@ -109,7 +118,7 @@ void sexport_fini(struct sexport *x);
  * tab->v[i].
  */
 struct sexport *access_find(const struct orfa_exports *tab,
-			    struct sexport *x, const char *path,
+			    struct sexport *const *x, const char *path,
 			    const char **subdir);
 
 /*

@@ -222,8 +222,10 @@ static struct sconn *oldest_unshaken(struct orfa_server *srv,
 static int any_export_allows(struct orfa_server *srv,
 			     const struct sockaddr_storage *ss)
 {
-	for (int i = 0; i < srv->exports->n; i++)
-		if (orfa_export_allows(&srv->exports->v[i],
+	const struct orfa_exports *tab = server_gen(srv)->tab;
+
+	for (int i = 0; i < tab->n; i++)
+		if (orfa_export_allows(&tab->v[i],
 				       (const struct sockaddr *)ss))
 			return 1;
 	return 0;

@@ -242,6 +242,9 @@ static int backends_create(struct orfa_exports *ex, const char *state_dir)
 		struct orfa_backend *be = NULL;
 		int ret;
 
+		if (e->backend)		/* kept over a reload */
+			continue;
+
 		if (e->ramfs_size)
 			ret = backend_ramfs_create(e->ramfs_size, &be);
 		else
@@ -634,11 +637,21 @@ static int genkey_run(const struct cmdline *o)
 
 /* ---- start-up stages ----------------------------------------------------- */
 
+/* An exports table read by a reload (SIGHUP). */
+struct orfad_tab {
+	struct orfad_tab *next;
+	struct orfa_exports ex;
+};
+
 /* What a running orfad holds; orfad_teardown() releases what is set. */
 struct orfad {
+	const struct cmdline *o;
 	struct orfa_server_cfg cfg;
 	struct orfa_key key;		/* valid when cfg.key is set */
 	struct orfa_exports ex;
+	struct orfad_tab *reloaded;	/* newest first; each owns the
+					 * backends no newer table took */
+	const struct orfa_exports *cur;	/* served now: &ex or reloaded */
 	struct orfa_listener *lst;
 	struct orfa_server *srv;
 	char addr[320];			/* bound "host:port" */
@@ -727,6 +740,118 @@ static int listener_setup(const struct cmdline *o, struct orfad *d)
 	return 0;
 }
 
+/* ---- reload (SIGHUP) ----------------------------------------------------- */
+
+/* The entry of old that serves the same thing as e (name and source), or
+ * NULL: its backend, ids and sessions carry over. */
+static struct orfa_export *export_same_source(const struct orfa_exports *old,
+					      const struct orfa_export *e)
+{
+	for (int i = 0; i < old->n; i++) {
+		struct orfa_export *o = &old->v[i];
+
+		if (strcmp(o->name, e->name) == 0 &&
+		    strcmp(o->path, e->path) == 0 &&
+		    o->ramfs_size == e->ramfs_size)
+			return o;
+	}
+	return NULL;
+}
+
+static int export_options_differ(const struct orfa_export *a,
+				 const struct orfa_export *b)
+{
+	return a->flags != b->flags || a->anonuid != b->anonuid ||
+	       a->anongid != b->anongid || a->nnets != b->nnets ||
+	       memcmp(a->nets, b->nets, sizeof(a->nets[0]) * (size_t)a->nnets);
+}
+
+/* Give t's entries the backends of the current exports they keep; 1 in
+ * kept[i] for those.  Counts the changed ones in *changed. */
+static int reload_match(struct orfad *d, struct orfa_exports *t, char *kept,
+			int *changed)
+{
+	int nkept = 0;
+
+	*changed = 0;
+	for (int i = 0; i < t->n; i++) {
+		struct orfa_export *o = export_same_source(d->cur, &t->v[i]);
+
+		kept[i] = o != NULL;
+		if (!o)
+			continue;
+		t->v[i].backend = o->backend;
+		nkept++;
+		if (export_options_differ(o, &t->v[i])) {
+			log_notice("reload: export %s: new options apply to "
+				   "its sessions from now on", t->v[i].name);
+			(*changed)++;
+		}
+	}
+	return nkept;
+}
+
+/* Destroy t's backends but the kept ones (a reload that failed). */
+static void reload_unwind(struct orfa_exports *t, const char *kept)
+{
+	for (int i = 0; i < t->n; i++)
+		if (!kept[i])
+			orfa_backend_destroy(t->v[i].backend);
+	orfa_exports_free(t);
+}
+
+/* SIGHUP: re-read the exports file and serve what it says now.  On any
+ * error the exports served so far stay as they are. */
+static void orfad_reload(void *arg)
+{
+	struct orfad *d = arg;
+	struct orfad_tab *nt;
+	char err[512], *kept = NULL;
+	int nkept, changed, ret;
+
+	nt = calloc(1, sizeof(*nt));
+	if (!nt || orfa_exports_load(d->o->exports_file, &nt->ex, err,
+				     sizeof(err))) {
+		log_err("reload: bad exports file %s: %s; still serving the "
+			"exports read before", d->o->exports_file,
+			nt ? err : "out of memory");
+		free(nt);
+		return;
+	}
+	kept = calloc((size_t)nt->ex.n + 1, 1);
+	ret = kept ? 0 : -ENOMEM;
+	if (ret == 0) {
+		nkept = reload_match(d, &nt->ex, kept, &changed);
+		ret = backends_create(&nt->ex, d->o->state_dir);
+	}
+	if (ret == 0)
+		ret = orfa_server_exports_update(d->srv, &nt->ex);
+	if (ret) {
+		log_err("reload: cannot serve the new exports (%s); still "
+			"serving the exports read before", strerror(-ret));
+		if (kept)
+			reload_unwind(&nt->ex, kept);
+		else
+			orfa_exports_free(&nt->ex);
+		free(kept);
+		free(nt);
+		return;
+	}
+	/* The new table owns the kept backends now. */
+	for (int i = 0; i < nt->ex.n; i++)
+		if (kept[i])
+			export_same_source(d->cur, &nt->ex.v[i])->backend =
+				NULL;
+	log_notice("reloaded %s: %d exports (%d added, %d removed, %d "
+		   "changed); sessions of removed exports go on until they "
+		   "end", d->o->exports_file, nt->ex.n, nt->ex.n - nkept,
+		   d->cur->n - nkept, changed);
+	free(kept);
+	nt->next = d->reloaded;
+	d->reloaded = nt;
+	d->cur = &nt->ex;
+}
+
 /* Create the server on the listener and catch SIGINT/SIGTERM; logs the
  * start-up line.  0, or -1 after logging why. */
 static int server_start(struct orfad *d, const char *what)
@@ -737,6 +862,8 @@ static int server_start(struct orfad *d, const char *what)
 	ret = orfa_server_create_exports(&d->cfg, &d->ex, d->lst, &d->srv);
 	if (ret == 0)
 		ret = orfa_server_catch_signals(d->srv);
+	if (ret == 0 && d->o->exports_file)
+		orfa_server_on_reload(d->srv, orfad_reload, d);
 	if (ret) {
 		log_err("cannot start the server: %s", strerror(-ret));
 		return -1;
@@ -782,6 +909,14 @@ static void orfad_teardown(struct orfad *d)
 	orfa_listener_close(d->lst);
 	backends_destroy(&d->ex);
 	orfa_exports_free(&d->ex);
+	while (d->reloaded) {
+		struct orfad_tab *t = d->reloaded;
+
+		d->reloaded = t->next;
+		backends_destroy(&t->ex);
+		orfa_exports_free(&t->ex);
+		free(t);
+	}
 	if (d->cfg.key)
 		orfa_key_wipe(&d->key);
 }
@@ -799,6 +934,8 @@ int main(int argc, char **argv)
 	orfa_server_cfg_default(&d.cfg);
 
 	cmdline_parse(argc, argv, &o, &d.cfg);
+	d.o = &o;
+	d.cur = &d.ex;
 	if (o.genkey_file)
 		return genkey_run(&o);
 	cmdline_check(&o);

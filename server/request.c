@@ -61,9 +61,9 @@ const struct orfa_server_cfg *sreq_server_cfg(struct sreq *r)
 struct sexport *sreq_find_export(struct sreq *r, const char *path,
 				 const char **subdir)
 {
-	struct orfa_server *srv = r->conn->srv;
+	const struct sgen *g = server_gen(r->conn->srv);
 
-	return access_find(srv->exports, srv->sx, path, subdir);
+	return access_find(g->tab, g->sx, path, subdir);
 }
 
 int sreq_peer_addr(struct sreq *r, struct sockaddr_storage *ss)

@@ -195,6 +195,14 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct orfa_server *srv = arg;
 
+	if (sig == SIGHUP) {
+		if (srv->reload)
+			srv->reload(srv->reload_arg);
+		else
+			log_notice("caught SIGHUP: no exports file to re-read "
+				   "(--export/--ramfs), ignored");
+		return;
+	}
 	log_notice("caught signal %d, stopping", (int)sig);
 	orfa_server_stop(srv);
 }
@@ -220,9 +228,10 @@ int orfa_server_create(const struct orfa_server_cfg *cfg,
 		orfa_exports_free(&tab);
 		return ret;
 	}
-	/* Nothing reads the table before orfa_server_run. */
+	/* Nothing reads the table before orfa_server_run; the generation
+	 * points to it, so move it to its final place. */
 	(*out)->own_exports = tab;
-	(*out)->exports = &(*out)->own_exports;
+	(*out)->gen->tab = &(*out)->own_exports;
 	return 0;
 }
 
@@ -252,22 +261,15 @@ int orfa_server_create_exports(const struct orfa_server_cfg *cfg,
 	if (srv->cfg.max_data == 0 || srv->cfg.max_data > ORFA_MAX_DATA_LIMIT)
 		srv->cfg.max_data = ORFA_DEFAULT_MAX_DATA;
 	bounds_resolve(srv);
-	srv->exports = ex;
 	srv->lst = lst;
 	srv->qtail = &srv->qhead;
 	pthread_mutex_init(&srv->qlock, NULL);
 	pthread_cond_init(&srv->qcond, NULL);
 	pthread_mutex_init(&srv->clock, NULL);
 	pthread_cond_init(&srv->ccond, NULL);
-	ret = -ENOMEM;
-	srv->sx = calloc((size_t)ex->n, sizeof(*srv->sx));
-	if (!srv->sx)
+	ret = sgen_publish(srv, ex);
+	if (ret)
 		goto fail;
-	for (int i = 0; i < ex->n; i++) {
-		ret = sexport_init(&srv->sx[i], &ex->v[i]);
-		if (ret)
-			goto fail;
-	}
 	ret = -ENOMEM;
 	srv->base = event_base_new();
 	if (!srv->base)
@@ -299,15 +301,22 @@ fail:
 
 int orfa_server_catch_signals(struct orfa_server *srv)
 {
-	static const int sigs[2] = { SIGINT, SIGTERM };
+	static const int sigs[3] = { SIGINT, SIGTERM, SIGHUP };
 
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 3; i++) {
 		srv->ev_sig[i] = evsignal_new(srv->base, sigs[i], on_signal,
 					      srv);
 		if (!srv->ev_sig[i] || event_add(srv->ev_sig[i], NULL) < 0)
 			return -ENOMEM;
 	}
 	return 0;
+}
+
+void orfa_server_on_reload(struct orfa_server *srv, void (*fn)(void *),
+			   void *arg)
+{
+	srv->reload = fn;
+	srv->reload_arg = arg;
 }
 
 void orfa_server_stop(struct orfa_server *srv)
@@ -359,7 +368,7 @@ void orfa_server_destroy(struct orfa_server *srv)
 		return;
 	if (srv->workers)
 		workers_stop(srv);
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 3; i++)
 		if (srv->ev_sig[i])
 			event_free(srv->ev_sig[i]);
 	if (srv->ev_accept)
@@ -371,9 +380,7 @@ void orfa_server_destroy(struct orfa_server *srv)
 	loops_destroy(srv);
 	if (srv->base)
 		event_base_free(srv->base);
-	for (int i = 0; srv->sx && i < srv->exports->n; i++)
-		sexport_fini(&srv->sx[i]);
-	free(srv->sx);
+	sgen_free_all(srv);
 	orfa_exports_free(&srv->own_exports);
 	pthread_cond_destroy(&srv->ccond);
 	pthread_mutex_destroy(&srv->clock);

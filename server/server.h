@@ -102,8 +102,24 @@ int orfa_server_create_exports(const struct orfa_server_cfg *cfg,
 int orfa_server_create(const struct orfa_server_cfg *cfg,
 		       struct orfa_backend *be, struct orfa_listener *lst,
 		       struct orfa_server **out);
-/* Stop the server on SIGINT and SIGTERM (signal events of the loop). */
+/* Stop the server on SIGINT and SIGTERM, and on SIGHUP call the reload
+ * function (orfa_server_on_reload) or log that there is none (signal
+ * events of the loop). */
 int orfa_server_catch_signals(struct orfa_server *srv);
+/* On SIGHUP, call fn(arg) on the thread running orfa_server_run. */
+void orfa_server_on_reload(struct orfa_server *srv, void (*fn)(void *),
+			   void *arg);
+/*
+ * Serve the exports of tab from now on (table borrowed until destroy, as
+ * orfa_server_create_exports's; every entry has its backend).  An entry
+ * whose backend an export served so far has keeps that export: its
+ * sessions, ids and locks, with tab's options for every session from now
+ * on.  An export tab no longer has takes no new session; its sessions go
+ * on until they end.  Call it from fn of orfa_server_on_reload.  0 or
+ * -ENOMEM (nothing changed).
+ */
+int orfa_server_exports_update(struct orfa_server *srv,
+			       const struct orfa_exports *tab);
 /*
  * Serve until orfa_server_stop or a caught signal, then close every
  * connection (releasing its files, lookup references and locks) and stop

@@ -55,19 +55,39 @@ struct sloop {
 	unsigned nconns;		/* owned (pending or attached) */
 };
 
+/*
+ * One generation of the exports served: a table (borrowed from orfad's
+ * main, or own_exports) and sx[i] serving tab->v[i].  SIGHUP publishes a
+ * new generation; sessions keep the sexport they bound to, so nothing a
+ * session or a HELLO in flight points to is freed before destroy.
+ */
+struct sgen {
+	const struct orfa_exports *tab;
+	struct sexport **sx;
+	struct sgen *older;
+};
+
+/* Build and publish the generation serving tab (reload.c); base thread. */
+int sgen_publish(struct orfa_server *srv, const struct orfa_exports *tab);
+/* Free every generation and export (reload.c); at destroy. */
+void sgen_free_all(struct orfa_server *srv);
+
 struct orfa_server {
 	struct orfa_server_cfg cfg;
-	const struct orfa_exports *exports;	/* what is served (borrowed,
-						 * or own_exports) */
+	struct sgen *gen;		/* what is served now: atomic
+					 * (server_gen); older generations
+					 * stay until destroy (reload.c) */
+	struct sexport *sx_all;		/* every export ever served, for
+					 * destroy (sexport.all_next) */
 	struct orfa_exports own_exports;	/* orfa_server_create's
 						 * one-export table */
-	struct sexport *sx;		/* sx[i] serves exports->v[i]
-					 * (access.h) */
+	void (*reload)(void *arg);	/* SIGHUP (orfa_server_on_reload) */
+	void *reload_arg;
 	struct orfa_listener *lst;
 	struct event_base *base;
 	struct event *ev_accept;	/* loop thread */
 	struct event *ev_accept_retry;	/* loop thread: after EMFILE */
-	struct event *ev_sig[2];	/* SIGINT, SIGTERM */
+	struct event *ev_sig[3];	/* SIGINT, SIGTERM, SIGHUP */
 
 	/* Worker queue (queue mode). */
 	pthread_mutex_t qlock;		/* guards q*, stopping */
@@ -107,6 +127,12 @@ struct orfa_server {
 	size_t held_bytes;		/* atomic: inflight_bytes of all
 					 * connections (cfg.max_queued) */
 };
+
+/* The generation of exports served now (any thread). */
+static inline const struct sgen *server_gen(struct orfa_server *srv)
+{
+	return __atomic_load_n(&srv->gen, __ATOMIC_ACQUIRE);
+}
 
 struct sconn {
 	struct orfa_server *srv;
