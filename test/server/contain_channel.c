@@ -168,12 +168,15 @@ static void *relay_main(void *arg)
 				break;
 			}
 			walk(r, &down, buf, (size_t)n, 0);
-			raw_write(cfd, buf, (size_t)n);
+			/* Inject before the client sees the AUTH reply, so
+			 * its handshake returns with acted already set. */
 			if (r->mode == RELAY_INJECT && !r->acted &&
 			    down.frames >= 2 && at_boundary(&down)) {
 				inject_ping(sfd);
-				r->acted = 1;
+				__atomic_store_n(&r->acted, 1,
+						 __ATOMIC_RELEASE);
 			}
+			raw_write(cfd, buf, (size_t)n);
 		}
 	}
 	if (cfd >= 0)
@@ -280,7 +283,8 @@ static void t_relay_inject(const struct orfa_key *key)
 	int st;
 
 	st = relay_session(&r, RELAY_INJECT, &p, key);
-	ok(st == 0 && r.acted, "relay: handshake forwarded, then a plain "
+	ok(st == 0 && __atomic_load_n(&r.acted, __ATOMIC_ACQUIRE),
+	   "relay: handshake forwarded, then a plain "
 	   "PING injected (%d)", st);
 	st = op_ping(&p);
 	ok(st < 0, "... the client's next request gets no answer (%d)", st);
