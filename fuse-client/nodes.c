@@ -17,6 +17,7 @@ struct node {
 	uint64_t nlookup;
 	bool seen;		/* attributes below are valid */
 	bool stale;		/* changed by someone else since last open */
+	bool locked;		/* a POSIX lock was asked for through us */
 	int64_t mtime, ctime;
 	uint32_t mtime_nsec, ctime_nsec;
 	uint64_t size;
@@ -227,6 +228,31 @@ void nodes_set_nocaps(struct orfa_nodes *n, uint64_t nodeid, int64_t until)
 	if (e)
 		e->nocaps_until = until;
 	pthread_mutex_unlock(&n->lock);
+}
+
+bool nodes_set_locked(struct orfa_nodes *n, uint64_t nodeid)
+{
+	struct node *e;
+
+	pthread_mutex_lock(&n->lock);
+	e = *find(n, nodeid);
+	if (e)
+		e->locked = true;
+	pthread_mutex_unlock(&n->lock);
+	return e != NULL;
+}
+
+bool nodes_locked(struct orfa_nodes *n, uint64_t nodeid)
+{
+	struct node *e;
+	bool locked = true;
+
+	pthread_mutex_lock(&n->lock);
+	e = *find(n, nodeid);
+	if (e)
+		locked = e->locked;
+	pthread_mutex_unlock(&n->lock);
+	return locked;
 }
 
 bool nodes_nocaps(struct orfa_nodes *n, uint64_t nodeid, int64_t now)

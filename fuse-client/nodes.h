@@ -65,6 +65,14 @@ bool nodes_open_keep(struct orfa_nodes *n, uint64_t nodeid,
 void nodes_set_nocaps(struct orfa_nodes *n, uint64_t nodeid, int64_t until);
 bool nodes_nocaps(struct orfa_nodes *n, uint64_t nodeid, int64_t now);
 
+/*
+ * A POSIX lock was asked for on nodeid through this client (nodes_set_locked:
+ * false if nodeid is not tracked).  nodes_locked: true once that happened,
+ * and for nodes not tracked; it stays true while the node is known.
+ */
+bool nodes_set_locked(struct orfa_nodes *n, uint64_t nodeid);
+bool nodes_locked(struct orfa_nodes *n, uint64_t nodeid);
+
 /* Number of nodes tracked and sum of their lookup counts (tests, debug). */
 void nodes_stats(struct orfa_nodes *n, uint64_t *count, uint64_t *refs);
 

@@ -89,6 +89,7 @@ static uint32_t groups_get(struct orfa_gcache *gc, fuse_req_t req,
 int orfa_mount_init(struct orfa_mount *m, unsigned nconns)
 {
 	m->files = NULL;
+	atomic_init(&m->locks_untracked, false);
 	m->nodes = nodes_new(nconns);
 	m->groups = calloc(1, sizeof(*m->groups));
 	if (!m->nodes || !m->groups) {
@@ -464,6 +465,8 @@ static void orfa_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	if (fi) {
 		s->fh = cfile_of(fi)->sfh;
 		orfa_call_set_conn(call, cfile_of(fi)->conn);
+		if (to_set & FUSE_SET_ATTR_SIZE)
+			cfile_mark_written(cfile_of(fi));
 	}
 	if (to_set & FUSE_SET_ATTR_MODE) {
 		v |= ORFA_SET_MODE;

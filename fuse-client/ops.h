@@ -17,6 +17,7 @@
 #include <fuse_lowlevel.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -46,6 +47,9 @@ struct orfa_mount {
 	/* Open files, for reopening them after a reconnect (ops_reopen.c). */
 	pthread_mutex_t files_lock;
 	struct cfile *files;		/* list head */
+	/* A POSIX lock was asked for on a node nodes.c did not track: every
+	 * FLUSH goes to the server from then on (ops_io.c). */
+	atomic_bool locks_untracked;
 };
 
 extern const struct fuse_lowlevel_ops orfa_ll_ops;
@@ -71,6 +75,9 @@ struct cfile {
 	bool dir;
 	uint32_t flags;			/* as sent in OPEN/OPENDIR/CREATE */
 	struct orfa_cred cred;		/* of the opener */
+	/* Data or size changed through this open file: its FLUSH goes to the
+	 * server, whose backend may report errors at close (ops_io.c). */
+	atomic_bool written;
 	struct cfile *prev, *next;
 };
 
@@ -89,6 +96,12 @@ void orfa_reopen_hook(struct orfa_client *cl, unsigned conn, void *arg);
 static inline struct cfile *cfile_of(const struct fuse_file_info *fi)
 {
 	return (struct cfile *)(uintptr_t)fi->fh;
+}
+
+/* Before sending a call that changes data or size through cf. */
+static inline void cfile_mark_written(struct cfile *cf)
+{
+	atomic_store_explicit(&cf->written, true, memory_order_release);
 }
 
 /*

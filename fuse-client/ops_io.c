@@ -244,6 +244,7 @@ void orfa_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	msg->a.write.nodeid = ctx->node;
 	msg->a.write.fh = cfile_of(fi)->sfh;
 	orfa_call_set_conn(call, cfile_of(fi)->conn);
+	cfile_mark_written(cfile_of(fi));
 	msg->a.write.offset = (uint64_t)off;
 	msg->a.write.flags = open_flags(m, fi->flags);
 	/* buf lives in libfuse's per-thread buffer until we return; the
@@ -272,11 +273,38 @@ static void send_fh(fuse_req_t req, unsigned opcode, fuse_ino_t ino,
 	orfa_call_send(call, NULL, 0, 0, op_done_err, NULL);
 }
 
+/*
+ * Whether a FLUSH has work on the server.  It drops the closing owner's
+ * POSIX locks, which exist only on nodes this client asked to lock
+ * (orfa_op_setlk marks them before sending), and runs the backend's flush
+ * (native: close of a duplicate descriptor, where a file system below such
+ * as NFS reports errors of writes it buffered), which matters only after
+ * data or size changed through this open file.  Otherwise close(2) is
+ * answered here, one round trip fewer.  With the writeback cache the
+ * kernel writes dirty pages through any open file of the node, so every
+ * FLUSH goes.
+ */
+static bool flush_needed(struct orfa_mount *m, const struct cfile *cf)
+{
+	if (m->writeback ||
+	    atomic_load_explicit(&cf->written, memory_order_acquire))
+		return true;
+	if (!(m->features & ORFA_FEAT_LOCKS))
+		return false;	/* the kernel keeps the locks itself */
+	return atomic_load(&m->locks_untracked) ||
+	       nodes_locked(m->nodes, cf->node);
+}
+
 void orfa_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct orfa_mount *m = req_mount(req);
 	struct cfile *cf = cfile_of(fi);
 	unsigned lk_conn = orfa_node_conn(m, cf->node);
+
+	if (!flush_needed(m, cf)) {
+		fuse_reply_err(req, 0);
+		return;
+	}
 
 	/* close(2) drops the owner's POSIX locks, which live on the node's
 	 * connection; FLUSH drops them only on its own. */
@@ -625,6 +653,7 @@ void orfa_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 	a->fh = cfile_of(fi)->sfh;
 	a->offset = (uint64_t)offset;
 	a->length = (uint64_t)length;
+	cfile_mark_written(cfile_of(fi));
 	orfa_call_set_conn(call, cfile_of(fi)->conn);
 	a->mode = (uint32_t)mode;
 	orfa_call_send(call, NULL, 0, 0, done_fallocate, NULL);
@@ -708,6 +737,7 @@ void orfa_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 	a->off_in = (uint64_t)off_in;
 	a->nodeid_out = ctx->node;
 	a->fh_out = cfile_of(fi_out)->sfh;
+	cfile_mark_written(cfile_of(fi_out));
 	orfa_call_set_conn(call, cfile_of(fi_out)->conn);
 	a->off_out = (uint64_t)off_out;
 	a->len = len;

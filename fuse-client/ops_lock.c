@@ -131,6 +131,11 @@ void orfa_op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	a = &orfa_call_msg(call)->a.lk;
 	a->nodeid = orfa_ino_to_node(ctx->m, ino);
 	a->owner = fi->lock_owner;
+	/* From now on close(2) must reach the server to drop the lock
+	 * (orfa_op_flush); marked before the server can grant it. */
+	if (lock->l_type != F_UNLCK &&
+	    !nodes_set_locked(ctx->m->nodes, a->nodeid))
+		atomic_store(&ctx->m->locks_untracked, true);
 	orfa_call_set_conn(call, orfa_node_conn(ctx->m, a->nodeid));
 	flock_to_wire(lock, &a->lock);
 	a->flags = wait ? ORFA_LK_WAIT : 0;

@@ -32,6 +32,7 @@ void cfile_track(struct orfa_mount *m, struct cfile *cf, bool dir,
 	cf->flags = open_msg->hdr.opcode == ORFA_OP_CREATE ?
 		    open_msg->a.create.flags : open_msg->a.open.flags;
 	cf->cred = open_msg->cred;
+	atomic_init(&cf->written, false);
 	pthread_mutex_lock(&m->files_lock);
 	cf->prev = NULL;
 	cf->next = m->files;

@@ -178,3 +178,47 @@ t_server_kill_then_unmount() {
 	proc_wait_exit "$KCLIENT" 20 || fail "client still running 20 s after its unmount"
 	KCLIENT=""
 }
+
+# ---- close(2) reaches the server only when it has work there -------------
+# Own server with a debug log (it names every request it receives) and
+# client.  A close(2) sends FLUSH only after data changed through that open
+# file or once a POSIX lock was asked for on the file (ops_io.c,
+# flush_needed); the lock is still dropped when its holder closes.
+
+flush_cleanup() {
+	fs_unmount "$S/mf"
+	[ -n "${FCLIENT:-}" ] && proc_stop "$FCLIENT"
+	[ -n "${FSERVER:-}" ] && proc_stop "$FSERVER"
+}
+
+flushes() { grep -c ': FLUSH #' "$S/orfad.log"; }
+
+# flush_count WHAT WANT CMD...: runs CMD, expects WANT FLUSH requests.
+flush_count() {
+	local what=$1 want=$2 before
+	shift 2
+	before=$(flushes)
+	"$@" || fail "$what failed"
+	expect_eq "FLUSH requests of $what" $(($(flushes) - before)) "$want"
+}
+
+fs_test close_flushes_only_with_work orfa limit=120
+t_close_flushes_only_with_work() {
+	FSERVER="" FCLIENT=""
+	trap flush_cleanup EXIT
+	mkdir -p "$S/export"
+	ORFA_FS_SERVER_ARGS="--log-level debug" orfa_server_start \
+		"$S/orfad.log" "$S/port" "$FS_TARGET" "$S/export" ||
+		fail "server: $SETUP_ERR"
+	FSERVER=$SERVER_PID
+	orfa_mount "$SERVER_ADDR" "$S/mf" "$S/orfa-f.log" "" ||
+		fail "mount: $SETUP_ERR"
+	FCLIENT=$CLIENT_PID
+	flush_count "a write and close" 1 sh -c "printf x > '$S/mf/f'"
+	flush_count "open, read, close" 0 cat "$S/mf/f"
+	flush_count "an append and close" 1 sh -c "printf y >> '$S/mf/f'"
+	flush_count "open, read, close" 0 cat "$S/mf/f"
+	lockpair posix-wr "$S/mf/f" "$S/mf/f"
+	expect_eq "F_SETLK after the holder closed" "$(kv after_release)" OK
+	flush_count "open, read, close of a file once locked" 1 cat "$S/mf/f"
+}
