@@ -11,8 +11,10 @@
  */
 #include "clock.h"
 #include "ops.h"
+#include "stats.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -85,6 +87,26 @@ static void done_xattr(struct orfa_call *call, int err,
 	}
 }
 
+/* The virtual ORFA_STATS_XATTR of the root (stats.h): answered here. */
+static void get_stats(fuse_req_t req, size_t size)
+{
+	char *buf = malloc(ORFA_STATS_MAX);
+	size_t n;
+
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = stats_format(buf, ORFA_STATS_MAX);
+	if (size == 0)
+		fuse_reply_xattr(req, n);
+	else if (n > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, buf, n);
+	free(buf);
+}
+
 static void get_xattr(fuse_req_t req, unsigned opcode, fuse_ino_t ino,
 		      const char *name, size_t size)
 {
@@ -95,13 +117,20 @@ static void get_xattr(fuse_req_t req, unsigned opcode, fuse_ino_t ino,
 	struct orfa_mount *m = req_mount(req);
 	bool caps = name && strcmp(name, CAPS_XATTR) == 0;
 
+	if (ino == FUSE_ROOT_ID && name && strcmp(name, ORFA_STATS_XATTR) == 0) {
+		get_stats(req, size);
+		return;
+	}
 	if (!xattr_ok(req, name))
 		return;
 	if (caps && nodes_nocaps(m->nodes, orfa_ino_to_node(m, ino),
 				 orfa_now_ns())) {
+		stats_caps(1);
 		fuse_reply_err(req, ENODATA);
 		return;
 	}
+	if (caps)
+		stats_caps(0);
 	if (size > ORFA_MAX_XATTR_VALUE)
 		size = ORFA_MAX_XATTR_VALUE;
 	if (!(call = op_call(req, opcode, size, &ctx)))
