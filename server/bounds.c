@@ -141,7 +141,7 @@ void bounds_log(const struct sockaddr_storage *ss, const char *peer,
 	char what[256];
 	va_list ap;
 
-	/* Counted every time, logged at most once a minute. */
+	/* Counted every time (--metrics), logged at most once a minute. */
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);

@@ -69,8 +69,8 @@ static const struct {
 
 static struct {
 	int on;				/* atomic: counters allocated */
-	const struct orfa_exports *ex;
-	int nslot;			/* ex->n + 1 */
+	char (*name)[256];		/* nslot labels, copied at init */
+	int nslot;			/* exports + 1 */
 	struct mexp *slot;
 	uint64_t conns[METRICS_NTP], conns_total[METRICS_NTP];
 	uint64_t limits[NLIMIT];
@@ -165,9 +165,16 @@ int metrics_init(const struct orfa_exports *ex)
 {
 	m.nslot = ex->n + 1;
 	m.slot = calloc((size_t)m.nslot, sizeof(*m.slot));
-	if (!m.slot)
+	m.name = calloc((size_t)m.nslot, sizeof(*m.name));
+	if (!m.slot || !m.name) {
+		free(m.slot);
+		free(m.name);
 		return -ENOMEM;
-	m.ex = ex;
+	}
+	snprintf(m.name[0], sizeof(m.name[0]), "(none)");
+	for (int i = 0; i < ex->n; i++)
+		snprintf(m.name[i + 1], sizeof(m.name[0]), "%s",
+			 ex->v[i].name);
 	__atomic_store_n(&m.on, 1, __ATOMIC_RELEASE);
 	return 0;
 }
@@ -177,7 +184,7 @@ int metrics_init(const struct orfa_exports *ex)
 /* The label of slot i: the export's name, escaped for a label value. */
 static void slot_label(int i, char *out, size_t len)
 {
-	const char *s = i == 0 ? "(none)" : m.ex->v[i - 1].name;
+	const char *s = m.name[i];
 	size_t o = 0;
 
 	for (; *s && o + 3 < len; s++) {
@@ -407,6 +414,8 @@ int metrics_start(void)
 		return -ENOMEM;
 	evhttp_set_allowed_methods(m.http, EVHTTP_REQ_GET);
 	evhttp_set_timeout(m.http, 10);
+	evhttp_set_max_headers_size(m.http, 8192);
+	evhttp_set_max_body_size(m.http, 1024);
 	evhttp_set_gencb(m.http, on_request, NULL);
 	if (evhttp_accept_socket(m.http, m.fd))
 		return -EIO;

@@ -17,8 +17,9 @@ struct orfa_exports;
 /* Transports, as labels. */
 enum metrics_tp { METRICS_TCP, METRICS_RDMA, METRICS_NTP };
 
-/* Allocate the counters for the exports table ex (borrowed: its names
- * label the series; it must outlive the endpoint).  0 or -ENOMEM. */
+/* Allocate the counters for the exports table ex (its export names,
+ * copied, label the series: export index i of a request is ex->v[i]).
+ * 0 or -ENOMEM. */
 int metrics_init(const struct orfa_exports *ex);
 /* Bind the endpoint "ADDR:PORT", "[V6]:PORT" or "PORT" (then 127.0.0.1)
  * and listen; before daemonizing, so a bad address fails at start.  0 or

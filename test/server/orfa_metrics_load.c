@@ -2,8 +2,10 @@
  * orfa_metrics_load.c - a fixed, known load for the metrics test
  * (run-metrics.sh): over one connection, CREATE a file, WRITE 3 x 4096
  * bytes, READ them back as 2 x 4096 (checked), GETATTR the root 5 times,
- * LOOKUP a name that does not exist (one ENOENT), after a RELEASE.  Prints TAP
- * lines for its own steps; the script then checks orfad's counters.
+ * OPEN the file a second time (EMFILE: the script runs orfad with
+ * --max-files 1, one limit hit), RELEASE it, and LOOKUP a name that does
+ * not exist (one ENOENT).  Prints TAP lines for its own steps; the script
+ * then checks orfad's counters.
  *   orfa_metrics_load HOST:PORT
  */
 #include <errno.h>
@@ -54,6 +56,9 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < 5; i++)
 		bad |= op_getattr(&p, p.root, 0, &a) != 0;
 	ok(!bad, "load: 5 GETATTRs");
+	ret = op_open(&p, ORFA_OP_OPEN, e.nodeid, O_RDONLY, &n, &a);
+	ok(ret == EMFILE, "load: a second OPEN is EMFILE (--max-files 1: %d)",
+	   ret);
 	ok(op_fh(&p, ORFA_OP_RELEASE, e.nodeid, fh, 0) == 0, "load: RELEASE");
 	ret = op_lookup(&p, p.root, "no-such-name", &e);
 	ok(ret == ENOENT, "load: LOOKUP of a missing name is ENOENT (%d)",

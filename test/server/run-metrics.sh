@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # orfad --metrics (TAP): a real orfad on a free loopback port with the
 # metrics endpoint given only a port (so it must listen on 127.0.0.1),
-# a known load from orfa_metrics_load over real TCP, then GET /metrics:
-# the per-opcode request counts, errors, histogram counts and bytes moved
+# a known load from orfa_metrics_load over real TCP (--max-files 1, so
+# its second OPEN hits a limit), then GET /metrics: the per-opcode
+# request counts, errors, histogram counts, bytes moved and limit hits
 # must be the load's, and `promtool check metrics` must accept the page
 # (skipped when promtool is not installed).
 #   run-metrics.sh ORFAD ORFA_METRICS_LOAD
@@ -34,7 +35,7 @@ for _ in 1 2 3 4 5 6 7 8; do
 	rm -f "$dir/port"
 	"$orfad" -f --listen 127.0.0.1:0 --port-file "$dir/port" --ramfs \
 		--export-options rw,no_root_squash,insecure \
-		--metrics "$mport" --log-level info >"$dir/orfad.log" 2>&1 &
+		--max-files 1 --metrics "$mport" --log-level info >"$dir/orfad.log" 2>&1 &
 	pid=$!
 	for _ in $(seq 100); do
 		[ -s "$dir/port" ] && break
@@ -80,6 +81,9 @@ check "orfad_request_duration_seconds_bucket{$L,op=\"READ\",le=\"+Inf\"}" 2
 check "orfad_read_bytes_total{$L}" 8192
 check "orfad_written_bytes_total{$L}" 12288
 check 'orfad_connections_opened_total{transport="tcp"}' 1
+check "orfad_request_errors_total{$L,op=\"OPEN\"}" 1
+check 'orfad_limit_hits_total{limit="max_files"}' 1
+check 'orfad_limit_hits_total{limit="max_conns"}' 0
 g=$(val "orfad_requests_total{$L,op=\"GETATTR\"}")
 t "$([ "$g" != none ] && [ "$g" -ge 5 ]; echo $?)" \
 	"GETATTR counted at least 5 times (got $g)"
