@@ -28,9 +28,14 @@ static void caps_changed(struct orfa_mount *m, fuse_ino_t ino,
 		nodes_set_nocaps(m->nodes, orfa_ino_to_node(m, ino), 0);
 }
 
-/* Without the feature, ENOSYS: the kernel then stops asking. */
-static bool xattr_ok(fuse_req_t req, const char *name)
+/* Without the feature, ENOSYS: the kernel then stops asking.  The
+ * virtual stats attribute of the root is read-only: EPERM. */
+static bool xattr_ok(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
+	if (ino == FUSE_ROOT_ID && name && strcmp(name, ORFA_STATS_XATTR) == 0) {
+		fuse_reply_err(req, EPERM);
+		return false;
+	}
 	if (!(req_mount(req)->features & ORFA_FEAT_XATTR)) {
 		fuse_reply_err(req, ENOSYS);
 		return false;
@@ -50,7 +55,7 @@ void orfa_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	struct op_ctx *ctx;
 	struct iovec iov = { .iov_base = (void *)value, .iov_len = size };
 
-	if (!xattr_ok(req, name))
+	if (!xattr_ok(req, ino, name))
 		return;
 	if (size > ORFA_MAX_XATTR_VALUE) {
 		fuse_reply_err(req, E2BIG);
@@ -121,7 +126,7 @@ static void get_xattr(fuse_req_t req, unsigned opcode, fuse_ino_t ino,
 		get_stats(req, size);
 		return;
 	}
-	if (!xattr_ok(req, name))
+	if (!xattr_ok(req, ino, name))
 		return;
 	if (caps && nodes_nocaps(m->nodes, orfa_ino_to_node(m, ino),
 				 orfa_now_ns())) {
@@ -165,7 +170,7 @@ void orfa_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	struct orfa_msg *msg;
 	struct op_ctx *ctx;
 
-	if (!xattr_ok(req, name))
+	if (!xattr_ok(req, ino, name))
 		return;
 	caps_changed(req_mount(req), ino, name);
 	if (!(call = op_call(req, ORFA_OP_REMOVEXATTR, 0, &ctx)))

@@ -8,7 +8,7 @@
  * How `orfa stats` reaches them: the virtual extended attribute
  * ORFA_STATS_XATTR of the mount root, answered by this process without a
  * round trip (ops_xattr.c); the kernel applies the root directory's
- * permissions to reading it.
+ * permissions to reading it.  Setting or removing it is EPERM.
  */
 #ifndef ORFA_STATS_H
 #define ORFA_STATS_H

@@ -1,8 +1,9 @@
 # tests_stats.sh - `orfa stats MOUNTPOINT` on real mounts (issue 17): the
 # counters of the reading mount move by what a read of a file made
 # through the other mount sent, the writing mount's WRITE count and bytes
-# move, and the output is parseable ("KEY VALUE" lines, "op NAME ..."
-# lines, "#" comments).  Sourced by harness.sh; see lib.sh.
+# move, the output is parseable ("KEY VALUE" lines, "op NAME ..."
+# lines, "#" comments), the attribute is read-only and only the root
+# answers.  Sourced by harness.sh; see lib.sh.
 
 # stat_val FILE KEY: the value of "KEY VALUE" in an orfa stats output.
 stat_val() {
@@ -53,7 +54,9 @@ t_orfa_stats_read_write() {
 	p99=$(stat_op "$b1" READ p99_us)
 	[ "$p50" -ge 1 ] && [ "$p50" -le "$p90" ] && [ "$p90" -le "$p99" ] ||
 		fail "READ percentiles out of order: $p50 $p90 $p99"
-	# Only the mount root answers; elsewhere it is not a stats point.
+	# Read-only, and only the mount root answers.
+	run setfattr -n user.orfa.stats -v x "$FS_MNT"
+	[ "$RC" -ne 0 ] || fail 'setting user.orfa.stats succeeded'
 	run "$FS_ORFA" stats "$W"
 	[ "$RC" -ne 0 ] || fail "orfa stats on a subdirectory succeeded: $OUT"
 	return 0
