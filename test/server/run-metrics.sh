@@ -118,4 +118,11 @@ done
 t "$([ "$st" = 0 ]; echo $?)" "orfad stops cleanly (exit $st)"
 ! grep -qE ': err: |Sanitizer|runtime error' "$dir/orfad.log"
 t $? "no error in the server log"
+
+# A bad endpoint stops orfad at start, with the reason.
+"$orfad" -f --listen 127.0.0.1:0 --ramfs --metrics not-a-port \
+	>"$dir/bad.log" 2>&1
+st=$?
+t "$([ "$st" = 1 ] && grep -q 'cannot serve metrics' "$dir/bad.log"; echo $?)" \
+	"--metrics not-a-port is refused at start (exit $st)"
 echo "1..$n"
