@@ -408,7 +408,7 @@ void dispatch_request(struct sreq *r)
 	const struct op_entry *e = op < ORFA_OP_MAX ? &op_table[op] : NULL;
 	const char *name = e && e->fn ? e->name : "?";
 	struct ssession *s = sreq_session(r);
-	int64_t t0 = orfa_now_ns();
+	int64_t t0 = metrics_on() ? orfa_now_ns() : 0;
 	uint32_t dlen = r->m.hdr.data_len;
 	int ret, mex, mtp;
 
@@ -419,11 +419,13 @@ void dispatch_request(struct sreq *r)
 	if (ret == 0)
 		ret = e && e->fn ? e->fn(r) : -ENOSYS;
 	/* r may be gone once parked: count from the copies. */
-	metrics_request(mex, (enum metrics_tp)mtp, op,
-			ret == SREQ_PARKED ? 0 : ret,
-			(uint64_t)(orfa_now_ns() - t0));
-	if (op == ORFA_OP_WRITE && ret >= 0 && ret != SREQ_PARKED)
-		metrics_bytes(mex, (enum metrics_tp)mtp, 1, dlen);
+	if (t0) {
+		metrics_request(mex, (enum metrics_tp)mtp, op,
+				ret == SREQ_PARKED ? 0 : ret,
+				(uint64_t)(orfa_now_ns() - t0));
+		if (op == ORFA_OP_WRITE && ret >= 0 && ret != SREQ_PARKED)
+			metrics_bytes(mex, (enum metrics_tp)mtp, 1, dlen);
+	}
 	if (ret == SREQ_PARKED)
 		return;
 	if (ret < 0) {

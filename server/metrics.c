@@ -37,8 +37,10 @@
 #define NBUCKET		16		/* 8 us .. 262 ms, then +Inf */
 #define BUCKET0_NS	8000ull
 
+/* Two atomic adds per request (sum_ns, one bucket; err only on error):
+ * the request count is the sum of the buckets. */
 struct mop {
-	uint64_t req, err, sum_ns;
+	uint64_t err, sum_ns;
 	uint64_t bucket[NBUCKET + 1];	/* not cumulative; [NBUCKET]: +Inf */
 };
 
@@ -125,7 +127,6 @@ void metrics_request(int ex, enum metrics_tp tp, unsigned op, int ret,
 	if (!s || op >= ORFA_OP_MAX || tp >= METRICS_NTP)
 		return;
 	o = &s->op[tp][op];
-	add(&o->req, 1);
 	if (ret < 0)
 		add(&o->err, 1);
 	add(&o->sum_ns, ns);
@@ -159,6 +160,21 @@ void metrics_limit(const char *text)
 			add(&m.limits[i], 1);
 			return;
 		}
+}
+
+int metrics_on(void)
+{
+	return __atomic_load_n(&m.on, __ATOMIC_RELAXED);
+}
+
+/* Requests of o: the sum of its buckets. */
+static uint64_t op_count(const struct mop *o)
+{
+	uint64_t n = 0;
+
+	for (int k = 0; k <= NBUCKET; k++)
+		n += get(&o->bucket[k]);
+	return n;
 }
 
 int metrics_init(const struct orfa_exports *ex)
@@ -215,15 +231,16 @@ static void page_ops(struct evbuffer *b, int which)
 		for (int t = 0; t < METRICS_NTP; t++)
 			for (unsigned op = 0; op < ORFA_OP_MAX; op++) {
 				const struct mop *o = &m.slot[i].op[t][op];
+				uint64_t n = op_count(o);
 
-				if (!get(&o->req))
+				if (!n)
 					continue;
 				evbuffer_add_printf(b, "orfad_%s_total{export="
 					"\"%s\",transport=\"%s\",op=\"%s\"} "
 					"%llu\n", which ? "request_errors" :
 					"requests", ex, tp_name[t],
 					orfa_op_name(op), (unsigned long long)
-					get(which ? &o->err : &o->req));
+					(which ? get(&o->err) : n));
 			}
 	}
 }
@@ -261,7 +278,7 @@ static void page_hist(struct evbuffer *b)
 			for (unsigned op = 0; op < ORFA_OP_MAX; op++) {
 				const struct mop *o = &m.slot[i].op[t][op];
 
-				if (!get(&o->req))
+				if (!op_count(o))
 					continue;
 				snprintf(labels, sizeof(labels), "export=\"%s\","
 					 "transport=\"%s\",op=\"%s\"", ex,

@@ -31,6 +31,8 @@ int metrics_start(void);
 /* Stop the thread, close the endpoint, free the counters. */
 void metrics_stop(void);
 
+/* Counting at all (--metrics given)?  Callers skip timing when not. */
+int metrics_on(void);
 /* One request of opcode op on export index ex (-1: none yet), transport
  * tp, answered with ret (0 or a negative errno) after ns nanoseconds. */
 void metrics_request(int ex, enum metrics_tp tp, unsigned op, int ret,
