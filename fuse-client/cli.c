@@ -83,10 +83,16 @@ static void usage(const char *prog)
 {
 	printf(
 "usage: %s HOST[:PORT]:/[SUBDIR] MOUNTPOINT [-o OPTIONS] [-f] [-d]\n"
+"       %s stats MOUNTPOINT\n"
 "\n"
 "Mount the ORFA export SUBDIR of orfad at HOST (IPv6 literals in brackets:\n"
 "[::1]:/).  Also usable as `mount -t fuse.orfa HOST:/ MOUNTPOINT` and from\n"
 "/etc/fstab (type fuse.orfa).\n"
+"\n"
+"`orfa stats MOUNTPOINT` prints the counters of that mount's orfa process:\n"
+"round trips, errors, timeouts and latency percentiles per operation, bytes\n"
+"read and written, reconnects, cache hits (read from the virtual extended\n"
+"attribute user.orfa.stats of the mount root; no round trip).\n"
 "\n"
 "ORFA options (-o):\n"
 "    transport=tcp|rdma     network transport (tcp)\n"
@@ -132,7 +138,7 @@ static void usage(const char *prog)
 "                           in flight are sent again or resolved\n"
 "    _netdev, nofail, noauto, auto, user, users, defaults, x-*, comment=*\n"
 "                           accepted and ignored (for mount(8) and systemd)\n"
-"\n", prog, ORFA_DEFAULT_PORT, MAX_CONNS, DEFAULT_TIMEOUT_S);
+"\n", prog, prog, ORFA_DEFAULT_PORT, MAX_CONNS, DEFAULT_TIMEOUT_S);
 	printf("FUSE options:\n");
 	fuse_cmdline_help();
 	fuse_lowlevel_help();

@@ -42,6 +42,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "stats.h"
 #include "transport.h"
 
 /* ---- calls ------------------------------------------------------------- */
@@ -338,6 +339,10 @@ void *rx_sink(void *arg, const struct orfa_hdr *hdr)
 void call_complete(struct orfa_call *call, int err,
 		   const struct orfa_msg *rep)
 {
+	stats_call(call->opcode, err,
+		   call->t_sent ? orfa_now_ns() - call->t_sent : -1,
+		   !err && call->opcode == ORFA_OP_READ ? rep->data_len : 0,
+		   !err ? call->wbytes : 0);
 	call->fn(call, err, err ? NULL : rep);
 }
 
@@ -688,8 +693,11 @@ void orfa_call_send(struct orfa_call *call, const struct iovec *iov,
 	call->fn = fn;
 	call->orphan = orphan;
 	call->flags = flags;
+	call->t_sent = orfa_now_ns();
 	for (int i = 0; i < iovcnt; i++)
 		data_len += iov[i].iov_len;
+	if (call->opcode == ORFA_OP_WRITE)
+		call->wbytes = data_len;
 	if (cl->reconnect && (op_idempotent(&call->msg) ||
 			      op_resolvable(&call->msg))) {
 		call->retry = call_keep(call, iov, iovcnt, data_len);
@@ -698,6 +706,7 @@ void orfa_call_send(struct orfa_call *call, const struct iovec *iov,
 
 	cc = call_place(call);
 	if (!cc) {
+		stats_call(call->opcode, -EIO, -1, 0, 0);
 		fn(call, -EIO, NULL);
 		call_put(call);
 		return;

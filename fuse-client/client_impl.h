@@ -62,6 +62,8 @@ struct orfa_call {
 	void *ctx;			/* caller's context, after this struct */
 	bool data_done;			/* cl->data_lock: transport done() ran */
 	uint32_t epoch;			/* cl->epoch when the call was made */
+	int64_t t_sent;			/* ns, orfa_call_send began (stats) */
+	uint64_t wbytes;		/* WRITE data sent (stats) */
 	struct orfa_conn *conn;		/* cc->conn at registration (ref) */
 	/* Resending after a reconnect (cl->reconnect, idempotent calls):
 	 * owned copies of the names and of the data segment. */

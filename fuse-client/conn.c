@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "stats.h"
 
 /* ---- failure ------------------------------------------------------------- */
 
@@ -432,6 +433,7 @@ static void conn_revive(struct cconn *cc)
 	cc->claimed = NULL;
 	__atomic_store_n(&cc->dead, false, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&cc->lock);
+	stats_reconnect();
 	pthread_mutex_lock(&cl->rc_lock);
 	pthread_cond_broadcast(&cl->rc_cond);
 	pthread_mutex_unlock(&cl->rc_lock);

@@ -29,6 +29,7 @@
 #include "cli.h"
 #include "ops.h"
 #include "log.h"
+#include "stats.h"
 #include "transport.h"
 
 #include <fuse_log.h>
@@ -317,6 +318,9 @@ int main(int argc, char *argv[])
 	char err[512];
 	int report_fd = -1, ret = 1, rc;
 
+	/* "stats" is never a source (HOST[:PORT]:/...): the subcommand. */
+	if (argc >= 2 && strcmp(argv[1], "stats") == 0)
+		return stats_main(argc, argv);
 	orfa_log_set_ident("orfa");
 	signal(SIGPIPE, SIG_IGN);
 	cli_init(&c);
@@ -339,6 +343,7 @@ int main(int argc, char *argv[])
 	}
 
 	cli_mount_opts(&c, &m);
+	stats_set_source(c.source);
 	if (orfa_mount_init(&m, c.conns) < 0) {
 		fprintf(stderr, "orfa: out of memory\n");
 		goto out_args;

@@ -11,8 +11,10 @@
  */
 #include "clock.h"
 #include "ops.h"
+#include "stats.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -26,9 +28,14 @@ static void caps_changed(struct orfa_mount *m, fuse_ino_t ino,
 		nodes_set_nocaps(m->nodes, orfa_ino_to_node(m, ino), 0);
 }
 
-/* Without the feature, ENOSYS: the kernel then stops asking. */
-static bool xattr_ok(fuse_req_t req, const char *name)
+/* Without the feature, ENOSYS: the kernel then stops asking.  The
+ * virtual stats attribute of the root is read-only: EPERM. */
+static bool xattr_ok(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
+	if (ino == FUSE_ROOT_ID && name && strcmp(name, ORFA_STATS_XATTR) == 0) {
+		fuse_reply_err(req, EPERM);
+		return false;
+	}
 	if (!(req_mount(req)->features & ORFA_FEAT_XATTR)) {
 		fuse_reply_err(req, ENOSYS);
 		return false;
@@ -48,7 +55,7 @@ void orfa_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	struct op_ctx *ctx;
 	struct iovec iov = { .iov_base = (void *)value, .iov_len = size };
 
-	if (!xattr_ok(req, name))
+	if (!xattr_ok(req, ino, name))
 		return;
 	if (size > ORFA_MAX_XATTR_VALUE) {
 		fuse_reply_err(req, E2BIG);
@@ -85,6 +92,26 @@ static void done_xattr(struct orfa_call *call, int err,
 	}
 }
 
+/* The virtual ORFA_STATS_XATTR of the root (stats.h): answered here. */
+static void get_stats(fuse_req_t req, size_t size)
+{
+	char *buf = malloc(ORFA_STATS_MAX);
+	size_t n;
+
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = stats_format(buf, ORFA_STATS_MAX);
+	if (size == 0)
+		fuse_reply_xattr(req, n);
+	else if (n > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, buf, n);
+	free(buf);
+}
+
 static void get_xattr(fuse_req_t req, unsigned opcode, fuse_ino_t ino,
 		      const char *name, size_t size)
 {
@@ -95,13 +122,20 @@ static void get_xattr(fuse_req_t req, unsigned opcode, fuse_ino_t ino,
 	struct orfa_mount *m = req_mount(req);
 	bool caps = name && strcmp(name, CAPS_XATTR) == 0;
 
-	if (!xattr_ok(req, name))
+	if (ino == FUSE_ROOT_ID && name && strcmp(name, ORFA_STATS_XATTR) == 0) {
+		get_stats(req, size);
+		return;
+	}
+	if (!xattr_ok(req, ino, name))
 		return;
 	if (caps && nodes_nocaps(m->nodes, orfa_ino_to_node(m, ino),
 				 orfa_now_ns())) {
+		stats_caps(1);
 		fuse_reply_err(req, ENODATA);
 		return;
 	}
+	if (caps)
+		stats_caps(0);
 	if (size > ORFA_MAX_XATTR_VALUE)
 		size = ORFA_MAX_XATTR_VALUE;
 	if (!(call = op_call(req, opcode, size, &ctx)))
@@ -136,7 +170,7 @@ void orfa_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	struct orfa_msg *msg;
 	struct op_ctx *ctx;
 
-	if (!xattr_ok(req, name))
+	if (!xattr_ok(req, ino, name))
 		return;
 	caps_changed(req_mount(req), ino, name);
 	if (!(call = op_call(req, ORFA_OP_REMOVEXATTR, 0, &ctx)))

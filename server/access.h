@@ -68,6 +68,7 @@ struct sexport {
 					 * own lock, the rest is unused */
 	pthread_mutex_t vlock;		/* guards views */
 	struct sview *views;		/* subdirectory views */
+	int metrics_idx;		/* metrics_export_idx, set once */
 };
 
 /*

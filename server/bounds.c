@@ -31,6 +31,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "metrics.h"
 
 #define DEF_HELLO_TIMEOUT	10u		/* s */
 #define DEF_IDLE_TIMEOUT	300u		/* s */
@@ -140,6 +141,11 @@ void bounds_log(const struct sockaddr_storage *ss, const char *peer,
 	char what[256];
 	va_list ap;
 
+	/* Counted every time (--metrics), logged at most once a minute. */
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	metrics_limit(what);
 	pthread_mutex_lock(&lg.lock);
 	if (lg.slot[i].key == key && lg.slot[i].last &&
 	    now - lg.slot[i].last < LOG_PERIOD_NS) {
@@ -165,9 +171,6 @@ void bounds_log(const struct sockaddr_storage *ss, const char *peer,
 	lost = lg.lost;
 	lg.lost = 0;
 	pthread_mutex_unlock(&lg.lock);
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
-	va_end(ap);
 	log_warn("%s: limit: %s (%u more like it from this address in the "
 		 "last minute, %u other limit lines not logged)",
 		 peer, what, quiet, lost);

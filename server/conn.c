@@ -26,6 +26,7 @@
 #include "clock.h"
 #include "dispatch.h"
 #include "log.h"
+#include "metrics.h"
 
 struct zombie {
 	struct zombie *next;
@@ -103,6 +104,8 @@ struct sconn *conn_new(struct orfa_server *srv, struct orfa_conn *tc)
 	srv->conns = c;
 	srv->nconns++;
 	pthread_mutex_unlock(&srv->clock);
+	metrics_conn(tc->ops == &orfa_tcp_transport ? METRICS_TCP :
+		     METRICS_RDMA, 1);
 	return c;
 }
 
@@ -124,6 +127,8 @@ void conn_free(struct sconn *c)
 		srv->ndropped--;
 	pthread_mutex_unlock(&srv->clock);
 	bounds_defer_put(c);
+	metrics_conn(c->tc->ops == &orfa_tcp_transport ? METRICS_TCP :
+		     METRICS_RDMA, -1);
 	/* Transport first: queued replies let go of their file objects. */
 	orfa_conn_put(&c->tc);
 	access_session_end(&c->s);

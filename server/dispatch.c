@@ -25,7 +25,9 @@
 #include <unistd.h>
 
 #include "dispatch_impl.h"
+#include "clock.h"
 #include "log.h"
+#include "metrics.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -406,13 +408,24 @@ void dispatch_request(struct sreq *r)
 	const struct op_entry *e = op < ORFA_OP_MAX ? &op_table[op] : NULL;
 	const char *name = e && e->fn ? e->name : "?";
 	struct ssession *s = sreq_session(r);
-	int ret;
+	int64_t t0 = metrics_on() ? orfa_now_ns() : 0;
+	uint32_t dlen = r->m.hdr.data_len;
+	int ret, mex, mtp;
 
 	log_debug("%s: %s #%llu", s->peer, name,
 		  (unsigned long long)r->m.hdr.req_id);
+	sreq_metrics_labels(r, &mex, &mtp);
 	ret = access_check(s, &r->m);
 	if (ret == 0)
 		ret = e && e->fn ? e->fn(r) : -ENOSYS;
+	/* r may be gone once parked: count from the copies. */
+	if (t0) {
+		metrics_request(mex, (enum metrics_tp)mtp, op,
+				ret == SREQ_PARKED ? 0 : ret,
+				(uint64_t)(orfa_now_ns() - t0));
+		if (op == ORFA_OP_WRITE && ret >= 0 && ret != SREQ_PARKED)
+			metrics_bytes(mex, (enum metrics_tp)mtp, 1, dlen);
+	}
 	if (ret == SREQ_PARKED)
 		return;
 	if (ret < 0) {

@@ -34,6 +34,7 @@
 #include "config.h"
 #include "exports.h"
 #include "log.h"
+#include "metrics.h"
 #include "server.h"
 #include "transport.h"
 
@@ -52,6 +53,7 @@ static void usage(FILE *f)
 "             [--hello-timeout S] [--idle-timeout S] [--msg-timeout S]\n"
 "             [--max-conns N] [--max-conns-per-addr N] [--max-files N]\n"
 "             [--max-nodes N] [--max-queued SIZE]\n"
+"             [--metrics [ADDR:]PORT]\n"
 "       orfad --genkey FILE\n"
 "\n"
 "Serve directories and in-memory file systems to ORFA clients.\n"
@@ -86,6 +88,10 @@ static void usage(FILE *f)
 "      --log-level LEVEL     err, warning, notice (default), info, debug\n"
 "      --port-file FILE      write the bound \"host:port\" to FILE once\n"
 "                            listening\n"
+"      --metrics [ADDR:]PORT serve the server's counters in the Prometheus\n"
+"                            text format on http://ADDR:PORT/metrics (off\n"
+"                            by default; ADDR 127.0.0.1 when only PORT is\n"
+"                            given); see docs/architecture.md\n"
 "      --state-dir DIR       keep state that survives a restart in DIR: the\n"
 "                            node ids of directory exports (needs root)\n"
 "      --threading MODE      queue (default): event loop + worker pool;\n"
@@ -371,6 +377,7 @@ enum {
 	OPT_RDMA_CREDITS,
 	OPT_GENKEY,
 	OPT_STATE_DIR,
+	OPT_METRICS,
 	OPT_ALLOW_INTEGRITY_ONLY,
 	OPT_HELLO_TIMEOUT,
 	OPT_IDLE_TIMEOUT,
@@ -395,6 +402,7 @@ static const struct option long_opts[] = {
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "port-file", required_argument, NULL, OPT_PORT_FILE },
 	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
+	{ "metrics", required_argument, NULL, OPT_METRICS },
 	{ "allow-integrity-only", no_argument, NULL,
 	  OPT_ALLOW_INTEGRITY_ONLY },
 	{ "threading", required_argument, NULL, OPT_THREADING },
@@ -426,6 +434,7 @@ struct cmdline {
 	const char *genkey_file;	/* --genkey */
 	const char *port_file;		/* --port-file */
 	const char *state_dir;		/* --state-dir */
+	const char *metrics;		/* --metrics, or NULL (off) */
 	uint64_t ramfs_size;		/* --ramfs-size, or DEFAULT_RAMFS_SIZE */
 	bool ramfs, size_given, foreground;
 	/* --listen, split by cmdline_check() */
@@ -562,6 +571,9 @@ static void cmdline_option(struct cmdline *o, struct orfa_server_cfg *cfg,
 		break;
 	case OPT_PORT_FILE:
 		o->port_file = arg;
+		break;
+	case OPT_METRICS:
+		o->metrics = arg;
 		break;
 	case OPT_STATE_DIR:
 		o->state_dir = arg;
@@ -852,6 +864,28 @@ static void orfad_reload(void *arg)
 	d->cur = &nt->ex;
 }
 
+/* --metrics: count, and bind the endpoint (served once running).  0, or
+ * -1 after saying why. */
+static int metrics_setup(const struct cmdline *o, struct orfad *d)
+{
+	char err[256];
+	int ret;
+
+	if (!o->metrics)
+		return 0;
+	ret = metrics_init(&d->ex);
+	if (ret == 0)
+		ret = metrics_listen(o->metrics, err, sizeof(err));
+	else
+		snprintf(err, sizeof(err), "%s", strerror(-ret));
+	if (ret) {
+		fprintf(stderr, "orfad: cannot serve metrics on %s: %s\n",
+			o->metrics, err);
+		return -1;
+	}
+	return 0;
+}
+
 /* Create the server on the listener and catch SIGINT/SIGTERM; logs the
  * start-up line.  0, or -1 after logging why. */
 static int server_start(struct orfad *d, const char *what)
@@ -864,6 +898,8 @@ static int server_start(struct orfad *d, const char *what)
 		ret = orfa_server_catch_signals(d->srv);
 	if (ret == 0 && d->o->exports_file)
 		orfa_server_on_reload(d->srv, orfad_reload, d);
+	if (ret == 0)
+		ret = metrics_start();
 	if (ret) {
 		log_err("cannot start the server: %s", strerror(-ret));
 		return -1;
@@ -891,7 +927,7 @@ static int orfad_start(const struct cmdline *o, struct orfad *d)
 	if (key_setup(o, d) || exports_setup(o, d))
 		return -1;
 	exports_describe(&d->ex, what, sizeof(what));
-	if (listener_setup(o, d))
+	if (listener_setup(o, d) || metrics_setup(o, d))
 		return -1;
 	if (!o->foreground) {
 		ret = daemonize();
@@ -905,6 +941,7 @@ static int orfad_start(const struct cmdline *o, struct orfad *d)
 
 static void orfad_teardown(struct orfad *d)
 {
+	metrics_stop();
 	orfa_server_destroy(d->srv);
 	orfa_listener_close(d->lst);
 	backends_destroy(&d->ex);

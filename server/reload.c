@@ -19,6 +19,7 @@
 #include <stdlib.h>
 
 #include "access.h"
+#include "metrics.h"
 #include "log.h"
 
 /* The sexport of the current generation that serves backend be. */
@@ -66,6 +67,7 @@ int sgen_publish(struct orfa_server *srv, const struct orfa_exports *tab)
 			free(g->sx[i]);
 			goto nomem;
 		}
+		g->sx[i]->metrics_idx = metrics_export_idx(tab->v[i].name);
 		*tail = g->sx[i];
 		tail = &g->sx[i]->all_next;
 	}

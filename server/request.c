@@ -16,6 +16,10 @@
 #include <string.h>
 
 #include "log.h"
+#include "metrics.h"
+
+static int conn_export_idx(const struct sconn *c);
+static enum metrics_tp conn_tp(const struct sconn *c);
 
 /* Longest pause inside a deferred data segment. */
 #define DEFER_WAIT_MS		30000
@@ -166,6 +170,8 @@ int sreq_reply(struct sreq *r, struct orfa_msg *rep, struct orfa_txmsg *tx)
 	orfa_hdr_encode(head, &rep->hdr);
 	tx->head = head;
 	tx->head_len = ORFA_HDR_SIZE + (size_t)n;
+	if (rep->hdr.opcode == ORFA_OP_READ && !rep->hdr.status)
+		metrics_bytes(conn_export_idx(c), conn_tp(c), 0, dlen);
 	return conn_send(c, tx);
 }
 
@@ -257,6 +263,24 @@ void sreq_limit_hit(struct sreq *r, const char *what, int ret)
 
 	bounds_log(&c->addr, c->s.peer, "%s: %s answered %s", what,
 		   orfa_op_name(r->m.hdr.opcode), strerror(-ret));
+}
+
+/* ---- metrics ------------------------------------------------------------------ */
+
+static int conn_export_idx(const struct sconn *c)
+{
+	return c->s.ex ? c->s.ex->metrics_idx : -1;
+}
+
+static enum metrics_tp conn_tp(const struct sconn *c)
+{
+	return c->tc->ops == &orfa_tcp_transport ? METRICS_TCP : METRICS_RDMA;
+}
+
+void sreq_metrics_labels(const struct sreq *r, int *ex, int *tp)
+{
+	*ex = conn_export_idx(r->conn);
+	*tp = (int)conn_tp(r->conn);
 }
 
 /* ---- finishing ------------------------------------------------------------ */

@@ -131,6 +131,10 @@ void sreq_no_defer(struct sreq *r);
 /* r hit a per-connection limit (open files, nodes; ret the negative errno
  * it answers): log it, at most once a minute per peer address. */
 void sreq_limit_hit(struct sreq *r, const char *what, int ret);
+/* r's labels in the metrics (metrics.h): its export's index (-1 before
+ * HELLO) and transport.  Taken before the handler runs: a parked r may
+ * be gone by the time the handler returns. */
+void sreq_metrics_labels(const struct sreq *r, int *ex, int *tp);
 
 /* ---- finishing ---------------------------------------------------------------- */
 

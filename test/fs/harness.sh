@@ -57,7 +57,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$HERE/orfa.sh"
 for f in tests_io.sh tests_ns.sh tests_attr.sh tests_time.sh tests_perm.sh \
 	tests_proc.sh tests_multi.sh tests_orfa.sh tests_restart.sh \
-	tests_channel.sh; do
+	tests_channel.sh tests_stats.sh; do
 	# shellcheck disable=SC1090
 	. "$HERE/$f"
 done
