@@ -221,8 +221,9 @@ static int bind_privileged(int fd, int family, int *next)
 }
 
 /* A socket for ai, bound to a privileged port when we may (see
- * bind_privileged; *next as there).  The descriptor or a negative errno. */
-static int client_socket(const struct addrinfo *ai, int *next)
+ * bind_privileged; *next as there; *priv 1 when bound to one).  The
+ * descriptor or a negative errno. */
+static int client_socket(const struct addrinfo *ai, int *next, int *priv)
 {
 	static int said, said_full;	/* each said once per process */
 	int fd, rc;
@@ -237,6 +238,7 @@ static int client_socket(const struct addrinfo *ai, int *next)
 		close(fd);
 		return rc;
 	}
+	*priv = rc == 0;
 	if (rc == 1 && ai->ai_family != AF_UNIX &&
 	    !__atomic_exchange_n(&said, 1, __ATOMIC_RELAXED))
 		log_notice("not root, so connecting from an unprivileged "
@@ -258,7 +260,7 @@ static int tcp_connect(const char *host, const char *port,
 	};
 	struct addrinfo *res, *ai;
 	int64_t deadline;
-	int rc, err = -EHOSTUNREACH, fd = -1, next = RESV_PORT_HI;
+	int rc, err = -EHOSTUNREACH, fd = -1, next = RESV_PORT_HI, priv = 0;
 
 	*out = NULL;
 	rc = getaddrinfo(host, port, &hints, &res);
@@ -271,7 +273,7 @@ static int tcp_connect(const char *host, const char *port,
 	deadline = orfa_now_ms() + (o->connect_timeout_ms > 0 ?
 			       o->connect_timeout_ms : 10000);
 	for (ai = res; ai; ) {
-		fd = client_socket(ai, &next);
+		fd = client_socket(ai, &next, &priv);
 		if (fd < 0) {
 			err = fd;
 			ai = ai->ai_next;
@@ -288,10 +290,12 @@ static int tcp_connect(const char *host, const char *port,
 		fd = -1;
 		if (err == -ETIMEDOUT)
 			break;	/* the deadline covers all addresses */
-		/* EADDRNOTAVAIL from a bound socket: that source port still
-		 * has a connection to this server (TIME_WAIT); the same
-		 * address again from the next port. */
-		if (err != -EADDRNOTAVAIL || next < RESV_PORT_LO)
+		/* EADDRNOTAVAIL from a privileged port: that source port
+		 * still has a connection to this server (open or in
+		 * TIME_WAIT); the same address again from the next port, or
+		 * from an ephemeral one once none is left (bind_privileged
+		 * then answers 2). */
+		if (err != -EADDRNOTAVAIL || !priv)
 			ai = ai->ai_next;
 	}
 	freeaddrinfo(res);
