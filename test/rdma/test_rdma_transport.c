@@ -15,6 +15,12 @@
  *   T_CLOSE  the server drops the connection without replying
  * Clients check every byte against the same pattern.
  *
+ * Group 'isolation' (issue 12): the test holds both ends of connections
+ * and replays rkeys through rdma_test_remote_access: one of a completed
+ * rendezvous (READ), of an answered reply buffer (WRITE), and a live
+ * reply buffer's through another connection must all get a remote
+ * access error, never data.
+ *
  * Modes: (no argument) the test suite; --bench: RDMA vs TCP round trip
  * and 1 MiB throughput over 192.0.2.1, printed as TAP comments;
  * --child-stream HOST PORT: helper process for the peer-death test;
