@@ -32,7 +32,8 @@
  *
  * Resources per connection, created in this order and destroyed in the
  * reverse: CM event channel, CM id, (address and route), device (shared
- * PD), receive pool MR, send pool MR, completion channel, CQ, QP,
+ * verbs context), the connection's own PD, receive pool MR, send pool
+ * MR, completion channel, CQ, QP,
  * (receives posted, connect/accept), epoll and eventfds, thread.
  *
  * fork(): the kernel refuses RDMA CM and verbs write() commands on fds
