@@ -25,8 +25,9 @@
  * transport's own buffers: the send/receive pools of a connection (for
  * its lifetime) and the bounce/landing buffers of rendezvous transfers
  * (rdma_rbuf: power-of-two size classes, idle ones kept in the
- * connection's LRU list bounded by ORFA_RDMA_CACHE_MB, default 16 MiB per
- * connection, older ones deregistered and freed).  The transport
+ * connection's LRU list; ORFA_RDMA_CACHE_MB, default 64 MiB, bounds the
+ * idle buffers of all connections of the process together, so many
+ * connections cannot pin more; older ones are deregistered and freed).  The transport
  * allocates and frees these itself, so a cached registration can never
  * outlive its memory.
  *
@@ -55,11 +56,13 @@
 #include "log.h"
 
 #define RBUF_MIN_SIZE	(64u * 1024)
-#define CACHE_DEFAULT_MB 16u
+#define CACHE_DEFAULT_MB 64u
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct rdma_dev *registry;	/* devices in use (registry_lock) */
 static struct rdma_cache_stats stats;	/* registry_lock */
+static size_t idle_total;		/* idle bytes of all connections
+					 * (atomic), bounded by cache_limit */
 
 static size_t cache_limit(void)
 {
@@ -207,6 +210,7 @@ void rdma_mem_fini(struct rdma_mem *m)
 	/* Mirror of rdma_mem_init: cached MRs, then the PD. */
 	for (rb = m->lru_first; rb; rb = next) {
 		next = rb->next;
+		__atomic_sub_fetch(&idle_total, rb->size, __ATOMIC_RELAXED);
 		rbuf_destroy(rb);
 	}
 	if (ibv_dealloc_pd(m->pd))
@@ -236,6 +240,7 @@ static void lru_unlink(struct rdma_mem *d, struct rdma_rbuf *rb)
 		d->lru_last = rb->prev;
 	rb->prev = rb->next = NULL;
 	d->idle_bytes -= rb->size;
+	__atomic_sub_fetch(&idle_total, rb->size, __ATOMIC_RELAXED);
 }
 
 struct rdma_rbuf *rdma_rbuf_get(struct rdma_mem *mem, size_t size)
@@ -301,9 +306,13 @@ void rdma_rbuf_put(struct rdma_mem *mem, struct rdma_rbuf *rb)
 		mem->lru_last = rb;
 	mem->lru_first = rb;
 	mem->idle_bytes += rb->size;
-	/* Evict least recently used buffers beyond the bound (the one just
-	 * returned goes too if it alone is larger than the bound). */
-	while (mem->idle_bytes > mem->idle_max && mem->lru_last) {
+	__atomic_add_fetch(&idle_total, rb->size, __ATOMIC_RELAXED);
+	/* Evict this connection's least recently used buffers while it or
+	 * the process is beyond the bound (the one just returned goes too
+	 * if need be, so the process total never stays above it). */
+	while ((mem->idle_bytes > mem->idle_max ||
+		__atomic_load_n(&idle_total, __ATOMIC_RELAXED) > mem->idle_max) &&
+	       mem->lru_last) {
 		v = mem->lru_last;
 		lru_unlink(mem, v);
 		v->next = victims;

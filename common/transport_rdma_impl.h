@@ -56,7 +56,8 @@ struct rdma_mem {
 	struct rdma_rbuf *lru_first;	/* idle buffers, most recent first */
 	struct rdma_rbuf *lru_last;
 	size_t idle_bytes;		/* sum of idle buffer sizes */
-	size_t idle_max;		/* bound on idle_bytes */
+	size_t idle_max;		/* bound on idle_bytes, and on the
+					 * idle bytes of all connections */
 };
 
 /*
