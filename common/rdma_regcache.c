@@ -1,17 +1,35 @@
 /*
  * rdma_regcache.c - protection domains and registered memory for the RDMA
- * transport: one shared state per verbs device (PD + a cache of
- * registered transport buffers), per-connection pools, and one-shot
- * registration of caller memory.
+ * transport: the shared verbs context of a device, and per connection a
+ * protection domain of its own, a cache of registered transport buffers,
+ * its send/receive pools, and one-shot registrations for remote access.
+ *
+ * Isolation (issue 12).  Every connection allocates its own protection
+ * domain (rdma_mem_init), so an rkey of one connection is refused by the
+ * QP of any other (the responder checks that MR and QP share a PD): a
+ * peer cannot reach another client's buffers with a key it once held.
+ * Nothing that is cached is remotely accessible: pools and cached
+ * buffers are registered for local access only.  A buffer is exposed to
+ * the peer (IBV_ACCESS_REMOTE_READ/WRITE) only through a registration
+ * made for one transfer (rdma_mr_pin) and deregistered when that
+ * transfer completes (the peer's rendezvous ack, the reply to an
+ * advertised buffer) or the connection ends; a later access with its
+ * rkey gets a remote access error and moves the peer's QP to the error
+ * state.  Memory windows would avoid the registration but need a bind and
+ * an invalidation on the send queue per transfer; a registration of the
+ * transfer's pages costs tens of microseconds per MiB and keeps the send
+ * queue accounting as it is.
  *
  * What is cached, and why only that.  Registering memory (ibv_reg_mr)
  * pins its pages and is expensive, so it is done once and reused for the
  * transport's own buffers: the send/receive pools of a connection (for
  * its lifetime) and the bounce/landing buffers of rendezvous transfers
- * (rdma_rbuf: power-of-two size classes, idle ones kept in an LRU list
- * bounded by ORFA_RDMA_CACHE_MB, default 64 MiB per device, older ones
- * deregistered and freed).  The transport allocates and frees these
- * itself, so a cached registration can never outlive its memory.
+ * (rdma_rbuf: power-of-two size classes, idle ones kept in the
+ * connection's LRU list; ORFA_RDMA_CACHE_MB, default 64 MiB, bounds the
+ * idle buffers of all connections of the process together, so many
+ * connections cannot pin more; older ones are deregistered and freed).  The transport
+ * allocates and frees these itself, so a cached registration can never
+ * outlive its memory.
  *
  * Caller memory (data segments sent by rendezvous, reply buffers, sink
  * buffers) is registered per transfer and deregistered when the transfer
@@ -43,6 +61,8 @@
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct rdma_dev *registry;	/* devices in use (registry_lock) */
 static struct rdma_cache_stats stats;	/* registry_lock */
+static size_t idle_total;		/* idle bytes of all connections
+					 * (atomic), bounded by cache_limit */
 
 static size_t cache_limit(void)
 {
@@ -107,14 +127,6 @@ static struct rdma_dev *dev_get(struct ibv_context *verbs, int own)
 		log_err("rdma: ibv_query_device: %s", strerror(err));
 		goto out_free;
 	}
-	d->pd = ibv_alloc_pd(d->verbs);
-	if (!d->pd) {
-		err = errno ? errno : ENOMEM;
-		log_err("rdma: ibv_alloc_pd: %s", strerror(err));
-		goto out_free;
-	}
-	pthread_mutex_init(&d->lock, NULL);
-	d->idle_max = cache_limit();
 	d->refs = 1;
 	d->next = registry;
 	registry = d;
@@ -153,7 +165,6 @@ static void rbuf_destroy(struct rdma_rbuf *rb)
 void rdma_dev_put(struct rdma_dev *dev)
 {
 	struct rdma_dev **pp;
-	struct rdma_rbuf *rb, *next;
 
 	if (!dev)
 		return;
@@ -169,17 +180,43 @@ void rdma_dev_put(struct rdma_dev *dev)
 		}
 	pthread_mutex_unlock(&registry_lock);
 
-	/* Mirror of rdma_dev_get: cached MRs, then the PD. */
-	for (rb = dev->lru_first; rb; rb = next) {
-		next = rb->next;
-		rbuf_destroy(rb);
-	}
-	if (ibv_dealloc_pd(dev->pd))
-		log_warn("rdma: ibv_dealloc_pd failed (resources still in use?)");
 	if (dev->own_ctx && ibv_close_device(dev->verbs))
 		log_warn("rdma: ibv_close_device failed");
-	pthread_mutex_destroy(&dev->lock);
 	free(dev);
+}
+
+int rdma_mem_init(struct rdma_mem *m, struct rdma_dev *dev)
+{
+	int err;
+
+	memset(m, 0, sizeof(*m));
+	m->pd = ibv_alloc_pd(dev->verbs);
+	if (!m->pd) {
+		err = errno ? errno : ENOMEM;
+		log_err("rdma: ibv_alloc_pd: %s", strerror(err));
+		return -err;
+	}
+	pthread_mutex_init(&m->lock, NULL);
+	m->idle_max = cache_limit();
+	return 0;
+}
+
+void rdma_mem_fini(struct rdma_mem *m)
+{
+	struct rdma_rbuf *rb, *next;
+
+	if (!m->pd)
+		return;
+	/* Mirror of rdma_mem_init: cached MRs, then the PD. */
+	for (rb = m->lru_first; rb; rb = next) {
+		next = rb->next;
+		__atomic_sub_fetch(&idle_total, rb->size, __ATOMIC_RELAXED);
+		rbuf_destroy(rb);
+	}
+	if (ibv_dealloc_pd(m->pd))
+		log_warn("rdma: ibv_dealloc_pd failed (resources still in use?)");
+	m->pd = NULL;
+	pthread_mutex_destroy(&m->lock);
 }
 
 static size_t size_class(size_t size)
@@ -191,7 +228,7 @@ static size_t size_class(size_t size)
 	return s;
 }
 
-static void lru_unlink(struct rdma_dev *d, struct rdma_rbuf *rb)
+static void lru_unlink(struct rdma_mem *d, struct rdma_rbuf *rb)
 {
 	if (rb->prev)
 		rb->prev->next = rb->next;
@@ -203,21 +240,22 @@ static void lru_unlink(struct rdma_dev *d, struct rdma_rbuf *rb)
 		d->lru_last = rb->prev;
 	rb->prev = rb->next = NULL;
 	d->idle_bytes -= rb->size;
+	__atomic_sub_fetch(&idle_total, rb->size, __ATOMIC_RELAXED);
 }
 
-struct rdma_rbuf *rdma_rbuf_get(struct rdma_dev *dev, size_t size)
+struct rdma_rbuf *rdma_rbuf_get(struct rdma_mem *mem, size_t size)
 {
 	size_t want = size_class(size);
 	struct rdma_rbuf *rb;
 	int err;
 
-	pthread_mutex_lock(&dev->lock);
-	for (rb = dev->lru_first; rb; rb = rb->next)
+	pthread_mutex_lock(&mem->lock);
+	for (rb = mem->lru_first; rb; rb = rb->next)
 		if (rb->size == want)
 			break;
 	if (rb)
-		lru_unlink(dev, rb);
-	pthread_mutex_unlock(&dev->lock);
+		lru_unlink(mem, rb);
+	pthread_mutex_unlock(&mem->lock);
 	pthread_mutex_lock(&registry_lock);
 	if (rb)
 		stats.rbuf_hits++;
@@ -237,9 +275,9 @@ struct rdma_rbuf *rdma_rbuf_get(struct rdma_dev *dev, size_t size)
 		errno = err;
 		return NULL;
 	}
-	rb->mr = ibv_reg_mr(dev->pd, rb->addr, want,
-			    IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ |
-			    IBV_ACCESS_REMOTE_WRITE);
+	/* Local access only: what stays cached is never reachable by a
+	 * peer (rdma_mr_pin exposes it for one transfer). */
+	rb->mr = ibv_reg_mr(mem->pd, rb->addr, want, IBV_ACCESS_LOCAL_WRITE);
 	if (!rb->mr) {
 		err = errno ? errno : ENOMEM;
 		log_warn("rdma: cannot register %zu bytes: %s%s", want,
@@ -253,30 +291,34 @@ struct rdma_rbuf *rdma_rbuf_get(struct rdma_dev *dev, size_t size)
 	return rb;
 }
 
-void rdma_rbuf_put(struct rdma_dev *dev, struct rdma_rbuf *rb)
+void rdma_rbuf_put(struct rdma_mem *mem, struct rdma_rbuf *rb)
 {
 	struct rdma_rbuf *victims = NULL, *v;
 
 	if (!rb)
 		return;
-	pthread_mutex_lock(&dev->lock);
+	pthread_mutex_lock(&mem->lock);
 	rb->prev = NULL;
-	rb->next = dev->lru_first;
-	if (dev->lru_first)
-		dev->lru_first->prev = rb;
+	rb->next = mem->lru_first;
+	if (mem->lru_first)
+		mem->lru_first->prev = rb;
 	else
-		dev->lru_last = rb;
-	dev->lru_first = rb;
-	dev->idle_bytes += rb->size;
-	/* Evict least recently used buffers beyond the bound (the one just
-	 * returned goes too if it alone is larger than the bound). */
-	while (dev->idle_bytes > dev->idle_max && dev->lru_last) {
-		v = dev->lru_last;
-		lru_unlink(dev, v);
+		mem->lru_last = rb;
+	mem->lru_first = rb;
+	mem->idle_bytes += rb->size;
+	__atomic_add_fetch(&idle_total, rb->size, __ATOMIC_RELAXED);
+	/* Evict this connection's least recently used buffers while it or
+	 * the process is beyond the bound (the one just returned goes too
+	 * if need be, so the process total never stays above it). */
+	while ((mem->idle_bytes > mem->idle_max ||
+		__atomic_load_n(&idle_total, __ATOMIC_RELAXED) > mem->idle_max) &&
+	       mem->lru_last) {
+		v = mem->lru_last;
+		lru_unlink(mem, v);
 		v->next = victims;
 		victims = v;
 	}
-	pthread_mutex_unlock(&dev->lock);
+	pthread_mutex_unlock(&mem->lock);
 	while (victims) {
 		v = victims;
 		victims = v->next;
@@ -287,10 +329,10 @@ void rdma_rbuf_put(struct rdma_dev *dev, struct rdma_rbuf *rb)
 	}
 }
 
-struct ibv_mr *rdma_mr_pin(struct rdma_dev *dev, void *addr, size_t len,
+struct ibv_mr *rdma_mr_pin(struct rdma_mem *mem, void *addr, size_t len,
 			   int access)
 {
-	struct ibv_mr *mr = ibv_reg_mr(dev->pd, addr, len, access);
+	struct ibv_mr *mr = ibv_reg_mr(mem->pd, addr, len, access);
 
 	if (mr) {
 		pthread_mutex_lock(&registry_lock);
@@ -313,25 +355,25 @@ void rdma_mr_unpin(struct ibv_mr *mr)
 		log_warn("rdma: ibv_dereg_mr failed");
 }
 
-struct ibv_mr *rdma_pool_alloc(struct rdma_dev *dev, size_t len)
+struct ibv_mr *rdma_pool_alloc(struct rdma_mem *mem, size_t len)
 {
-	void *mem;
+	void *buf;
 	struct ibv_mr *mr;
 	int err;
 
-	err = posix_memalign(&mem, (size_t)sysconf(_SC_PAGESIZE), len);
+	err = posix_memalign(&buf, (size_t)sysconf(_SC_PAGESIZE), len);
 	if (err) {
 		errno = err;
 		return NULL;
 	}
-	memset(mem, 0, len);
-	mr = ibv_reg_mr(dev->pd, mem, len, IBV_ACCESS_LOCAL_WRITE);
+	memset(buf, 0, len);
+	mr = ibv_reg_mr(mem->pd, buf, len, IBV_ACCESS_LOCAL_WRITE);
 	if (!mr) {
 		err = errno ? errno : ENOMEM;
 		log_err("rdma: cannot register a %zu byte buffer pool: %s%s",
 			len, strerror(err),
 			err == ENOMEM ? " (check ulimit -l)" : "");
-		free(mem);
+		free(buf);
 		errno = err;
 		return NULL;
 	}

@@ -32,7 +32,8 @@
  *
  * Resources per connection, created in this order and destroyed in the
  * reverse: CM event channel, CM id, (address and route), device (shared
- * PD), receive pool MR, send pool MR, completion channel, CQ, QP,
+ * verbs context), the connection's own PD, receive pool MR, send pool
+ * MR, completion channel, CQ, QP,
  * (receives posted, connect/accept), epoll and eventfds, thread.
  *
  * fork(): the kernel refuses RDMA CM and verbs write() commands on fds
@@ -330,6 +331,86 @@ void rdma_conn_counters(struct orfa_conn *oc, unsigned long out[6])
 	out[4] = c->n_write_sent;
 	out[5] = c->n_copied_rx;
 	pthread_mutex_unlock(&c->lock);
+}
+
+void rdma_test_peer_segs(struct orfa_conn *oc, struct rdma_seg *rdv,
+			 struct rdma_seg *adv)
+{
+	struct rdma_conn *c = rdma_c(oc);
+
+	pthread_mutex_lock(&c->lock);
+	*rdv = c->last_peer_rdv;
+	*adv = c->last_peer_adv;
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Post the probe's work request (lock held); 0 or -errno. */
+static int probe_post(struct rdma_conn *c, struct rdma_probe *pr,
+		      const struct rdma_seg *seg, void *buf,
+		      const struct ibv_mr *mr, int write)
+{
+	struct ibv_sge sge = {
+		.addr = (uintptr_t)buf, .length = seg->len, .lkey = mr->lkey,
+	};
+	struct ibv_send_wr wr = {
+		.wr_id = (uintptr_t)pr | WR_PROBE,
+		.sg_list = &sge,
+		.num_sge = 1,
+		.opcode = write ? IBV_WR_RDMA_WRITE : IBV_WR_RDMA_READ,
+		.send_flags = IBV_SEND_SIGNALED,
+	}, *bad;
+	int rc;
+
+	wr.wr.rdma.remote_addr = seg->addr;
+	wr.wr.rdma.rkey = seg->rkey;
+	if (c->state != RC_CONNECTED || c->qp_err)
+		return -ENOTCONN;
+	if (!c->sq_free)
+		return -EAGAIN;
+	rc = ibv_post_send(c->qp, &wr, &bad);
+	if (rc)
+		return -rc;
+	c->sq_free--;
+	return 0;
+}
+
+int rdma_test_remote_access(struct orfa_conn *oc, const struct rdma_seg *seg,
+			    void *buf, int write, int ms)
+{
+	struct rdma_conn *c = rdma_c(oc);
+	struct rdma_probe *pr;
+	struct ibv_mr *mr;
+	struct timespec dl;
+	int rc;
+
+	if (!rdma_thread_may_verbs())
+		return -EPERM;
+	pr = calloc(1, sizeof(*pr));
+	if (!pr)
+		return -ENOMEM;
+	mr = rdma_mr_pin(&c->mem, buf, seg->len, IBV_ACCESS_LOCAL_WRITE);
+	if (!mr) {
+		rc = -errno;
+		free(pr);
+		return rc;
+	}
+	pthread_mutex_lock(&c->lock);
+	rc = probe_post(c, pr, seg, buf, mr, write);
+	if (rc == 0) {
+		rdma_deadline(&dl, ms);
+		while (!pr->done &&
+		       pthread_cond_timedwait(&c->tx_cond, &c->lock, &dl) == 0)
+			;
+		rc = !pr->done ? -ETIMEDOUT :
+		     pr->status == IBV_WC_SUCCESS ? 0 :
+		     pr->status == IBV_WC_REM_ACCESS_ERR ? -EACCES : -EIO;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (rc == -ETIMEDOUT)
+		return rc;	/* still posted: probe and MR stay (tests) */
+	rdma_mr_unpin(mr);
+	free(pr);
+	return rc;
 }
 
 const struct orfa_transport_ops orfa_rdma_transport = {

@@ -1,7 +1,8 @@
 /*
  * transport_rdma_impl.h - private declarations shared by the RDMA transport
  * files (listed with their jobs below the connection struct;
- * rdma_regcache.c: protection domains and registered memory) and by
+ * rdma_regcache.c: per-connection protection domains and registered
+ * memory) and by
  * test/rdma.  Nothing outside common/ and
  * test/rdma includes this; callers use transport.h.
  *
@@ -27,9 +28,10 @@
 
 /*
  * One per verbs device in use, shared by every connection and listener
- * of the process on that device: the protection domain and the cache of
- * registered transport buffers.  Found or created by rdma_dev_get from an
- * rdma_cm id's context; the last rdma_dev_put frees it.
+ * of the process on that device: the verbs context and its limits.  It
+ * holds no protection domain and no memory (those are per connection,
+ * struct rdma_mem).  Found or created by rdma_dev_get from an rdma_cm
+ * id's context; the last rdma_dev_put frees it.
  */
 struct rdma_rbuf;
 struct rdma_dev {
@@ -38,48 +40,67 @@ struct rdma_dev {
 	struct ibv_context *verbs;	/* librdmacm's, or ours if own_ctx */
 	int own_ctx;			/* we opened verbs (after fork) */
 	pid_t pid;			/* own_ctx: the process that did */
-	struct ibv_pd *pd;		/* one PD for all users of the device */
 	struct ibv_device_attr attr;	/* limits, read once */
+};
+
+/*
+ * The memory side of one connection: its own protection domain (an rkey
+ * of this connection is refused on any other QP) and its cache of
+ * registered transport buffers.  Everything registered here for longer
+ * than one transfer has local access only (issue 12).
+ */
+struct rdma_mem {
+	struct ibv_pd *pd;		/* this connection's PD, NULL before
+					 * rdma_mem_init succeeded */
 	pthread_mutex_t lock;		/* guards the cache fields below */
 	struct rdma_rbuf *lru_first;	/* idle buffers, most recent first */
 	struct rdma_rbuf *lru_last;
 	size_t idle_bytes;		/* sum of idle buffer sizes */
-	size_t idle_max;		/* bound on idle_bytes */
+	size_t idle_max;		/* bound on idle_bytes, and on the
+					 * idle bytes of all connections */
 };
 
 /*
- * A buffer owned by the transport, registered once for local write and
- * remote read/write, reused through the device's LRU cache: bounce
- * buffers for file data, landing buffers for rendezvous data.
+ * A buffer owned by the transport, registered once for local access only
+ * and reused through its connection's LRU cache: bounce buffers for file
+ * data, landing buffers for rendezvous data.  A bounce buffer the peer
+ * must READ gets a second, per-transfer registration (rdma_mr_pin).
  */
 struct rdma_rbuf {
 	struct rdma_rbuf *prev, *next;	/* LRU links while idle */
 	void *addr;			/* page aligned */
 	size_t size;			/* a size class (power of two) */
-	struct ibv_mr *mr;		/* registration of [addr, addr+size) */
+	struct ibv_mr *mr;		/* local registration of the buffer */
 };
 
 /* Find or open the shared state of a device; NULL with errno set. */
 struct rdma_dev *rdma_dev_get(struct ibv_context *verbs);
 /* The same with a context of our own on verbs->device (after fork()). */
 struct rdma_dev *rdma_dev_get_own(struct ibv_context *verbs);
-/* Drop a reference; frees the PD and cached buffers with the last one. */
+/* Drop a reference; closes our own context with the last one. */
 void rdma_dev_put(struct rdma_dev *dev);
 
-/* A registered buffer of at least size bytes (cached, or new); NULL with
- * errno set.  Give it back with rdma_rbuf_put. */
-struct rdma_rbuf *rdma_rbuf_get(struct rdma_dev *dev, size_t size);
-void rdma_rbuf_put(struct rdma_dev *dev, struct rdma_rbuf *rb);
+/* Allocate a connection's PD on dev; 0 or -errno.  rdma_mem_fini frees
+ * the cached buffers and the PD (after every other MR and the QP of the
+ * PD are gone); it is a no-op on a zeroed struct or a failed init. */
+int rdma_mem_init(struct rdma_mem *m, struct rdma_dev *dev);
+void rdma_mem_fini(struct rdma_mem *m);
 
-/* Register caller memory for one transfer (not cached: see
- * rdma_regcache.c for why); NULL with errno set. */
-struct ibv_mr *rdma_mr_pin(struct rdma_dev *dev, void *addr, size_t len,
+/* A registered (local access) buffer of at least size bytes (cached, or
+ * new); NULL with errno set.  Give it back with rdma_rbuf_put. */
+struct rdma_rbuf *rdma_rbuf_get(struct rdma_mem *mem, size_t size);
+void rdma_rbuf_put(struct rdma_mem *mem, struct rdma_rbuf *rb);
+
+/* Register memory for one transfer (caller memory is not cached: see
+ * rdma_regcache.c for why; remote access is only ever granted this way);
+ * NULL with errno set. */
+struct ibv_mr *rdma_mr_pin(struct rdma_mem *mem, void *addr, size_t len,
 			   int access);
 void rdma_mr_unpin(struct ibv_mr *mr);
 
-/* Allocate and register len bytes for the life of a connection (send and
- * receive pools); NULL with errno set. */
-struct ibv_mr *rdma_pool_alloc(struct rdma_dev *dev, size_t len);
+/* Allocate and register len bytes (local access) for the life of a
+ * connection (send and receive pools); NULL with errno set. */
+struct ibv_mr *rdma_pool_alloc(struct rdma_mem *mem, size_t len);
 void rdma_pool_free(struct ibv_mr *mr);
 
 /* Statistics for tests: registrations made and cache hits. */
@@ -166,7 +187,8 @@ struct rdma_conn {
 	/* Verbs objects, created in this order and destroyed in reverse. */
 	struct rdma_event_channel *cm_ch; /* (I) this connection's CM events */
 	struct rdma_cm_id *id;		/* (I) its connection identifier */
-	struct rdma_dev *dev;		/* (I) shared PD and buffer cache */
+	struct rdma_dev *dev;		/* (I) shared verbs context */
+	struct rdma_mem mem;		/* (I) own PD; buffer cache (own lock) */
 	struct ibv_mr *rpool_mr;	/* (I) receive buffers, one region */
 	struct ibv_mr *spool_mr;	/* (I) send buffers, one region */
 	struct ibv_comp_channel *comp_ch; /* (I) CQ event channel */
@@ -254,6 +276,10 @@ struct rdma_conn {
 	unsigned long n_rdv_sent;	/* of n_sent: by rendezvous */
 	unsigned long n_write_sent;	/* of n_sent: RDMA-written replies */
 	unsigned long n_copied_rx;	/* received, copied out (no spare) */
+	struct rdma_seg last_peer_rdv;	/* (L) first segment of the last
+					 * rendezvous the peer sent (tests) */
+	struct rdma_seg last_peer_adv;	/* (L) the last reply buffer the peer
+					 * advertised (tests) */
 };
 
 /* Append x to the singly linked queue first..last (through x->next). */
@@ -290,6 +316,7 @@ static inline struct rdma_conn *rdma_c(struct orfa_conn *c)
 #define WR_SEND		2u	/* struct rdma_sslot */
 #define WR_CTRL		3u	/* control slot index << 3 */
 #define WR_READ		4u	/* struct rdma_rx */
+#define WR_PROBE	5u	/* struct rdma_probe (test hook) */
 #define WR_TAG_MASK	7u
 
 enum tx_kind {
@@ -465,6 +492,9 @@ int rdma_rx_actionable(const struct rdma_conn *c);
 void rdma_tx_wake(struct rdma_conn *c, struct rdma_tx *tx, int err);
 /* Finished message: to the reap list (wakes its blocking sender). */
 void rdma_tx_reap(struct rdma_conn *c, struct rdma_tx *tx, int err);
+/* Deregister tx's per-transfer MRs: the rkeys the peer was given stop
+ * working (called when the peer acknowledges a rendezvous; lock held). */
+void rdma_tx_revoke(struct rdma_tx *tx);
 /* Unpin, give back buffers, call done(), free (lock not held). */
 void rdma_tx_release(struct rdma_conn *c, struct rdma_tx *tx);
 /* Release finished messages and call their done() (lock not held). */
@@ -483,5 +513,25 @@ void rdma_rx_free(struct rdma_conn *c, struct rdma_rx *rx);
 
 /* Debug counters of one connection (tests; transport_rdma.c). */
 void rdma_conn_counters(struct orfa_conn *oc, unsigned long out[6]);
+
+/* ---- test hooks (transport_rdma.c; test/rdma only) ---- */
+
+/* A probe's work request, completed by the progress thread. */
+struct rdma_probe {
+	int done;			/* (L) completion seen */
+	enum ibv_wc_status status;	/* (L) its status */
+};
+/* The last rendezvous segment and reply buffer advert the peer of oc
+ * sent (zeros before any): the rkeys a hostile peer would keep. */
+void rdma_test_peer_segs(struct orfa_conn *oc, struct rdma_seg *rdv,
+			 struct rdma_seg *adv);
+/* Issue one RDMA READ (write == 0: seg's bytes into buf) or RDMA WRITE
+ * (buf's bytes to seg) on oc's QP with seg's address and rkey, as a
+ * peer that kept an rkey would, and wait up to ms for its completion.
+ * Returns 0 (the access worked), -EACCES (remote access error: the
+ * connection has failed, as with any failed work request), -ETIMEDOUT,
+ * or another -errno.  buf holds seg->len bytes. */
+int rdma_test_remote_access(struct orfa_conn *oc, const struct rdma_seg *seg,
+			    void *buf, int write, int ms);
 
 #endif /* ORFA_TRANSPORT_RDMA_IMPL_H */

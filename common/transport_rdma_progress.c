@@ -116,6 +116,7 @@ static const char *wc_op(const struct ibv_wc *wc)
 	case WR_SEND: return "send";
 	case WR_CTRL: return "control send";
 	case WR_READ: return "RDMA read";
+	case WR_PROBE: return "test RDMA access";
 	default: return "?";
 	}
 }
@@ -174,6 +175,15 @@ static void on_wc(struct rdma_conn *c, const struct ibv_wc *wc)
 			break;
 		}
 		rdma_on_read_done(c, rx);
+		break;
+	}
+	case WR_PROBE: {
+		struct rdma_probe *pr = obj;
+
+		c->sq_free++;
+		pr->status = wc->status;
+		pr->done = 1;
+		pthread_cond_broadcast(&c->tx_cond);
 		break;
 	}
 	default:

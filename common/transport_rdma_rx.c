@@ -48,6 +48,9 @@ static int rdv_acked(struct rdma_conn *c, uint32_t n)
 		c->rdv_first = tx->next;
 		if (!c->rdv_first)
 			c->rdv_last = NULL;
+		/* The peer has read it: its rkeys die now, under the lock,
+		 * before anything else of this message is looked at. */
+		rdma_tx_revoke(tx);
 		rdma_tx_reap(c, tx, 0);
 	}
 	return 0;
@@ -78,8 +81,10 @@ static int rx_adverts(struct rdma_conn *c, const struct rdma_wire_msg *pm,
 	int ok = 1;
 
 	*written = NULL;
-	if ((pm->w.flags & RWF_ADVERT) && !(h->flags & ORFA_F_REPLY))
+	if ((pm->w.flags & RWF_ADVERT) && !(h->flags & ORFA_F_REPLY)) {
 		rdma_adv_peer_add(c, h->req_id, &pm->adv);
+		c->last_peer_adv = pm->adv;
+	}
 	if (h->flags & ORFA_F_REPLY)
 		mine = rdma_adv_mine_take(c, h->req_id);
 	if (pm->w.flags & RWF_WRITTEN) {
@@ -173,6 +178,7 @@ int rdma_on_recv(struct rdma_conn *c, struct rdma_rslot *s, uint32_t len)
 	if (pm.w.flags & RWF_RDV) {	/* with data: rdma_wire_parse */
 		rx->nseg = pm.w.nseg;
 		memcpy(rx->seg, pm.seg, sizeof(rx->seg));
+		c->last_peer_rdv = pm.seg[0];
 		rx->state = RX_NEED_DEST;
 	}
 	rc = rx_keep_buffer(c, rx, s, len);
@@ -251,13 +257,13 @@ static int rx_resolve(struct rdma_conn *c, struct rdma_rx *rx,
 	if (sink)
 		dst = sink(arg, &rx->hdr);
 	if (dst) {
-		mr = rdma_mr_pin(c->dev, dst, rx->hdr.data_len,
+		mr = rdma_mr_pin(&c->mem, dst, rx->hdr.data_len,
 				 IBV_ACCESS_LOCAL_WRITE);
 		if (!mr)
 			err = errno;
 	}
 	if (!mr) {
-		rb = rdma_rbuf_get(c->dev, rx->hdr.data_len);
+		rb = rdma_rbuf_get(&c->mem, rx->hdr.data_len);
 		err = rb ? 0 : errno;
 	}
 	pthread_mutex_lock(&c->lock);

@@ -1,8 +1,9 @@
 /*
  * transport_rdma_setup.c - the life of one RDMA connection object, for
  * both sides: allocation with its limits and sizes (rdma_conn_alloc), its
- * verbs resources (device, pools, completion channel, CQ, QP: created in
- * this order by rdma_conn_setup_verbs, receives posted), the pollable fd,
+ * verbs resources (device, own protection domain, pools, completion
+ * channel, CQ, QP: created in this order by rdma_conn_setup_verbs,
+ * receives posted), the pollable fd,
  * epoll set and progress thread (rdma_conn_start), the ORFA parameters in
  * the CM private data, and teardown in the reverse order
  * (rdma_conn_teardown).  Connecting is in transport_rdma.c, accepting in
@@ -178,6 +179,9 @@ int rdma_conn_setup_verbs(struct rdma_conn *c)
 				rdma_dev_get(c->id->verbs);
 	if (!c->dev)
 		return verbs_err(c, "cannot open the device", errno);
+	rc = rdma_mem_init(&c->mem, c->dev);	/* this connection's own PD */
+	if (rc)
+		return verbs_err(c, "ibv_alloc_pd", -rc);
 	verbs = c->dev->verbs;
 	max_wr = (uint32_t)c->dev->attr.max_qp_wr;
 	c->nspare = c->credits < MAX_SPARE ? c->credits : MAX_SPARE;
@@ -192,11 +196,11 @@ int rdma_conn_setup_verbs(struct rdma_conn *c)
 		c->sq_depth = max_wr;
 	c->nsslots = c->credits + 4;
 
-	c->rpool_mr = rdma_pool_alloc(c->dev, (size_t)(c->credits + c->nspare) *
+	c->rpool_mr = rdma_pool_alloc(&c->mem, (size_t)(c->credits + c->nspare) *
 				      c->buf_size);
 	if (!c->rpool_mr)
 		return verbs_err(c, "receive pool", errno);
-	c->spool_mr = rdma_pool_alloc(c->dev, (size_t)c->nsslots * c->buf_size +
+	c->spool_mr = rdma_pool_alloc(&c->mem, (size_t)c->nsslots * c->buf_size +
 				      RDMA_CTRL_SLOTS * RDMA_WIRE_SIZE);
 	if (!c->spool_mr)
 		return verbs_err(c, "send pool", errno);
@@ -226,14 +230,14 @@ int rdma_conn_setup_verbs(struct rdma_conn *c)
 	qa.cap.max_recv_sge = 1;
 	if (c->manual_qp) {
 		qa.qp_context = c;
-		c->qp = ibv_create_qp(c->dev->pd, &qa);
+		c->qp = ibv_create_qp(c->mem.pd, &qa);
 		if (!c->qp)
 			return verbs_err(c, "ibv_create_qp", errno);
 		rc = rdma_qp_modify(c, IBV_QPS_INIT, 0);
 		if (rc)
 			return rc;
 	} else {
-		if (rdma_create_qp(c->id, c->dev->pd, &qa))
+		if (rdma_create_qp(c->id, c->mem.pd, &qa))
 			return verbs_err(c, "rdma_create_qp", errno);
 		c->qp = c->id->qp;
 	}
@@ -312,6 +316,7 @@ void rdma_conn_teardown(struct rdma_conn *c)
 		rdma_io_fini(c);	/* per-transfer MRs, lent buffers */
 	rdma_pool_free(c->spool_mr);
 	rdma_pool_free(c->rpool_mr);
+	rdma_mem_fini(&c->mem);		/* cached buffers, then the PD */
 	rdma_dev_put(c->dev);
 	if (c->cm_ch)
 		rdma_destroy_event_channel(c->cm_ch);

@@ -36,11 +36,17 @@ void rdma_tx_reap(struct rdma_conn *c, struct rdma_tx *tx, int err)
 	RDMA_QUEUE_PUSH(c->reap_first, c->reap_last, tx);
 }
 
-void rdma_tx_release(struct rdma_conn *c, struct rdma_tx *tx)
+void rdma_tx_revoke(struct rdma_tx *tx)
 {
 	for (unsigned i = 0; i < tx->nmr; i++)
 		rdma_mr_unpin(tx->mr[i]);
-	rdma_rbuf_put(c->dev, tx->bounce);
+	tx->nmr = 0;
+}
+
+void rdma_tx_release(struct rdma_conn *c, struct rdma_tx *tx)
+{
+	rdma_tx_revoke(tx);
+	rdma_rbuf_put(&c->mem, tx->bounce);
 	if (tx->adv) {
 		/* Never advertised (or the connection died): unpin here. */
 		rdma_mr_unpin(tx->adv->mr);
@@ -237,7 +243,7 @@ int rdma_post_recv(struct rdma_conn *c, struct rdma_rslot *s)
 void rdma_rx_free(struct rdma_conn *c, struct rdma_rx *rx)
 {
 	rdma_mr_unpin(rx->sink_mr);
-	rdma_rbuf_put(c->dev, rx->landing);
+	rdma_rbuf_put(&c->mem, rx->landing);
 	free(rx->copy);
 	if (rx->slot) {
 		rx->slot->next = c->spare;

@@ -293,14 +293,18 @@ static int read_file(int fd, off_t off, uint8_t *dst, size_t len)
 	return 0;
 }
 
-/* Copy the data segment into a bounce buffer. */
+/* Copy the data segment into a bounce buffer.  Cached bounce buffers
+ * have local access only; one the peer must READ (access has
+ * IBV_ACCESS_REMOTE_READ) is registered again for this transfer, and
+ * that registration goes when the peer acknowledges (rdma_tx_revoke). */
 static int tx_bounce(struct rdma_conn *c, struct rdma_tx *tx,
-		     const struct orfa_txmsg *m)
+		     const struct orfa_txmsg *m, int access)
 {
+	struct ibv_mr *mr;
 	uint8_t *p;
 	int rc = 0;
 
-	tx->bounce = rdma_rbuf_get(c->dev, tx->data_len);
+	tx->bounce = rdma_rbuf_get(&c->mem, tx->data_len);
 	if (!tx->bounce)
 		return -errno;
 	p = tx->bounce->addr;
@@ -312,9 +316,16 @@ static int tx_bounce(struct rdma_conn *c, struct rdma_tx *tx,
 	} else {
 		rc = read_file(m->fd, m->fd_off, p, tx->data_len);
 	}
+	mr = tx->bounce->mr;
+	if (access) {
+		mr = rdma_mr_pin(&c->mem, tx->bounce->addr, tx->data_len,
+				 access);
+		if (!mr)
+			return -errno;
+		tx->mr[tx->nmr++] = mr;
+	}
 	tx->nseg = 1;
-	tx_add_seg(&tx->seg[0], tx->bounce->addr, tx->data_len,
-		   tx->bounce->mr);
+	tx_add_seg(&tx->seg[0], tx->bounce->addr, tx->data_len, mr);
 	return rc;
 }
 
@@ -326,12 +337,12 @@ static int tx_register(struct rdma_conn *c, struct rdma_tx *tx,
 	int n = 0;
 
 	if (!m->iov)
-		return tx_bounce(c, tx, m);
+		return tx_bounce(c, tx, m, access);
 	for (int i = 0; i < m->iovcnt; i++)
 		if (m->iov[i].iov_len)
 			n++;
 	if (n > (int)RDMA_MAX_SEG)
-		return tx_bounce(c, tx, m);
+		return tx_bounce(c, tx, m, access);
 	for (int i = 0; i < m->iovcnt; i++) {
 		struct ibv_mr *mr;
 
@@ -339,7 +350,7 @@ static int tx_register(struct rdma_conn *c, struct rdma_tx *tx,
 			continue;
 		if (m->iov[i].iov_len > UINT32_MAX)
 			goto fallback;
-		mr = rdma_mr_pin(c->dev, m->iov[i].iov_base,
+		mr = rdma_mr_pin(&c->mem, m->iov[i].iov_base,
 				 m->iov[i].iov_len, access);
 		if (!mr)
 			goto fallback;
@@ -353,7 +364,7 @@ fallback:
 		rdma_mr_unpin(tx->mr[i]);
 	tx->nmr = 0;
 	tx->nseg = 0;
-	return tx_bounce(c, tx, m);
+	return tx_bounce(c, tx, m, access);
 }
 
 /* The rdma_tx of m in one block: the struct, room for the iovec array
@@ -387,7 +398,7 @@ static uint32_t tx_pin_advert(struct rdma_conn *c, struct rdma_tx *tx,
 	tx->adv = calloc(1, sizeof(*tx->adv));
 	if (!tx->adv)
 		return 0;
-	tx->adv->mr = rdma_mr_pin(c->dev, m->reply_buf, m->reply_buf_len,
+	tx->adv->mr = rdma_mr_pin(&c->mem, m->reply_buf, m->reply_buf_len,
 				  IBV_ACCESS_LOCAL_WRITE |
 				  IBV_ACCESS_REMOTE_WRITE);
 	if (!tx->adv->mr) {

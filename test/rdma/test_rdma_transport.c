@@ -15,6 +15,12 @@
  *   T_CLOSE  the server drops the connection without replying
  * Clients check every byte against the same pattern.
  *
+ * Group 'isolation' (issue 12): the test holds both ends of connections
+ * and replays rkeys through rdma_test_remote_access: one of a completed
+ * rendezvous (READ), of an answered reply buffer (WRITE), and a live
+ * reply buffer's through another connection must all get a remote
+ * access error, never data.
+ *
  * Modes: (no argument) the test suite; --bench: RDMA vs TCP round trip
  * and 1 MiB throughput over 192.0.2.1, printed as TAP comments;
  * --child-stream HOST PORT: helper process for the peer-death test;
@@ -50,6 +56,7 @@
 #define T_PING		ORFA_OP_PING
 #define T_CLOSE		ORFA_OP_RELEASE
 
+#define BENCH_MEM(c)	(&rdma_c(c)->mem)	/* the PD pins go to */
 #define PAT_SIZE	((17u << 20) + 4096)
 #define MAX_DATA	(32u << 20)
 
@@ -1412,9 +1419,304 @@ static void test_cache(void)
 	    st.rbuf_hits, st.rbuf_misses, st.rbuf_evictions, st.pins);
 }
 
+/* ---- isolation (issue 12) ---------------------------------------------------------- */
+
+/*
+ * The peer of a test connection keeps the rkeys it was given and tries
+ * them again with RDMA READ/WRITE through rdma_test_remote_access, as a
+ * hostile peer would on its own QP.  The server side here is accepted
+ * directly (no server thread) so the test holds both ends.
+ */
+struct iso_pair {
+	struct orfa_conn *c;		/* client end */
+	struct orfa_conn *s;		/* accepted end */
+};
+
+static int iso_connect(struct srv *s, struct iso_pair *p)
+{
+	struct pollfd pfd = { .fd = orfa_listener_fd(s->l), .events = POLLIN };
+	int rc;
+
+	p->c = p->s = NULL;
+	rc = cl_connect(s, 0, 0, &p->c);
+	if (rc)
+		return rc;
+	if (poll(&pfd, 1, 20000) != 1)
+		return -ETIMEDOUT;
+	return orfa_listener_accept(s->l, &p->s);
+}
+
+static void iso_close(struct iso_pair *p)
+{
+	orfa_conn_put(&p->c);
+	orfa_conn_put(&p->s);
+}
+
+/* Send a reply with head only (T_PUT) or with data (T_READ) from s. */
+static int iso_reply(struct orfa_conn *s, uint16_t op, uint64_t id,
+		     const void *data, uint32_t dlen)
+{
+	uint8_t head[ORFA_HDR_SIZE + 8];
+	struct iovec iov = { .iov_base = (void *)data, .iov_len = dlen };
+	struct orfa_txmsg tx = { .fd = -1 };
+
+	tx.head = head;
+	tx.head_len = mk_head(head, op, ORFA_F_REPLY, id, NULL, 0, dlen);
+	if (dlen) {
+		tx.iov = &iov;
+		tx.iovcnt = 1;
+	}
+	return orfa_conn_send(s, &tx);
+}
+
+/* Wait (10 s) until c reports its connection failed. */
+static int iso_dropped(struct orfa_conn *c)
+{
+	struct pollfd pfd = { .fd = orfa_conn_fd(c), .events = POLLIN };
+	struct orfa_rxmsg m;
+	int rc;
+
+	if (poll(&pfd, 1, 10000) != 1)
+		return 0;
+	rc = orfa_conn_recv(c, &m);
+	if (rc == 0)
+		orfa_conn_recv_done(c, &m);
+	return rc != 0 && rc != -EAGAIN;
+}
+
+static int all_bytes(const uint8_t *p, size_t n, uint8_t v)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != v)
+			return 0;
+	return 1;
+}
+
+/* A rendezvous source (a transport bounce buffer: data from a file)
+ * READ again with its rkey after the peer acknowledged it. */
+static void iso_stale_read(struct srv *s, uint8_t *buf, size_t len)
+{
+	struct iso_pair p;
+	struct orfa_txmsg tx = { .fd = s->file_fd, .fd_len = len };
+	uint8_t head[ORFA_HDR_SIZE];
+	struct orfa_rxmsg m;
+	struct rdma_seg rdv, adv;
+	int rc, ok;
+
+	if (iso_connect(s, &p)) {
+		tap(0, "isolation: connect");
+		iso_close(&p);
+		return;
+	}
+	tx.head = head;
+	tx.head_len = mk_head(head, T_PUT, 0, 1, NULL, 0, (uint32_t)len);
+	rc = orfa_conn_send(p.c, &tx);
+	rc = rc ? rc : orfa_conn_recv(p.s, &m);
+	ok = rc == 0 && m.hdr.data_len == len && !memcmp(m.data, pat, len);
+	if (rc == 0)
+		orfa_conn_recv_done(p.s, &m);
+	rdma_test_peer_segs(p.s, &rdv, &adv);
+	/* The reply carries the rendezvous ack: once the client has it,
+	 * the source's rkey is gone. */
+	rc = rc ? rc : iso_reply(p.s, T_PUT, 1, NULL, 0);
+	rc = rc ? rc : orfa_conn_recv(p.c, &m);
+	if (rc == 0)
+		orfa_conn_recv_done(p.c, &m);
+	tap(ok && rc == 0 && rdv.len == len, "isolation: %zu bytes sent by "
+	    "rendezvous from a bounce buffer (rc %d)", len, rc);
+	memset(buf, 0x5a, len);
+	rc = rdma_test_remote_access(p.s, &rdv, buf, 0, 20000);
+	tap(rc == -EACCES && all_bytes(buf, len, 0x5a), "isolation: RDMA READ "
+	    "with the rkey of a completed rendezvous gets a remote access "
+	    "error, no data (%s)", rc ? strerror(-rc) : "read succeeded");
+	tap(iso_dropped(p.c), "isolation: and the connection is dropped");
+	iso_close(&p);
+}
+
+/* Ask for len bytes into the client's reply buffer rb: the request
+ * advertises rb; returns the advert as the server end saw it. */
+static int iso_request(struct iso_pair *p, uint64_t id, uint8_t *rb,
+		       uint32_t len, struct rdma_seg *adv)
+{
+	uint8_t body[12];
+	struct orfa_rxmsg m;
+	struct rdma_seg rdv;
+	int rc;
+
+	put32(body, len);
+	put32(body + 4, 0);
+	put32(body + 8, 0);
+	rc = cl_send(p->c, T_READ, id, body, 12, NULL, 0, rb, len);
+	rc = rc ? rc : orfa_conn_recv(p->s, &m);
+	if (rc)
+		return rc;
+	orfa_conn_recv_done(p->s, &m);
+	rdma_test_peer_segs(p->s, &rdv, adv);
+	return adv->len == len ? 0 : -EPROTO;
+}
+
+/* A reply buffer WRITTEN again with its rkey after the reply came. */
+static void iso_stale_write(struct srv *s, uint8_t *buf, uint8_t *rb,
+			    uint32_t len)
+{
+	struct iso_pair p;
+	struct orfa_rxmsg m;
+	struct rdma_seg adv;
+	int rc;
+
+	if (iso_connect(s, &p)) {
+		tap(0, "isolation: connect (2)");
+		iso_close(&p);
+		return;
+	}
+	rc = iso_request(&p, 2, rb, len, &adv);
+	rc = rc ? rc : iso_reply(p.s, T_READ, 2, pat, len);
+	rc = rc ? rc : orfa_conn_recv(p.c, &m);
+	if (rc == 0) {
+		rc = m.data_in_sink || m.data == rb ? 0 : -EPROTO;
+		orfa_conn_recv_done(p.c, &m);
+	}
+	tap(rc == 0 && !memcmp(rb, pat, len), "isolation: %u byte reply "
+	    "RDMA-written into the advertised buffer (rc %d)", len, rc);
+	memset(rb, 0x5a, len);
+	memset(buf, 0xc3, len);
+	rc = rdma_test_remote_access(p.s, &adv, buf, 1, 20000);
+	tap(rc == -EACCES && all_bytes(rb, len, 0x5a), "isolation: RDMA "
+	    "WRITE with the rkey of an answered reply buffer gets a remote "
+	    "access error, the buffer is untouched (%s)",
+	    rc ? strerror(-rc) : "write succeeded");
+	tap(iso_dropped(p.c), "isolation: and the connection is dropped (2)");
+	iso_close(&p);
+}
+
+/* A live reply buffer of one connection, written through another. */
+static void iso_cross(struct srv *s, uint8_t *buf, uint8_t *rb,
+		      uint32_t len)
+{
+	struct iso_pair a = { 0 }, b = { 0 };
+	struct orfa_rxmsg m;
+	struct rdma_seg adv;
+	int rc;
+
+	if (iso_connect(s, &a) || iso_connect(s, &b)) {
+		tap(0, "isolation: connect (3)");
+		iso_close(&a);
+		iso_close(&b);
+		return;
+	}
+	memset(rb, 0x5a, len);
+	rc = iso_request(&a, 3, rb, len, &adv);
+	memset(buf, 0xc3, len);
+	rc = rc ? rc : rdma_test_remote_access(b.s, &adv, buf, 1, 20000);
+	tap(rc == -EACCES && all_bytes(rb, len, 0x5a), "isolation: another "
+	    "connection's RDMA WRITE with a live reply buffer's rkey gets a "
+	    "remote access error, the buffer is untouched (%s)",
+	    rc ? strerror(-rc) : "write succeeded");
+	tap(iso_dropped(b.c), "isolation: the offending connection is "
+	    "dropped");
+	rc = iso_reply(a.s, T_READ, 3, pat, len);
+	rc = rc ? rc : orfa_conn_recv(a.c, &m);
+	if (rc == 0)
+		orfa_conn_recv_done(a.c, &m);
+	tap(rc == 0 && !memcmp(rb, pat, len), "isolation: the owner's "
+	    "transfer completes unharmed (rc %d)", rc);
+	iso_close(&a);
+	iso_close(&b);
+}
+
+static void test_isolation(void)
+{
+	const uint32_t len = 1u << 20;
+	uint8_t *buf = malloc(len), *rb = malloc(len);
+	struct srv s;
+
+	if (!buf || !rb || srv_open(&s, "rdma", 0, 0, 0)) {
+		tap(0, "isolation: listener");
+	} else {
+		iso_stale_read(&s, buf, len);
+		iso_stale_write(&s, buf, rb, len);
+		iso_cross(&s, buf, rb, len);
+		orfa_listener_close(s.l);
+		close(s.stop[0]);
+		close(s.stop[1]);
+		close(s.file_fd);
+	}
+	free(buf);
+	free(rb);
+}
+
 /* ---- bench ------------------------------------------------------------------------------ */
 
-static void bench_one(const char *tp, double res[3])
+/* n requests of 1 MiB data each, win in flight; MiB/s.  With fd >= 0 the
+ * data comes from the file (over RDMA: a bounce buffer, read by the
+ * peer by rendezvous), else from memory (registered per transfer). */
+static double bench_put(struct orfa_conn *c, int fd, unsigned n,
+			unsigned win)
+{
+	uint8_t head[ORFA_HDR_SIZE];
+	struct orfa_txmsg tx = { .fd = fd, .fd_len = 1u << 20 };
+	struct orfa_rxmsg m;
+	unsigned sent, got;
+	double t0 = now_s();
+
+	for (sent = got = 0; got < n;) {
+		if (sent < n && sent - got < win) {
+			if (fd >= 0) {
+				tx.head = head;
+				tx.head_len = mk_head(head, T_PUT, 0, sent,
+						      NULL, 0, 1u << 20);
+				if (orfa_conn_send(c, &tx))
+					return 0;
+			} else if (cl_send(c, T_PUT, sent, NULL, 0, pat,
+					   1u << 20, NULL, 0)) {
+				return 0;
+			}
+			sent++;
+			continue;
+		}
+		if (orfa_conn_recv(c, &m))
+			return 0;
+		orfa_conn_recv_done(c, &m);
+		got++;
+	}
+	return n / (now_s() - t0);
+}
+
+/* What a transfer's own registration for remote access costs (us per
+ * ibv_reg_mr + ibv_dereg_mr of size bytes), and a connection's set-up
+ * (ms per connect + accept + close, its protection domain included). */
+static void bench_setup_costs(struct srv *s, struct orfa_conn *c)
+{
+	const unsigned iters = 200, nconn = 10;
+	size_t sizes[2] = { 64u << 10, 1u << 20 };
+	uint8_t *buf = malloc(1u << 20);
+	struct orfa_conn *x;
+	double t0;
+
+	if (!buf)
+		return;
+	memset(buf, 1, 1u << 20);
+	for (int k = 0; k < 2; k++) {
+		t0 = now_s();
+		for (unsigned i = 0; i < iters; i++)
+			rdma_mr_unpin(rdma_mr_pin(BENCH_MEM(c), buf, sizes[k],
+						  IBV_ACCESS_REMOTE_READ));
+		diag("  register+deregister %4zu KiB: %8.1f us", sizes[k] >> 10,
+		     (now_s() - t0) / iters * 1e6);
+	}
+	free(buf);
+	t0 = now_s();
+	for (unsigned i = 0; i < nconn; i++) {
+		x = NULL;
+		if (cl_connect(s, 0, 0, &x))
+			return;
+		orfa_conn_put(&x);
+	}
+	diag("  connection set-up (connect, accept, close): %.1f ms",
+	     (now_s() - t0) / nconn * 1e3);
+}
+
+static void bench_one(const char *tp, double res[4])
 {
 	struct srv s;
 	struct orfa_conn *c = NULL;
@@ -1424,7 +1726,7 @@ static void bench_one(const char *tp, double res[3])
 	double t0;
 	unsigned sent, got;
 
-	memset(res, 0, 3 * sizeof(double));
+	memset(res, 0, 4 * sizeof(double));
 	if (srv_start(&s, tp, ORFA_TP_NONBLOCK, 0, 0) ||
 	    cl_connect(&s, 0, 0, &c)) {
 		diag("bench %s: cannot start", tp);
@@ -1442,23 +1744,15 @@ static void bench_one(const char *tp, double res[3])
 		orfa_conn_recv_done(c, &m);
 	}
 	res[0] = (now_s() - t0) / pings * 1e6;
+	if (strcmp(tp, "rdma") == 0)
+		bench_setup_costs(&s, c);
 
-	/* 1 MiB requests carrying data (client -> server). */
-	t0 = now_s();
-	for (sent = got = 0; got < n;) {
-		if (sent < n && sent - got < win) {
-			if (cl_send(c, T_PUT, sent, NULL, 0, pat, 1u << 20,
-				    NULL, 0))
-				goto out;
-			sent++;
-			continue;
-		}
-		if (orfa_conn_recv(c, &m))
-			goto out;
-		orfa_conn_recv_done(c, &m);
-		got++;
-	}
-	res[1] = n / (now_s() - t0);
+	/* 1 MiB requests carrying data (client -> server), from memory
+	 * and from a file. */
+	res[1] = bench_put(c, -1, n, win);
+	res[3] = bench_put(c, s.file_fd, n, win);
+	if (!res[1] || !res[3])
+		goto out;
 
 	/* 1 MiB replies (server -> client) into reply buffers. */
 	for (unsigned i = 0; i < win; i++)
@@ -1496,7 +1790,7 @@ out:
 
 static int bench(void)
 {
-	double r[3], t[3];
+	double r[4], t[4];
 
 	bench_one("rdma", r);
 	bench_one("tcp", t);
@@ -1509,6 +1803,8 @@ static int bench(void)
 	     r[1], t[1], t[1] > 0 ? r[1] / t[1] : 0);
 	diag("  1 MiB replies      rdma %8.1f MiB/s tcp %8.1f MiB/s rdma/tcp %.2f",
 	     r[2], t[2], t[2] > 0 ? r[2] / t[2] : 0);
+	diag("  1 MiB file data    rdma %8.1f MiB/s tcp %8.1f MiB/s rdma/tcp %.2f",
+	     r[3], t[3], t[3] > 0 ? r[3] / t[3] : 0);
 	printf("1..%d\n", tap_n);
 	return tap_fail ? 1 : 0;
 }
@@ -1654,6 +1950,8 @@ int main(int argc, char **argv)
 		test_refused();
 	if (want("cache"))
 		test_cache();
+	if (want("isolation"))
+		test_isolation();
 	unlink(pat_file);
 	printf("1..%d\n", tap_n);
 	return tap_fail ? 1 : 0;
